@@ -1,0 +1,187 @@
+"""Support code of the integration suite: the test application as a subprocess, and the
+Node client scenario runner. (A plain module with a distinct name, so test files can import it
+whatever other conftest.py files exist.)"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = ROOT / "tests" / "apps"
+JS_DIR = Path(__file__).resolve().parent / "js"
+KNOWN_TARGETS = ("node", "salas")
+STARTUP_TIMEOUT = 20.0
+
+
+def _targets() -> list[str]:
+    raw = os.environ.get("SALAS_TEST_TARGETS", "salas")
+    targets = [t.strip() for t in raw.split(",") if t.strip()]
+    for t in targets:
+        if t not in KNOWN_TARGETS:
+            raise pytest.UsageError(f"SALAS_TEST_TARGETS: unknown target {t!r}")
+    return targets
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "app_env(**env): environment of the test application (PING_INTERVAL_MS, ...)"
+    )
+    config.addinivalue_line("markers", "targets(*names): run only against these targets")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" in metafunc.fixturenames:
+        targets = _targets()
+        marker = metafunc.definition.get_closest_marker("targets")
+        if marker is not None:
+            targets = [t for t in targets if t in marker.args]
+        if not targets:
+            targets = [pytest.param("none", marks=pytest.mark.skip(reason="target not selected"))]
+        metafunc.parametrize("target", targets)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class AppProcess:
+    """A running test application."""
+
+    target: str
+    env: dict[str, str]
+    proc: subprocess.Popen[str]
+    port: int
+    output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=400))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self) -> str:
+        return "\n".join(list(self.output)[-60:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+def _command(target: str) -> list[str]:
+    if target == "node":
+        node = shutil.which("node")
+        if node is None:
+            pytest.fail("the node target needs `node` on PATH")
+        return [node, str(APPS / "reference_app.js")]
+    return [sys.executable, str(APPS / "salas_app.py")]
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def start_app(target: str, env: dict[str, str]) -> AppProcess:
+    port = free_port()
+    full_env = dict(os.environ)
+    full_env.update(env)
+    full_env["PORT"] = str(port)
+    full_env.setdefault("PYTHONUNBUFFERED", "1")
+    src = str(ROOT / "src")
+    full_env["PYTHONPATH"] = src + os.pathsep + full_env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        _command(target),
+        cwd=ROOT,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    app = AppProcess(target=target, env=env, proc=proc, port=port)
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            app.output.append(line)
+            if line.startswith("READY "):
+                with contextlib.suppress(IndexError, ValueError):
+                    app.port = int(line.split()[1])
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    ready.wait(STARTUP_TIMEOUT)
+    # READY may be printed just before the server listens: wait until it accepts.
+    while time.monotonic() < deadline and app.alive() and not _port_open(app.port):
+        time.sleep(0.05)
+    if not app.alive() or not _port_open(app.port):
+        app.stop()
+        pytest.fail(
+            f"the {target} test application did not start (env {env}):\n{app.tail()}",
+            pytrace=False,
+        )
+    return app
+
+
+async def run_js(script: str, *args: str, timeout: float = 30.0) -> Any:
+    """Run ``tests/integration/js/<script>`` with node; return the JSON it prints last."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("the Node client scenarios need `node` on PATH")
+    proc = await asyncio.create_subprocess_exec(
+        node,
+        str(JS_DIR / script),
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail(f"{script} {' '.join(args)} did not finish within {timeout}s")
+    lines = [line for line in out.decode().splitlines() if line.strip()]
+    if proc.returncode != 0 or not lines:
+        pytest.fail(
+            f"{script} {' '.join(args)} exited {proc.returncode}\n"
+            f"stdout:\n{out.decode()}\nstderr:\n{err.decode()}"
+        )
+    return json.loads(lines[-1])
