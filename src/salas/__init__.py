@@ -1,4 +1,23 @@
 """salas: a real-time chat-room server for Python on the Socket.IO protocol."""
 
+from salas.server import (
+    AckTimeout,
+    BroadcastOperator,
+    ConnectionRefused,
+    Disconnected,
+    Namespace,
+    Server,
+    Socket,
+)
+
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = [
+    "AckTimeout",
+    "BroadcastOperator",
+    "ConnectionRefused",
+    "Disconnected",
+    "Namespace",
+    "Server",
+    "Socket",
+    "__version__",
+]

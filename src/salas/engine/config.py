@@ -1,0 +1,62 @@
+"""Engine.IO server settings, validated once at construction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["CorsConfig", "EngineConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class CorsConfig:
+    """Which browser origins may call the server from another site.
+
+    `origins` is "*" (any origin), a list of exact origins, or empty (no CORS headers: only
+    same-origin pages can use the server).
+    """
+
+    origins: str | tuple[str, ...] = ()
+    credentials: bool = False
+
+    @classmethod
+    def parse(cls, origins: str | Sequence[str] | None, credentials: bool = False) -> CorsConfig:
+        if origins is None:
+            return cls((), credentials)
+        if isinstance(origins, str):
+            if origins.strip() == "*":
+                return cls("*", credentials)
+            items = tuple(o.strip() for o in origins.split(",") if o.strip())
+            return cls(items, credentials)
+        return cls(tuple(origins), credentials)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    path: str = "/engine.io/"
+    ping_interval: float = 25.0  # seconds between server pings
+    ping_timeout: float = 20.0  # seconds a client has to answer a ping
+    upgrade_timeout: float = 10.0  # seconds a websocket probe has to complete the upgrade
+    max_payload: int = 1_000_000  # bytes in one polling body or one websocket message
+    # Bytes of unsent output a connection may hold before it is cut off as a slow consumer.
+    max_buffer: int = 4 * 1024 * 1024
+    # Above this many unsent bytes, volatile packets to that connection are dropped.
+    volatile_buffer: int = 256 * 1024
+    transports: tuple[str, ...] = ("polling", "websocket")
+    cors: CorsConfig = field(default_factory=CorsConfig)
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise ValueError(f"path must start with '/': {self.path!r}")
+        if not self.path.endswith("/"):
+            object.__setattr__(self, "path", self.path + "/")
+        for name in ("ping_interval", "ping_timeout", "upgrade_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_payload <= 0:
+            raise ValueError("max_payload must be positive")
+        if self.volatile_buffer > self.max_buffer:
+            raise ValueError("volatile_buffer must not exceed max_buffer")
+        unknown = set(self.transports) - {"polling", "websocket"}
+        if unknown or not self.transports:
+            raise ValueError(f"transports must be among polling, websocket: {self.transports}")

@@ -1,0 +1,298 @@
+"""HTTP/1.1 connections parsed by `httptools`, with deferred responses and upgrades.
+
+A connection handles one request at a time (requests that arrive meanwhile wait in order),
+because a long-polling GET may stay unanswered for up to a ping interval. A request asking
+for a websocket upgrade hands the connection over to `salas.engine.websocket`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Protocol as TypingProtocol
+from typing import cast
+from urllib.parse import parse_qsl
+
+import httptools
+
+__all__ = ["HttpConnection", "HttpRequest", "RequestHandler", "StreamHandler"]
+
+logger = logging.getLogger("salas.engine")
+
+# Bodies above this size are refused for routes that don't set their own bound.
+DEFAULT_MAX_BODY = 1_000_000
+_MAX_HEADER_BYTES = 64 * 1024
+
+
+class StreamHandler(TypingProtocol):
+    """What takes over a connection after an upgrade (a websocket)."""
+
+    def data_received(self, data: bytes) -> None: ...
+    def connection_lost(self, exc: Exception | None) -> None: ...
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
+
+
+class HttpRequest:
+    """One parsed request; answer it with `respond` (now or later)."""
+
+    __slots__ = (
+        "_on_abort",
+        "body",
+        "connection",
+        "headers",
+        "method",
+        "path",
+        "query",
+        "query_string",
+        "raw_headers",
+        "responded",
+        "upgrade",
+        "upgrade_tail",
+    )
+
+    def __init__(self, connection: HttpConnection) -> None:
+        self.connection = connection
+        self.method = ""
+        self.path = ""
+        self.query_string = ""
+        self.query: dict[str, str] = {}
+        self.headers: dict[str, str] = {}
+        self.raw_headers: list[tuple[str, str]] = []
+        self.body = b""
+        self.upgrade = False
+        self.upgrade_tail = b""
+        self.responded = False
+        self._on_abort: Callable[[], None] | None = None
+
+    @property
+    def remote_address(self) -> str:
+        peer = (
+            self.connection.transport.get_extra_info("peername")
+            if self.connection.transport
+            else None
+        )
+        return str(peer[0]) if peer else ""
+
+    def on_abort(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` if the client goes away before this request is answered."""
+        self._on_abort = callback
+
+    def respond(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: list[tuple[str, str]] | None = None,
+        content_type: str = "text/plain; charset=UTF-8",
+    ) -> None:
+        if self.responded:
+            return
+        self.responded = True
+        self._on_abort = None
+        self.connection.write_response(self, status, body, headers or [], content_type)
+
+
+class RequestHandler(TypingProtocol):
+    def __call__(self, request: HttpRequest) -> None: ...
+
+
+class HttpConnection(asyncio.Protocol):
+    """asyncio protocol for one TCP connection speaking HTTP/1.1."""
+
+    def __init__(self, handler: RequestHandler, max_body: Callable[[HttpRequest], int]) -> None:
+        self._handler = handler
+        self._max_body = max_body
+        self._parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self._request: HttpRequest | None = None  # being parsed
+        self._waiting: deque[HttpRequest] = deque()  # parsed, not yet handled
+        self._current: HttpRequest | None = None  # handled, not yet answered
+        self._header_bytes = 0
+        self._body_limit = DEFAULT_MAX_BODY
+        self._body_parts: list[bytes] = []
+        self._body_size = 0
+        self._stream: StreamHandler | None = None
+        self._closing = False
+        self._paused_reading = False
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._stream is not None:
+            self._stream.data_received(data)
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            offset = upgrade.args[0]
+            if self._waiting and self._waiting[-1].upgrade:
+                self._waiting[-1].upgrade_tail = data[offset:]
+        except (httptools.HttpParserError, _BodyTooLarge) as exc:
+            # httptools re-raises a callback's exception as HttpParserCallbackError with the
+            # original as its context.
+            if isinstance(exc, _BodyTooLarge) or isinstance(exc.__context__, _BodyTooLarge):
+                self._reject(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"Payload Too Large")
+            else:
+                self._reject(HTTPStatus.BAD_REQUEST, b"Bad Request")
+            return
+        self._handle_next()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        if self._stream is not None:
+            self._stream.connection_lost(exc)
+            return
+        current = self._current
+        if current is not None and not current.responded:
+            abort = current._on_abort
+            current._on_abort = None
+            if abort is not None:
+                abort()
+
+    def pause_writing(self) -> None:
+        if self._stream is not None:
+            self._stream.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._stream is not None:
+            self._stream.resume_writing()
+
+    # -- httptools callbacks ----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._request = HttpRequest(self)
+        self._header_bytes = 0
+        self._body_parts = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        assert self._request is not None
+        self._header_bytes += len(url)
+        if self._header_bytes > _MAX_HEADER_BYTES:
+            raise httptools.HttpParserError("request line too long")
+        self._request.path += url.decode("latin-1")  # may arrive in pieces
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self._request is not None
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > _MAX_HEADER_BYTES:
+            raise httptools.HttpParserError("headers too large")
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        self._request.raw_headers.append((key, text))
+        headers = self._request.headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+    def on_headers_complete(self) -> None:
+        request = self._request
+        assert request is not None
+        request.method = self._parser.get_method().decode("ascii", "replace")
+        raw_url = request.path
+        parsed = httptools.parse_url(raw_url.encode("latin-1"))
+        request.path = (parsed.path or b"/").decode("latin-1")
+        request.query_string = (parsed.query or b"").decode("latin-1")
+        request.query = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        request.upgrade = bool(self._parser.should_upgrade())
+        self._body_limit = self._max_body(request)
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self._body_limit:
+            raise _BodyTooLarge
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._body_limit:
+            raise _BodyTooLarge
+        self._body_parts.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self._request
+        assert request is not None
+        request.body = b"".join(self._body_parts)
+        self._body_parts = []
+        self._request = None
+        self._waiting.append(request)
+        # Stop reading from a client that sends requests faster than we answer them.
+        if len(self._waiting) > 8 and self.transport is not None and not self._paused_reading:
+            self._paused_reading = True
+            self.transport.pause_reading()
+
+    # -- handling and answering -------------------------------------------------------
+    def _handle_next(self) -> None:
+        while self._current is None and self._waiting and not self._closing:
+            request = self._waiting.popleft()
+            self._current = request
+            if self._paused_reading and len(self._waiting) <= 8 and self.transport is not None:
+                self._paused_reading = False
+                self.transport.resume_reading()
+            try:
+                self._handler(request)
+            except Exception:
+                logger.exception("error handling %s %s", request.method, request.path)
+                request.respond(HTTPStatus.INTERNAL_SERVER_ERROR, b"Internal Server Error")
+            if request.upgrade and self._stream is not None:
+                return
+
+    def write_response(
+        self,
+        request: HttpRequest,
+        status: int,
+        body: bytes,
+        headers: list[tuple[str, str]],
+        content_type: str,
+    ) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        keep_alive = bool(self._parser.should_keep_alive()) and not request.upgrade
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        if status != HTTPStatus.NO_CONTENT:
+            lines.append(f"Content-Type: {content_type}")
+            lines.append(f"Content-Length: {len(body)}")
+        lines.extend(f"{k}: {v}" for k, v in headers)
+        lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        transport.write(head + body if request.method != "HEAD" else head)
+        if request is self._current:
+            self._current = None
+        if not keep_alive:
+            self._closing = True
+            transport.close()
+            return
+        if self._waiting:
+            # Answering may happen inside another connection's callback; handle the next
+            # request of this one on its own turn of the loop.
+            asyncio.get_running_loop().call_soon(self._handle_next)
+
+    def take_over(self, stream: StreamHandler) -> None:
+        """Hand every further byte of this connection to `stream` (after an upgrade)."""
+        self._stream = stream
+        self._current = None
+        self._waiting.clear()
+
+    def _reject(self, status: int, body: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        reason = HTTPStatus(status).phrase
+        transport.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("latin-1")
+            + body
+        )
+        self._closing = True
+        transport.close()
+        current = self._current
+        if current is not None and current._on_abort is not None:
+            abort = current._on_abort
+            current._on_abort = None
+            abort()
+
+
+class _BodyTooLarge(Exception):
+    pass

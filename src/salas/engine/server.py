@@ -1,0 +1,189 @@
+"""The Engine.IO server: routes HTTP requests under its path to sessions.
+
+Usable on its own like Node's `engine.io` package: give it `on_connection` and read each
+session's `on_message` / `on_close`. Requests outside its path go to `fallback` (static
+files, health checks, the application's pages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+
+import orjson
+
+from salas.engine.config import EngineConfig
+from salas.engine.cors import cors_headers, preflight_headers
+from salas.engine.errors import EngineErrorCode, error_body
+from salas.engine.http import DEFAULT_MAX_BODY, HttpConnection, HttpRequest
+from salas.engine.scheduler import FlushScheduler
+from salas.engine.session import EngineSession
+from salas.engine.websocket import WebSocket
+
+__all__ = ["EngineServer"]
+
+logger = logging.getLogger("salas.engine")
+
+
+def _not_found(request: HttpRequest) -> None:
+    request.respond(404, b"Not Found")
+
+
+class EngineServer:
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        on_connection: Callable[[EngineSession], None] | None = None,
+        fallback: Callable[[HttpRequest], None] = _not_found,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.on_connection = on_connection or (lambda session: None)
+        self.fallback = fallback
+        self.sessions: dict[str, EngineSession] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduler: FlushScheduler | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[HttpConnection] = set()
+        self._handshake_template = {
+            "pingInterval": round(self.config.ping_interval * 1000),
+            "pingTimeout": round(self.config.ping_timeout * 1000),
+            "maxPayload": self.config.max_payload,
+        }
+
+    # -- loop-bound state -------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    @property
+    def scheduler(self) -> FlushScheduler:
+        if self._scheduler is None:
+            self._scheduler = FlushScheduler(self.loop)
+        return self._scheduler
+
+    # -- listening --------------------------------------------------------------------
+    def protocol_factory(self) -> HttpConnection:
+        return HttpConnection(self.handle_request, self._max_body)
+
+    async def listen(self, host: str, port: int) -> int:
+        """Start accepting connections; returns the bound port (useful with port 0)."""
+        loop = self.loop
+        self._server = await loop.create_server(
+            self.protocol_factory, host, port, backlog=4096, reuse_address=True
+        )
+        sockets = self._server.sockets
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def close(self) -> None:
+        """Stop accepting, close every session, then the listening socket."""
+        if self._server is not None:
+            self._server.close()
+        for session in list(self.sessions.values()):
+            session.close("server shutting down")
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    # -- routing ----------------------------------------------------------------------
+    def _max_body(self, request: HttpRequest) -> int:
+        if self._is_engine_path(request.path):
+            return self.config.max_payload
+        return DEFAULT_MAX_BODY
+
+    def _is_engine_path(self, path: str) -> bool:
+        engine_path = self.config.path
+        return path == engine_path or path == engine_path[:-1]
+
+    def cors(self, request: HttpRequest) -> list[tuple[str, str]]:
+        return cors_headers(self.config.cors, request)
+
+    def handle_request(self, request: HttpRequest) -> None:
+        if not self._is_engine_path(request.path):
+            self.fallback(request)
+            return
+        if request.method == "OPTIONS":
+            request.respond(204, b"", preflight_headers(self.config.cors, request))
+            return
+        query = request.query
+        if query.get("EIO") != "4":
+            self._error(request, EngineErrorCode.UNSUPPORTED_PROTOCOL_VERSION)
+            return
+        transport = query.get("transport")
+        if transport not in self.config.transports:
+            self._error(request, EngineErrorCode.UNKNOWN_TRANSPORT)
+            return
+        sid = query.get("sid")
+        if sid is None:
+            self._handshake(request, transport)
+            return
+        session = self.sessions.get(sid)
+        if session is None:
+            self._error(request, EngineErrorCode.UNKNOWN_SID)
+            return
+        if transport == "websocket":
+            if not request.upgrade or session.transport != "polling" or session.is_upgrading():
+                self._error(request, EngineErrorCode.BAD_REQUEST)
+                return
+            ws = WebSocket(request, self.config.max_payload)
+            if ws.accept(request):
+                session.probe_websocket(ws)
+            return
+        if session.transport != "polling":
+            self._error(request, EngineErrorCode.BAD_REQUEST)
+            return
+        if request.method == "GET":
+            session.handle_poll(request)
+        elif request.method == "POST":
+            session.handle_post(request)
+        else:
+            self._error(request, EngineErrorCode.BAD_REQUEST)
+
+    def _handshake(self, request: HttpRequest, transport: str) -> None:
+        if request.method != "GET":
+            self._error(request, EngineErrorCode.BAD_HANDSHAKE_METHOD)
+            return
+        if transport == "websocket" and not request.upgrade:
+            self._error(request, EngineErrorCode.BAD_REQUEST)
+            return
+        sid = secrets.token_urlsafe(15)
+        session = EngineSession(self, sid, request)
+        upgrades = (
+            ["websocket"]
+            if transport == "polling" and "websocket" in self.config.transports
+            else []
+        )
+        open_packet = (
+            "0"
+            + orjson.dumps({"sid": sid, "upgrades": upgrades, **self._handshake_template}).decode()
+        )
+        if transport == "websocket":
+            ws = WebSocket(request, self.config.max_payload)
+            if not ws.accept(request):
+                return
+            self.sessions[sid] = session
+            session.attach_websocket(ws)
+            session.send(open_packet)
+        else:
+            self.sessions[sid] = session
+            request.respond(200, open_packet.encode(), self.cors(request))
+        session.start_heartbeat()
+        try:
+            self.on_connection(session)
+        except Exception:
+            logger.exception("error in connection callback for session %s", sid)
+            session.close("server error")
+
+    def _error(self, request: HttpRequest, code: EngineErrorCode) -> None:
+        status, body = error_body(code)
+        request.respond(status, body, self.cors(request), "application/json")
+        if request.upgrade and request.connection.transport is not None:
+            request.connection.transport.close()
+
+    def forget(self, session: EngineSession) -> None:
+        """Called by a session when it closes."""
+        if self.sessions.get(session.sid) is session:
+            del self.sessions[session.sid]

@@ -1,0 +1,359 @@
+"""One Engine.IO session: its transport (long-polling or websocket), upgrade and heartbeat.
+
+Outgoing packets are kept in websocket form. On websocket they are framed and appended to
+`_out`, written at the end of the loop iteration by the flush scheduler; on long-polling
+they wait in `_queue` until a GET takes them as one payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from salas.engine.http import HttpRequest
+from salas.engine.websocket import WebSocket
+from salas.protocol import (
+    PacketType,
+    ProtocolError,
+    WirePacket,
+    decode_packet,
+    decode_payload,
+    encode_payload,
+    text_frame,
+)
+from salas.protocol.outgoing import EncodedMessage
+from salas.protocol.wsframe import binary_frame
+
+if TYPE_CHECKING:
+    from salas.engine.server import EngineServer
+
+__all__ = ["EngineSession"]
+
+logger = logging.getLogger("salas.engine")
+
+_NOOP = b"6"
+
+
+def _ignore_message(message: str | bytes) -> None:
+    return None
+
+
+def _ignore_close(reason: str) -> None:
+    return None
+
+
+class EngineSession:
+    """Server side of one Engine.IO connection."""
+
+    __slots__ = (
+        "__weakref__",
+        "_heartbeat",
+        "_out",
+        "_out_size",
+        "_poll",
+        "_probe",
+        "_probe_ready",
+        "_queue",
+        "_queue_size",
+        "_scheduled",
+        "_server",
+        "_upgrade_timer",
+        "_ws",
+        "closed",
+        "on_close",
+        "on_message",
+        "request",
+        "sid",
+        "transport",
+    )
+
+    def __init__(self, server: EngineServer, sid: str, request: HttpRequest) -> None:
+        self._server = server
+        self.sid = sid
+        self.request = request  # the handshake request (headers, query, address)
+        self.transport = "polling"
+        self.closed = False
+        self.on_message: Callable[[str | bytes], None] = _ignore_message
+        self.on_close: Callable[[str], None] = _ignore_close
+        self._ws: WebSocket | None = None
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._queue: list[WirePacket] = []
+        self._queue_size = 0
+        self._poll: HttpRequest | None = None
+        self._scheduled = False
+        self._probe: WebSocket | None = None
+        self._probe_ready = False
+        self._upgrade_timer: asyncio.TimerHandle | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None
+
+    # -- sending ----------------------------------------------------------------------
+    def send(self, packet: WirePacket) -> None:
+        """Queue one Engine.IO packet in websocket form ("4hello", "2", or bytes)."""
+        if self.closed:
+            return
+        ws = self._ws
+        if ws is not None:
+            frame = text_frame(packet) if isinstance(packet, str) else binary_frame(packet)
+            self._push_frames(frame)
+        else:
+            self._queue.append(packet)
+            self._queue_size += len(packet)
+            self._poll_wanted()
+
+    def send_message(self, text: str) -> None:
+        """Queue one Engine.IO MESSAGE carrying `text`."""
+        self.send("4" + text)
+
+    def send_encoded(self, message: EncodedMessage, volatile: bool = False) -> bool:
+        """Queue a pre-encoded message; False if dropped (volatile, connection congested)."""
+        if self.closed:
+            return False
+        ws = self._ws
+        if ws is not None:
+            if volatile and self._out_size + ws.buffered() > self._server.config.volatile_buffer:
+                return False
+            self._push_frames(message.frames)
+            return True
+        if volatile and (self._poll is None or self._queue):
+            # Polling: a volatile packet is only worth sending if a GET is waiting now.
+            return False
+        packets = message.packets
+        self._queue.extend(packets)
+        self._queue_size += sum(len(p) for p in packets)
+        self._poll_wanted()
+        return True
+
+    def _push_frames(self, frames: bytes) -> None:
+        self._out.append(frames)
+        self._out_size += len(frames)
+        if not self._scheduled:
+            self._scheduled = True
+            self._server.scheduler.add(self)
+
+    def _poll_wanted(self) -> None:
+        if self._queue_size > self._server.config.max_buffer:
+            self._cut_off()
+            return
+        if self._poll is not None and not self._scheduled:
+            self._scheduled = True
+            self._server.scheduler.add(self)
+
+    def flush(self) -> None:
+        """Write what this iteration queued (called once per iteration by the scheduler)."""
+        self._scheduled = False
+        ws = self._ws
+        if ws is not None:
+            out = self._out
+            if not out:
+                return
+            self._out = []
+            self._out_size = 0
+            if len(out) == 1:
+                ws.write(out[0])
+            else:
+                ws.writelines(out)
+            if ws.buffered() > self._server.config.max_buffer:
+                self._cut_off()
+        elif self._poll is not None and self._queue:
+            self._answer_poll()
+
+    def _cut_off(self) -> None:
+        logger.warning(
+            "closing session %s: slow consumer, more than %d bytes unsent",
+            self.sid,
+            self._server.config.max_buffer,
+        )
+        self.close("transport error", send_close=False)
+
+    # -- long-polling -----------------------------------------------------------------
+    def handle_poll(self, request: HttpRequest) -> None:
+        """A GET: answer with what is queued, or hold it until something is."""
+        if self._poll is not None:
+            # Two GETs at once: the client is broken or hostile; the reference server
+            # answers 400 and closes the session.
+            request.respond(400, b"Bad Request", self._server.cors(request))
+            self.close("transport error")
+            return
+        self._poll = request
+        request.on_abort(self._on_poll_aborted)
+        if self._queue:
+            self._answer_poll()
+        elif self._probe_ready or self.closed:
+            self._release_poll()
+
+    def handle_post(self, request: HttpRequest) -> None:
+        """A POST: one or more packets from the client."""
+        headers = self._server.cors(request)
+        try:
+            packets = decode_payload(request.body.decode())
+        except (UnicodeDecodeError, ProtocolError):
+            request.respond(400, b"Bad Request", headers)
+            self.close("parse error")
+            return
+        request.respond(200, b"ok", headers, "text/html")
+        for packet in packets:
+            if self.closed:
+                break
+            self._on_packet(packet.type, packet.data)
+
+    def _answer_poll(self) -> None:
+        request = self._poll
+        assert request is not None
+        self._poll = None
+        body = encode_payload(self._queue).encode()
+        self._queue = []
+        self._queue_size = 0
+        request.respond(200, body, self._server.cors(request))
+
+    def _release_poll(self) -> None:
+        """Answer a waiting GET with a noop (during an upgrade) or the close packet."""
+        request = self._poll
+        if request is None:
+            return
+        self._poll = None
+        request.respond(200, b"1" if self.closed else _NOOP, self._server.cors(request))
+
+    def _on_poll_aborted(self) -> None:
+        self._poll = None
+        if self.transport == "polling" and self._probe is None:
+            self.close("transport close")
+
+    # -- websocket ----------------------------------------------------------------------
+    def attach_websocket(self, ws: WebSocket) -> None:
+        """Use `ws` from the start (a session opened directly over websocket)."""
+        self.transport = "websocket"
+        self._ws = ws
+        ws.on_message = self._on_ws_message
+        ws.on_close = self._on_ws_close
+
+    def probe_websocket(self, ws: WebSocket) -> None:
+        """Start upgrading this polling session to `ws` (probe, then UPGRADE packet)."""
+        self._probe = ws
+        ws.on_message = self._on_probe_message
+        ws.on_close = self._on_probe_close
+        loop = self._server.loop
+        self._upgrade_timer = loop.call_later(self._server.config.upgrade_timeout, self._end_probe)
+
+    def is_upgrading(self) -> bool:
+        return self._probe is not None
+
+    def _on_probe_message(self, message: str | bytes) -> None:
+        ws = self._probe
+        if ws is None:
+            return
+        if message == "2probe":
+            ws.write(text_frame("3probe"))
+            # The client pauses polling before sending UPGRADE; it needs its pending GET
+            # answered to get there.
+            self._probe_ready = True
+            self._release_poll()
+        elif message == "5" and self._probe_ready:
+            self._complete_upgrade(ws)
+        else:
+            self._end_probe()
+
+    def _complete_upgrade(self, ws: WebSocket) -> None:
+        if self._upgrade_timer is not None:
+            self._upgrade_timer.cancel()
+            self._upgrade_timer = None
+        self._probe = None
+        self._probe_ready = False
+        self._release_poll()
+        self.attach_websocket(ws)
+        queued = self._queue
+        self._queue = []
+        self._queue_size = 0
+        for packet in queued:
+            self.send(packet)
+
+    def _on_probe_close(self, reason: str) -> None:
+        self._probe = None
+        self._probe_ready = False
+
+    def _end_probe(self) -> None:
+        ws = self._probe
+        self._probe = None
+        self._probe_ready = False
+        self._upgrade_timer = None
+        if ws is not None:
+            ws.close()
+
+    def _on_ws_message(self, message: str | bytes) -> None:
+        try:
+            packet = decode_packet(message)
+        except ProtocolError:
+            self.close("parse error")
+            return
+        self._on_packet(packet.type, packet.data)
+
+    def _on_ws_close(self, reason: str) -> None:
+        self._ws = None
+        self.close(reason, send_close=False)
+
+    # -- packets from the client --------------------------------------------------------
+    def _on_packet(self, packet_type: PacketType, data: str | bytes) -> None:
+        if packet_type is PacketType.MESSAGE:
+            self.on_message(data)
+        elif packet_type is PacketType.PONG:
+            self._schedule_ping()
+        elif packet_type is PacketType.CLOSE:
+            self.close("transport close", send_close=False)
+        # PING, NOOP, OPEN, UPGRADE from an established session carry nothing for us.
+
+    # -- heartbeat --------------------------------------------------------------------
+    def start_heartbeat(self) -> None:
+        self._schedule_ping()
+
+    def _schedule_ping(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if not self.closed:
+            loop = self._server.loop
+            self._heartbeat = loop.call_later(self._server.config.ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        self.send("2")
+        loop = self._server.loop
+        self._heartbeat = loop.call_later(self._server.config.ping_timeout, self._ping_timed_out)
+
+    def _ping_timed_out(self) -> None:
+        self._heartbeat = None
+        self.close("ping timeout", send_close=False)
+
+    # -- closing ----------------------------------------------------------------------
+    def close(self, reason: str = "forced close", send_close: bool = True) -> None:
+        """End the session; `reason` reaches `on_close` (Node's reason strings)."""
+        if self.closed:
+            return
+        self.closed = True
+        for timer in (self._heartbeat, self._upgrade_timer):
+            if timer is not None:
+                timer.cancel()
+        self._heartbeat = self._upgrade_timer = None
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+        ws = self._ws
+        if ws is not None:
+            self._ws = None
+            if self._out:
+                ws.writelines(self._out)
+            self._out = []
+            ws.close()
+        else:
+            # The client learns of a server-side close from the close packet in its GET.
+            if send_close and self._poll is not None:
+                self._release_poll()
+            self._poll = None
+            self._queue = []
+        self._server.forget(self)
+        callback = self.on_close
+        self.on_close = _ignore_close
+        self.on_message = _ignore_message
+        try:
+            callback(reason)
+        except Exception:
+            logger.exception("error in close callback of session %s", self.sid)

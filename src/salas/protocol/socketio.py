@@ -1,0 +1,223 @@
+"""Socket.IO v5 packets, with binary attachments (sans-I/O).
+
+Text form: `<type>[<attachments>-][<namespace>,][<ack id>][<JSON data>]`. A packet whose
+data holds bytes is sent as BINARY_EVENT / BINARY_ACK: each bytes value is replaced by
+`{"_placeholder": true, "num": n}` and the bytes follow as separate binary messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import orjson
+
+from salas.protocol.errors import ProtocolError
+
+__all__ = [
+    "MAX_ATTACHMENTS",
+    "PacketDecoder",
+    "SocketPacket",
+    "SocketPacketType",
+    "encode_packet",
+    "has_binary",
+]
+
+# A packet may announce at most this many binary attachments: the decoder holds them in
+# memory until the last one arrives, so an unbounded count is a way to exhaust memory.
+MAX_ATTACHMENTS = 256
+# Digits accepted in an ack id (Node's parser accepts any integer; 2**53 fits in 16).
+_MAX_ACK_ID_DIGITS = 16
+
+
+class SocketPacketType(IntEnum):
+    CONNECT = 0
+    DISCONNECT = 1
+    EVENT = 2
+    ACK = 3
+    CONNECT_ERROR = 4
+    BINARY_EVENT = 5
+    BINARY_ACK = 6
+
+
+@dataclass(slots=True)
+class SocketPacket:
+    type: SocketPacketType
+    nsp: str = "/"
+    data: Any = None
+    id: int | None = None
+    attachments: list[bytes] = field(default_factory=list)
+
+
+_BINARY_TYPES = (SocketPacketType.BINARY_EVENT, SocketPacketType.BINARY_ACK)
+
+
+def has_binary(value: Any) -> bool:
+    """True when bytes appear anywhere inside `value` (lists, tuples, dict values)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return True
+    if isinstance(value, list | tuple):
+        return any(has_binary(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_binary(v) for v in value.values())
+    return False
+
+
+def _deconstruct(value: Any, buffers: list[bytes]) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        buffers.append(bytes(value))
+        return {"_placeholder": True, "num": len(buffers) - 1}
+    if isinstance(value, list | tuple):
+        return [_deconstruct(v, buffers) for v in value]
+    if isinstance(value, dict):
+        return {k: _deconstruct(v, buffers) for k, v in value.items()}
+    return value
+
+
+def _reconstruct(value: Any, buffers: list[bytes]) -> Any:
+    if isinstance(value, dict):
+        if value.get("_placeholder") is True:
+            num = value.get("num")
+            if type(num) is not int or not 0 <= num < len(buffers):
+                raise ProtocolError("attachment placeholder out of range")
+            return buffers[num]
+        return {k: _reconstruct(v, buffers) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reconstruct(v, buffers) for v in value]
+    return value
+
+
+def encode_packet(packet: SocketPacket) -> list[str | bytes]:
+    """Encode to the text part followed by its binary attachments, if any.
+
+    EVENT and ACK packets whose data holds bytes are turned into their BINARY_ form.
+    """
+    packet_type = packet.type
+    data = packet.data
+    buffers: list[bytes] = []
+    if packet_type in (SocketPacketType.EVENT, SocketPacketType.ACK) and has_binary(data):
+        packet_type = SocketPacketType(packet_type + 3)
+        data = _deconstruct(data, buffers)
+    elif packet_type in _BINARY_TYPES:
+        data = _deconstruct(data, buffers)
+    out = str(int(packet_type))
+    if packet_type in _BINARY_TYPES:
+        out += f"{len(buffers)}-"
+    if packet.nsp != "/":
+        out += packet.nsp + ","
+    if packet.id is not None:
+        out += str(packet.id)
+    if data is not None:
+        out += orjson.dumps(data).decode()
+    return [out, *buffers]
+
+
+def _valid_payload(packet_type: SocketPacketType, data: Any) -> bool:
+    """The shape each packet type's data must have (as Node's parser checks it)."""
+    if packet_type is SocketPacketType.CONNECT:
+        return data is None or isinstance(data, dict)
+    if packet_type is SocketPacketType.DISCONNECT:
+        return data is None
+    if packet_type is SocketPacketType.CONNECT_ERROR:
+        return isinstance(data, str | dict)
+    if packet_type in (SocketPacketType.EVENT, SocketPacketType.BINARY_EVENT):
+        return (
+            isinstance(data, list)
+            and len(data) > 0
+            and (isinstance(data[0], str) or type(data[0]) is int)
+        )
+    # ACK / BINARY_ACK
+    return isinstance(data, list)
+
+
+def decode_text(text: str) -> tuple[SocketPacket, int]:
+    """Decode the text part of a packet; returns it and how many attachments it announced."""
+    if not text:
+        raise ProtocolError("empty packet")
+    try:
+        packet_type = SocketPacketType(int(text[0]))
+    except ValueError:
+        raise ProtocolError(f"unknown packet type {text[0]!r}") from None
+    i = 1
+    end = len(text)
+    attachments = 0
+    if packet_type in _BINARY_TYPES:
+        dash = text.find("-", i)
+        count = text[i:dash] if dash != -1 else ""
+        if not count.isdigit() or not count.isascii():
+            raise ProtocolError("illegal attachments")
+        attachments = int(count)
+        if attachments > MAX_ATTACHMENTS:
+            raise ProtocolError("too many attachments")
+        i = dash + 1
+    nsp = "/"
+    if i < end and text[i] == "/":
+        comma = text.find(",", i)
+        if comma == -1:
+            nsp = text[i:]
+            i = end
+        else:
+            nsp = text[i:comma]
+            i = comma + 1
+    ack_id: int | None = None
+    digits_end = i
+    while digits_end < end and "0" <= text[digits_end] <= "9":
+        digits_end += 1
+    if digits_end > i:
+        if digits_end - i > _MAX_ACK_ID_DIGITS:
+            raise ProtocolError("invalid ack id")
+        ack_id = int(text[i:digits_end])
+        i = digits_end
+    data: Any = None
+    if i < end:
+        try:
+            data = orjson.loads(text[i:])
+        except orjson.JSONDecodeError:
+            raise ProtocolError("invalid payload") from None
+    if not _valid_payload(packet_type, data):
+        raise ProtocolError("invalid payload")
+    if packet_type in (SocketPacketType.ACK, SocketPacketType.BINARY_ACK) and ack_id is None:
+        raise ProtocolError("ack without id")
+    return SocketPacket(packet_type, nsp, data, ack_id), attachments
+
+
+class PacketDecoder:
+    """Turns a connection's incoming messages into packets, reassembling binary ones.
+
+    `feed` returns a complete packet, or None while attachments are still expected.
+    Any malformed input raises ProtocolError; the caller then closes the session.
+    """
+
+    __slots__ = ("_buffers", "_expected", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: SocketPacket | None = None
+        self._expected = 0
+        self._buffers: list[bytes] = []
+
+    def feed(self, message: str | bytes) -> SocketPacket | None:
+        if isinstance(message, str):
+            if self._pending is not None:
+                raise ProtocolError("got a text packet while waiting for binary attachments")
+            packet, attachments = decode_text(message)
+            if attachments == 0:
+                if packet.type in _BINARY_TYPES:
+                    packet.data = _reconstruct(packet.data, [])
+                return packet
+            self._pending = packet
+            self._expected = attachments
+            self._buffers = []
+            return None
+        if self._pending is None:
+            raise ProtocolError("unexpected binary attachment")
+        self._buffers.append(message)
+        if len(self._buffers) < self._expected:
+            return None
+        packet = self._pending
+        buffers = self._buffers
+        self._pending = None
+        self._buffers = []
+        packet.data = _reconstruct(packet.data, buffers)
+        packet.attachments = buffers
+        return packet

@@ -1,0 +1,92 @@
+"""`io.to(room).except_(other).emit(...)`: choosing recipients, then acting on them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from salas.adapter.base import BroadcastOptions
+from salas.protocol import SocketPacket, SocketPacketType
+
+if TYPE_CHECKING:
+    from salas.server.namespace import Namespace
+    from salas.server.socket import Socket
+
+__all__ = ["RESERVED_EVENTS", "BroadcastOperator", "event_packet"]
+
+# Names the client library uses for its own events; emitting them would confuse it.
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+
+
+def event_packet(
+    nsp: str, event: str, args: tuple[Any, ...], ack_id: int | None = None
+) -> SocketPacket:
+    if not isinstance(event, str):
+        raise TypeError(f"event name must be a string, not {type(event).__name__}")
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"{event!r} is a reserved event name")
+    return SocketPacket(SocketPacketType.EVENT, nsp, [event, *args], ack_id)
+
+
+def _names(rooms: tuple[str | Iterable[str], ...]) -> frozenset[str]:
+    names: set[str] = set()
+    for room in rooms:
+        if isinstance(room, str):
+            names.add(room)
+        else:
+            names.update(room)
+    return frozenset(names)
+
+
+class BroadcastOperator:
+    """An immutable selection of recipients; each method returns a new one."""
+
+    __slots__ = ("_nsp", "_opts")
+
+    def __init__(self, nsp: Namespace, opts: BroadcastOptions | None = None) -> None:
+        self._nsp = nsp
+        self._opts = opts or BroadcastOptions()
+
+    def _with(self, **changes: Any) -> BroadcastOperator:
+        return BroadcastOperator(self._nsp, dataclasses.replace(self._opts, **changes))
+
+    def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Add rooms: recipients are in at least one of them."""
+        return self._with(rooms=self._opts.rooms | _names(rooms))
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Exclude the sockets in these rooms (a socket id is a room of its own)."""
+        return self._with(except_rooms=self._opts.except_rooms | _names(rooms))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """Drop the packet for connections that are congested instead of queueing it."""
+        return self._with(volatile=True)
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """Only sockets connected to this process (with a cluster adapter)."""
+        return self._with(local=True)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send `event` with `args` to every selected socket."""
+        packet = event_packet(self._nsp.name, event, args)
+        await self._nsp.adapter.broadcast(packet, self._opts)
+
+    async def fetch_sockets(self) -> list[Socket]:
+        found = await self._nsp.adapter.fetch_sockets(self._opts)
+        return [self._nsp.sockets[m.id] for m in found if m.id in self._nsp.sockets]
+
+    async def sockets_join(self, *rooms: str | Iterable[str]) -> None:
+        await self._nsp.adapter.add_sockets(self._opts, _names(rooms))
+
+    async def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
+        await self._nsp.adapter.del_sockets(self._opts, _names(rooms))
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self._nsp.adapter.disconnect_sockets(self._opts, close)

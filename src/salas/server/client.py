@@ -1,0 +1,128 @@
+"""`Client`: the Socket.IO side of one Engine.IO session, holding its namespace sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from salas.engine.session import EngineSession
+from salas.protocol import PacketDecoder, ProtocolError, SocketPacket, SocketPacketType
+from salas.protocol.outgoing import EncodedMessage
+from salas.server.errors import ConnectionRefused
+from salas.server.handlers import call_handler
+from salas.server.socket import Socket
+
+if TYPE_CHECKING:
+    from salas.server.namespace import Namespace
+    from salas.server.server import Server
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("salas.server")
+
+
+class Client:
+    __slots__ = ("_connect_timer", "_decoder", "_server", "session", "sockets")
+
+    def __init__(self, server: Server, session: EngineSession) -> None:
+        self._server = server
+        self.session = session
+        self.sockets: dict[str, Socket] = {}  # by namespace name
+        self._decoder = PacketDecoder()
+        session.on_message = self._on_message
+        session.on_close = self._on_close
+        # A connection that never joins a namespace is closed after connect_timeout.
+        self._connect_timer: asyncio.TimerHandle | None = server.engine.loop.call_later(
+            server.connect_timeout, self._connect_timed_out
+        )
+
+    def _connect_timed_out(self) -> None:
+        self._connect_timer = None
+        if not self.sockets:
+            logger.info("closing session %s: no namespace joined in time", self.session.sid)
+            self.session.close("forced close")
+
+    def send(self, packet: SocketPacket) -> None:
+        self.session.send_encoded(EncodedMessage.of_socket_packet(packet))
+
+    # -- from the engine ----------------------------------------------------------------
+    def _on_message(self, message: str | bytes) -> None:
+        try:
+            packet = self._decoder.feed(message)
+        except ProtocolError as exc:
+            logger.info("closing session %s: invalid packet (%s)", self.session.sid, exc)
+            self.session.close("parse error")
+            return
+        if packet is None:
+            return
+        socket = self.sockets.get(packet.nsp)
+        if packet.type is SocketPacketType.CONNECT:
+            if socket is None:
+                self._connect(packet.nsp, packet.data)
+        elif socket is not None:
+            socket.on_packet(packet)
+        # Packets for a namespace this client has not joined are ignored, as Node does.
+
+    def _on_close(self, reason: str) -> None:
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        for socket in list(self.sockets.values()):
+            socket.on_close(reason)
+
+    # -- joining a namespace --------------------------------------------------------------
+    def _connect(self, name: str, auth: Any) -> None:
+        nsp = self._server.namespace_for(name)
+        if nsp is None:
+            self.send(
+                SocketPacket(SocketPacketType.CONNECT_ERROR, name, {"message": "Invalid namespace"})
+            )
+            return
+        socket = Socket(
+            nsp, self, auth if isinstance(auth, dict) else {}, secrets.token_urlsafe(15)
+        )
+        if nsp.middlewares:
+            loop = self._server.engine.loop
+            task = loop.create_task(self._run_middlewares(nsp, socket))
+            self._server.track(task)
+        else:
+            self._accept(nsp, socket)
+
+    async def _run_middlewares(self, nsp: Namespace, socket: Socket) -> None:
+        for middleware in nsp.middlewares:
+            try:
+                result = middleware(socket)
+                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                    await result
+            except ConnectionRefused as refused:
+                self.send(
+                    SocketPacket(SocketPacketType.CONNECT_ERROR, nsp.name, refused.to_payload())
+                )
+                return
+            except Exception as exc:
+                logger.exception("error in middleware of %s", nsp.name)
+                self.send(
+                    SocketPacket(SocketPacketType.CONNECT_ERROR, nsp.name, {"message": str(exc)})
+                )
+                return
+        if not self.session.closed:
+            self._accept(nsp, socket)
+
+    def _accept(self, nsp: Namespace, socket: Socket) -> None:
+        if nsp.name in self.sockets:
+            return
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        self.sockets[nsp.name] = socket
+        nsp.add_socket(socket)
+        socket.connected = True
+        self.send(SocketPacket(SocketPacketType.CONNECT, nsp.name, {"sid": socket.id}))
+        for handler in nsp.connection_handlers:
+            call_handler(handler, [socket], f"socket {socket.id}, connection to {nsp.name}")
+
+    def remove_socket(self, socket: Socket) -> None:
+        if self.sockets.get(socket.nsp.name) is socket:
+            del self.sockets[socket.nsp.name]

@@ -1,0 +1,198 @@
+"""`Server`: the public entry point — namespaces, broadcasting, listening."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any
+
+from salas.adapter.base import AdapterFactory
+from salas.adapter.memory import MemoryAdapter
+from salas.engine import CorsConfig, EngineConfig, EngineServer, EngineSession
+from salas.engine.routes import RouteHandler, Router, StaticFiles
+from salas.server.broadcast import BroadcastOperator
+from salas.server.client import Client
+from salas.server.handlers import Handler
+from salas.server.namespace import Middleware, Namespace
+from salas.server.socket import Socket
+
+__all__ = ["Server"]
+
+logger = logging.getLogger("salas.server")
+
+
+class Server:
+    """A Socket.IO server.
+
+    >>> io = Server(cors_origins="*")
+    >>> @io.on("connection")
+    ... async def connection(socket): ...
+    >>> io.run(port=8000)
+    """
+
+    def __init__(
+        self,
+        *,
+        cors_origins: str | Sequence[str] | None = None,
+        cors_credentials: bool = False,
+        path: str = "/socket.io/",
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        max_payload: int = 1_000_000,
+        connect_timeout: float = 45.0,
+        max_buffer: int = 4 * 1024 * 1024,
+        volatile_buffer: int = 256 * 1024,
+        transports: Sequence[str] = ("polling", "websocket"),
+        adapter: AdapterFactory = MemoryAdapter,
+        serve_client: bool = True,
+        static_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if connect_timeout <= 0:
+            raise ValueError("connect_timeout must be positive")
+        self.connect_timeout = connect_timeout
+        self.router = Router()
+        config = EngineConfig(
+            path=path,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_payload=max_payload,
+            max_buffer=max_buffer,
+            volatile_buffer=volatile_buffer,
+            transports=tuple(transports),
+            cors=CorsConfig.parse(cors_origins, cors_credentials),
+        )
+        self.engine = EngineServer(config, self._on_engine_connection, self.router)
+        if serve_client and not self.router.serve_client(config.path):
+            logger.warning(
+                "the official client (npm socket.io-client) is not installed: %ssocket.io.js "
+                "will answer 404; run scripts/setup.sh or set SALAS_CLIENT_DIR",
+                config.path,
+            )
+        if static_dir is not None:
+            self.router.mount_static(StaticFiles(static_dir))
+        self._adapter_factory = adapter
+        self._namespaces: dict[str, Namespace] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopped: asyncio.Event | None = None
+        self.port: int | None = None
+        self.sockets = self.of("/")
+
+    # -- namespaces and handlers ----------------------------------------------------------
+    def of(self, name: str) -> Namespace:
+        """The namespace `name`, created on first use."""
+        if not name.startswith("/"):
+            name = "/" + name
+        nsp = self._namespaces.get(name)
+        if nsp is None:
+            nsp = self._namespaces[name] = Namespace(self, name, self._adapter_factory)
+        return nsp
+
+    def namespace_for(self, name: str) -> Namespace | None:
+        return self._namespaces.get(name)
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """`@io.on("connection")` on the main namespace."""
+        return self.sockets.on(event, handler)
+
+    def use(self, middleware: Middleware) -> Middleware:
+        return self.sockets.use(middleware)
+
+    def route(self, path: str) -> Callable[[RouteHandler], RouteHandler]:
+        """`@io.route("/healthz")`: answer plain HTTP GET/POST at `path`."""
+
+        def register(handler: RouteHandler) -> RouteHandler:
+            self.router.add(path, handler)
+            return handler
+
+        return register
+
+    # -- broadcasting on the main namespace -------------------------------------------------
+    def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.sockets.to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.sockets.except_(*rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self.sockets.volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self.sockets.local
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self.sockets.emit(event, *args)
+
+    async def fetch_sockets(self) -> list[Socket]:
+        return await self.sockets.fetch_sockets()
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self.sockets.disconnect_sockets(close)
+
+    # -- engine events ------------------------------------------------------------------
+    def _on_engine_connection(self, session: EngineSession) -> None:
+        Client(self, session)
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Keep a reference to a background task until it finishes."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- running ------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 8000) -> int:
+        """Start listening; returns the bound port (pass 0 for any free one)."""
+        for nsp in self._namespaces.values():
+            await nsp.adapter.init()
+        self._stopped = asyncio.Event()
+        self.port = await self.engine.listen(host, port)
+        return self.port
+
+    async def wait_closed(self) -> None:
+        """Wait until `shutdown` has run."""
+        if self._stopped is not None:
+            await self._stopped.wait()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, disconnect every socket, close adapters."""
+        await self.engine.close()
+        for nsp in self._namespaces.values():
+            await nsp.adapter.close()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+        """Listen until SIGINT/SIGTERM (or `shutdown`), then shut down cleanly."""
+        bound = await self.start(host, port)
+        logger.info("salas listening on http://%s:%d/", host, bound)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, lambda: self.track(loop.create_task(self.shutdown())))
+        try:
+            await self.wait_closed()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+        """Blocking: `serve` on uvloop when it is installed, plain asyncio otherwise."""
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        run_loop(self.serve(host, port))
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
