@@ -1,15 +1,15 @@
 """The tutorial's rooms server, translated line by line to salas.
 
-Run: `PORT=8000 python examples/seed.py`, then open a page that loads
-`/socket.io/socket.io.js` and uses `io()` (see examples/seed_page/).
+Run: `PORT=8000 python examples/seed.py` and open http://127.0.0.1:8000/ : the tutorial's
+own page (index.html and views/index.js, shipped in salas.chat.TUTORIAL_PAGE).
 """
 
 import os
-from pathlib import Path
 
 from salas import Server
+from salas.chat.pages import TUTORIAL_PAGE
 
-io = Server(cors_origins="*", static_dir=Path(__file__).parent / "seed_page")
+io = Server(cors_origins="*", static_dir=TUTORIAL_PAGE)
 
 
 @io.on("connection")

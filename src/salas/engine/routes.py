@@ -91,7 +91,7 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: dict[str, RouteHandler] = {}
-        self._static: StaticFiles | None = None
+        self._static: list[tuple[str, StaticFiles]] = []  # (URL prefix, files), longest first
         self._client_prefix: str | None = None
         self._client_dist: Path | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -99,8 +99,12 @@ class Router:
     def add(self, path: str, handler: RouteHandler) -> None:
         self._routes[path] = handler
 
-    def mount_static(self, files: StaticFiles) -> None:
-        self._static = files
+    def mount_static(self, files: StaticFiles, prefix: str = "/") -> None:
+        """Serve `files` under the URL `prefix` ("/" for the site root)."""
+        if not prefix.endswith("/"):
+            prefix += "/"
+        self._static.append((prefix, files))
+        self._static.sort(key=lambda mount: len(mount[0]), reverse=True)
 
     def serve_client(self, engine_path: str) -> bool:
         """Serve the official browser client under `engine_path`; False if it isn't installed."""
@@ -124,8 +128,14 @@ class Router:
             if name in _CLIENT_FILES and self._client_dist is not None:
                 self._send_file(request, self._client_dist / name, _CLIENT_FILES[name])
                 return
-        if self._static is not None:
-            found = self._static.lookup(request.path)
+        for prefix, files in self._static:
+            if request.path == prefix[:-1] and prefix != "/":
+                # "/tutorial" → "/tutorial/" so that the page's relative URLs resolve.
+                request.respond(301, b"", [("Location", prefix)])
+                return
+            if not request.path.startswith(prefix):
+                continue
+            found = files.lookup(request.path[len(prefix) - 1 :])
             if found is not None:
                 kind = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
                 if kind.startswith("text/") or kind == "application/javascript":

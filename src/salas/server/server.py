@@ -73,7 +73,7 @@ class Server:
                 config.path,
             )
         if static_dir is not None:
-            self.router.mount_static(StaticFiles(static_dir))
+            self.mount_static(static_dir)
         self._adapter_factory = adapter
         self._namespaces: dict[str, Namespace] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -100,6 +100,10 @@ class Server:
 
     def use(self, middleware: Middleware) -> Middleware:
         return self.sockets.use(middleware)
+
+    def mount_static(self, directory: str | os.PathLike[str], prefix: str = "/") -> None:
+        """Serve the files of `directory` under the URL `prefix`."""
+        self.router.mount_static(StaticFiles(directory), prefix)
 
     def route(self, path: str) -> Callable[[RouteHandler], RouteHandler]:
         """`@io.route("/healthz")`: answer plain HTTP GET/POST at `path`."""
