@@ -1,0 +1,397 @@
+"""The benchmark scenarios: fan-out and chat-like sweeps, idle memory, most clients, persistence.
+
+Each function starts its own fresh server (pinned to CPU 0) and its own load generator (CPU 1),
+returns a JSON-able dict, and never raises for a server that fails: the failure is reported in
+the result (``"status": "unavailable"`` or ``"error"``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.driver import LoadGen, LoadGenError
+from bench.targets import Running, Target, Unavailable, start
+
+__all__ = [
+    "Budget",
+    "Criteria",
+    "SweepPlan",
+    "idle_memory",
+    "max_clients",
+    "persistence",
+    "relay_sweep",
+    "step_ok",
+]
+
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What a step must show to count as sustained."""
+
+    min_ratio: float = 0.99
+    max_p99_ms: float = 50.0
+
+
+@dataclass
+class SweepPlan:
+    """How an offered-rate sweep proceeds."""
+
+    start: float  # first offered rate, deliveries/s
+    factor: float  # geometric step while steps pass
+    refine: int  # bisection steps between the last pass and the first failure
+    max_rate: float  # never offer more than this
+    floor: float  # never offer less than this when stepping down
+    warmup: float
+    measure: float
+    senders: str  # "room" (one sender per room) or "all" (every client sends)
+    probes: tuple[float, ...] = ()  # extra rates measured after the sweep (e.g. Node's max)
+
+
+class Budget:
+    """A wall-clock deadline shared by the whole run."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def step_ok(step: Result, crit: Criteria) -> bool:
+    """Did this step deliver ≥ 99% with p99 ≤ 50 ms and no connection lost?"""
+    return (
+        "error" not in step
+        and step.get("delivered_ratio", 0.0) >= crit.min_ratio
+        and 0 <= step.get("p99_ms", -1) <= crit.max_p99_ms
+        and step.get("step_closed", 0) == 0
+    )
+
+
+def _brief(step: Result) -> str:
+    return (
+        f"offered {step.get('offered', 0):>10,.0f}/s"
+        f"  got {step.get('deliveries_per_s', 0):>10,.0f}/s"
+        f"  {100 * step.get('delivered_ratio', 0):6.2f}%  p50 {step.get('p50_ms', -1):8.2f}"
+        f"  p90 {step.get('p90_ms', -1):8.2f}  p99 {step.get('p99_ms', -1):8.2f}"
+        f"  max {step.get('max_ms', -1):8.2f} ms  cpu srv {step.get('server_cpu_util', -1):.2f}"
+        f" lg {step.get('loadgen_cpu_util', -1):.2f} other {step.get('other_cpu_util', -1):.2f}"
+    )
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+@contextmanager
+def _server(
+    target: Target, log_dir: Path, env_extra: dict[str, str] | None = None
+) -> Iterator[Running]:
+    srv = start(target, log_dir, env_extra=env_extra)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _step(lg: LoadGen, rate: float, plan: SweepPlan) -> Result:
+    timeout = plan.warmup + plan.measure + 30
+    res = lg.command(f"step {rate:.1f} {plan.warmup} {plan.measure} {plan.senders}", timeout)
+    return res
+
+
+def _sweep(lg: LoadGen, srv: Running, plan: SweepPlan, crit: Criteria, budget: Budget) -> Result:
+    steps: list[Result] = []
+    best: Result | None = None
+    fail_rate: float | None = None
+    rate = plan.start
+
+    def run(r: float) -> Result:
+        s = _step(lg, r, plan)
+        s["ok"] = step_ok(s, crit)
+        steps.append(s)
+        _log(f"    {'pass' if s['ok'] else 'FAIL'}  {_brief(s)}")
+        if not s["ok"]:
+            lg.command("quiet 20", 40)  # let a backlog drain before the next step
+        return s
+
+    # upward (or downward, if the first step already fails)
+    going_down = False
+    while budget.left() > 0 and srv.alive():
+        s = run(rate)
+        if s["ok"]:
+            best = s
+            if going_down:
+                break
+            nxt = rate * plan.factor
+            if rate >= plan.max_rate:
+                break
+            rate = min(nxt, plan.max_rate)
+        else:
+            fail_rate = rate if fail_rate is None else min(fail_rate, rate)
+            if best is not None:
+                break
+            going_down = True
+            rate = rate / plan.factor
+            if rate < plan.floor:
+                break
+    # refine between the last pass and the first failure
+    if best is not None and fail_rate is not None:
+        lo, hi = float(best["offered"]), fail_rate
+        for _ in range(plan.refine):
+            if budget.left() <= 0 or not srv.alive() or hi / lo < 1.04:
+                break
+            mid = math.sqrt(lo * hi)
+            s = run(mid)
+            if s["ok"]:
+                lo, best = mid, s
+            else:
+                hi = mid
+    # an overload point, so that the peak delivered rate is on the record
+    if (
+        srv.alive()
+        and budget.left() > 0
+        and all(s.get("deliveries_per_s", 0) >= 0.9 * s.get("offered", 0) for s in steps)
+        and max(float(s.get("offered", 0)) for s in steps) < plan.max_rate
+    ):
+        run(min(plan.max_rate, 2 * max(float(s.get("offered", 0)) for s in steps)))
+    probes: dict[str, Result] = {}
+    for p in plan.probes:
+        if p > 0 and srv.alive() and budget.left() > 0:
+            _log(f"    probe at {p:,.0f}/s:")
+            probes[f"{p:.0f}"] = run(p)
+    peak = max((float(s.get("deliveries_per_s", 0)) for s in steps), default=0.0)
+    return {
+        "status": "ok" if srv.alive() else "error",
+        "error": None if srv.alive() else f"server died:\n{srv.log_tail()}",
+        "max_sustained": float(best["offered"]) if best else 0.0,
+        "p50_at_max_ms": best.get("p50_ms") if best else None,
+        "p99_at_max_ms": best.get("p99_ms") if best else None,
+        "server_cpu_at_max": best.get("server_cpu_util") if best else None,
+        "loadgen_cpu_at_max": best.get("loadgen_cpu_util") if best else None,
+        "peak_deliveries_per_s": peak,
+        "steps": steps,
+        "probes": probes,
+    }
+
+
+def relay_sweep(
+    target: Target,
+    *,
+    clients: int,
+    rooms: int,
+    plan: SweepPlan,
+    crit: Criteria,
+    budget: Budget,
+    log_dir: Path,
+) -> Result:
+    """Connect ``clients`` in ``rooms`` rooms, prove the joins, then sweep the offered rate."""
+    try:
+        with _server(target, log_dir) as srv, LoadGen(srv.port, server_pid=srv.pid) as lg:
+            conn = lg.command(f"connect {clients} {rooms} 120", 150)
+            if conn.get("ready", 0) < clients:
+                return {"status": "error", "error": f"only {conn.get('ready')} connected", **conn}
+            sync = lg.command("sync 20", 60)
+            if not sync.get("ok"):
+                return {"status": "error", "error": "joins never took effect", "sync": sync}
+            _log(f"    {clients} clients in {rooms} room(s) connected in {conn['seconds']:.1f} s")
+            res = _sweep(lg, srv, plan, crit, budget)
+            res["connect_s"] = conn["seconds"]
+            return res
+    except Unavailable as exc:
+        return {"status": "unavailable", "error": str(exc)}
+    except LoadGenError as exc:
+        return {"status": "error", "error": f"load generator: {exc}"}
+
+
+def idle_memory(target: Target, *, counts: tuple[int, int], settle: float, log_dir: Path) -> Result:
+    """RSS of the server with counts[0] and counts[1] idle clients; marginal KiB per client."""
+    small, large = counts
+    try:
+        with (
+            _server(target, log_dir) as srv,
+            LoadGen(srv.port, server_pid=srv.pid, src_addrs=4) as lg,
+        ):
+            time.sleep(1.0)
+            rss0 = srv.rss_kb()
+            points: dict[str, int] = {"0": rss0}
+            for n in (small, large):
+                c = lg.command(f"connect {n} 0 240", 300)
+                if c.get("ready", 0) < n:
+                    return {"status": "error", "error": f"only {c.get('ready')} of {n} connected"}
+                lg.command(f"hold {settle}", settle + 30)
+                points[str(n)] = srv.rss_kb()
+                _log(f"    {n:>6} idle clients: RSS {points[str(n)] / 1024:8.1f} MiB")
+            marginal = (points[str(large)] - points[str(small)]) / (large - small)
+            return {
+                "status": "ok",
+                "rss_kib": points,
+                "marginal_kib_per_client": round(marginal, 2),
+                "first_kib_per_client": round((points[str(small)] - rss0) / small, 2),
+            }
+    except Unavailable as exc:
+        return {"status": "unavailable", "error": str(exc)}
+    except LoadGenError as exc:
+        return {"status": "error", "error": f"load generator: {exc}"}
+
+
+def max_clients(
+    target: Target,
+    *,
+    target_clients: int,
+    batch: int,
+    hold: float,
+    time_cap: float,
+    budget: Budget,
+    log_dir: Path,
+) -> Result:
+    """Ramp idle clients up in batches to ``target_clients``; then hold them through heartbeats.
+
+    "held" is how many were still connected after ``hold`` seconds (longer than the servers'
+    25 s ping interval) and received at least one Engine.IO ping meanwhile.
+    """
+    src_addrs = max(1, math.ceil(target_clients / 20000))
+    try:
+        with (
+            _server(target, log_dir) as srv,
+            LoadGen(srv.port, server_pid=srv.pid, src_addrs=src_addrs, inflight=512) as lg,
+        ):
+            t0 = time.monotonic()
+            reached = 0
+            stopped = "target reached"
+            ramp: list[dict[str, float]] = []
+            while reached < target_clients:
+                left = min(time_cap - (time.monotonic() - t0), budget.left() - hold - 20)
+                if left <= 5:
+                    stopped = "time cap"
+                    break
+                n = min(target_clients, reached + batch)
+                c = lg.command(f"connect {n} 0 {left:.0f}", left + 30)
+                reached = int(c.get("ready", 0))
+                ramp.append({"clients": reached, "seconds": round(time.monotonic() - t0, 1)})
+                _log(
+                    f"    {reached:>7} connected ({time.monotonic() - t0:5.1f} s,"
+                    f" RSS {srv.rss_kb() / 1024:.0f} MiB)"
+                )
+                if not srv.alive():
+                    stopped = "server died"
+                    break
+                if reached < n * 0.99:
+                    stopped = f"connects failing: {c.get('first_error', '?')}"
+                    break
+            ramp_s = time.monotonic() - t0
+            rss = srv.rss_kb() if srv.alive() else -1
+            h = lg.command(f"hold {hold}", hold + 60) if srv.alive() else {}
+            alive = int(h.get("alive", 0))
+            pinged = int(h.get("pinged", 0))
+            held = min(alive, pinged)
+            _log(f"    held {held} after {hold:.0f} s ({alive} alive, {pinged} pinged); {stopped}")
+            return {
+                "status": "ok" if srv.alive() else "error",
+                "target": target_clients,
+                "connected": reached,
+                "held": held,
+                "alive_after_hold": alive,
+                "pinged_during_hold": pinged,
+                "hold_s": hold,
+                "ramp_s": round(ramp_s, 1),
+                "stopped": stopped,
+                "rss_kib": rss,
+                "kib_per_client": round(rss / reached, 2) if reached and rss > 0 else None,
+                "ramp": ramp,
+            }
+    except Unavailable as exc:
+        return {"status": "unavailable", "error": str(exc)}
+    except LoadGenError as exc:
+        return {"status": "error", "error": f"load generator: {exc}"}
+
+
+def _postgres_url() -> str | None:
+    """A PostgreSQL database for the chat: $SALAS_BENCH_PG, or salas_bench on 127.0.0.1."""
+    url = os.environ.get("SALAS_BENCH_PG")
+    if url:
+        return url
+    try:
+        import asyncio
+
+        import asyncpg  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+
+    async def ensure() -> str | None:
+        base = "postgresql://postgres@127.0.0.1:5432/postgres"
+        try:
+            conn = await asyncio.wait_for(asyncpg.connect(base), 5)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return None
+        try:
+            found = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname='salas_bench'")
+            if not found:
+                await conn.execute("CREATE DATABASE salas_bench")
+        finally:
+            await conn.close()
+        return "postgresql://postgres@127.0.0.1:5432/salas_bench"
+
+    try:
+        return asyncio.run(ensure())
+    except Exception:
+        return None
+
+
+def persistence(
+    target: Target,
+    *,
+    backends: tuple[str, ...],
+    clients: int,
+    rooms: int,
+    window: int,
+    seconds: float,
+    log_dir: Path,
+) -> Result:
+    """Acknowledged ``message`` sends per second that the chat stores, per storage backend."""
+    out: Result = {}
+    for backend in backends:
+        if backend == "sqlite":
+            db_file = log_dir / "persist.db"
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+            url: str | None = f"sqlite:///{db_file}"
+        else:
+            url = _postgres_url()
+            if url is None:
+                out[backend] = {"status": "unavailable", "error": "no PostgreSQL reachable"}
+                continue
+        try:
+            with (
+                _server(target, log_dir, {"SALAS_BENCH_DB": url or ""}) as srv,
+                LoadGen(srv.port, server_pid=srv.pid) as lg,
+            ):
+                c = lg.command(f"connect {clients} {rooms} 60", 90)
+                if c.get("ready", 0) < clients:
+                    out[backend] = {"status": "error", "error": f"only {c.get('ready')} connected"}
+                    continue
+                lg.command("sync 20", 60)
+                lg.command(f"acks 1 {window}", 30)  # warm-up
+                r = lg.command(f"acks {seconds} {window}", seconds + 30)
+                r["status"] = "ok" if r.get("acked", 0) > 0 else "error"
+                if r.get("errors"):
+                    r["status"] = "error"
+                r["db"] = url
+                out[backend] = r
+                _log(
+                    f"    {backend}: {r.get('acked_per_s', 0):,.0f} acked messages/s,"
+                    f" ack p99 {r.get('ack_p99_ms', -1):.1f} ms, errors {r.get('errors')}"
+                )
+        except Unavailable as exc:
+            out[backend] = {"status": "unavailable", "error": str(exc)}
+        except LoadGenError as exc:
+            out[backend] = {"status": "error", "error": f"load generator: {exc}"}
+    return out
