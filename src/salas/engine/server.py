@@ -128,7 +128,7 @@ class EngineServer:
             if not request.upgrade or session.transport != "polling" or session.is_upgrading():
                 self._error(request, EngineErrorCode.BAD_REQUEST)
                 return
-            ws = WebSocket(request, self.config.max_payload)
+            ws = WebSocket(request, self.config.max_payload, self.config.volatile_buffer)
             if ws.accept(request):
                 session.probe_websocket(ws)
             return
@@ -161,7 +161,7 @@ class EngineServer:
             + orjson.dumps({"sid": sid, "upgrades": upgrades, **self._handshake_template}).decode()
         )
         if transport == "websocket":
-            ws = WebSocket(request, self.config.max_payload)
+            ws = WebSocket(request, self.config.max_payload, self.config.volatile_buffer)
             if not ws.accept(request):
                 return
             self.sessions[sid] = session

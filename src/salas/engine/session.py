@@ -51,13 +51,13 @@ class EngineSession:
         "__weakref__",
         "_heartbeat",
         "_out",
-        "_out_size",
         "_poll",
         "_probe",
         "_probe_ready",
         "_queue",
         "_queue_size",
         "_scheduled",
+        "_scheduler",
         "_server",
         "_upgrade_timer",
         "_ws",
@@ -78,8 +78,8 @@ class EngineSession:
         self.on_message: Callable[[str | bytes], None] = _ignore_message
         self.on_close: Callable[[str], None] = _ignore_close
         self._ws: WebSocket | None = None
-        self._out: list[bytes] = []
-        self._out_size = 0
+        self._out: list[bytes] = []  # websocket frames queued this loop iteration
+        self._scheduler = server.scheduler
         self._queue: list[WirePacket] = []
         self._queue_size = 0
         self._poll: HttpRequest | None = None
@@ -108,12 +108,27 @@ class EngineSession:
         self.send("4" + text)
 
     def send_encoded(self, message: EncodedMessage, volatile: bool = False) -> bool:
-        """Queue a pre-encoded message; False if dropped (volatile, connection congested)."""
+        """Queue a pre-encoded message; False if dropped (volatile, connection congested).
+
+        This is the per-recipient step of every broadcast: on an open websocket it is one
+        list append (plus registering with the flush scheduler once per iteration).
+        """
+        ws = self._ws
+        if ws is not None and not volatile:
+            if not self._scheduled:
+                self._scheduled = True
+                self._scheduler.add(self)
+            self._out.append(message.frames)
+            return True
+        return self._send_encoded_slow(message, volatile)
+
+    def _send_encoded_slow(self, message: EncodedMessage, volatile: bool) -> bool:
         if self.closed:
             return False
         ws = self._ws
         if ws is not None:
-            if volatile and self._out_size + ws.buffered() > self._server.config.volatile_buffer:
+            unsent = ws.buffered() + sum(len(chunk) for chunk in self._out)
+            if unsent > self._server.config.volatile_buffer:
                 return False
             self._push_frames(message.frames)
             return True
@@ -127,11 +142,10 @@ class EngineSession:
         return True
 
     def _push_frames(self, frames: bytes) -> None:
-        self._out.append(frames)
-        self._out_size += len(frames)
         if not self._scheduled:
             self._scheduled = True
-            self._server.scheduler.add(self)
+            self._scheduler.add(self)
+        self._out.append(frames)
 
     def _poll_wanted(self) -> None:
         if self._queue_size > self._server.config.max_buffer:
@@ -139,7 +153,7 @@ class EngineSession:
             return
         if self._poll is not None and not self._scheduled:
             self._scheduled = True
-            self._server.scheduler.add(self)
+            self._scheduler.add(self)
 
     def flush(self) -> None:
         """Write what this iteration queued (called once per iteration by the scheduler)."""
@@ -149,13 +163,14 @@ class EngineSession:
             out = self._out
             if not out:
                 return
-            self._out = []
-            self._out_size = 0
             if len(out) == 1:
                 ws.write(out[0])
             else:
                 ws.writelines(out)
-            if ws.buffered() > self._server.config.max_buffer:
+            out.clear()  # reused: no new list per connection per iteration
+            # The transport pauses writing above its high-water mark; only then can the
+            # unsent bytes have grown past the bound.
+            if ws.congested and ws.buffered() > self._server.config.max_buffer:
                 self._cut_off()
         elif self._poll is not None and self._queue:
             self._answer_poll()
@@ -341,7 +356,7 @@ class EngineSession:
             self._ws = None
             if self._out:
                 ws.writelines(self._out)
-            self._out = []
+            self._out.clear()
             ws.close()
         else:
             # The client learns of a server-side close from the close packet in its GET.

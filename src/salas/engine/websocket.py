@@ -47,13 +47,14 @@ class WebSocket:
         "_max_size",
         "_protocol",
         "closed",
+        "congested",
         "connection",
         "on_close",
         "on_message",
         "transport",
     )
 
-    def __init__(self, request: HttpRequest, max_size: int) -> None:
+    def __init__(self, request: HttpRequest, max_size: int, high_water: int = 256 * 1024) -> None:
         self.connection = request.connection
         transport = request.connection.transport
         assert transport is not None
@@ -62,6 +63,10 @@ class WebSocket:
         # its own copy of a broadcast, which defeats framing it once.
         self._protocol = ServerProtocol(max_size=max_size, logger=_protocol_logger)
         self._max_size = max_size
+        # Above `high_water` unsent bytes the transport calls pause_writing: the connection
+        # is congested (volatile packets are dropped, the slow-consumer bound is checked).
+        transport.set_write_buffer_limits(high=high_water)
+        self.congested = False
         self.on_message: MessageCallback = _ignore_message
         self.on_close: CloseCallback = _ignore_close
         self.closed = False
@@ -139,10 +144,10 @@ class WebSocket:
         self._finish("transport close" if exc is None else "transport error")
 
     def pause_writing(self) -> None:
-        return None
+        self.congested = True
 
     def resume_writing(self) -> None:
-        return None
+        self.congested = False
 
     # -- to the transport -------------------------------------------------------------
     def write(self, data: bytes) -> None:

@@ -14,24 +14,18 @@ __all__ = ["EncodedMessage"]
 
 
 class EncodedMessage:
-    __slots__ = ("_frames", "packets")
+    __slots__ = ("frames", "packets")
 
     def __init__(self, packets: list[WirePacket]) -> None:
         self.packets = packets  # Engine.IO packets in websocket form
-        self._frames: bytes | None = None
+        # All packets as websocket frames, concatenated: built here, once, because the
+        # per-recipient step reads it for every websocket recipient.
+        self.frames = b"".join(
+            text_frame(p) if isinstance(p, str) else binary_frame(p) for p in packets
+        )
 
     @classmethod
     def of_socket_packet(cls, packet: SocketPacket) -> EncodedMessage:
         """The Engine.IO MESSAGE packets carrying a Socket.IO packet and its attachments."""
         text, *attachments = encode_packet(packet)
         return cls(["4" + str(text), *attachments])
-
-    @property
-    def frames(self) -> bytes:
-        """All packets as websocket frames, concatenated; built once."""
-        frames = self._frames
-        if frames is None:
-            frames = self._frames = b"".join(
-                text_frame(p) if isinstance(p, str) else binary_frame(p) for p in self.packets
-            )
-        return frames
