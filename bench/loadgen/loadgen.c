@@ -24,6 +24,8 @@
  *                          events ({channel, message, client_id}) in flight; answers acks/s.
  *   hold SECONDS           keep the connections, answer heartbeats; answers who is alive and
  *                          who received an Engine.IO ping meanwhile.
+ *   burst N [TIMEOUT_S]   exactly N messages over the rooms' senders; waits for every delivery
+ *                          (exact counts, for tests).
  *   quiet MAX_S            wait until no delivery has arrived for 300 ms (at most MAX_S).
  *   stats                  counters so far.
  *   quit
@@ -72,6 +74,7 @@ typedef struct {
     uint8_t seen; /* received a delivery since the last sync mark */
     uint8_t joined;
     int32_t room;
+    uint16_t at_off; /* where "@@" sat in this client's last delivery (0: not known yet) */
     uint32_t lo_len;
     uint8_t *lo; /* leftover bytes of an incomplete frame (or HTTP head) */
     uint8_t *ob; /* outgoing bytes not yet written */
@@ -115,6 +118,8 @@ static uint32_t nsamples, samples_dropped;
 static uint64_t sample_mask = 15;
 static uint64_t sample_min_ts = UINT64_MAX; /* only messages sent at or after this are sampled */
 static int sync_active;
+static uint8_t g_epoch = '0'; /* letter after "@@" in this step's messages ('0': sync) */
+static uint64_t g_epoch_deliveries, g_stale;
 
 /* acknowledged sends */
 static int acks_active;
@@ -386,13 +391,27 @@ static uint64_t parse_u64(const uint8_t *p, const uint8_t *end, const uint8_t **
     return v;
 }
 
+/* A delivery: count it; look at one byte (the step's epoch letter right after "@@", at the
+ * offset this client's frames had last time) to tell this step's frames from stale ones; parse
+ * the timestamp only on sampled frames. */
 static void on_delivery(conn_t *c, const uint8_t *d, size_t n) {
     g_deliveries++;
     if (sync_active) c->seen = 1;
+    const uint8_t *m;
+    if (c->at_off && (size_t)c->at_off + 2 < n && d[c->at_off] == '@' && d[c->at_off + 1] == '@') {
+        m = d + c->at_off;
+    } else {
+        m = memmem(d, n, "@@", 2);
+        if (!m || m + 2 >= d + n) return;
+        c->at_off = (uint16_t)(m - d < 65535 ? m - d : 0);
+    }
+    if (m[2] != g_epoch) {
+        g_stale++;
+        return;
+    }
+    g_epoch_deliveries++;
     if ((g_deliveries & sample_mask) != 0 || sample_min_ts == UINT64_MAX) return;
-    const uint8_t *m = memmem(d, n, "@@", 2);
-    if (!m) return;
-    uint64_t ts = parse_u64(m + 2, d + n, NULL);
+    uint64_t ts = parse_u64(m + 3, d + n, NULL);
     if (ts < sample_min_ts) return;
     if (nsamples >= MAX_SAMPLES) {
         samples_dropped++;
@@ -622,9 +641,9 @@ static char pad[1 << 16];
 
 /* `42["message","@@<ts>:<seq>:xxxx"]`, the text padded to opt.msg_size. */
 static void send_message(conn_t *c, uint64_t ts) {
-    static char buf[(1 << 16) + 64];
-    int k = snprintf(buf, sizeof buf, "42[\"message\",\"@@%llu:%llu:", (unsigned long long)ts,
-                     (unsigned long long)g_seq++);
+    static char buf[(1 << 17)];
+    int k = snprintf(buf, sizeof buf, "42[\"message\",\"@@%c%llu:%llu:", ts ? g_epoch : '0',
+                     (unsigned long long)ts, (unsigned long long)g_seq++);
     int text = k - 14; /* text written so far */
     int padn = opt.msg_size - text;
     if (padn > 0) {
@@ -637,11 +656,11 @@ static void send_message(conn_t *c, uint64_t ts) {
 }
 
 static void send_ack_message(conn_t *c) {
-    static char buf[(1 << 16) + 256];
+    static char buf[(1 << 17)];
     uint32_t id = c->ack_next++;
     uint64_t ts = mono_ns();
-    int k = snprintf(buf, sizeof buf, "42%u[\"message\",{\"channel\":\"r%d\",\"message\":\"@@%llu:", id,
-                     c->room, (unsigned long long)ts);
+    int k = snprintf(buf, sizeof buf, "42%u[\"message\",{\"channel\":\"r%d\",\"message\":\"@@%c%llu:", id,
+                     c->room, g_epoch, (unsigned long long)ts);
     int padn = opt.msg_size - 24;
     if (padn > 0) {
         memcpy(buf + k, pad, (size_t)padn);
@@ -792,17 +811,20 @@ static void cmd_step(double rate, double warmup_s, double measure_s, int all_sen
 
     uint32_t closed0 = g_closed;
     uint64_t ovf0 = g_overflow;
+    /* a new epoch letter: frames of earlier steps still arriving are counted as stale */
+    g_epoch = (uint8_t)(g_epoch >= 'A' && g_epoch < 'Z' ? g_epoch + 1 : 'A');
+    uint64_t stale0 = g_stale;
     uint64_t t0 = mono_ns();
     uint64_t t_meas = t0 + (uint64_t)(warmup_s * 1e9);
     uint64_t t_end = t_meas + (uint64_t)(measure_s * 1e9);
-    uint64_t d0 = g_deliveries, d_meas = 0, expected = 0, sent = 0, sent_meas = 0, k = 0;
+    uint64_t d0 = g_epoch_deliveries, d_meas = 0, expected = 0, sent = 0, sent_meas = 0, k = 0;
     double cpu_s0 = 0, cpu_l0 = 0, cpu_m0 = 0;
     int measuring = 0;
     uint64_t now = t0;
     while (now < t_end) {
         if (!measuring && now >= t_meas) {
             measuring = 1;
-            d_meas = g_deliveries;
+            d_meas = g_epoch_deliveries;
             sent_meas = sent;
             sample_min_ts = t_meas;
             cpu_s0 = server_cpu_s();
@@ -820,23 +842,23 @@ static void cmd_step(double rate, double warmup_s, double measure_s, int all_sen
         poll_once(1);
         now = mono_ns();
     }
-    uint64_t d_end = g_deliveries;
+    uint64_t d_end = g_epoch_deliveries;
     double cpu_s1 = server_cpu_s(), cpu_l1 = self_cpu_s(), cpu_m1 = machine_busy_s();
     uint64_t sent_in_window = sent - sent_meas;
     /* drain: until everything expected arrived, nothing arrived for 500 ms, or 5 s passed */
-    uint64_t last = now, seen = g_deliveries;
-    while (g_deliveries - d0 < expected) {
+    uint64_t last = now, seen = g_epoch_deliveries;
+    while (g_epoch_deliveries - d0 < expected) {
         poll_once(10);
         uint64_t t = mono_ns();
-        if (g_deliveries != seen) {
-            seen = g_deliveries;
+        if (g_epoch_deliveries != seen) {
+            seen = g_epoch_deliveries;
             last = t;
         }
         if (t - last > 500000000ull || t - t_end > 5000000000ull) break;
     }
     double drain_s = (double)(mono_ns() - t_end) / 1e9;
     sample_min_ts = UINT64_MAX;
-    uint64_t received = g_deliveries - d0;
+    uint64_t received = g_epoch_deliveries - d0;
     double mdur = (double)(t_end - t_meas) / 1e9;
     printf("{\"cmd\":\"step\",\"offered\":%.1f,\"msg_rate\":%.2f,\"room_size\":%.1f,"
            "\"senders\":%u,\"warmup_s\":%.2f,\"measure_s\":%.3f,\"sent_msgs\":%llu,"
@@ -844,7 +866,7 @@ static void cmd_step(double rate, double warmup_s, double measure_s, int all_sen
            "\"deliveries_per_s\":%.1f,\"drain_s\":%.3f,\"server_cpu_s\":%.3f,"
            "\"server_cpu_util\":%.3f,\"loadgen_cpu_util\":%.3f,\"step_closed\":%u,"
            "\"step_overflow\":%llu,\"sample_every\":%llu,\"samples_dropped\":%u,"
-           "\"other_cpu_util\":%.3f",
+           "\"other_cpu_util\":%.3f,\"stale\":%llu",
            rate, msg_rate, avg_room, nsend, warmup_s, mdur, (unsigned long long)sent,
            (unsigned long long)sent_in_window, (unsigned long long)expected,
            (unsigned long long)received, expected ? (double)received / (double)expected : 0.0,
@@ -852,10 +874,37 @@ static void cmd_step(double rate, double warmup_s, double measure_s, int all_sen
            cpu_s1 >= 0 ? (cpu_s1 - cpu_s0) / mdur : -1.0, (cpu_l1 - cpu_l0) / mdur,
            g_closed - closed0, (unsigned long long)(g_overflow - ovf0),
            (unsigned long long)every, samples_dropped,
-           ((cpu_m1 - cpu_m0) - (cpu_s1 - cpu_s0) - (cpu_l1 - cpu_l0)) / mdur);
+           ((cpu_m1 - cpu_m0) - (cpu_s1 - cpu_s0) - (cpu_l1 - cpu_l0)) / mdur,
+           (unsigned long long)(g_stale - stale0));
     print_lat("", samples, nsamples);
     print_common();
     free(senders);
+}
+
+/* Exactly n messages (round robin over the rooms' senders), then wait until every expected
+ * delivery arrived or timeout_s passed: exact counts, for tests. */
+static void cmd_burst(uint32_t n, double timeout_s) {
+    scan_rooms();
+    g_epoch = (uint8_t)(g_epoch >= 'A' && g_epoch < 'Z' ? g_epoch + 1 : 'A');
+    uint64_t d0 = g_epoch_deliveries, stale0 = g_stale, f0 = g_frames, expected = 0;
+    uint32_t sent = 0;
+    uint64_t t0 = mono_ns();
+    for (uint32_t k = 0; nrooms > 0 && k < n; k++) {
+        int32_t r = (int32_t)(k % (uint32_t)nrooms);
+        if (room_sender[r] == UINT32_MAX) continue;
+        expected += room_size[r];
+        send_message(&conns[room_sender[r]], t0);
+        sent++;
+    }
+    flush_dirty();
+    uint64_t deadline = t0 + (uint64_t)(timeout_s * 1e9);
+    while (g_epoch_deliveries - d0 < expected && mono_ns() < deadline) poll_once(10);
+    printf("{\"cmd\":\"burst\",\"sent\":%u,\"expected\":%llu,\"received\":%llu,"
+           "\"stale\":%llu,\"frames\":%llu,\"seconds\":%.3f",
+           sent, (unsigned long long)expected, (unsigned long long)(g_epoch_deliveries - d0),
+           (unsigned long long)(g_stale - stale0), (unsigned long long)(g_frames - f0),
+           (double)(mono_ns() - t0) / 1e9);
+    print_common();
 }
 
 static void cmd_acks(double seconds, uint32_t window) {
@@ -915,11 +964,12 @@ static void cmd_hold(double seconds) {
 static void cmd_stats(void) {
     printf("{\"cmd\":\"stats\",\"clients\":%u,\"deliveries\":%llu,\"frames\":%llu,"
            "\"bytes_in\":%llu,\"other_events\":%llu,\"other_frames\":%llu,\"pings\":%llu,"
-           "\"acks_ok\":%llu,\"acks_err\":%llu",
+           "\"acks_ok\":%llu,\"acks_err\":%llu,\"stale\":%llu",
            nconns, (unsigned long long)g_deliveries, (unsigned long long)g_frames,
            (unsigned long long)g_bytes_in, (unsigned long long)g_other_events,
            (unsigned long long)g_other_frames, (unsigned long long)g_pings,
-           (unsigned long long)g_acks_ok, (unsigned long long)g_acks_err);
+           (unsigned long long)g_acks_ok, (unsigned long long)g_acks_err,
+           (unsigned long long)g_stale);
     print_common();
 }
 
@@ -1008,7 +1058,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: loadgen --port P [options] < commands\n");
         return 2;
     }
-    if (opt.msg_size < 0 || opt.msg_size > 60000) opt.msg_size = 48;
+    if (opt.msg_size < 0 || opt.msg_size > 65500) opt.msg_size = 48;
     if (opt.read_size < 16) opt.read_size = 16;
     if (opt.src_addrs < 1) opt.src_addrs = 1;
     signal(SIGPIPE, SIG_IGN);
@@ -1033,6 +1083,7 @@ int main(int argc, char **argv) {
         if (!strcmp(w, "connect")) cmd_connect((uint32_t)a1, n >= 3 ? (int)a2 : 0, n >= 4 ? a3 : 300);
         else if (!strcmp(w, "sync")) cmd_sync(n >= 2 ? a1 : 10);
         else if (!strcmp(w, "step")) cmd_step(a1, a2, a3, !strcmp(s, "all"));
+        else if (!strcmp(w, "burst")) cmd_burst((uint32_t)a1, n >= 3 ? a2 : 30);
         else if (!strcmp(w, "acks")) cmd_acks(a1, (uint32_t)(n >= 3 ? a2 : 1));
         else if (!strcmp(w, "hold")) cmd_hold(a1);
         else if (!strcmp(w, "quiet")) {
