@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from salas.adapter.base import BroadcastOptions, Member, MemberRegistry
-from salas.protocol import SocketPacket
 from salas.protocol.outgoing import EncodedMessage
 
 __all__ = ["MemoryAdapter"]
@@ -87,8 +86,8 @@ class MemoryAdapter:
         return found
 
     # -- operations -------------------------------------------------------------------
-    async def broadcast(self, packet: SocketPacket, opts: BroadcastOptions) -> None:
-        self.deliver(EncodedMessage.of_socket_packet(packet), opts)
+    async def broadcast(self, message: EncodedMessage, opts: BroadcastOptions) -> None:
+        self.deliver(message, opts)
 
     def deliver(self, message: EncodedMessage, opts: BroadcastOptions) -> None:
         """Hand `message` to each local recipient (the per-recipient loop; keep it lean)."""

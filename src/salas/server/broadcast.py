@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from salas.adapter.base import BroadcastOptions
 from salas.protocol import SocketPacket, SocketPacketType
+from salas.protocol.outgoing import EncodedMessage
 
 if TYPE_CHECKING:
     from salas.server.namespace import Namespace
@@ -75,8 +76,19 @@ class BroadcastOperator:
 
     async def emit(self, event: str, *args: Any) -> None:
         """Send `event` with `args` to every selected socket."""
-        packet = event_packet(self._nsp.name, event, args)
-        await self._nsp.adapter.broadcast(packet, self._opts)
+        nsp = self._nsp
+        packet = event_packet(nsp.name, event, args)
+        recovery = nsp.server.recovery
+        if recovery is not None and not self._opts.volatile:
+            # The offset rides as a last, extra argument; the official client keeps the
+            # latest one it saw and hands it back when it reconnects.
+            offset = recovery.next_offset()
+            packet.data.append(str(offset))
+            message = EncodedMessage.of_socket_packet(packet)
+            recovery.log(offset, nsp.name, self._opts, message)
+        else:
+            message = EncodedMessage.of_socket_packet(packet)
+        await nsp.adapter.broadcast(message, self._opts)
 
     async def fetch_sockets(self) -> list[Socket]:
         found = await self._nsp.adapter.fetch_sockets(self._opts)

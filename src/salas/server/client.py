@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from salas.engine.session import EngineSession
@@ -12,6 +13,7 @@ from salas.protocol import PacketDecoder, ProtocolError, SocketPacket, SocketPac
 from salas.protocol.outgoing import EncodedMessage
 from salas.server.errors import ConnectionRefused
 from salas.server.handlers import call_handler
+from salas.server.recovery import Recovery, RestoredSession
 from salas.server.socket import Socket
 
 if TYPE_CHECKING:
@@ -80,17 +82,42 @@ class Client:
                 SocketPacket(SocketPacketType.CONNECT_ERROR, name, {"message": "Invalid namespace"})
             )
             return
-        socket = Socket(
-            nsp, self, auth if isinstance(auth, dict) else {}, secrets.token_urlsafe(15)
-        )
+        auth = auth if isinstance(auth, dict) else {}
+        recovery = self._server.recovery
+        if recovery is not None and "pid" in auth:
+            self._in_background(self._recover(nsp, auth, recovery))
+            return
+        socket = Socket(nsp, self, auth, secrets.token_urlsafe(15))
         if nsp.middlewares:
-            loop = self._server.engine.loop
-            task = loop.create_task(self._run_middlewares(nsp, socket))
-            self._server.track(task)
+            self._in_background(self._admit(nsp, socket))
         else:
             self._accept(nsp, socket)
 
-    async def _run_middlewares(self, nsp: Namespace, socket: Socket) -> None:
+    def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._server.track(self._server.engine.loop.create_task(coro))
+
+    async def _recover(self, nsp: Namespace, auth: dict[str, Any], recovery: Recovery) -> None:
+        """A client presenting a pid: give its session back, or connect it afresh."""
+        restored = await recovery.restore(nsp.name, auth)
+        if restored is None:
+            await self._admit(nsp, Socket(nsp, self, auth, secrets.token_urlsafe(15)))
+            return
+        record = restored.record
+        socket = Socket(nsp, self, auth, record.sid)
+        socket.pid = record.pid
+        socket.recovered = True
+        socket.base_offset = record.base_offset
+        if isinstance(record.data, dict):
+            socket.data = record.data
+        if recovery.options.skip_middlewares:
+            self._accept(nsp, socket, restored)
+        else:
+            await self._admit(nsp, socket, restored)
+
+    async def _admit(
+        self, nsp: Namespace, socket: Socket, restored: RestoredSession | None = None
+    ) -> None:
+        """Run the namespace's middlewares, then accept the socket unless one refused."""
         for middleware in nsp.middlewares:
             try:
                 result = middleware(socket)
@@ -107,11 +134,12 @@ class Client:
                     SocketPacket(SocketPacketType.CONNECT_ERROR, nsp.name, {"message": str(exc)})
                 )
                 return
-        if not self.session.closed:
-            self._accept(nsp, socket)
+        self._accept(nsp, socket, restored)
 
-    def _accept(self, nsp: Namespace, socket: Socket) -> None:
-        if nsp.name in self.sockets:
+    def _accept(
+        self, nsp: Namespace, socket: Socket, restored: RestoredSession | None = None
+    ) -> None:
+        if nsp.name in self.sockets or self.session.closed:
             return
         if self._connect_timer is not None:
             self._connect_timer.cancel()
@@ -119,7 +147,18 @@ class Client:
         self.sockets[nsp.name] = socket
         nsp.add_socket(socket)
         socket.connected = True
-        self.send(SocketPacket(SocketPacketType.CONNECT, nsp.name, {"sid": socket.id}))
+        reply: dict[str, Any] = {"sid": socket.id}
+        recovery = self._server.recovery
+        if recovery is not None:
+            if socket.pid is None:
+                socket.pid = secrets.token_urlsafe(15)
+                socket.base_offset = recovery.head
+            reply["pid"] = socket.pid
+        self.send(SocketPacket(SocketPacketType.CONNECT, nsp.name, reply))
+        if restored is not None:
+            nsp.adapter.add_all(socket.id, restored.record.rooms)
+            for message in restored.missed:
+                self.session.send_encoded(message)
         for handler in nsp.connection_handlers:
             call_handler(handler, [socket], f"socket {socket.id}, connection to {nsp.name}")
 

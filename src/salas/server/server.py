@@ -18,6 +18,7 @@ from salas.server.broadcast import BroadcastOperator
 from salas.server.client import Client
 from salas.server.handlers import Handler
 from salas.server.namespace import Middleware, Namespace
+from salas.server.recovery import Recovery, RecoveryOptions
 from salas.server.socket import Socket
 
 __all__ = ["Server"]
@@ -50,6 +51,7 @@ class Server:
         adapter: AdapterFactory = MemoryAdapter,
         serve_client: bool = True,
         static_dir: str | os.PathLike[str] | None = None,
+        connection_state_recovery: bool | RecoveryOptions = False,
     ) -> None:
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
@@ -74,6 +76,11 @@ class Server:
             )
         if static_dir is not None:
             self.mount_static(static_dir)
+        if connection_state_recovery is True:
+            connection_state_recovery = RecoveryOptions()
+        self.recovery: Recovery | None = (
+            Recovery(connection_state_recovery) if connection_state_recovery else None
+        )
         self._adapter_factory = adapter
         self._namespaces: dict[str, Namespace] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -152,6 +159,8 @@ class Server:
     # -- running ------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 8000) -> int:
         """Start listening; returns the bound port (pass 0 for any free one)."""
+        if self.recovery is not None:
+            await self.recovery.start()
         for nsp in self._namespaces.values():
             await nsp.adapter.init()
         self._stopped = asyncio.Event()
@@ -166,6 +175,10 @@ class Server:
     async def shutdown(self) -> None:
         """Stop accepting, disconnect every socket, close adapters."""
         await self.engine.close()
+        if self.recovery is not None:
+            # Sessions of the sockets just closed are saved, so clients can recover them
+            # from the next process when the store is durable.
+            await self.recovery.close()
         for nsp in self._namespaces.values():
             await nsp.adapter.close()
         if self._stopped is not None:

@@ -15,6 +15,8 @@ from salas.protocol.outgoing import EncodedMessage
 from salas.server.broadcast import BroadcastOperator, event_packet
 from salas.server.errors import AckTimeout, Disconnected
 from salas.server.handlers import Handler, call_handler
+from salas.server.recovery import RECOVERABLE_REASONS
+from salas.store.recovery import SessionRecord
 
 if TYPE_CHECKING:
     from salas.server.client import Client
@@ -55,7 +57,11 @@ class Socket:
         self.id = sid
         self.data: dict[str, Any] = {}
         self.connected = False
+        # Connection state recovery: the private id the client presents to get this socket
+        # back, whether this socket is such a comeback, and the log head when it connected.
+        self.pid: str | None = None
         self.recovered = False
+        self.base_offset = 0
         request = client.session.request
         self.handshake: dict[str, Any] = {
             "auth": auth,
@@ -213,6 +219,18 @@ class Socket:
         disconnecting = self._handlers.get("disconnecting")
         if disconnecting is not None:
             call_handler(disconnecting, [reason], where)
+        recovery = self.nsp.server.recovery
+        if recovery is not None and self.pid is not None and reason in RECOVERABLE_REASONS:
+            recovery.save(
+                SessionRecord(
+                    self.pid,
+                    self.id,
+                    self.nsp.name,
+                    tuple(self.rooms),
+                    self.data,
+                    self.base_offset,
+                )
+            )
         self.connected = False
         self.nsp.remove_socket(self)
         self.client.remove_socket(self)

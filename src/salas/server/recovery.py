@@ -1,0 +1,150 @@
+"""Connection state recovery, as the official client (>= 4.6) expects it.
+
+With recovery on, the CONNECT reply carries `{sid, pid}`, and every event broadcast through
+the adapter carries its offset as a last, extra argument (the client remembers the last one
+it saw). When a transport drops, the socket's session is saved; a client reconnecting with
+`{pid, offset}` in its CONNECT gets the same socket id, rooms and `data` back, then every
+logged broadcast after `offset` meant for its rooms, and `socket.recovered` is True.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from salas.adapter.base import BroadcastOptions
+from salas.protocol.outgoing import EncodedMessage
+from salas.store.recovery import (
+    LoggedPacket,
+    MemoryRecoveryStore,
+    RecoveryStore,
+    SessionRecord,
+    now_ms,
+)
+
+__all__ = ["RECOVERABLE_REASONS", "Recovery", "RecoveryOptions", "RestoredSession"]
+
+logger = logging.getLogger("salas.server")
+
+# Disconnections the client did not ask for: only these leave a session to recover.
+RECOVERABLE_REASONS = frozenset(
+    {"transport error", "transport close", "forced close", "ping timeout", "server shutting down"}
+)
+# Packets replayed to one recovering socket at most; beyond that it starts afresh.
+MAX_REPLAY = 10_000
+_OFFSET = re.compile(r"\d{1,19}")
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryOptions:
+    """`Server(connection_state_recovery=RecoveryOptions(...))`."""
+
+    max_disconnection_duration: float = 120.0  # seconds a session waits for its client
+    skip_middlewares: bool = True  # a recovered socket does not go through `use` again
+    store: RecoveryStore = field(default_factory=MemoryRecoveryStore)
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredSession:
+    record: SessionRecord
+    missed: list[EncodedMessage]
+
+
+class Recovery:
+    def __init__(self, options: RecoveryOptions) -> None:
+        self.options = options
+        self.store = options.store
+        self._next_offset = 1
+        self._pending: set[asyncio.Task[None]] = set()
+        self._pruner: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.store.open()
+        self._next_offset = await self.store.last_offset() + 1
+        self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
+
+    async def close(self) -> None:
+        """Wait for pending session saves, make the log durable, close the store."""
+        if self._pruner is not None:
+            self._pruner.cancel()
+            self._pruner = None
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self.store.flush()
+        await self.store.close()
+
+    @property
+    def head(self) -> int:
+        """The offset of the latest broadcast."""
+        return self._next_offset - 1
+
+    # -- broadcasting -----------------------------------------------------------------
+    def next_offset(self) -> int:
+        offset = self._next_offset
+        self._next_offset += 1
+        return offset
+
+    def log(self, offset: int, nsp: str, opts: BroadcastOptions, message: EncodedMessage) -> None:
+        self.store.append(
+            LoggedPacket(
+                offset,
+                nsp,
+                tuple(sorted(opts.rooms)),
+                tuple(sorted(opts.except_rooms)),
+                tuple(message.packets),
+            )
+        )
+
+    # -- disconnect and reconnect -----------------------------------------------------
+    def save(self, record: SessionRecord) -> None:
+        task = asyncio.get_running_loop().create_task(self._save(record))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _save(self, record: SessionRecord) -> None:
+        try:
+            await self.store.save_session(record)
+        except Exception:
+            logger.exception("could not save session of socket %s for recovery", record.sid)
+
+    async def restore(self, nsp: str, auth: dict[str, Any]) -> RestoredSession | None:
+        """The session a reconnecting client asks for, or None to connect it afresh."""
+        pid = auth.get("pid")
+        if not isinstance(pid, str) or not pid:
+            return None
+        try:
+            record = await self.store.take_session(pid)
+        except Exception:
+            logger.exception("could not look up session %r for recovery", pid)
+            return None
+        if record is None or record.nsp != nsp:
+            return None
+        age = now_ms() - record.disconnected_at
+        if age > self.options.max_disconnection_duration * 1000:
+            return None
+        raw_offset = auth.get("offset")
+        if isinstance(raw_offset, str) and _OFFSET.fullmatch(raw_offset):
+            offset = int(raw_offset)
+        else:
+            offset = record.base_offset  # the client never received a broadcast
+        packets = await self.store.packets_after(nsp, offset, MAX_REPLAY + 1)
+        if len(packets) > MAX_REPLAY:
+            logger.info("session %s missed too much to replay; connecting afresh", record.sid)
+            return None
+        rooms = frozenset(record.rooms)
+        missed = [EncodedMessage(list(p.packets)) for p in packets if p.reaches(rooms)]
+        return RestoredSession(record, missed)
+
+    async def _prune_forever(self) -> None:
+        window_ms = int(self.options.max_disconnection_duration * 1000)
+        while True:
+            await asyncio.sleep(min(60.0, max(1.0, self.options.max_disconnection_duration / 2)))
+            try:
+                # A margin beyond the window: packets a socket had not yet received when it
+                # dropped stay until its session has expired.
+                await self.store.prune(now_ms() - 2 * window_ms - 60_000)
+            except Exception:
+                logger.exception("could not prune the recovery log")
