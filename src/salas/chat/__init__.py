@@ -1,1 +1,16 @@
-"""salas.chat"""
+"""salas.chat: the chat application — rooms, history, presence, typing — and its web pages.
+
+>>> from salas.chat import ChatConfig, create_app
+>>> from salas.store import open_store
+>>> store = open_store("salas.db"); await store.open()
+>>> app = create_app(ChatConfig(single_room=False), store)
+>>> port = await app.start("127.0.0.1", 8000)
+
+The wire protocol is docs/chat-protocol.md; `salas serve` (salas.cli) runs this app.
+"""
+
+from salas.chat.app import ChatApp, create_app
+from salas.chat.config import ChatConfig
+from salas.chat.errors import ChatError
+
+__all__ = ["ChatApp", "ChatConfig", "ChatError", "create_app"]

@@ -1,0 +1,49 @@
+"""`ChatConfig`: how the chat behaves (modes, limits, timings), independent of where it listens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["ChatConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatConfig:
+    """Settings of one chat application; every field has a default that runs as documented.
+
+    Timings are in seconds. Tests shorten them (a typing expiry of 50 ms, say) rather than
+    sleeping through the production values.
+    """
+
+    # Joining a room leaves the previous one (the tutorial's last step); off: stay in all.
+    single_room: bool = False
+    # None: same-origin only; "*": any origin; or a list of origins.
+    cors_origins: str | Sequence[str] | None = None
+    # Messages a join's ack carries (the room's latest).
+    join_history: int = 50
+    # A socket may be in at most this many rooms at once (memory is per membership).
+    max_rooms_per_socket: int = 100
+    # `typing: false` follows this long after the last `typing: true` of a socket.
+    typing_timeout: float = 5.0
+    # A socket's repeated `typing: true` is re-broadcast at most this often.
+    typing_throttle: float = 2.0
+    # At most one `rooms` broadcast per this interval; changes in between are coalesced.
+    rooms_interval: float = 0.25
+    # Token bucket per socket for `message`: a burst, then a steady rate per second.
+    message_burst: int = 20
+    message_rate: float = 10.0
+    # Another bucket for joins, leaves, nicks and history requests, which cost the room
+    # broadcasts or store reads.
+    control_burst: int = 30
+    control_rate: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("typing_timeout", "typing_throttle", "message_rate", "control_rate"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ChatConfig.{name} must be positive")
+        if self.rooms_interval < 0:
+            raise ValueError("ChatConfig.rooms_interval must not be negative")
+        for name in ("join_history", "max_rooms_per_socket", "message_burst", "control_burst"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ChatConfig.{name} must be at least 1")

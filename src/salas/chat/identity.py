@@ -1,0 +1,60 @@
+"""Display names: from the connect auth payload or a guest name, and unique within a room.
+
+Rule (docs/chat-protocol.md, "Names"): names compare case-insensitively (``casefold``).
+Joining a room where another member already shows your name shows you there as
+``name#2`` (``#3``, ...: the first free one); ``nick`` to a name another member of one of
+your rooms shows is refused with ``name_taken``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from salas.chat.errors import ChatError
+from salas.chat.validation import MAX_NAME, check_name
+
+__all__ = ["display_name", "guest_name", "name_from_auth", "name_key"]
+
+
+def name_key(name: str) -> str:
+    """What two names must differ in to be told apart ("Ana" and "ana" are the same)."""
+    return name.casefold()
+
+
+def display_name(name: str, taken: Collection[str]) -> str:
+    """`name`, or `name#2`, `name#3`... — the first whose `name_key` is not in `taken`."""
+    if name_key(name) not in taken:
+        return name
+    # Bounded: each of the len(taken) keys rules out at most one candidate.
+    for n in range(2, len(taken) + 3):
+        suffix = f"#{n}"
+        candidate = name[: MAX_NAME - len(suffix)] + suffix  # stays a valid name
+        if name_key(candidate) not in taken:
+            return candidate
+    raise AssertionError("unreachable: more candidates than taken names")
+
+
+def guest_name(is_taken: Callable[[str], bool], token: Callable[[], str] | None = None) -> str:
+    """``guest-xxxx`` (4 hex digits) not taken yet, if one is found in a few tries."""
+    make = token or (lambda: secrets.token_hex(2))
+    name = f"guest-{make()}"
+    for _ in range(16):
+        if not is_taken(name):
+            return name
+        name = f"guest-{make()}"
+    # Thousands of guests online: a longer name rather than an unbounded search.
+    return f"guest-{secrets.token_hex(4)}"
+
+
+def name_from_auth(auth: Mapping[str, Any]) -> tuple[str | None, ChatError | None]:
+    """The name asked for in ``io({auth: {name}})``: (name, None), (None, None) if none was
+    given, or (None, error) if the one given is invalid (the client then gets a guest name)."""
+    raw = auth.get("name")
+    if raw is None:
+        return None, None
+    try:
+        return check_name(raw), None
+    except ChatError as error:
+        return None, error

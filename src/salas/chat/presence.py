@@ -1,0 +1,184 @@
+"""Who is connected, which rooms each socket is in, and the name it shows in each.
+
+Pure bookkeeping (no I/O): the app updates it synchronously in its handlers, so what a
+handler sees cannot change under it between two awaits of another handler. Rooms with no
+members do not exist here (their history lives on in the store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from salas.chat.errors import NAME_TAKEN, ChatError
+from salas.chat.identity import display_name, name_key
+
+__all__ = ["Departure", "Presence", "Rename"]
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """A socket left `room`, where it was shown as `user`."""
+
+    room: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    """In `room`, the socket shown as `previous` is now shown as `user`."""
+
+    room: str
+    previous: str
+    user: str
+
+
+class _Room:
+    __slots__ = ("display", "keys")
+
+    def __init__(self) -> None:
+        self.display: dict[str, str] = {}  # sid -> name shown in this room
+        self.keys: dict[str, str] = {}  # name_key(shown name) -> sid
+
+
+class Presence:
+    """The chat's view of connected sockets and room membership, on this process."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}  # sid -> the name the socket chose
+        self._name_keys: dict[str, int] = {}  # name_key(chosen name) -> sockets using it
+        self._joined: dict[str, list[str]] = {}  # sid -> rooms, in join order
+        self._rooms: dict[str, _Room] = {}
+
+    # -- connections -------------------------------------------------------------------
+    @property
+    def connections(self) -> int:
+        return len(self._names)
+
+    def connect(self, sid: str, name: str) -> None:
+        if sid in self._names:
+            raise ValueError(f"socket {sid} is already connected")
+        self._names[sid] = name
+        self._joined[sid] = []
+        self._count_name(name, +1)
+
+    def disconnect(self, sid: str) -> list[Departure]:
+        """Forget the socket; the rooms it left, in join order (empty if unknown)."""
+        departures = [
+            Departure(room, user)
+            for room in list(self._joined.get(sid, ()))
+            if (user := self.leave(sid, room)) is not None
+        ]
+        name = self._names.pop(sid, None)
+        if name is not None:
+            self._count_name(name, -1)
+        self._joined.pop(sid, None)
+        return departures
+
+    def is_connected(self, sid: str) -> bool:
+        return sid in self._names
+
+    def name(self, sid: str) -> str:
+        return self._names[sid]
+
+    def name_in_use(self, name: str) -> bool:
+        """Whether a connected socket chose this name (to pick guest names nobody has)."""
+        return name_key(name) in self._name_keys
+
+    def _count_name(self, name: str, delta: int) -> None:
+        key = name_key(name)
+        count = self._name_keys.get(key, 0) + delta
+        if count > 0:
+            self._name_keys[key] = count
+        else:
+            self._name_keys.pop(key, None)
+
+    # -- rooms ---------------------------------------------------------------------------
+    def join(self, sid: str, room: str) -> tuple[str, bool]:
+        """Add the socket to `room`: (the name it shows there, whether it is new there).
+
+        Re-joining a room makes it the socket's current room again."""
+        joined = self._joined[sid]
+        state = self._rooms.get(room)
+        if state is not None and sid in state.display:
+            joined.remove(room)
+            joined.append(room)
+            return state.display[sid], False
+        if state is None:
+            state = self._rooms[room] = _Room()
+        shown = display_name(self._names[sid], state.keys)
+        state.display[sid] = shown
+        state.keys[name_key(shown)] = sid
+        joined.append(room)
+        return shown, True
+
+    def leave(self, sid: str, room: str) -> str | None:
+        """Remove the socket from `room`: the name it showed there, None if not a member."""
+        state = self._rooms.get(room)
+        if state is None or sid not in state.display:
+            return None
+        shown = state.display.pop(sid)
+        del state.keys[name_key(shown)]
+        if not state.display:
+            del self._rooms[room]
+        self._joined[sid].remove(room)
+        return shown
+
+    def rooms_of(self, sid: str) -> list[str]:
+        """The socket's rooms in join order: the last one is its current room."""
+        return list(self._joined.get(sid, ()))
+
+    def current(self, sid: str) -> str | None:
+        joined = self._joined.get(sid)
+        return joined[-1] if joined else None
+
+    def in_room(self, sid: str, room: str) -> bool:
+        state = self._rooms.get(room)
+        return state is not None and sid in state.display
+
+    def shown_as(self, sid: str, room: str) -> str | None:
+        state = self._rooms.get(room)
+        return None if state is None else state.display.get(sid)
+
+    def members(self, room: str) -> list[str]:
+        """Names shown in `room`, sorted case-insensitively (a stable order for pages)."""
+        state = self._rooms.get(room)
+        if state is None:
+            return []
+        return sorted(state.display.values(), key=lambda n: (name_key(n), n))
+
+    def count(self, room: str) -> int:
+        state = self._rooms.get(room)
+        return 0 if state is None else len(state.display)
+
+    def room_list(self) -> list[dict[str, object]]:
+        """``[{"name", "count"}]`` of every room with members, by name."""
+        return [
+            {"name": room, "count": len(state.display)}
+            for room, state in sorted(self._rooms.items())
+        ]
+
+    # -- names -------------------------------------------------------------------------
+    def rename(self, sid: str, new: str) -> list[Rename]:
+        """Choose a new name, shown as is in every room of the socket.
+
+        Raises ``name_taken`` (changing nothing) if another member of one of those rooms
+        shows it; returns the rooms where the shown name changed."""
+        key = name_key(new)
+        for room in self._joined[sid]:
+            holder = self._rooms[room].keys.get(key)
+            if holder is not None and holder != sid:
+                raise ChatError(NAME_TAKEN, f"the name {new!r} is taken in room {room!r}")
+        self._count_name(self._names[sid], -1)
+        self._names[sid] = new
+        self._count_name(new, +1)
+        renames: list[Rename] = []
+        for room in self._joined[sid]:
+            state = self._rooms[room]
+            previous = state.display[sid]
+            if previous == new:
+                continue
+            del state.keys[name_key(previous)]
+            state.display[sid] = new
+            state.keys[key] = sid
+            renames.append(Rename(room, previous, new))
+        return renames

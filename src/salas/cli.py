@@ -1,0 +1,294 @@
+"""The `salas` command: `salas serve` runs the chat; `salas --version`.
+
+Every option of `serve` is also an environment variable (`--port` / `SALAS_PORT`, ...);
+a flag wins over the environment, which wins over the default. A bad setting ends the
+program with one line on stderr and exit code 2, before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+from salas import __version__
+
+__all__ = ["ConfigError", "ServeSettings", "main", "parse_settings", "store_url"]
+
+logger = logging.getLogger("salas.chat")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_DB = "salas.db"
+DEFAULT_LOG_LEVEL = "info"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # could not start: store or port unusable
+EXIT_CONFIG = 2  # bad flags, environment or configuration
+
+
+class ConfigError(Exception):
+    """A setting that cannot work; the message names the flag or variable it came from."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    db: str = DEFAULT_DB  # a store URL, or a bare path meaning a SQLite file
+    single_room: bool = False
+    cors_origins: str | tuple[str, ...] | None = None
+    log_level: str = DEFAULT_LOG_LEVEL
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="salas", description="salas: a real-time chat-room server on Socket.IO.")
+    parser.add_argument("--version", action="version", version=f"salas {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the chat server",
+        description="Run the chat: the web page at /, Socket.IO at /socket.io/, /healthz. "
+        "Each option can also be set with the environment variable in brackets; a flag "
+        "wins over the environment.",
+    )
+    serve.add_argument("--host", help=f"address to listen on [SALAS_HOST] ({DEFAULT_HOST})")
+    serve.add_argument(
+        "--port", help=f"port to listen on, 0 for any free one [SALAS_PORT] ({DEFAULT_PORT})"
+    )
+    serve.add_argument(
+        "--db",
+        help="message store: a SQLite file path, sqlite:///path.db, postgresql://..., "
+        f"or memory:// [SALAS_DB] ({DEFAULT_DB})",
+    )
+    serve.add_argument(
+        "--single-room",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="joining a room leaves the previous one [SALAS_SINGLE_ROOM=1/true/yes] (off)",
+    )
+    serve.add_argument(
+        "--cors-origins",
+        help="origins allowed cross-site: '*' or a comma list of http(s)://host[:port] "
+        "[SALAS_CORS_ORIGINS] (none: same origin only)",
+    )
+    serve.add_argument(
+        "--log-level",
+        help=f"{', '.join(LOG_LEVELS)} [SALAS_LOG_LEVEL] ({DEFAULT_LOG_LEVEL})",
+    )
+    return parser
+
+
+def _pick(flag: Any, env: Mapping[str, str], var: str, option: str) -> tuple[Any, str] | None:
+    """The value a setting gets and where it came from (for error messages)."""
+    if flag is not None:
+        return flag, option
+    if var in env:
+        return env[var], var
+    return None
+
+
+def _port(raw: str, source: str) -> int:
+    text = str(raw).strip()
+    if not text.isdecimal() or not text.isascii():
+        raise ConfigError(f"{source}: {raw!r} is not a port number (0 to 65535)")
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{source}: port {port} is out of range (0 to 65535)")
+    return port
+
+
+def _bool(raw: str, source: str) -> bool:
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{source}: {raw!r} is not a boolean (use 1/true/yes or 0/false/no)")
+
+
+def _origins(raw: str, source: str) -> str | tuple[str, ...] | None:
+    text = raw.strip()
+    if not text:
+        return None
+    if text == "*":
+        return "*"
+    origins = []
+    for item in text.split(","):
+        origin = item.strip().rstrip("/")  # a browser's Origin never ends with "/"
+        if not origin:
+            continue
+        scheme, sep, host = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not host or "/" in host:
+            raise ConfigError(
+                f"{source}: {item.strip()!r} is not an origin (expected '*' or "
+                "http(s)://host[:port], comma-separated)"
+            )
+        origins.append(origin)
+    return tuple(origins) or None
+
+
+def _log_level(raw: str, source: str) -> str:
+    level = raw.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{source}: unknown log level {raw!r} (use {', '.join(LOG_LEVELS)})")
+    return level
+
+
+def store_url(db: str) -> str:
+    """`db` as a store URL; SQLite paths made absolute, so the log says which file it is."""
+    text = db.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        if text and not text.startswith(("file:", ":memory:")):
+            return "sqlite://" + os.path.abspath(text)
+        return text  # the store explains what is wrong with it
+    if scheme.lower() == "sqlite" and rest and not rest.startswith("/"):
+        path, q, query = rest.partition("?")
+        return "sqlite://" + os.path.abspath(path) + q + query
+    return text
+
+
+def parse_settings(
+    argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
+) -> tuple[str, ServeSettings]:
+    """(command, settings) from the command line and environment; ConfigError if bad.
+
+    argparse itself exits (code 2) on unknown flags, and prints --version / --help."""
+    environ = os.environ if env is None else env
+    args = build_parser().parse_args(argv)
+    host = _pick(args.host, environ, "SALAS_HOST", "--host")
+    port = _pick(args.port, environ, "SALAS_PORT", "--port")
+    db = _pick(args.db, environ, "SALAS_DB", "--db")
+    single = _pick(args.single_room, environ, "SALAS_SINGLE_ROOM", "--single-room")
+    cors = _pick(args.cors_origins, environ, "SALAS_CORS_ORIGINS", "--cors-origins")
+    level = _pick(args.log_level, environ, "SALAS_LOG_LEVEL", "--log-level")
+    settings = ServeSettings(
+        host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
+        port=_port(*port) if port else DEFAULT_PORT,
+        db=db[0].strip() if db and db[0].strip() else DEFAULT_DB,
+        single_room=(
+            single[0] if single and isinstance(single[0], bool) else bool(single and _bool(*single))
+        ),
+        cors_origins=_origins(*cors) if cors else None,
+        log_level=_log_level(*level) if level else DEFAULT_LOG_LEVEL,
+    )
+    _check_store(settings.db, db[1] if db else "--db")
+    return str(args.command), settings
+
+
+def _check_store(db: str, source: str) -> None:
+    from salas.store import StoreError, open_store
+
+    try:
+        open_store(store_url(db))  # only parses the URL; nothing is opened yet
+    except StoreError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
+def _http_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+async def serve(settings: ServeSettings) -> int:
+    """Run the chat until SIGINT/SIGTERM; the exit code."""
+    from salas.chat import ChatConfig, create_app
+    from salas.store import StoreError, open_store
+
+    url = store_url(settings.db)
+    store = open_store(url)
+    try:
+        await store.open()
+    except StoreError as exc:
+        print(f"salas: error: cannot open the store {_shown(url)}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        config = ChatConfig(single_room=settings.single_room, cors_origins=settings.cors_origins)
+        app = create_app(config, store)
+        try:
+            port = await app.start(settings.host, settings.port)
+        except OSError as exc:
+            print(
+                f"salas: error: cannot listen on {settings.host}:{settings.port}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        logger.info(
+            "salas chat listening on %s (store: %s, single-room: %s)",
+            _http_url(settings.host, port),
+            _shown(url),
+            "on" if settings.single_room else "off",
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        logger.info("salas chat shutting down")
+        # Stop accepting and close every connection, then write what the store still
+        # holds and close it (below).
+        await app.shutdown()
+    finally:
+        await store.close()
+    logger.info("salas chat stopped")
+    return EXIT_OK
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return int(uvloop.run(main))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `salas` console script and of `python -m salas`."""
+    try:
+        command, settings = parse_settings(argv)
+    except ConfigError as exc:
+        print(f"salas: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    assert command == "serve"  # the only command; argparse refuses others
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
+        return _run(serve(settings))
+    return 128 + signal.SIGINT
