@@ -161,9 +161,12 @@ def summary_lines(results: Result) -> list[str]:
         if pe:
             for backend, r in pe.items():
                 if r.get("status") == "ok":
+                    bound = " [offered-rate bound]" if r.get("offered_bound") else ""
                     out.append(
                         f"  persistence {backend}: {r['acked_per_s']:,.0f} acked messages/s"
-                        f" (ack p99 {r.get('ack_p99_ms', -1):.1f} ms)"
+                        f" of {r.get('offered_per_s', 0):,.0f} offered"
+                        f" (ack p50 {r.get('ack_p50_ms', -1):.1f} ms,"
+                        f" p99 {r.get('ack_p99_ms', -1):.1f} ms){bound}"
                     )
                 else:
                     out.append(

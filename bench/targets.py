@@ -304,4 +304,6 @@ def host_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "gcc": _cmd_version(["gcc", "-dumpfullversion"]),
         "taskset": shutil.which("taskset") is not None,
+        "nofile_limit": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
+        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
     }

@@ -20,8 +20,10 @@
  *                          RATE / room size); SENDERS = "room" (one sender per room, the
  *                          room's first client) or "all" (every client in turn).  Warm-up,
  *                          measured window, then a drain; answers counts and latency.
- *   acks SECONDS WINDOW    closed loop: every client keeps WINDOW acknowledged `message`
- *                          events ({channel, message, client_id}) in flight; answers acks/s.
+ *   acks SECONDS WINDOW [RATE]
+ *                          every client keeps up to WINDOW acknowledged `message` events
+ *                          ({channel, message, client_id}) in flight, sending at most RATE
+ *                          a second each (0 or absent: closed loop); answers acks/s.
  *   hold SECONDS           keep the connections, answer heartbeats; answers who is alive and
  *                          who received an Engine.IO ping meanwhile.
  *   burst N [TIMEOUT_S]   exactly N messages over the rooms' senders; waits for every delivery
@@ -83,6 +85,7 @@ typedef struct {
     uint32_t pings, ping_mark;
     uint32_t ack_next, outstanding;
     uint64_t *ack_ts;
+    uint64_t next_ns; /* paced acknowledged sends: when this client may send next */
 } conn_t;
 
 static struct {
@@ -123,6 +126,7 @@ static uint64_t g_epoch_deliveries, g_stale;
 
 /* acknowledged sends */
 static int acks_active;
+static uint64_t g_ack_interval;
 static uint64_t *ack_samples;
 static uint32_t nack_samples;
 
@@ -435,7 +439,7 @@ static void on_ack(conn_t *c, const uint8_t *d, size_t n) {
         c->outstanding--;
         uint64_t t0 = c->ack_ts[id % ACK_RING];
         if (t0 && nack_samples < MAX_SAMPLES) ack_samples[nack_samples++] = mono_ns() - t0;
-        if (acks_active) send_ack_message(c);
+        if (acks_active && !g_ack_interval) send_ack_message(c); /* closed loop */
     }
 }
 
@@ -907,23 +911,40 @@ static void cmd_burst(uint32_t n, double timeout_s) {
     print_common();
 }
 
-static void cmd_acks(double seconds, uint32_t window) {
+static void cmd_acks(double seconds, uint32_t window, double per_client_rate) {
     if (window > ACK_RING) window = ACK_RING;
     if (window < 1) window = 1;
     nack_samples = 0;
     uint64_t ok0 = g_acks_ok, err0 = g_acks_err, d0 = g_deliveries;
     uint32_t clients = 0;
+    /* paced: each client sends at most per_client_rate messages/s (servers limit per client) */
+    g_ack_interval = per_client_rate > 0 ? (uint64_t)(1e9 / per_client_rate) : 0;
     acks_active = 1;
     double cpu_s0 = server_cpu_s();
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = mono_ns(), t_end = t0 + (uint64_t)(seconds * 1e9);
+    uint32_t *list = malloc((nconns + 1) * sizeof *list);
     for (uint32_t i = 0; i < nconns; i++) {
         conn_t *c = &conns[i];
         if (c->state != S_READY || c->room < 0) continue;
         if (!c->ack_ts) c->ack_ts = calloc(ACK_RING, sizeof *c->ack_ts);
-        clients++;
-        for (uint32_t w = c->outstanding; w < window; w++) send_ack_message(c);
+        list[clients++] = i;
     }
-    run_for((uint64_t)(seconds * 1e9));
+    for (uint32_t k = 0; k < clients; k++) /* spread the first sends over one interval */
+        conns[list[k]].next_ns = t0 + (g_ack_interval ? g_ack_interval * k / clients : 0);
+    for (uint64_t now = t0; now < t_end; now = mono_ns()) {
+        for (uint32_t k = 0; k < clients; k++) {
+            conn_t *c = &conns[list[k]];
+            if (c->state != S_READY) continue;
+            while (c->outstanding < window && c->next_ns <= now) {
+                send_ack_message(c);
+                c->next_ns = c->next_ns + g_ack_interval < now ? now : c->next_ns + g_ack_interval;
+                if (!g_ack_interval) break;
+            }
+        }
+        flush_dirty();
+        poll_once(g_ack_interval ? 2 : 20);
+    }
+    free(list);
     acks_active = 0;
     uint64_t t1 = mono_ns();
     double cpu_s1 = server_cpu_s();
@@ -939,10 +960,11 @@ static void cmd_acks(double seconds, uint32_t window) {
     }
     double dur = (double)(t1 - t0) / 1e9;
     printf("{\"cmd\":\"acks\",\"clients\":%u,\"window\":%u,\"seconds\":%.3f,\"acked\":%llu,"
-           "\"errors\":%llu,\"acked_per_s\":%.1f,\"deliveries\":%llu,\"server_cpu_util\":%.3f",
+           "\"errors\":%llu,\"acked_per_s\":%.1f,\"offered_per_s\":%.1f,\"deliveries\":%llu,"
+           "\"server_cpu_util\":%.3f",
            clients, window, dur, (unsigned long long)ok, (unsigned long long)err,
-           (double)ok / dur, (unsigned long long)(g_deliveries - d0),
-           cpu_s1 >= 0 ? (cpu_s1 - cpu_s0) / dur : -1.0);
+           (double)ok / dur, per_client_rate > 0 ? per_client_rate * clients : -1.0,
+           (unsigned long long)(g_deliveries - d0), cpu_s1 >= 0 ? (cpu_s1 - cpu_s0) / dur : -1.0);
     print_lat("ack_", ack_samples, nack_samples);
     print_common();
 }
@@ -1084,7 +1106,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(w, "sync")) cmd_sync(n >= 2 ? a1 : 10);
         else if (!strcmp(w, "step")) cmd_step(a1, a2, a3, !strcmp(s, "all"));
         else if (!strcmp(w, "burst")) cmd_burst((uint32_t)a1, n >= 3 ? a2 : 30);
-        else if (!strcmp(w, "acks")) cmd_acks(a1, (uint32_t)(n >= 3 ? a2 : 1));
+        else if (!strcmp(w, "acks")) cmd_acks(a1, (uint32_t)(n >= 3 ? a2 : 1), n >= 4 ? a3 : 0);
         else if (!strcmp(w, "hold")) cmd_hold(a1);
         else if (!strcmp(w, "quiet")) {
             double q = wait_quiet(300000000ull, (uint64_t)((n >= 2 ? a1 : 10) * 1e9));
