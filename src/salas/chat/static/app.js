@@ -1,0 +1,685 @@
+// The salas chat page: the tutorial's rooms page grown into a real chat.
+//
+// It speaks the chat wire protocol (docs/chat-protocol.md) through the official Socket.IO
+// client that salas serves at /socket.io/socket.io.js. Plain browser JavaScript: no
+// framework, no build step. Everything that comes from the network is put on the page as
+// text (textContent), never parsed as HTML.
+"use strict";
+
+(() => {
+  // The tutorial's three rooms are always offered, whatever the server lists.
+  const DEFAULT_ROOMS = ["room1", "room2", "room3"];
+  const HISTORY_PAGE = 50; // what channel_join returns; a full page means older ones exist
+  const ACK_TIMEOUT_MS = 10000;
+  const TYPING_RESEND_MS = 2000; // tell the room "still typing" at most this often
+  const TYPING_IDLE_MS = 3000; // no keystroke for this long: "stopped typing"
+  const TYPING_SHOW_MS = 8000; // forget a typist we heard nothing more from (lost "false")
+  const ERROR_SHOW_MS = 8000;
+  const MAX_LISTED_ROOMS = 100; // busy servers have many rooms; list the biggest
+  const STORE_NAME = "salas.name"; // localStorage: the name survives browser restarts
+  const STORE_ROOMS = "salas.rooms"; // sessionStorage: open rooms survive a reload
+
+  // Class names style.css gives to parts of the page. A room named like one of them must not
+  // get it as a class on its box (it would be styled as that part); data-room still names it.
+  const PAGE_CLASSES = new Set([
+    "active", "author", "brand", "composer", "composer-input", "conn-state", "count", "empty",
+    "errors", "error-item", "join", "join-form", "layout", "leave", "log", "log-wrap", "member-list",
+    "members", "members-title", "mine", "mode", "msg", "nick-form", "older", "reconnect",
+    "room-count", "room-head", "room-item", "room-list", "room-name", "room-title", "rooms-view",
+    "sidebar", "sidebar-title", "sys", "text", "topbar", "typing", "unread", "visually-hidden",
+  ]);
+
+  const $ = (selector, root = document) => root.querySelector(selector);
+
+  const page = {
+    conn: $("#conn-state"),
+    reconnect: $("#reconnect"),
+    mode: $("#mode"),
+    nickForm: $("#nick-form"),
+    nick: $("#nick"),
+    roomList: $("#room-list"),
+    joinForm: $("#join-form"),
+    joinInput: $("#join-input"),
+    view: $("#rooms-view"),
+    empty: $("#empty"),
+    errors: $("#errors"),
+    template: $("#room-template"),
+  };
+
+  const state = {
+    name: storageGet(localStorage, STORE_NAME) || "",
+    singleRoom: false,
+    joined: new Map(), // room name -> RoomView, in the order they were joined
+    counts: new Map(), // room name -> member count, from the server's `rooms` events
+    joining: new Set(), // rooms with a channel_join in flight (ignore double clicks)
+    active: null, // name of the room shown
+  };
+
+  // ---------------------------------------------------------------- storage (may be disabled)
+  function storageGet(store, key) {
+    try {
+      return store.getItem(key);
+    } catch {
+      return null;
+    }
+  }
+
+  function storageSet(store, key, value) {
+    try {
+      store.setItem(key, value);
+    } catch {
+      // Private mode or quota: the page works, it just forgets on reload.
+    }
+  }
+
+  function saveOpenRooms() {
+    storageSet(sessionStorage, STORE_ROOMS, JSON.stringify([...state.joined.keys()]));
+  }
+
+  function savedOpenRooms() {
+    try {
+      const rooms = JSON.parse(storageGet(sessionStorage, STORE_ROOMS) || "[]");
+      return Array.isArray(rooms) ? rooms.filter((r) => typeof r === "string") : [];
+    } catch {
+      return [];
+    }
+  }
+
+  // ---------------------------------------------------------------- connection
+  // The name travels in the handshake; a function, so a reconnect sends the current one.
+  const client = io({ auth: (send) => send(state.name ? { name: state.name } : {}) });
+
+  // Emit `event` and wait for the server's answer. Always resolves to the protocol's shape,
+  // {ok: true, ...} or {ok: false, error: {code, message}}, also when offline or timed out.
+  function request(event, arg) {
+    if (!client.connected) {
+      // Socket.IO would buffer it and send it after a reconnect, long after the user gave up.
+      return Promise.resolve(failure("offline", "Not connected to the server."));
+    }
+    return new Promise((resolve) => {
+      client.timeout(ACK_TIMEOUT_MS).emit(event, arg, (err, answer) => {
+        if (err) resolve(failure("timeout", `The server did not answer (${event}).`));
+        else if (!answer || typeof answer !== "object") resolve(failure("bad_reply", `Odd answer to ${event}.`));
+        else resolve(answer);
+      });
+    });
+  }
+
+  function failure(code, message) {
+    return { ok: false, error: { code, message } };
+  }
+
+  const CONN_LABELS = {
+    connecting: "connecting…",
+    online: "online",
+    reconnecting: "reconnecting…",
+    offline: "offline",
+  };
+
+  function setConnState(name) {
+    page.conn.dataset.state = name;
+    page.conn.textContent = CONN_LABELS[name];
+    page.reconnect.hidden = name !== "offline";
+    document.body.dataset.conn = name;
+  }
+
+  client.on("connect", () => setConnState("online"));
+
+  client.on("disconnect", (reason) => {
+    // After these two the client does not try again by itself; anything else it does.
+    const final = reason === "io client disconnect" || reason === "io server disconnect";
+    setConnState(final ? "offline" : "reconnecting");
+    clearAllTypists();
+  });
+
+  client.on("connect_error", () => {
+    // `active` is false when the server refused us (no automatic retry): that is offline.
+    if (!client.active) setConnState("offline");
+    else if (page.conn.dataset.state !== "connecting") setConnState("reconnecting");
+  });
+
+  client.io.on("reconnect_attempt", () => setConnState("reconnecting"));
+  client.io.on("reconnect_failed", () => setConnState("offline"));
+  window.addEventListener("offline", () => setConnState(client.connected ? "online" : "offline"));
+
+  page.reconnect.addEventListener("click", () => {
+    setConnState("connecting");
+    client.connect();
+  });
+
+  // A fresh session (first connect, or a reconnect the server could not resume) starts with
+  // `welcome`: rejoin the rooms that are open, so their boxes catch up on what was missed.
+  client.on("welcome", (info) => {
+    setName(String(info.name ?? ""));
+    state.singleRoom = Boolean(info.single_room);
+    page.mode.hidden = !state.singleRoom;
+    if (Array.isArray(info.rooms)) setRoomCounts(info.rooms);
+    const open = state.joined.size ? [...state.joined.keys()] : savedOpenRooms();
+    const wanted = state.singleRoom ? open.slice(-1) : open;
+    const focus = state.active ?? wanted[wanted.length - 1];
+    wanted.forEach((room) => joinRoom(room, { focus: room === focus }));
+  });
+
+  client.on("rooms", (info) => {
+    if (info && Array.isArray(info.rooms)) setRoomCounts(info.rooms);
+  });
+
+  client.on("message", (msg) => {
+    const view = state.joined.get(msg.channel);
+    if (!view || !appendMessage(view, msg)) return;
+    setTypist(view, String(msg.user ?? ""), false); // whoever sent has stopped typing
+    if (!isInView(view)) addUnread(view);
+  });
+
+  client.on("presence", (p) => {
+    const view = state.joined.get(p.channel);
+    if (!view) return;
+    const user = String(p.user ?? "");
+    const previous = typeof p.previous === "string" ? p.previous : null;
+    const aboutMe = p.event === "renamed" ? previous === view.me : user === view.me;
+    if (p.event === "renamed" && aboutMe) view.me = user; // e.g. my "#2" suffix went away
+    if (Array.isArray(p.members)) setMembers(view, p.members, p.count);
+    if (p.event === "left" || p.event === "renamed") setTypist(view, previous ?? user, false);
+    if (!aboutMe) appendNotice(view, presenceText(p, user, previous));
+  });
+
+  client.on("typing", (t) => {
+    const view = state.joined.get(t.channel);
+    if (view && typeof t.user === "string" && t.user !== view.me) setTypist(view, t.user, Boolean(t.typing));
+  });
+
+  client.on("error", (e) => showError(e || {}));
+
+  function presenceText(p, user, previous) {
+    if (p.event === "joined") return `${user} joined`;
+    if (p.event === "left") return `${user} left`;
+    if (p.event === "renamed") return `${previous ?? "someone"} is now ${user}`;
+    return `${user}: ${p.event}`;
+  }
+
+  // ---------------------------------------------------------------- my name
+  function setName(name) {
+    state.name = name;
+    page.nick.value = name;
+    if (name) storageSet(localStorage, STORE_NAME, name);
+  }
+
+  page.nickForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const wanted = page.nick.value.trim();
+    if (!wanted || wanted === state.name) {
+      page.nick.value = state.name;
+      return;
+    }
+    if (!client.connected) {
+      // Nobody to ask: the name goes with the next handshake, where the server checks it.
+      setName(wanted);
+      return;
+    }
+    const answer = await request("nick", wanted);
+    if (answer.ok) {
+      setName(String(answer.name ?? wanted));
+      // A nick the server accepted is the same in every room (no "#2" is left anywhere).
+      state.joined.forEach((view) => (view.me = state.name));
+    } else {
+      showError(answer.error);
+      page.nick.value = state.name;
+    }
+  });
+
+  // ---------------------------------------------------------------- joining and leaving
+  async function joinRoom(name, { focus = true } = {}) {
+    if (state.joining.has(name)) return;
+    state.joining.add(name);
+    try {
+      const answer = await request("channel_join", name);
+      if (!answer.ok) {
+        showError(answer.error);
+        return;
+      }
+      const room = typeof answer.channel === "string" ? answer.channel : name;
+      if (state.singleRoom) {
+        // The server has left every other room for us; close their boxes to match.
+        [...state.joined.keys()].filter((r) => r !== room).forEach(closeRoom);
+      }
+      const isNew = !state.joined.has(room);
+      const view = state.joined.get(room) ?? openRoom(room);
+      // My name in this room: my name, or "name#2" if a member there already shows it.
+      view.me = typeof answer.name === "string" ? answer.name : state.name;
+      // On a rejoin (after a reconnect) only the messages missed meanwhile are added.
+      const messages = Array.isArray(answer.messages) ? answer.messages : [];
+      messages.forEach((m) => appendMessage(view, m, { quiet: true }));
+      if (isNew) view.older.hidden = messages.length < HISTORY_PAGE;
+      if (Array.isArray(answer.members)) setMembers(view, answer.members, answer.count);
+      if (focus || !state.active) showRoom(room);
+      scrollToEnd(view);
+      saveOpenRooms();
+    } finally {
+      state.joining.delete(name);
+    }
+  }
+
+  async function leaveRoom(view) {
+    const answer = await request("channel_leave", view.name);
+    // not_in_room means the server already forgot us there: close the box all the same.
+    if (!answer.ok && answer.error?.code !== "not_in_room") {
+      showError(answer.error);
+      return;
+    }
+    closeRoom(view.name);
+  }
+
+  page.joinForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const name = page.joinInput.value.trim();
+    if (!name) return;
+    page.joinInput.value = "";
+    state.joined.has(name) ? showRoom(name) : joinRoom(name);
+  });
+
+  // ---------------------------------------------------------------- one box per joined room
+  // A RoomView is a room's box plus what the page remembers about it.
+  function openRoom(name) {
+    const box = page.template.content.firstElementChild.cloneNode(true);
+    box.dataset.room = name;
+    // The tutorial finds a room's box with `.${channel}`; keep that working when it can.
+    if (isSafeClassName(name)) box.classList.add(name);
+    box.setAttribute("aria-label", `Room ${name}`);
+    $(".room-title", box).textContent = name;
+
+    const view = {
+      name,
+      me: state.name, // the name I show in this room (see joinRoom)
+      box,
+      log: $(".log", box),
+      older: $(".older", box),
+      typingLine: $(".typing", box),
+      input: $(".composer-input", box),
+      memberList: $(".member-list", box),
+      count: $(".room-count", box),
+      ids: new Set(), // messageKey of those shown, so a rejoin's history adds only what is new
+      oldestId: null,
+      unread: 0,
+      typists: new Map(), // user -> timer that forgets them
+      typingSentAt: 0,
+      typingIdle: null,
+      sending: false,
+      unsent: null, // {text, clientId} of a message not yet acknowledged
+    };
+
+    $(".leave", box).addEventListener("click", () => leaveRoom(view));
+    $(".composer", box).addEventListener("submit", (e) => {
+      e.preventDefault();
+      sendMessage(view);
+    });
+    view.input.addEventListener("input", () => noteTyping(view));
+    view.input.addEventListener("blur", () => stopTyping(view));
+    view.older.addEventListener("click", () => loadOlder(view));
+
+    state.joined.set(name, view);
+    page.view.appendChild(box);
+    page.empty.hidden = true;
+    renderRoomList();
+    return view;
+  }
+
+  function closeRoom(name) {
+    const view = state.joined.get(name);
+    if (!view) return;
+    stopTyping(view);
+    clearTypists(view);
+    view.box.remove();
+    state.joined.delete(name);
+    if (state.active === name) {
+      const next = [...state.joined.keys()].pop() ?? null;
+      next ? showRoom(next) : (state.active = null);
+    }
+    page.empty.hidden = state.joined.size > 0;
+    saveOpenRooms();
+    renderRoomList();
+    updateTitle();
+  }
+
+  function isSafeClassName(name) {
+    return /^[A-Za-z_][A-Za-z0-9_-]*$/.test(name) && !PAGE_CLASSES.has(name) && name !== "room";
+  }
+
+  // One room is shown at a time; the others keep collecting messages and unread counts.
+  function showRoom(name) {
+    const view = state.joined.get(name);
+    if (!view) return;
+    state.active = name;
+    for (const other of state.joined.values()) other.box.hidden = other !== view;
+    view.unread = 0;
+    renderRoomList();
+    updateTitle();
+    scrollToEnd(view);
+    if (window.matchMedia("(pointer: fine)").matches) view.input.focus();
+  }
+
+  function isInView(view) {
+    return state.active === view.name && document.visibilityState === "visible";
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    const view = state.joined.get(state.active);
+    if (view && isInView(view)) {
+      view.unread = 0;
+      renderRoomList();
+      updateTitle();
+    }
+  });
+
+  // ---------------------------------------------------------------- messages
+  // Add one message at the end of its room's log. Returns false for one already shown.
+  function appendMessage(view, msg, { quiet = false } = {}) {
+    const key = messageKey(msg);
+    if (key !== null && view.ids.has(key)) return false;
+    const nearEnd = isNearEnd(view);
+    view.log.appendChild(messageItem(msg, view.me));
+    if (key !== null) {
+      view.ids.add(key);
+      if (view.oldestId === null) view.oldestId = msg.id;
+    }
+    if (!quiet && nearEnd) scrollToEnd(view);
+    return true;
+  }
+
+  // What tells two messages apart. The time is part of it because a server that keeps
+  // history in memory starts counting ids again after a restart.
+  function messageKey(msg) {
+    return msg.id === undefined || msg.id === null ? null : `${msg.id}|${msg.ts}`;
+  }
+
+  function messageItem(msg, me) {
+    const item = document.createElement("li");
+    item.className = "msg";
+    const user = String(msg.user ?? "");
+    if (user && user === me) item.classList.add("mine");
+    if (msg.id !== undefined) item.dataset.id = String(msg.id);
+
+    const author = document.createElement("span");
+    author.className = "author";
+    author.textContent = user || "anonymous";
+    item.appendChild(author);
+    item.appendChild(timeElement(msg.ts));
+
+    const text = document.createElement("p");
+    text.className = "text";
+    text.textContent = String(msg.message ?? "");
+    item.appendChild(text);
+    return item;
+  }
+
+  function timeElement(ts) {
+    const time = document.createElement("time");
+    const when = typeof ts === "number" ? new Date(ts) : null;
+    if (!when || Number.isNaN(when.getTime())) return time;
+    time.dateTime = when.toISOString();
+    time.title = when.toLocaleString();
+    const clock = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const today = when.toDateString() === new Date().toDateString();
+    time.textContent = today ? clock : `${when.toLocaleDateString([], { month: "short", day: "numeric" })} ${clock}`;
+    return time;
+  }
+
+  function appendNotice(view, text) {
+    const item = document.createElement("li");
+    item.className = "sys";
+    item.textContent = text;
+    const nearEnd = isNearEnd(view);
+    view.log.appendChild(item);
+    if (nearEnd) scrollToEnd(view);
+  }
+
+  async function sendMessage(view) {
+    const text = view.input.value;
+    if (!text.trim() || view.sending) return; // the server refuses blank text anyway
+    view.sending = true;
+    stopTyping(view);
+    // Sending the same text again after a failure reuses its client_id: if the first try did
+    // reach the server after all, the server answers with that message instead of a copy.
+    if (view.unsent?.text !== text) view.unsent = { text, clientId: newClientId() };
+    try {
+      const payload = { channel: view.name, message: text, client_id: view.unsent.clientId };
+      const answer = await request("message", payload);
+      if (!answer.ok) {
+        showError(answer.error); // the text stays in the field, ready to retry
+        return;
+      }
+      view.unsent = null;
+      // Clear only what was sent: the user may have typed on while we waited.
+      if (view.input.value === text) view.input.value = "";
+    } finally {
+      view.sending = false;
+    }
+  }
+
+  function newClientId() {
+    if (window.crypto?.randomUUID) return crypto.randomUUID(); // only on https or localhost
+    return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+  }
+
+  async function loadOlder(view) {
+    if (view.oldestId === null) return;
+    const answer = await request("history", { channel: view.name, before: view.oldestId, limit: HISTORY_PAGE });
+    if (!answer.ok) {
+      showError(answer.error);
+      return;
+    }
+    const messages = (Array.isArray(answer.messages) ? answer.messages : []).filter(
+      (m) => !view.ids.has(messageKey(m)),
+    );
+    // Prepend while keeping what the user is reading where it was.
+    const log = view.log.parentElement;
+    const fromBottom = log.scrollHeight - log.scrollTop;
+    const items = messages.map((m) => messageItem(m, view.me));
+    view.log.prepend(...items);
+    messages.forEach((m) => messageKey(m) !== null && view.ids.add(messageKey(m)));
+    if (messages.length) view.oldestId = messages[0].id;
+    log.scrollTop = log.scrollHeight - fromBottom;
+    if (messages.length < HISTORY_PAGE) {
+      view.older.hidden = true;
+      view.older.dataset.done = "1";
+    }
+  }
+
+  function isNearEnd(view) {
+    const log = view.log.parentElement;
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  }
+
+  function scrollToEnd(view) {
+    const log = view.log.parentElement;
+    log.scrollTop = log.scrollHeight;
+  }
+
+  // ---------------------------------------------------------------- members
+  function setMembers(view, members, count) {
+    const names = members.map((m) => String(m));
+    const items = names.map((name) => {
+      const li = document.createElement("li");
+      li.textContent = name;
+      if (name === view.me) li.classList.add("mine");
+      return li;
+    });
+    view.memberList.replaceChildren(...items);
+    const n = typeof count === "number" ? count : names.length;
+    view.count.textContent = `${n} online`;
+    state.counts.set(view.name, n);
+    renderRoomList();
+  }
+
+  // ---------------------------------------------------------------- typing
+  // Mine: tell the room when I start, repeat while I go on (the server forgets typists after a
+  // few seconds), and say when I stop. `volatile`: a typing note is worthless once late.
+  function noteTyping(view) {
+    if (!view.input.value.trim()) {
+      stopTyping(view);
+      return;
+    }
+    const now = Date.now();
+    if (now - view.typingSentAt >= TYPING_RESEND_MS) {
+      view.typingSentAt = now;
+      if (client.connected) client.volatile.emit("typing", { channel: view.name, typing: true });
+    }
+    clearTimeout(view.typingIdle);
+    view.typingIdle = setTimeout(() => stopTyping(view), TYPING_IDLE_MS);
+  }
+
+  function stopTyping(view) {
+    clearTimeout(view.typingIdle);
+    view.typingIdle = null;
+    if (!view.typingSentAt) return;
+    view.typingSentAt = 0;
+    if (client.connected) client.volatile.emit("typing", { channel: view.name, typing: false });
+  }
+
+  // Theirs: who is typing in a room, each forgotten after a while in case "false" never comes.
+  function setTypist(view, user, typing) {
+    clearTimeout(view.typists.get(user));
+    if (typing) view.typists.set(user, setTimeout(() => setTypist(view, user, false), TYPING_SHOW_MS));
+    else if (!view.typists.delete(user)) return;
+    renderTypists(view);
+  }
+
+  function clearTypists(view) {
+    view.typists.forEach((timer) => clearTimeout(timer));
+    view.typists.clear();
+    renderTypists(view);
+  }
+
+  function clearAllTypists() {
+    state.joined.forEach(clearTypists);
+  }
+
+  function renderTypists(view) {
+    const names = [...view.typists.keys()];
+    let text = "";
+    if (names.length === 1) text = `${names[0]} is typing…`;
+    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+    else if (names.length > 2) text = "Several people are typing…";
+    view.typingLine.textContent = text;
+  }
+
+  // ---------------------------------------------------------------- the room list
+  function setRoomCounts(rooms) {
+    state.counts.clear();
+    for (const r of rooms) {
+      if (r && typeof r.name === "string") state.counts.set(r.name, Number(r.count) || 0);
+    }
+    renderRoomList();
+  }
+
+  function listedRooms() {
+    const others = [...state.counts.entries()]
+      .filter(([name]) => !DEFAULT_ROOMS.includes(name) && !state.joined.has(name))
+      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .slice(0, MAX_LISTED_ROOMS)
+      .map(([name]) => name);
+    const joined = [...state.joined.keys()].filter((name) => !DEFAULT_ROOMS.includes(name));
+    return [...DEFAULT_ROOMS, ...joined, ...others];
+  }
+
+  // Update the list in place (rather than rebuilding it) so keyboard focus is not lost.
+  function renderRoomList() {
+    const wanted = listedRooms();
+    const existing = new Map([...page.roomList.children].map((li) => [li.dataset.room, li]));
+    wanted.forEach((name, index) => {
+      const item = existing.get(name) ?? roomItem(name);
+      existing.delete(name);
+      updateRoomItem(item, name);
+      if (page.roomList.children[index] !== item) page.roomList.insertBefore(item, page.roomList.children[index] ?? null);
+    });
+    existing.forEach((item) => item.remove());
+  }
+
+  function roomItem(name) {
+    const item = document.createElement("li");
+    item.className = "room-item";
+    item.dataset.room = name;
+
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "room-name";
+    open.textContent = name;
+    open.addEventListener("click", () => (state.joined.has(name) ? showRoom(name) : joinRoom(name)));
+
+    const count = document.createElement("span");
+    count.className = "count";
+    count.title = "people in the room";
+
+    const unread = document.createElement("span");
+    unread.className = "unread";
+    unread.hidden = true;
+
+    const join = document.createElement("button");
+    join.type = "button";
+    join.className = "join";
+    join.textContent = "Join";
+    join.setAttribute("aria-label", `Join ${name}`);
+    join.addEventListener("click", () => joinRoom(name));
+
+    item.append(open, count, unread, join);
+    return item;
+  }
+
+  function updateRoomItem(item, name) {
+    const view = state.joined.get(name);
+    item.dataset.joined = view ? "true" : "false";
+    if (name === state.active) item.setAttribute("aria-current", "true");
+    else item.removeAttribute("aria-current");
+    $(".count", item).textContent = String(state.counts.get(name) ?? 0);
+    $(".join", item).hidden = Boolean(view);
+    const unread = $(".unread", item);
+    const n = view ? view.unread : 0;
+    unread.hidden = n === 0;
+    unread.textContent = n > 99 ? "99+" : String(n);
+    unread.title = `${n} unread`;
+  }
+
+  function addUnread(view) {
+    view.unread += 1;
+    renderRoomList();
+    updateTitle();
+  }
+
+  function updateTitle() {
+    let total = 0;
+    state.joined.forEach((view) => (total += view.unread));
+    document.title = total ? `(${total}) salas` : "salas";
+  }
+
+  // ---------------------------------------------------------------- errors
+  // An error comes twice (in the ack and as an `error` event): show it once.
+  const recentErrors = new Map(); // "code|message" -> time shown
+
+  function showError(error) {
+    const code = String(error?.code ?? "error");
+    const message = String(error?.message ?? "Something went wrong.");
+    const key = `${code}|${message}`;
+    const now = Date.now();
+    if (now - (recentErrors.get(key) ?? 0) < 2000) return;
+    recentErrors.set(key, now);
+
+    const item = document.createElement("div");
+    item.className = "error-item";
+    item.dataset.code = code;
+    item.setAttribute("role", "alert");
+    const text = document.createElement("span");
+    text.textContent = message;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.textContent = "×";
+    close.setAttribute("aria-label", "Dismiss");
+    close.addEventListener("click", () => item.remove());
+    item.append(text, close);
+    page.errors.appendChild(item);
+    setTimeout(() => item.remove(), ERROR_SHOW_MS);
+  }
+
+  // ---------------------------------------------------------------- start
+  page.nick.value = state.name;
+  setConnState("connecting");
+  renderRoomList();
+})();

@@ -1,0 +1,273 @@
+"""Helpers of the browser tests: Chromium through Playwright, and real servers as subprocesses.
+
+Not a conftest.py on purpose: test modules import what they use, e.g.
+``from conftest_browser import browser_fixture  # noqa: F401``. The fixtures are registered
+under the names ``browser`` and ``salas_server``; the Python names end in ``_fixture`` so that a
+test's ``browser`` argument does not shadow an import.
+
+Every test that asks for ``browser`` is skipped, with the reason, when /usr/bin/chromium or the
+``playwright`` package is missing; with ``SALAS_REQUIRE_SERVICES=1`` (CI) it fails instead.
+Playwright never downloads a browser here: Debian's Chromium is launched by path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    from playwright.sync_api import (
+        Browser,
+        BrowserContext,
+        Dialog,
+        Locator,
+        Page,
+        expect,
+        sync_playwright,
+    )
+except ImportError:  # pragma: no cover - reported by the browser fixture
+    sync_playwright = None
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT = 20.0
+
+
+# ------------------------------------------------------------------------------- servers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> None:
+    """Until `url` answers over HTTP (any status: the server is up), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no answer from {url} in {timeout:.0f} s") from None
+            time.sleep(0.05)
+
+
+class ServerProcess:
+    """A server run as a subprocess on a fixed loopback port, which can be stopped and restarted."""
+
+    def __init__(self, argv: list[str], port: int, log: Path, ready_path: str = "/healthz"):
+        self.argv = argv
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/"
+        self.log = log
+        self.ready_path = ready_path
+        self.env = dict(os.environ)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            wait_http(self.url + self.ready_path.lstrip("/"), self.proc)
+        except RuntimeError as e:
+            self.stop()
+            raise RuntimeError(f"{' '.join(self.argv)}: {e}\n{self.log_tail()}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def salas_serve(tmp: Path, *extra: str) -> ServerProcess:
+    """`salas serve` with its own SQLite file under `tmp` (not started yet)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "salas", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--db", f"sqlite:///{tmp}/chat.db", *extra]
+    return ServerProcess(argv, port, tmp / "server.log")
+
+
+def seed_example(tmp: Path) -> ServerProcess:
+    """examples/seed.py, the tutorial's server translated to salas (not started yet)."""
+    port = free_port()
+    server = ServerProcess(
+        [sys.executable, str(ROOT / "examples" / "seed.py")], port, tmp / "seed.log", "/"
+    )
+    server.env.update(PORT=str(port), HOST="127.0.0.1")
+    return server
+
+
+@pytest.fixture(scope="module", name="salas_server")
+def salas_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One multi-room `salas serve` for a test module; tests use their own room names."""
+    server = salas_serve(tmp_path_factory.mktemp("salas")).start()
+    yield server
+    server.stop()
+
+
+# ------------------------------------------------------------------------------- browser
+def _unavailable(reason: str) -> None:
+    if os.environ.get("SALAS_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (SALAS_REQUIRE_SERVICES=1: browser tests must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", name="browser")
+def browser_fixture() -> Iterator[Browser]:
+    """Debian's headless Chromium, launched once."""
+    if sync_playwright is None:
+        _unavailable("the playwright Python package is not installed")
+    if not os.access(CHROMIUM, os.X_OK):
+        _unavailable(f"{CHROMIUM} is missing: run scripts/setup.sh --test")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(name="new_context")
+def new_context_fixture(browser: Browser) -> Iterator[Any]:
+    """`new_context(**options)`: a browser context (own cookies and storage), closed after."""
+    contexts: list[BrowserContext] = []
+
+    def new_context(**options: Any) -> BrowserContext:
+        options.setdefault("viewport", {"width": 1100, "height": 760})
+        context = browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context
+
+    yield new_context
+    for context in contexts:
+        context.close()
+
+
+def record_dialogs(page: Page, answer: str | None = None) -> list[Dialog]:
+    """Keep every dialog the page opens; a prompt gets `answer` (if given)."""
+    seen: list[Dialog] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        seen.append(dialog)
+        if answer is not None and dialog.type == "prompt":
+            dialog.accept(answer)
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return seen
+
+
+# ------------------------------------------------------------------------------- the chat page
+class Chat:
+    """One person on the chat page, in a browser context of their own."""
+
+    def __init__(self, context: BrowserContext, url: str, name: str | None = None):
+        self.page = context.new_page()
+        self.dialogs = record_dialogs(self.page)
+        self.requests: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.goto(url)
+        expect(self.page.locator("#conn-state")).to_have_text("online")
+        expect(self.page.locator("#nick")).not_to_have_value("")  # the name from `welcome`
+        if name is not None:
+            self.rename(name)
+
+    @property
+    def name(self) -> str:
+        return self.page.locator("#nick").input_value()
+
+    def rename(self, name: str) -> None:
+        self.page.fill("#nick", name)
+        self.page.press("#nick", "Enter")
+        expect(self.page.locator("#nick")).to_have_value(name)
+        # The server's answer is what sets the stored name (the field shows it either way).
+        self.page.wait_for_function("name => localStorage.getItem('salas.name') === name", arg=name)
+
+    def room_item(self, room: str) -> Locator:
+        return self.page.locator(f'#room-list [data-room="{css_string(room)}"]')
+
+    def box(self, room: str) -> Locator:
+        return self.page.locator(f'#rooms-view .room[data-room="{css_string(room)}"]')
+
+    def join(self, room: str) -> Locator:
+        """Join with the room list's Join button (for listed rooms) or the join field."""
+        item = self.room_item(room)
+        if item.count() and item.locator(".join").is_visible():
+            item.locator(".join").click()
+        else:
+            self.page.fill("#join-input", room)
+            self.page.press("#join-input", "Enter")
+        box = self.box(room)
+        expect(box).to_be_visible()
+        # Joined once the server's answer filled the member list.
+        me = box.locator(".member-list li", has_text=re.compile(f"^{re.escape(self.name)}$"))
+        expect(me).to_have_count(1)
+        return box
+
+    def show(self, room: str) -> Locator:
+        self.room_item(room).locator(".room-name").click()
+        expect(self.box(room)).to_be_visible()
+        return self.box(room)
+
+    def say(self, room: str, text: str) -> None:
+        """Send `text` with Enter in the room's composer; wait until it is back from the room."""
+        box = self.show(room)
+        box.locator(".composer-input").fill(text)
+        box.locator(".composer-input").press("Enter")
+        expect(self.message(room, text)).to_have_count(1)
+        expect(box.locator(".composer-input")).to_have_value("")
+
+    def message(self, room: str, text: str) -> Locator:
+        """The messages of `room` whose text is exactly `text`."""
+        return (
+            self.box(room)
+            .locator(".log .msg")
+            .filter(has=self.page.locator(".text", has_text=re.compile(f"^{re.escape(text)}$")))
+        )
+
+
+def css_string(value: str) -> str:
+    """`value` inside a double-quoted CSS attribute selector."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
