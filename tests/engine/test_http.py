@@ -1,0 +1,175 @@
+"""HTTP/1.1 connections parsed by httptools (salas.engine.http), over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+
+async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+def _echo(request) -> None:
+    """A fallback answering with what it parsed."""
+    body = f"{request.method} {request.path} {sorted(request.query.items())} {request.body!r}"
+    request.respond(200, body.encode(), [("X-Test", "1")])
+
+
+async def test_request_parsed_and_answered(engine, http) -> None:
+    """Method, path, query and body are parsed; extra headers and Content-Length are sent."""
+    h = await engine(fallback=_echo)
+    response = await http(h.port, "POST", "/p/q?a=1&b=&a=2", b"payload")
+    assert response.status == 200
+    assert response.headers["x-test"] == "1"
+    assert response.headers["content-length"] == str(len(response.body))
+    assert response.text == "POST /p/q [('a', '2'), ('b', '')] b'payload'"
+
+
+async def test_keep_alive_serves_requests_in_order(engine, read_response) -> None:
+    """Two requests on one keep-alive connection (pipelined) are answered in order."""
+    h = await engine(fallback=_echo)
+    reader, writer = await _connect(h.port)
+    writer.write(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = await asyncio.wait_for(read_response(reader), 3)
+    second = await asyncio.wait_for(read_response(reader), 3)
+    assert first.text.startswith("GET /one ")
+    assert second.text.startswith("GET /two ")
+    assert first.headers["connection"] == "keep-alive"
+    writer.write(b"GET /three HTTP/1.1\r\nHost: x\r\n\r\n")
+    third = await asyncio.wait_for(read_response(reader), 3)
+    assert third.text.startswith("GET /three ")
+    writer.close()
+
+
+async def test_pipelined_request_waits_for_held_poll(engine, read_response) -> None:
+    """A request behind a held long-polling GET on the same connection waits its turn."""
+    h = await engine()
+    sid, _ = await h.handshake()
+    reader, writer = await _connect(h.port)
+    path = h.path(sid=sid)
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n4hello".encode()
+    )
+    await asyncio.sleep(0.1)
+    assert h.messages[sid] == []  # the POST is not handled while the GET is held
+    h.sessions[sid].send_message("answer")
+    first = await asyncio.wait_for(read_response(reader), 3)
+    second = await asyncio.wait_for(read_response(reader), 3)
+    assert first.body == b"4answer"
+    assert second.body == b"ok"
+    assert h.messages[sid] == ["hello"]
+    writer.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/http.py:251 reads parser.should_keep_alive() when the response is written, "
+    "after llhttp has reset its flags at message completion, so it is always True for "
+    "HTTP/1.1: `Connection: close` is ignored, answered `Connection: keep-alive`, "
+    "and the connection stays open",
+)
+async def test_connection_close_honoured(engine, read_response) -> None:
+    """A request with `Connection: close` is answered `Connection: close`, then closed."""
+    h = await engine(fallback=_echo)
+    reader, writer = await _connect(h.port)
+    writer.write(b"GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    response = await asyncio.wait_for(read_response(reader), 3)
+    try:
+        assert response.headers["connection"] == "close"
+        assert await asyncio.wait_for(reader.read(), 1) == b""
+    finally:
+        writer.close()
+
+
+async def test_http10_without_keep_alive_is_closed(engine) -> None:
+    """An HTTP/1.0 request (no keep-alive) is answered, then the connection closes."""
+    h = await engine(fallback=_echo)
+    reader, writer = await _connect(h.port)
+    writer.write(b"GET /old HTTP/1.0\r\nHost: x\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(), 3)
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert b"Connection: close\r\n" in data
+    writer.close()
+
+
+async def test_malformed_request_is_400_and_closed(engine) -> None:
+    """Bytes that are not HTTP get 400 and the connection is closed."""
+    h = await engine(fallback=_echo)
+    reader, writer = await _connect(h.port)
+    writer.write(b"this is not http\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(), 3)
+    assert data.startswith(b"HTTP/1.1 400 ")
+    writer.close()
+
+
+async def test_oversized_headers_are_400(engine) -> None:
+    """Headers above 64 KiB are refused with 400."""
+    h = await engine(fallback=_echo)
+    reader, writer = await _connect(h.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(), 3)
+    assert data.startswith(b"HTTP/1.1 400 ")
+    writer.close()
+
+
+async def test_large_body_outside_engine_path_is_413(engine, http) -> None:
+    """Routes outside the engine path refuse bodies above the default 1 MB bound."""
+    h = await engine(fallback=_echo, max_payload=10)
+    response = await http(h.port, "POST", "/upload", b"x" * 1_000_001)
+    assert response.status == 413
+    ok = await http(h.port, "POST", "/upload", b"x" * 100)  # engine's 10-byte bound not used
+    assert ok.status == 200
+
+
+async def test_chunked_body_over_limit_is_413(engine) -> None:
+    """A chunked body that grows past the bound is refused with 413 (no Content-Length)."""
+    h = await engine(max_payload=100)
+    sid, _ = await h.handshake()
+    reader, writer = await _connect(h.port)
+    chunk = b"4" + b"x" * 150
+    writer.write(
+        f"POST {h.path(sid=sid)} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + f"{len(chunk):x}\r\n".encode()
+        + chunk
+        + b"\r\n0\r\n\r\n"
+    )
+    data = await asyncio.wait_for(reader.read(), 3)
+    assert data.startswith(b"HTTP/1.1 413 ")
+    assert h.messages[sid] == []
+    writer.close()
+
+
+async def test_handler_exception_is_500(engine, http, caplog) -> None:
+    """An exception in the request handler answers 500 and is logged."""
+
+    def broken(request) -> None:
+        raise RuntimeError("handler broke")
+
+    h = await engine(fallback=broken)
+    response = await http(h.port, "GET", "/x")
+    assert response.status == 500
+    assert "handler broke" in caplog.text
+
+
+async def test_head_has_no_body(engine, read_response) -> None:
+    """A HEAD answer has the headers (with the body's length) and no body."""
+    h = await engine(fallback=lambda r: r.respond(200, b"twelve bytes"))
+    reader, writer = await _connect(h.port)
+    writer.write(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(read_response(reader, head_only=True), 3)
+    assert head.headers["content-length"] == "12"
+    follow = await asyncio.wait_for(read_response(reader), 3)
+    assert follow.body == b"twelve bytes"  # nothing of a HEAD body came in between
+    writer.close()
+
+
+async def test_no_content_has_no_content_length(engine, http) -> None:
+    """A 204 answer carries neither Content-Type nor Content-Length."""
+    h = await engine(fallback=lambda r: r.respond(204))
+    response = await http(h.port, "GET", "/")
+    assert response.status == 204
+    assert "content-length" not in response.headers
+    assert "content-type" not in response.headers
