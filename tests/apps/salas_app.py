@@ -1,0 +1,181 @@
+"""The integration test application on salas.
+
+Same behaviour as ``tests/apps/reference_app.js`` (the Node.js socket.io reference server):
+the suite in ``tests/integration`` runs against either. Environment: PORT, PING_INTERVAL_MS,
+PING_TIMEOUT_MS, MAX_PAYLOAD, CONNECT_TIMEOUT_MS, CORS_ORIGIN ("*" by default, or one
+origin). Prints ``READY <port>`` on stdout once listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import sys
+from typing import Any
+
+from salas import AckTimeout, ConnectionRefused, Server
+
+
+def env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    return float(raw) if raw else default
+
+
+PORT = int(env_number("PORT", 0))
+CORS_ORIGIN = os.environ.get("CORS_ORIGIN") or "*"
+
+io = Server(
+    cors_origins=CORS_ORIGIN if CORS_ORIGIN == "*" else [CORS_ORIGIN],
+    ping_interval=env_number("PING_INTERVAL_MS", 25000) / 1000,
+    ping_timeout=env_number("PING_TIMEOUT_MS", 20000) / 1000,
+    max_payload=int(env_number("MAX_PAYLOAD", 1_000_000)),
+    connect_timeout=env_number("CONNECT_TIMEOUT_MS", 45000) / 1000,
+)
+
+# Last disconnect reasons seen by the server, newest last (bounded).
+disconnects: collections.deque[dict[str, str]] = collections.deque(maxlen=200)
+
+
+@io.on("connection")
+async def connection(socket: Any) -> None:
+    sid = socket.id
+
+    @socket.on("disconnect")
+    def gone(reason: str) -> None:
+        disconnects.append({"nsp": "/", "id": sid, "reason": reason})
+
+    @socket.on("echo")
+    async def echo(*args: Any) -> Any:
+        return args
+
+    @socket.on("echo_event")
+    async def echo_event(*args: Any) -> None:
+        await socket.emit("echo", *args)
+
+    @socket.on("binary")
+    async def binary(*args: Any) -> Any:
+        return args
+
+    @socket.on("handshake_info")
+    async def handshake_info() -> Any:
+        query = socket.handshake["query"]
+        foo = query.get("foo")
+        info: dict[str, Any] = {
+            "auth": socket.handshake["auth"],
+            "query": {"foo": foo},
+            "transport": socket.conn.transport,
+            "id": socket.id,
+        }
+        if foo is None:
+            info["query"] = {}
+        return info
+
+    @socket.on("join")
+    async def join(room: str) -> Any:
+        await socket.join(room)
+        return sorted(socket.rooms)
+
+    @socket.on("leave")
+    async def leave(room: str) -> Any:
+        await socket.leave(room)
+        return sorted(socket.rooms)
+
+    @socket.on("to_room")
+    async def to_room(msg: dict[str, Any]) -> Any:
+        await io.to(msg["room"]).emit(msg["event"], msg["data"])
+        return True
+
+    @socket.on("to_room_except_me")
+    async def to_room_except_me(msg: dict[str, Any]) -> Any:
+        await socket.to(msg["room"]).emit(msg["event"], msg["data"])
+        return True
+
+    @socket.on("server_ack")
+    async def server_ack(timeout_ms: float) -> Any:
+        try:
+            reply = await socket.emit_with_ack("ping_me", {"n": 42}, timeout=timeout_ms / 1000)
+        except AckTimeout:
+            return {"ok": False, "error": "timeout"}
+        return {"ok": True, "reply": reply}
+
+    @socket.on("drop_transport")
+    async def drop_transport() -> None:
+        await _maybe_await(socket.conn.close())
+
+    @socket.on("disconnect_me")
+    async def disconnect_me() -> None:
+        await socket.disconnect()
+
+    @socket.on("crash")
+    async def crash(*args: Any) -> None:
+        raise RuntimeError("crash requested by the client")
+
+    @socket.on("fetch_room")
+    async def fetch_room(room: str) -> Any:
+        sockets = await io.in_(room).fetch_sockets()
+        return sorted(s.id for s in sockets)
+
+    @socket.on("room_join_all")
+    async def room_join_all(room: str, other: str) -> Any:
+        await io.in_(room).sockets_join(other)
+        return True
+
+    @socket.on("disconnect_log")
+    async def disconnect_log() -> Any:
+        return list(disconnects)
+
+
+admin = io.of("/admin")
+
+
+@admin.use
+async def auth(socket: Any) -> None:
+    if (socket.handshake["auth"] or {}).get("token") != "secret":
+        raise ConnectionRefused("unauthorized", {"reason": "bad token"})
+
+
+@admin.on("connection")
+async def admin_connection(socket: Any) -> None:
+    sid = socket.id
+
+    @socket.on("disconnect")
+    def gone(reason: str) -> None:
+        disconnects.append({"nsp": "/admin", "id": sid, "reason": reason})
+
+    @socket.on("whoami")
+    async def whoami() -> Any:
+        return {"nsp": "/admin", "id": socket.id}
+
+
+async def _maybe_await(value: Any) -> None:
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        await value
+
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await io.start("127.0.0.1", PORT)
+    print(f"READY {PORT}", flush=True)
+    waiter = asyncio.ensure_future(io.wait_closed())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not waiter.done():
+        waiter.cancel()
+        close = getattr(io, "close", None)
+        if close is not None:
+            await _maybe_await(close())
+
+
+if __name__ == "__main__":
+    if not hasattr(Server, "start"):
+        # salas without Server.start(): print first, the fixture polls the port.
+        print(f"READY {PORT}", flush=True)
+        io.run(host="127.0.0.1", port=PORT)
+        sys.exit(0)
+    asyncio.run(main())
