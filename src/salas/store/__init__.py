@@ -1,0 +1,79 @@
+"""salas.store: the chat's message history, behind one Protocol, chosen by URL.
+
+>>> store = open_store("sqlite:///var/lib/salas/history.db")
+>>> await store.open()
+>>> m = await store.append("lobby", "hello", "ana", client_id="c1")
+>>> await store.history("lobby", before=m.id + 1, limit=50)
+
+Backends, by URL scheme:
+
+- ``memory://`` — this process's memory (tests, throw-away chats);
+- ``sqlite:///abs/path.db``, ``sqlite://relative.db`` or a bare path like ``salas.db`` —
+  the default, a SQLite file in WAL mode (option ``?table=``);
+- ``postgresql://...`` or ``postgres://...`` — PostgreSQL via asyncpg (options
+  ``?schema=`` and ``?table=``; other query parameters go to asyncpg).
+
+SQLite and PostgreSQL write through group commit (:mod:`salas.store.batching`);
+their ``batches_committed`` counts the transactions.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .base import (
+    HISTORY_LIMIT_DEFAULT,
+    HISTORY_LIMIT_MAX,
+    InvalidInputError,
+    MessageStore,
+    StoredMessage,
+    StoreError,
+)
+from .memory import MemoryStore
+from .postgres import PostgresStore, redact
+from .sqlite import SQLiteStore
+
+__all__ = [
+    "HISTORY_LIMIT_DEFAULT",
+    "HISTORY_LIMIT_MAX",
+    "SUPPORTED_URLS",
+    "InvalidInputError",
+    "MemoryStore",
+    "MessageStore",
+    "PostgresStore",
+    "SQLiteStore",
+    "StoreError",
+    "StoredMessage",
+    "open_store",
+]
+
+SUPPORTED_URLS = (
+    "memory://, sqlite:///abs/path.db, sqlite://relative.db, a bare file path such as "
+    "salas.db, postgresql://user@host:5432/db (or postgres://)"
+)
+
+# "name:" at the start of something without "://": a URL with a typo ("memory:",
+# "sqlite:x.db"), not a file name. One letter is a Windows drive ("C:\\salas.db").
+_SCHEME_WITHOUT_SLASHES = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+:")
+
+
+def open_store(url: str) -> MessageStore:
+    """The store for ``url``, not yet opened (``await store.open()``); StoreError if bad."""
+    if not isinstance(url, str) or not url.strip():
+        raise StoreError(f"empty store URL; supported: {SUPPORTED_URLS}")
+    url = url.strip()
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        if _SCHEME_WITHOUT_SLASHES.match(url):
+            raise StoreError(f"malformed store URL {redact(url)!r}; supported: {SUPPORTED_URLS}")
+        return SQLiteStore.from_url(url)
+    scheme = scheme.lower()
+    if scheme == "memory":
+        return MemoryStore(url)
+    if scheme == "sqlite":
+        return SQLiteStore.from_url(url)
+    if scheme in ("postgresql", "postgres"):
+        return PostgresStore.from_url(url)
+    raise StoreError(
+        f"unknown store URL scheme {scheme!r} in {redact(url)!r}; supported: {SUPPORTED_URLS}"
+    )

@@ -1,0 +1,92 @@
+"""``memory://``: message history in this process's memory, for tests and throw-away chats.
+
+Nothing survives ``close()`` or a restart, and nothing is shared between processes. Every
+operation completes without awaiting, so on one event loop each ``append`` is atomic: no
+batching is needed and ids are strictly increasing in commit order by construction.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+
+from .base import (
+    HISTORY_LIMIT_DEFAULT,
+    StoredMessage,
+    StoreError,
+    check_append,
+    check_history,
+)
+
+__all__ = ["MemoryStore"]
+
+
+def _id(message: StoredMessage) -> int:
+    return message.id
+
+
+class MemoryStore:
+    """A :class:`~salas.store.base.MessageStore` kept in dicts and lists."""
+
+    backend = "memory"
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._open = False
+        self._last_id = 0
+        # Per channel, in id order (appends only ever add a larger id at the end),
+        # so a page is a bisect plus a slice.
+        self._channels: dict[str, list[StoredMessage]] = {}
+        self._by_client_id: dict[tuple[str, str], StoredMessage] = {}
+
+    async def open(self) -> None:
+        self._open = True
+
+    async def close(self) -> None:
+        self._open = False
+        self._channels.clear()
+        self._by_client_id.clear()
+
+    async def append(
+        self, channel: str, message: str, user: str, client_id: str | None = None
+    ) -> StoredMessage:
+        draft = check_append(channel, message, user, client_id)
+        if not self._open:
+            raise StoreError("memory store is not open")
+        if client_id is not None:
+            first = self._by_client_id.get((channel, client_id))
+            if first is not None:
+                return first
+        self._last_id += 1
+        stored = draft.stored(self._last_id)
+        self._channels.setdefault(channel, []).append(stored)
+        if client_id is not None:
+            self._by_client_id[channel, client_id] = stored
+        return stored
+
+    async def history(
+        self,
+        channel: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = HISTORY_LIMIT_DEFAULT,
+    ) -> list[StoredMessage]:
+        before, after, limit = check_history(channel, before, after, limit)
+        if not self._open:
+            raise StoreError("memory store is not open")
+        messages = self._channels.get(channel, [])
+        start = 0 if after is None else bisect_right(messages, after, key=_id)
+        end = len(messages) if before is None else bisect_left(messages, before, key=_id)
+        if after is not None:
+            return messages[start : min(end, start + limit)]
+        return messages[max(start, end - limit) : end]
+
+    async def health(self) -> dict[str, object]:
+        if not self._open:
+            return {"backend": self.backend, "ok": False, "error": "store is not open"}
+        return {
+            "backend": self.backend,
+            "ok": True,
+            "channels": len(self._channels),
+            "last_id": self._last_id,
+        }

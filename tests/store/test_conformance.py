@@ -1,0 +1,393 @@
+"""One conformance suite for every MessageStore backend (memory, SQLite, PostgreSQL).
+
+Each test runs once per backend (see ``conftest.py``); a test marked with
+``@pytest.mark.backends(...)`` needs something only those backends have (a file or a
+server that outlives the store, a group committer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from salas.store import (
+    HISTORY_LIMIT_MAX,
+    InvalidInputError,
+    MessageStore,
+    StoredMessage,
+    StoreError,
+)
+from salas.store.batching import DEFAULT_MAX_BATCH
+
+if TYPE_CHECKING:
+    from conftest import BackendUnderTest
+
+# The backends whose data outlives a store object, and which write through group commit.
+PERSISTENT = ("sqlite", "postgresql")
+
+
+def texts(messages: list[StoredMessage]) -> list[str]:
+    return [m.message for m in messages]
+
+
+async def fill(store: Any, channel: str, count: int, prefix: str = "m") -> list[StoredMessage]:
+    """``count`` messages in ``channel``, appended one after another (ids in this order)."""
+    return [await store.append(channel, f"{prefix}{i}", "ana") for i in range(count)]
+
+
+# -- append ------------------------------------------------------------------------------
+
+
+async def test_append_returns_the_stored_message(backend: BackendUnderTest) -> None:
+    """append returns the message with a positive id and a store-set millisecond ts."""
+    store = await backend.open()
+    t0 = time.time_ns() // 1_000_000
+    m = await store.append("lobby", "hello", "ana")
+    t1 = time.time_ns() // 1_000_000
+    assert isinstance(store, MessageStore)
+    assert (m.channel, m.message, m.user, m.client_id) == ("lobby", "hello", "ana", None)
+    assert m.id > 0
+    assert t0 <= m.ts <= t1
+    assert await store.history("lobby") == [m]
+
+
+async def test_ids_strictly_increase_across_channels(backend: BackendUnderTest) -> None:
+    """Ids are store-wide and strictly increasing, whatever the channel."""
+    store = await backend.open()
+    ids = [(await store.append(f"room{i % 3}", f"m{i}", "ana")).id for i in range(12)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
+async def test_concurrent_appends_all_stored_with_distinct_ids(backend: BackendUnderTest) -> None:
+    """Appends awaited together are each stored once, with distinct ids."""
+    store = await backend.open()
+    stored = await asyncio.gather(*(store.append("lobby", f"m{i}", "ana") for i in range(200)))
+    assert len({m.id for m in stored}) == 200
+    history = await store.history("lobby", limit=500)
+    assert sorted(texts(history)) == sorted(f"m{i}" for i in range(200))
+    assert [m.id for m in history] == sorted(m.id for m in stored)
+
+
+async def test_unicode_text_round_trips(backend: BackendUnderTest) -> None:
+    """Emoji, CJK, RTL, combining marks, astral characters and newlines come back intact."""
+    store = await backend.open()
+    text = (
+        "héllo 👋🏽 世界 שלום e\u0301 \U0001d518\U0001d52b \"quotes\" 'single' \\ back\nslash\ttab"
+    )
+    channel, user = "sala-ñ-📚", "Zoë 🦊"
+    m = await store.append(channel, text, user, client_id="ключ-🔑")
+    assert (m.channel, m.message, m.user, m.client_id) == (channel, text, user, "ключ-🔑")
+    [again] = await store.history(channel)
+    assert again == m
+
+
+async def test_long_text_round_trips(backend: BackendUnderTest) -> None:
+    """A 100 kB message is stored and read back whole."""
+    store = await backend.open()
+    text = "x" * 50_000 + "ü" * 25_000
+    m = await store.append("lobby", text, "ana")
+    assert (await store.history("lobby"))[0].message == text == m.message
+
+
+async def test_unstorable_text_is_refused_without_harming_others(
+    backend: BackendUnderTest,
+) -> None:
+    """NUL, lone surrogates and non-str are refused alone; concurrent appends still succeed."""
+    store = await backend.open()
+    results = await asyncio.gather(
+        store.append("lobby", "before", "ana"),
+        store.append("lobby", "nul\x00here", "ana"),
+        store.append("lobby", "lone \ud800 surrogate", "ana"),
+        store.append("lobby", 42, "ana"),
+        store.append("lob\x00by", "x", "ana"),
+        store.append("lobby", "x", "ana", client_id="\udfff"),
+        store.append("lobby", "after", "ana"),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, InvalidInputError) for r in results[1:6]), results
+    assert isinstance(results[0], StoredMessage)
+    assert isinstance(results[6], StoredMessage)
+    assert texts(await store.history("lobby")) == ["before", "after"]
+
+
+# -- idempotency by (channel, client_id) -------------------------------------------------
+
+
+async def test_repeated_client_id_returns_the_first_message(backend: BackendUnderTest) -> None:
+    """A second append with the same (channel, client_id) stores nothing, returns the first."""
+    store = await backend.open()
+    first = await store.append("lobby", "original", "ana", client_id="c-1")
+    await store.append("lobby", "in between", "bob")
+    again = await store.append("lobby", "edited retry", "eve", client_id="c-1")
+    assert again == first
+    assert texts(await store.history("lobby")) == ["original", "in between"]
+
+
+async def test_concurrent_appends_with_one_client_id_store_one_row(
+    backend: BackendUnderTest,
+) -> None:
+    """Two appends in flight at once with the same client_id give one row and equal results."""
+    store = await backend.open()
+    a, b = await asyncio.gather(
+        store.append("lobby", "one", "ana", client_id="dup"),
+        store.append("lobby", "two", "ana", client_id="dup"),
+    )
+    assert a == b
+    assert a.message == "one"
+    assert await store.history("lobby") == [a]
+
+
+async def test_client_id_is_scoped_to_its_channel(backend: BackendUnderTest) -> None:
+    """The same client_id in two channels is two messages; no client_id never deduplicates."""
+    store = await backend.open()
+    a = await store.append("a", "hi", "ana", client_id="same")
+    b = await store.append("b", "hi", "ana", client_id="same")
+    assert a.id != b.id
+    x = await store.append("a", "hi", "ana")
+    y = await store.append("a", "hi", "ana")
+    assert x.id != y.id
+    assert texts(await store.history("a")) == ["hi", "hi", "hi"]
+    assert [m.client_id for m in await store.history("a")] == ["same", None, None]
+
+
+# -- history -----------------------------------------------------------------------------
+
+
+async def test_history_without_bounds_is_the_latest_oldest_first(
+    backend: BackendUnderTest,
+) -> None:
+    """history(limit=n) is the latest n messages, oldest first."""
+    store = await backend.open()
+    await fill(store, "lobby", 10)
+    assert texts(await store.history("lobby", limit=3)) == ["m7", "m8", "m9"]
+    assert texts(await store.history("lobby")) == [f"m{i}" for i in range(10)]
+
+
+async def test_history_default_limit_is_50(backend: BackendUnderTest) -> None:
+    """Without limit, history returns the latest 50."""
+    store = await backend.open()
+    await asyncio.gather(*(store.append("lobby", f"m{i}", "ana") for i in range(60)))
+    history = await store.history("lobby")
+    assert len(history) == 50
+    assert history == (await store.history("lobby", limit=60))[10:]
+
+
+async def test_history_before_pages_back(backend: BackendUnderTest) -> None:
+    """before=id returns the latest `limit` messages with a smaller id, oldest first."""
+    store = await backend.open()
+    m = await fill(store, "lobby", 10)
+    assert texts(await store.history("lobby", before=m[6].id, limit=3)) == ["m3", "m4", "m5"]
+    assert texts(await store.history("lobby", before=m[2].id, limit=5)) == ["m0", "m1"]
+    assert await store.history("lobby", before=m[0].id) == []
+    # Paging back until empty visits every message once.
+    seen: list[StoredMessage] = []
+    page = await store.history("lobby", limit=4)
+    while page:
+        seen[:0] = page
+        page = await store.history("lobby", before=page[0].id, limit=4)
+    assert seen == m
+
+
+async def test_history_after_pages_forward(backend: BackendUnderTest) -> None:
+    """after=id returns the first `limit` messages with a larger id, oldest first."""
+    store = await backend.open()
+    m = await fill(store, "lobby", 10)
+    assert texts(await store.history("lobby", after=m[2].id, limit=3)) == ["m3", "m4", "m5"]
+    assert texts(await store.history("lobby", after=m[7].id, limit=5)) == ["m8", "m9"]
+    assert await store.history("lobby", after=m[9].id) == []
+    assert texts(await store.history("lobby", after=0, limit=2)) == ["m0", "m1"]
+
+
+async def test_history_between_before_and_after(backend: BackendUnderTest) -> None:
+    """before and after together give the first `limit` messages strictly between them."""
+    store = await backend.open()
+    m = await fill(store, "lobby", 10)
+    between = await store.history("lobby", after=m[2].id, before=m[8].id, limit=3)
+    assert texts(between) == ["m3", "m4", "m5"]
+    between = await store.history("lobby", after=m[2].id, before=m[5].id, limit=10)
+    assert texts(between) == ["m3", "m4"]
+    assert await store.history("lobby", after=m[5].id, before=m[3].id) == []
+
+
+async def test_history_limit_is_clamped(backend: BackendUnderTest) -> None:
+    """limit below 1 returns one message, above 500 returns 500."""
+    store = await backend.open()
+    await asyncio.gather(*(store.append("lobby", f"m{i}", "ana") for i in range(510)))
+    everything = await store.history("lobby", limit=HISTORY_LIMIT_MAX)
+    assert len(everything) == 500
+    assert len(await store.history("lobby", limit=10_000)) == 500
+    assert await store.history("lobby", limit=0) == everything[-1:]
+    assert await store.history("lobby", limit=-7) == everything[-1:]
+    assert await store.history("lobby", after=0, limit=0) == [
+        (await store.history("lobby", after=0, limit=1))[0]
+    ]
+
+
+async def test_history_accepts_out_of_range_ids(backend: BackendUnderTest) -> None:
+    """Ids beyond 64 bits from a client mean "no bound" rather than a driver overflow."""
+    store = await backend.open()
+    m = await fill(store, "lobby", 3)
+    assert await store.history("lobby", before=10**30) == m
+    assert await store.history("lobby", after=-(10**30)) == m
+    assert await store.history("lobby", after=10**30) == []
+    assert await store.history("lobby", before=-5) == []
+
+
+async def test_history_refuses_arguments_of_the_wrong_type(backend: BackendUnderTest) -> None:
+    """A float, str or bool where an int is expected raises InvalidInputError."""
+    store = await backend.open()
+    for kwargs in ({"before": 1.5}, {"after": "3"}, {"limit": "10"}, {"before": True}):
+        with pytest.raises(InvalidInputError):
+            await store.history("lobby", **kwargs)
+
+
+async def test_history_of_an_unknown_channel_is_empty(backend: BackendUnderTest) -> None:
+    """A channel nobody wrote to has an empty history."""
+    store = await backend.open()
+    await store.append("lobby", "hi", "ana")
+    assert await store.history("nowhere") == []
+    assert await store.history("nowhere", before=100, after=0) == []
+
+
+async def test_channels_are_isolated(backend: BackendUnderTest) -> None:
+    """Each channel's history, pages included, holds only that channel's messages."""
+    store = await backend.open()
+    stored = [await store.append("ab"[i % 2], f"{'ab'[i % 2]}{i}", "ana") for i in range(20)]
+    a = [m for m in stored if m.channel == "a"]
+    b = [m for m in stored if m.channel == "b"]
+    assert await store.history("a") == a
+    assert await store.history("b") == b
+    assert await store.history("a", before=b[5].id, limit=100) == [m for m in a if m.id < b[5].id]
+    assert await store.history("b", after=a[3].id, limit=3) == [m for m in b if m.id > a[3].id][:3]
+
+
+# -- life cycle and health ---------------------------------------------------------------
+
+
+async def test_health_reports_ok_when_open(backend: BackendUnderTest) -> None:
+    """health names the backend and says ok while the store is open."""
+    store = await backend.open()
+    health = await store.health()
+    assert health["backend"] == backend.name
+    assert health["ok"] is True
+    assert "error" not in health
+
+
+async def test_closed_store_refuses_work_and_reports_unhealthy(
+    backend: BackendUnderTest,
+) -> None:
+    """After close, append and history raise StoreError and health says ok False with error."""
+    store = await backend.open()
+    await store.append("lobby", "hi", "ana")
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.append("lobby", "late", "ana")
+    with pytest.raises(StoreError):
+        await store.history("lobby")
+    health = await store.health()
+    assert health["ok"] is False
+    assert health["error"]
+
+
+async def test_open_twice_is_harmless(backend: BackendUnderTest) -> None:
+    """A second open on an open store keeps it working with its data."""
+    store = await backend.open()
+    m = await store.append("lobby", "hi", "ana")
+    await store.open()
+    assert await store.history("lobby") == [m]
+
+
+@pytest.mark.backends(*PERSISTENT)
+async def test_close_then_reopen_keeps_messages(backend: BackendUnderTest) -> None:
+    """Messages, and their client_ids, survive close and reopen; new ids stay larger."""
+    store = await backend.open()
+    old = [await store.append("lobby", f"m{i}", "ana", client_id=f"c{i}") for i in range(5)]
+    await store.close()
+    reopened = await backend.open()
+    assert await reopened.history("lobby") == old
+    assert await reopened.append("lobby", "retry", "ana", client_id="c2") == old[2]
+    new = await reopened.append("lobby", "new", "ana")
+    assert new.id > old[-1].id
+
+
+@pytest.mark.backends(*PERSISTENT)
+async def test_close_writes_what_is_queued(backend: BackendUnderTest) -> None:
+    """close() finishes the appends already queued before closing the database."""
+    store = await backend.open()
+    tasks = [asyncio.create_task(store.append("lobby", f"m{i}", "ana")) for i in range(300)]
+    await asyncio.sleep(0)  # the tasks run up to their queued write
+    await store.close()
+    stored = [task.result() for task in tasks]  # every one completed, none failed
+    reopened = await backend.open()
+    assert await reopened.history("lobby", limit=500) == sorted(stored, key=lambda m: m.id)
+
+
+@pytest.mark.backends(*PERSISTENT)
+async def test_two_stores_on_one_database_agree(backend: BackendUnderTest) -> None:
+    """Two stores (as two processes would) share ids and client_id deduplication."""
+    one, two = await backend.open(), await backend.open()
+    a, b = await asyncio.gather(
+        one.append("lobby", "from one", "ana", client_id="shared"),
+        two.append("lobby", "from two", "bob", client_id="shared"),
+    )
+    assert a == b
+    flood = await asyncio.gather(
+        *(s.append("lobby", f"m{i}", "ana") for i in range(200) for s in (one, two))
+    )
+    assert len({m.id for m in flood} | {a.id}) == 401
+    for store in (one, two):
+        history = await store.history("lobby", limit=500)
+        assert len(history) == 401
+        assert [m.id for m in history] == sorted(m.id for m in history)
+
+
+# -- group commit ------------------------------------------------------------------------
+
+
+@pytest.mark.backends(*PERSISTENT)
+async def test_flood_of_appends_takes_few_transactions(backend: BackendUnderTest) -> None:
+    """10,000 concurrent appends are written in a handful of transactions, not 10,000."""
+    store = await backend.open()
+    count = 10_000
+    stored = await asyncio.gather(
+        *(store.append(f"room{i % 10}", f"m{i}", f"u{i % 7}") for i in range(count))
+    )
+    assert len({m.id for m in stored}) == count
+    batches = store.batches_committed
+    # Everything is queued before the first batch starts, so max_batch alone sets the count.
+    assert batches == -(-count // DEFAULT_MAX_BATCH)
+    assert store.messages_committed == count
+    if backend.name == "postgresql":
+        # The database's own view: rows written by one transaction share their xmin.
+        assert await backend.transactions_that_wrote_rows() == batches
+    for room in range(10):
+        history = await store.history(f"room{room}", limit=500)
+        assert texts(history) == [f"m{i}" for i in range(room, count, 10)][-500:]
+
+
+@pytest.mark.backends(*PERSISTENT)
+async def test_failed_batch_fails_its_waiters_and_keeps_earlier_commits(
+    backend: BackendUnderTest,
+) -> None:
+    """When the database refuses a batch, each of its appends raises StoreError and nothing
+    of it is stored; earlier messages stay and later appends work."""
+    store = await backend.open()
+    kept = await store.append("lobby", "kept", "ana")
+    await backend.fail_inserts_of("boom")
+    results = await asyncio.gather(
+        store.append("lobby", "same batch before", "ana"),
+        store.append("lobby", "boom", "bob"),
+        store.append("lobby", "same batch after", "cy", client_id="retry-me"),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, StoreError) for r in results), results
+    assert all("refused by the test trigger" in str(r) for r in results)
+    assert (await store.health())["batches_failed"] == 1
+    assert await store.history("lobby") == [kept]
+    retried = await store.append("lobby", "same batch after", "cy", client_id="retry-me")
+    assert retried.id > kept.id
+    assert await store.history("lobby") == [kept, retried]
