@@ -48,6 +48,9 @@ def summarize(results: Result) -> Result:
                 "p99_at_max_ms": _median([r["p99_at_max_ms"] for r in ok]),
                 "peak_deliveries_per_s": _median([r["peak_deliveries_per_s"] for r in ok]),
                 "server_cpu_at_max": _median([r["server_cpu_at_max"] for r in ok]),
+                "other_cpu_median": _median(
+                    [st.get("other_cpu_util") for r in ok for st in r.get("steps", [])]
+                ),
             }
             probes: dict[str, list[float]] = {}
             for r in ok:
@@ -134,12 +137,23 @@ def summary_lines(results: Result) -> list[str]:
                 out.append(f"  {title}: {m.get('status')} — {str(m.get('error'))[:200]}")
                 continue
             bound = "  [load-generator bound]" if m.get("loadgen_bound") else ""
+            if m["max_sustained"]:
+                sustained = (
+                    f"max sustained {_fmt_rate(m['max_sustained'])} deliveries/s"
+                    f" (p50 {m['p50_at_max_ms'] or 0:.1f} ms, p99 {m['p99_at_max_ms'] or 0:.1f} ms,"
+                    f" server CPU {m['server_cpu_at_max'] or 0:.2f})"
+                )
+            else:
+                sustained = "max sustained: none (no step met the criteria)"
             out.append(
-                f"  {title}: max sustained {_fmt_rate(m['max_sustained'])} deliveries/s"
-                f" (p50 {m['p50_at_max_ms'] or 0:.1f} ms, p99 {m['p99_at_max_ms'] or 0:.1f} ms,"
-                f" server CPU {m['server_cpu_at_max'] or 0:.2f}), peak"
-                f" {_fmt_rate(m['peak_deliveries_per_s'])}/s, median of {m['runs']}{bound}"
+                f"  {title}: {sustained}, peak {_fmt_rate(m['peak_deliveries_per_s'])}/s,"
+                f" median of {m['runs']}{bound}"
             )
+            if (m.get("other_cpu_median") or 0) > 0.2:
+                out.append(
+                    f"    (noisy: other processes used {m['other_cpu_median']:.2f} cores during"
+                    " the median step)"
+                )
             for rate, p in (m.get("probe_p99_ms") or {}).items():
                 out.append(f"    p99 at Node's max rate {_fmt_rate(float(rate))}/s: {p} ms")
         i = s.get("idle")
@@ -215,7 +229,7 @@ def plot(results: Result, path: Path) -> bool:
             style = {"color": "0.5", "linestyle": "--"} if "blast" in label else {}
             ax_t.plot(xs, ys, marker="o", markersize=3, label=label, **style)
             ax_l.plot(xs, ls, marker="o", markersize=3, label=label, **style)
-            top = max(top, *xs)
+            top = max([top, *xs])
         ax_t.plot([1e3, top], [1e3, top], color="0.85", linewidth=1, zorder=0)
         ax_t.set(xscale="log", yscale="log", title=titles[scen])
         ax_t.set_ylabel("delivered messages/s (measured window)")

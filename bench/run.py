@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from bench.driver import BuildError, build
 from bench.scenarios import (
     Budget,
     Criteria,
+    QuietMachine,
     SweepPlan,
     idle_memory,
     max_clients,
@@ -122,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "servers": {},
     }
     t_start = time.monotonic()
+    quiet = QuietMachine(total_wait=20.0 if quick else 300.0)
 
     def save() -> None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,14 +145,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== load generator ceiling, {scen} (blast server)", flush=True)
             plan = _plans(quick, senders, 200_000, max_rate[scen])
             plan.factor = 2.0
+            bg = quiet.wait()
             res = relay_sweep(
                 TARGETS["blast"], clients=clients, rooms=rooms, plan=plan, crit=crit,
                 budget=budget, log_dir=log_dir,
             )  # fmt: skip
+            res["background_cpu_before"] = bg
             results["loadgen_ceiling"][scen] = res
-            if res.get("status") == "ok" and res.get("max_sustained"):
-                # no point offering far beyond what the generator itself can count
-                max_rate[scen] = 1.25 * max(res["max_sustained"], res["peak_deliveries_per_s"])
             save()
 
     starts: dict[tuple[str, str], float] = {}
@@ -171,11 +173,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"== {t.label}: {scen}, run {run}/{runs}", flush=True)
                 plan = _plans(quick, senders, start, max_rate[scen])
                 plan.probes = probes
+                bg = quiet.wait()
                 res = relay_sweep(
                     t, clients=clients, rooms=rooms, plan=plan, crit=crit, budget=budget,
                     log_dir=log_dir,
                 )  # fmt: skip
                 res["run"] = run
+                res["background_cpu_before"] = bg
                 srv.setdefault(scen, []).append(res)
                 if res.get("status") != "ok":
                     print(f"    {res.get('status')}: {str(res.get('error'))[:400]}", flush=True)
@@ -195,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 if budget.left() <= 30:
                     continue
                 print(f"== {t.label}: idle memory, run {run}/{runs}", flush=True)
+                quiet.wait()
                 res = idle_memory(t, counts=counts, settle=2.0, log_dir=log_dir)
                 res["run"] = run
                 srv.setdefault("idle", []).append(res)
@@ -235,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             save()
 
+    results["background_waits"] = quiet.log
     report.summarize(results)
     drawn = report.plot(results, plot_path)
     if drawn:
@@ -250,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds: every started server is stopped on the way out
+
+
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())
