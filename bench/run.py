@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             bg = quiet.wait()
             res = relay_sweep(
                 TARGETS["blast"], clients=clients, rooms=rooms, plan=plan, crit=crit,
-                budget=budget, log_dir=log_dir,
+                budget=budget, log_dir=log_dir, quiet=quiet,
             )  # fmt: skip
             res["background_cpu_before"] = bg
             results["loadgen_ceiling"][scen] = res
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 bg = quiet.wait()
                 res = relay_sweep(
                     t, clients=clients, rooms=rooms, plan=plan, crit=crit, budget=budget,
-                    log_dir=log_dir,
+                    log_dir=log_dir, quiet=quiet,
                 )  # fmt: skip
                 res["run"] = run
                 res["background_cpu_before"] = bg
