@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Coroutine, Mapping, Sequence
@@ -32,6 +33,9 @@ DEFAULT_LOG_LEVEL = "info"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
+
+# "name:" at the start: a URL with a typo ("memory:", "sqlite:x.db"), not a file name.
+_NOT_A_PATH = re.compile(r":|[A-Za-z][A-Za-z0-9+.\-]+:")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # could not start: store or port unusable
@@ -158,9 +162,9 @@ def store_url(db: str) -> str:
     text = db.strip()
     scheme, sep, rest = text.partition("://")
     if not sep:
-        if text and not text.startswith(("file:", ":memory:")):
+        if text and not _NOT_A_PATH.match(text):
             return "sqlite://" + os.path.abspath(text)
-        return text  # the store explains what is wrong with it
+        return text  # "memory:", "file:x.db"...: the store explains what is wrong with it
     if scheme.lower() == "sqlite" and rest and not rest.startswith("/"):
         path, q, query = rest.partition("?")
         return "sqlite://" + os.path.abspath(path) + q + query

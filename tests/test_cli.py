@@ -1,0 +1,366 @@
+"""`salas` / `python -m salas`: settings from flags and environment, refusal of bad ones,
+--version, and `salas serve` as a real process (log line, /healthz, SIGTERM/SIGINT, history
+that survives a restart on SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from salas import __version__
+from salas.cli import ConfigError, ServeSettings, parse_settings, store_url
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parents[1]
+LISTENING = re.compile(
+    r"salas chat listening on http://(?P<host>[^ ]+):(?P<port>\d+)/ "
+    r"\(store: (?P<store>[^,]+), single-room: (?P<single>on|off)\)"
+)
+
+
+# ------------------------------------------------------------------------ settings (in-process)
+def test_defaults() -> None:
+    """No flags, no environment: 127.0.0.1:8000, salas.db, multi-room, no CORS, info."""
+    assert parse_settings(["serve"], {}) == ("serve", ServeSettings())
+    assert ServeSettings() == ServeSettings("127.0.0.1", 8000, "salas.db", False, None, "info")
+
+
+def test_environment() -> None:
+    """Each SALAS_* variable sets its option."""
+    env = {
+        "SALAS_HOST": "0.0.0.0",
+        "SALAS_PORT": "9001",
+        "SALAS_DB": "memory://",
+        "SALAS_SINGLE_ROOM": "yes",
+        "SALAS_CORS_ORIGINS": "http://a.example, https://b.example:8443/",
+        "SALAS_LOG_LEVEL": "DEBUG",
+    }
+    _, settings = parse_settings(["serve"], env)
+    assert settings == ServeSettings(
+        "0.0.0.0",
+        9001,
+        "memory://",
+        True,
+        ("http://a.example", "https://b.example:8443"),
+        "debug",
+    )
+
+
+def test_flags_win_over_environment() -> None:
+    """A flag beats its environment variable, including --no-single-room over SALAS_SINGLE_ROOM."""
+    env = {"SALAS_PORT": "9001", "SALAS_SINGLE_ROOM": "1", "SALAS_CORS_ORIGINS": "*"}
+    argv = ["serve", "--port", "9002", "--no-single-room", "--cors-origins", "http://x.example"]
+    _, settings = parse_settings(argv, env)
+    assert settings.port == 9002
+    assert settings.single_room is False
+    assert settings.cors_origins == ("http://x.example",)
+    _, settings = parse_settings(["serve", "--single-room"], {"SALAS_SINGLE_ROOM": "0"})
+    assert settings.single_room is True
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        ("on", True),
+        ("0", False),
+        ("no", False),
+        ("", False),
+    ],
+)
+def test_single_room_environment_values(value: str, expected: bool) -> None:
+    """SALAS_SINGLE_ROOM accepts 1/true/yes/on and 0/false/no/off/empty."""
+    assert parse_settings(["serve"], {"SALAS_SINGLE_ROOM": value})[1].single_room is expected
+
+
+def test_cors_star_and_empty() -> None:
+    """'*' allows any origin; an empty value means none."""
+    assert parse_settings(["serve", "--cors-origins", "*"], {})[1].cors_origins == "*"
+    assert parse_settings(["serve"], {"SALAS_CORS_ORIGINS": " "})[1].cors_origins is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["serve", "--port", "abc"], {}, "--port: 'abc' is not a port number"),
+        (["serve", "--port", "65536"], {}, "--port: port 65536 is out of range"),
+        (["serve", "--port", "-1"], {}, "--port: '-1' is not a port number"),
+        (["serve"], {"SALAS_PORT": "80.5"}, "SALAS_PORT: '80.5' is not a port number"),
+        (["serve", "--db", "mysql://x/y"], {}, "--db: unknown store URL scheme 'mysql'"),
+        (["serve"], {"SALAS_DB": "memory:"}, "SALAS_DB: malformed store URL"),
+        (["serve", "--log-level", "loud"], {}, "--log-level: unknown log level 'loud'"),
+        (["serve"], {"SALAS_LOG_LEVEL": "verbose"}, "SALAS_LOG_LEVEL: unknown log level"),
+        (["serve"], {"SALAS_SINGLE_ROOM": "maybe"}, "SALAS_SINGLE_ROOM: 'maybe' is not a boolean"),
+        (["serve", "--cors-origins", "ftp://x"], {}, "--cors-origins: 'ftp://x' is not an origin"),
+        (["serve"], {"SALAS_CORS_ORIGINS": "example.com"}, "SALAS_CORS_ORIGINS: 'example.com'"),
+    ],
+)
+def test_bad_settings_name_their_source(argv: list[str], env: dict[str, str], message: str) -> None:
+    """Each bad setting is a ConfigError naming the flag or variable it came from."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings(argv, env)
+    assert str(info.value).startswith(message)
+
+
+def test_store_url_makes_sqlite_paths_absolute(tmp_path: Path) -> None:
+    """Bare paths and relative sqlite:// URLs become absolute sqlite:/// URLs; others stay."""
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert store_url("salas.db") == f"sqlite://{tmp_path}/salas.db"
+        assert store_url("sqlite://rel.db?table=t") == f"sqlite://{tmp_path}/rel.db?table=t"
+    finally:
+        os.chdir(cwd)
+    assert store_url("sqlite:///abs/x.db") == "sqlite:///abs/x.db"
+    assert store_url("memory://") == "memory://"
+    assert store_url("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+# ---------------------------------------------------------------------------- the process
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SALAS_")}
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    # The official client lives in the repository; the server finds it from the cwd otherwise.
+    env["SALAS_CLIENT_DIR"] = str(ROOT / "node_modules" / "socket.io-client" / "dist")
+    env.update(extra)
+    return env
+
+
+async def _run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "salas",
+        *args,
+        cwd=cwd,
+        env=env or _env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+class Served:
+    """A running `salas serve` whose stderr is collected."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.match: re.Match[str] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.match is not None
+        return f"http://127.0.0.1:{self.match['port']}"
+
+    async def wait_listening(self) -> None:
+        assert self.proc.stderr is not None
+
+        async def read() -> None:
+            assert self.proc.stderr is not None
+            while line := await self.proc.stderr.readline():
+                self.lines.append(line.decode().rstrip("\n"))
+
+        self._reader = asyncio.ensure_future(read())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while self.match is None:
+            for line in self.lines:
+                if found := LISTENING.search(line):
+                    self.match = found
+            if self.proc.returncode is not None or loop.time() > deadline:
+                raise AssertionError("salas serve did not start:\n" + "\n".join(self.lines))
+            await asyncio.sleep(0.02)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), 15)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise AssertionError("salas serve did not stop:\n" + "\n".join(self.lines)) from None
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, 5)
+        return code
+
+
+@asynccontextmanager
+async def serving(*args: str, cwd: Path, **env: str) -> AsyncIterator[Served]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "salas",
+        "serve",
+        "--port",
+        "0",
+        *args,
+        cwd=cwd,
+        env=_env(**env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    served = Served(proc)
+    try:
+        await served.wait_listening()
+        yield served
+    finally:
+        if proc.returncode is None:
+            await served.stop()
+
+
+async def _client(url: str, name: str) -> tuple[socketio.AsyncClient, list[tuple[str, Any]]]:
+    events: list[tuple[str, Any]] = []
+    sio = socketio.AsyncClient(reconnection=False)
+
+    @sio.on("*")
+    async def record(event: str, *args: Any) -> None:
+        events.append((event, args[0] if args else None))
+
+    await sio.connect(url, auth={"name": name}, transports=["websocket"], wait_timeout=5)
+    return sio, events
+
+
+async def test_version() -> None:
+    """`python -m salas --version` prints the version and exits 0."""
+    code, out, err = await _run("--version")
+    assert (code, out.strip(), err) == (0, f"salas {__version__}", "")
+
+
+async def test_console_script_version() -> None:
+    """The installed `salas` console script is the same program."""
+    script = Path(sys.executable).parent / "salas"
+    assert script.exists(), "pip install -e . installs the salas console script"
+    proc = await asyncio.create_subprocess_exec(
+        str(script), "--version", stdout=asyncio.subprocess.PIPE, env=_env()
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0 and out.decode().strip() == f"salas {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["serve", "--port", "abc"], {}),
+        (["serve"], {"SALAS_PORT": "99999"}),
+        (["serve", "--db", "foo://bar"], {}),
+        (["serve"], {"SALAS_LOG_LEVEL": "chatty"}),
+        (["serve", "--no-such-flag"], {}),
+        ([], {}),
+    ],
+)
+async def test_bad_config_exits_2_with_one_line(args: list[str], env: dict[str, str]) -> None:
+    """Bad configuration: exit code 2, one clear line on stderr, no traceback, nothing served."""
+    code, out, err = await _run(*args, env=_env(**env))
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("salas: error: ") and "Traceback" not in err
+
+
+async def test_unusable_port_exits_1(tmp_path: Path) -> None:
+    """A port already taken: one line saying so, exit code 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = await _run(
+            "serve", "--port", str(port), "--db", "memory://", env=_env(), cwd=tmp_path
+        )
+    assert code == 1
+    assert f"salas: error: cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
+async def test_serve_logs_url_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """serve logs one line with the URL, store and mode; /healthz answers; SIGTERM exits 0
+    after closing connections."""
+    async with serving(cwd=tmp_path) as served:
+        assert served.match is not None
+        assert served.match["host"] == "127.0.0.1"
+        assert served.match["store"] == f"sqlite://{tmp_path}/salas.db"  # the default db
+        assert served.match["single"] == "off"
+        async with aiohttp.ClientSession() as session, session.get(served.url + "/healthz") as r:
+            assert r.status == 200
+            body = await r.json()
+        assert body["ok"] is True and body["store"]["backend"] == "sqlite"
+        sio, _ = await _client(served.url, "ana")
+        assert await served.stop(signal.SIGTERM) == 0
+        await asyncio.sleep(0.2)
+        assert not sio.connected
+    assert (tmp_path / "salas.db").exists()
+    assert sum("listening on" in line for line in served.lines) == 1
+    assert any("stopped" in line for line in served.lines)
+    assert not any("Traceback" in line for line in served.lines)
+
+
+async def test_sigint_exits_0(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) is a clean shutdown too."""
+    async with serving("--db", "memory://", cwd=tmp_path) as served:
+        assert await served.stop(signal.SIGINT) == 0
+
+
+async def test_environment_configures_serve(tmp_path: Path) -> None:
+    """SALAS_SINGLE_ROOM and SALAS_DB reach the running chat."""
+    async with serving(
+        cwd=tmp_path, SALAS_SINGLE_ROOM="true", SALAS_DB="memory://", SALAS_LOG_LEVEL="debug"
+    ) as served:
+        assert served.match is not None
+        assert served.match["single"] == "on" and served.match["store"] == "memory://"
+        sio, events = await _client(served.url, "ana")
+        try:
+            await asyncio.sleep(0.2)
+            assert events[0] == ("welcome", {"name": "ana", "single_room": True, "rooms": []})
+        finally:
+            await sio.disconnect()
+
+
+async def test_history_survives_restart_on_sqlite(tmp_path: Path) -> None:
+    """A message acked by `salas serve` on SQLite is in `history` after SIGTERM and a restart."""
+    db = tmp_path / "chat.db"
+    async with serving("--db", str(db), cwd=tmp_path) as served:
+        sio, _ = await _client(served.url, "ana")
+        await sio.call("channel_join", "room1", timeout=5)
+        sent = await sio.call("message", "¿sobrevive?", timeout=5)
+        assert sent["ok"] is True
+        await sio.disconnect()
+        assert await served.stop() == 0
+    async with serving("--db", str(db), cwd=tmp_path) as served:
+        sio, _ = await _client(served.url, "bob")
+        try:
+            history = await sio.call("history", {"channel": "room1"}, timeout=5)
+            joined = await sio.call("channel_join", "room1", timeout=5)
+        finally:
+            await sio.disconnect()
+    expected = {
+        "id": sent["id"],
+        "ts": sent["ts"],
+        "channel": "room1",
+        "message": "¿sobrevive?",
+        "user": "ana",
+    }
+    assert history["messages"] == [expected]
+    assert joined["messages"] == [expected]
