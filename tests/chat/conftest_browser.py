@@ -154,9 +154,12 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session", name="browser")
+# Module scope, not session: while Playwright's sync API is running, asyncio sees a running
+# event loop in this thread, which breaks every asyncio test after it (asyncio.run, pytest-asyncio).
+# So it is stopped at the end of each module that uses it.
+@pytest.fixture(scope="module", name="browser")
 def browser_fixture() -> Iterator[Browser]:
-    """Debian's headless Chromium, launched once."""
+    """Debian's headless Chromium, launched once per test module."""
     if sync_playwright is None:
         _unavailable("the playwright Python package is not installed")
     if not os.access(CHROMIUM, os.X_OK):
@@ -184,14 +187,15 @@ def new_context_fixture(browser: Browser) -> Iterator[Any]:
         context.close()
 
 
-def record_dialogs(page: Page, answer: str | None = None) -> list[Dialog]:
-    """Keep every dialog the page opens; a prompt gets `answer` (if given)."""
+def record_dialogs(page: Page, answers: list[str] | None = None) -> list[Dialog]:
+    """Keep every dialog the page opens. A prompt is answered with the next of `answers` (the
+    test appends to the list before the click that prompts); any other dialog is dismissed."""
     seen: list[Dialog] = []
 
     def on_dialog(dialog: Dialog) -> None:
         seen.append(dialog)
-        if answer is not None and dialog.type == "prompt":
-            dialog.accept(answer)
+        if dialog.type == "prompt" and answers:
+            dialog.accept(answers.pop(0))
         else:
             dialog.dismiss()
 
