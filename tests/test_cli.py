@@ -47,6 +47,8 @@ def test_environment() -> None:
         "SALAS_SINGLE_ROOM": "yes",
         "SALAS_CORS_ORIGINS": "http://a.example, https://b.example:8443/",
         "SALAS_LOG_LEVEL": "DEBUG",
+        "SALAS_MESSAGE_RATE": "2.5",
+        "SALAS_MESSAGE_BURST": "7",
     }
     _, settings = parse_settings(["serve"], env)
     assert settings == ServeSettings(
@@ -56,15 +58,23 @@ def test_environment() -> None:
         True,
         ("http://a.example", "https://b.example:8443"),
         "debug",
+        2.5,
+        7,
     )
 
 
 def test_flags_win_over_environment() -> None:
     """A flag beats its environment variable, including --no-single-room over SALAS_SINGLE_ROOM."""
-    env = {"SALAS_PORT": "9001", "SALAS_SINGLE_ROOM": "1", "SALAS_CORS_ORIGINS": "*"}
+    env = {
+        "SALAS_PORT": "9001",
+        "SALAS_SINGLE_ROOM": "1",
+        "SALAS_CORS_ORIGINS": "*",
+        "SALAS_MESSAGE_RATE": "5",
+    }
     argv = ["serve", "--port", "9002", "--no-single-room", "--cors-origins", "http://x.example"]
-    _, settings = parse_settings(argv, env)
+    _, settings = parse_settings([*argv, "--message-rate", "0"], env)
     assert settings.port == 9002
+    assert settings.message_rate == 0
     assert settings.single_room is False
     assert settings.cors_origins == ("http://x.example",)
     _, settings = parse_settings(["serve", "--single-room"], {"SALAS_SINGLE_ROOM": "0"})
@@ -108,6 +118,11 @@ def test_cors_star_and_empty() -> None:
         (["serve"], {"SALAS_SINGLE_ROOM": "maybe"}, "SALAS_SINGLE_ROOM: 'maybe' is not a boolean"),
         (["serve", "--cors-origins", "ftp://x"], {}, "--cors-origins: 'ftp://x' is not an origin"),
         (["serve"], {"SALAS_CORS_ORIGINS": "example.com"}, "SALAS_CORS_ORIGINS: 'example.com'"),
+        (["serve", "--message-rate", "fast"], {}, "--message-rate: 'fast' is not a number"),
+        (["serve"], {"SALAS_MESSAGE_RATE": "-1"}, "SALAS_MESSAGE_RATE: '-1' must be 0"),
+        (["serve"], {"SALAS_MESSAGE_RATE": "nan"}, "SALAS_MESSAGE_RATE: 'nan' must be 0"),
+        (["serve", "--message-burst", "0"], {}, "--message-burst: '0' is not a whole number"),
+        (["serve"], {"SALAS_MESSAGE_BURST": "2.5"}, "SALAS_MESSAGE_BURST: '2.5' is not a whole"),
     ],
 )
 def test_bad_settings_name_their_source(argv: list[str], env: dict[str, str], message: str) -> None:
@@ -127,6 +142,7 @@ def test_store_url_makes_sqlite_paths_absolute(tmp_path: Path) -> None:
     finally:
         os.chdir(cwd)
     assert store_url("sqlite:///abs/x.db") == "sqlite:///abs/x.db"
+    assert store_url("sqlite:////abs/x.db") == "sqlite:///abs/x.db"
     assert store_url("memory://") == "memory://"
     assert store_url("postgresql://u@h/db") == "postgresql://u@h/db"
 
@@ -324,9 +340,14 @@ async def test_sigint_exits_0(tmp_path: Path) -> None:
 
 
 async def test_environment_configures_serve(tmp_path: Path) -> None:
-    """SALAS_SINGLE_ROOM and SALAS_DB reach the running chat."""
+    """SALAS_SINGLE_ROOM, SALAS_DB and the message rate limit reach the running chat."""
     async with serving(
-        cwd=tmp_path, SALAS_SINGLE_ROOM="true", SALAS_DB="memory://", SALAS_LOG_LEVEL="debug"
+        cwd=tmp_path,
+        SALAS_SINGLE_ROOM="true",
+        SALAS_DB="memory://",
+        SALAS_LOG_LEVEL="debug",
+        SALAS_MESSAGE_BURST="2",
+        SALAS_MESSAGE_RATE="0.01",
     ) as served:
         assert served.match is not None
         assert served.match["single"] == "on" and served.match["store"] == "memory://"
@@ -334,6 +355,10 @@ async def test_environment_configures_serve(tmp_path: Path) -> None:
         try:
             await asyncio.sleep(0.2)
             assert events[0] == ("welcome", {"name": "ana", "single_room": True, "rooms": []})
+            await sio.call("channel_join", "r", timeout=5)
+            replies = [await sio.call("message", f"m{i}", timeout=5) for i in range(3)]
+            assert [r["ok"] for r in replies] == [True, True, False]
+            assert replies[2]["error"]["code"] == "rate_limited"
         finally:
             await sio.disconnect()
 

@@ -30,6 +30,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DB = "salas.db"
 DEFAULT_LOG_LEVEL = "info"
+DEFAULT_MESSAGE_RATE = 10.0
+DEFAULT_MESSAGE_BURST = 20
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -54,6 +56,8 @@ class ServeSettings:
     single_room: bool = False
     cors_origins: str | tuple[str, ...] | None = None
     log_level: str = DEFAULT_LOG_LEVEL
+    message_rate: float = DEFAULT_MESSAGE_RATE  # per connection and second; 0: no limit
+    message_burst: int = DEFAULT_MESSAGE_BURST
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--cors-origins",
         help="origins allowed cross-site: '*' or a comma list of http(s)://host[:port] "
         "[SALAS_CORS_ORIGINS] (none: same origin only)",
+    )
+    serve.add_argument(
+        "--message-rate",
+        help="messages per second one connection may send on average, 0 for no limit "
+        f"[SALAS_MESSAGE_RATE] ({DEFAULT_MESSAGE_RATE:g})",
+    )
+    serve.add_argument(
+        "--message-burst",
+        help="messages one connection may send at once before the rate applies "
+        f"[SALAS_MESSAGE_BURST] ({DEFAULT_MESSAGE_BURST})",
     )
     serve.add_argument(
         "--log-level",
@@ -150,6 +164,23 @@ def _origins(raw: str, source: str) -> str | tuple[str, ...] | None:
     return tuple(origins) or None
 
 
+def _rate(raw: str, source: str) -> float:
+    try:
+        rate = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{source}: {raw!r} is not a number") from None
+    if not 0 <= rate < float("inf"):
+        raise ConfigError(f"{source}: {raw!r} must be 0 (no limit) or a positive number")
+    return rate
+
+
+def _burst(raw: str, source: str) -> int:
+    text = raw.strip()
+    if not text.isdecimal() or not text.isascii() or int(text) < 1:
+        raise ConfigError(f"{source}: {raw!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _log_level(raw: str, source: str) -> str:
     level = raw.strip().lower()
     if level not in LOG_LEVELS:
@@ -165,9 +196,12 @@ def store_url(db: str) -> str:
         if text and not _NOT_A_PATH.match(text):
             return "sqlite://" + os.path.abspath(text)
         return text  # "memory:", "file:x.db"...: the store explains what is wrong with it
-    if scheme.lower() == "sqlite" and rest and not rest.startswith("/"):
-        path, q, query = rest.partition("?")
-        return "sqlite://" + os.path.abspath(path) + q + query
+    if scheme.lower() == "sqlite" and rest:
+        if rest.startswith("//"):  # sqlite:////abs.db, SQLAlchemy's spelling: the same file
+            return "sqlite://" + rest[1:]
+        if not rest.startswith("/"):
+            path, q, query = rest.partition("?")
+            return "sqlite://" + os.path.abspath(path) + q + query
     return text
 
 
@@ -185,6 +219,8 @@ def parse_settings(
     single = _pick(args.single_room, environ, "SALAS_SINGLE_ROOM", "--single-room")
     cors = _pick(args.cors_origins, environ, "SALAS_CORS_ORIGINS", "--cors-origins")
     level = _pick(args.log_level, environ, "SALAS_LOG_LEVEL", "--log-level")
+    rate = _pick(args.message_rate, environ, "SALAS_MESSAGE_RATE", "--message-rate")
+    burst = _pick(args.message_burst, environ, "SALAS_MESSAGE_BURST", "--message-burst")
     settings = ServeSettings(
         host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
         port=_port(*port) if port else DEFAULT_PORT,
@@ -194,6 +230,8 @@ def parse_settings(
         ),
         cors_origins=_origins(*cors) if cors else None,
         log_level=_log_level(*level) if level else DEFAULT_LOG_LEVEL,
+        message_rate=_rate(*rate) if rate else DEFAULT_MESSAGE_RATE,
+        message_burst=_burst(*burst) if burst else DEFAULT_MESSAGE_BURST,
     )
     _check_store(settings.db, db[1] if db else "--db")
     return str(args.command), settings
@@ -236,7 +274,12 @@ async def serve(settings: ServeSettings) -> int:
         print(f"salas: error: cannot open the store {_shown(url)}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        config = ChatConfig(single_room=settings.single_room, cors_origins=settings.cors_origins)
+        config = ChatConfig(
+            single_room=settings.single_room,
+            cors_origins=settings.cors_origins,
+            message_rate=settings.message_rate,
+            message_burst=settings.message_burst,
+        )
         app = create_app(config, store)
         try:
             port = await app.start(settings.host, settings.port)

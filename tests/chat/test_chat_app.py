@@ -100,6 +100,47 @@ async def test_message_rate_limit() -> None:
         assert "m5" not in [m["message"] for m in bob.of("message")]
 
 
+async def test_message_rate_zero_is_unlimited() -> None:
+    """With message_rate 0 a socket may send far past the burst."""
+    config = dataclasses.replace(FAST, message_burst=1, message_rate=0)
+    async with running_chat(config) as chat, clients(chat.url, "ana") as (ana,):
+        await ana.call("channel_join", "room1")
+        replies = await asyncio.gather(*(ana.call("message", f"m{i}") for i in range(40)))
+        assert all(r["ok"] for r in replies)
+
+
+async def test_big_rooms_get_presence_without_member_lists() -> None:
+    """Above presence_members_max members, presence has count but no members list; the join
+    ack still lists everyone."""
+    config = dataclasses.replace(FAST, presence_members_max=2)
+    async with running_chat(config) as chat, clients(chat.url, "a", "b", "c") as (a, b, c):
+        await a.call("channel_join", "room1")
+        await b.call("channel_join", "room1")
+        small = await a.next("presence", lambda p: p["user"] == "b")
+        assert small["members"] == ["a", "b"]
+        ack = await c.call("channel_join", "room1")
+        assert ack["members"] == ["a", "b", "c"] and ack["count"] == 3
+        big = await a.next("presence", lambda p: p["user"] == "c")
+        assert big == {"channel": "room1", "event": "joined", "user": "c", "count": 3}
+        await c.call("channel_leave", "room1")
+        left = await a.next("presence", lambda p: p["event"] == "left")
+        assert left["members"] == ["a", "b"] and left["count"] == 2
+
+
+async def test_rooms_list_is_capped() -> None:
+    """The `rooms` list names at most rooms_list_max rooms, the most populated."""
+    config = dataclasses.replace(FAST, rooms_list_max=2)
+    async with running_chat(config) as chat, clients(chat.url, "a", "b") as (a, b):
+        for room in ("big", "mid", "small"):
+            await a.call("channel_join", room)
+        for room in ("big", "mid"):
+            await b.call("channel_join", room)
+        expected = [{"name": "big", "count": 2}, {"name": "mid", "count": 2}]
+        await a.next("rooms", lambda r: r["rooms"] == expected)
+        async with clients(chat.url, "c") as (c,):
+            assert c.of("welcome")[0]["rooms"] == expected
+
+
 async def test_control_rate_limit() -> None:
     """Joins, leaves, nicks and history share a bucket: past its burst, rate_limited."""
     config = dataclasses.replace(FAST, control_burst=3, control_rate=0.5)

@@ -25,7 +25,9 @@ def test_defaults_match_the_protocol_doc() -> None:
     [
         {"typing_timeout": 0},
         {"typing_throttle": -1},
-        {"message_rate": 0},
+        {"message_rate": -1},
+        {"rooms_list_max": 0},
+        {"presence_members_max": -1},
         {"control_rate": 0},
         {"rooms_interval": -0.1},
         {"join_history": 0},
@@ -38,3 +40,8 @@ def test_impossible_settings_are_refused(changes: dict[str, Any]) -> None:
     """Zero or negative timings, rates and sizes raise ValueError."""
     with pytest.raises(ValueError):
         ChatConfig(**changes)
+
+
+def test_message_rate_zero_means_no_limit() -> None:
+    """message_rate 0 is allowed: it turns the message limit off."""
+    assert ChatConfig(message_rate=0).message_rate == 0

@@ -146,3 +146,18 @@ def test_connect_twice_is_a_bug() -> None:
     p = make("ana")
     with pytest.raises(ValueError):
         p.connect("s0", "ana")
+
+
+def test_room_list_limit_keeps_the_most_populated() -> None:
+    """With a limit, room_list names the most populated rooms (ties by name), sorted by name."""
+    p = make("a", "b", "c")
+    for sid, rooms in (("s0", "xyz"), ("s1", "yz"), ("s2", "zw")):
+        for room in rooms:
+            p.join(sid, room)
+    assert p.room_list(2) == [{"name": "y", "count": 2}, {"name": "z", "count": 3}]
+    assert p.room_list(3) == [
+        {"name": "w", "count": 1},
+        {"name": "y", "count": 2},
+        {"name": "z", "count": 3},
+    ]
+    assert len(p.room_list(10)) == 4

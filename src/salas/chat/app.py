@@ -75,7 +75,7 @@ class _Conn:
     """What the chat keeps per connected socket (besides its rooms, in `Presence`)."""
 
     socket: Socket
-    messages: TokenBucket
+    messages: TokenBucket | None  # None: no limit
     control: TokenBucket
     # Done when this socket's latest `message` has been broadcast (or failed).
     tail: asyncio.Future[None] | None = None
@@ -158,14 +158,11 @@ class ChatApp:
     def _presence_payload(
         self, room: str, event: str, user: str, previous: str | None = None
     ) -> dict[str, object]:
-        members = self.presence.members(room)
-        payload: dict[str, object] = {
-            "channel": room,
-            "event": event,
-            "user": user,
-            "members": members,
-            "count": len(members),
-        }
+        count = self.presence.count(room)
+        payload: dict[str, object] = {"channel": room, "event": event, "user": user}
+        if count <= self.config.presence_members_max:
+            payload["members"] = self.presence.members(room)
+        payload["count"] = count
         if previous is not None:
             payload["previous"] = previous
         return payload
@@ -178,7 +175,7 @@ class ChatApp:
         self._spawn(self.io.to(_server_room(room)).except_(sid).emit("typing", payload))
 
     async def _broadcast_rooms(self) -> None:
-        rooms = self.presence.room_list()
+        rooms = self.presence.room_list(self.config.rooms_list_max)
         if rooms == self._last_rooms:
             return  # changes that cancelled out within the interval
         self._last_rooms = rooms
@@ -204,7 +201,7 @@ class ChatApp:
         config = self.config
         conn = _Conn(
             socket,
-            TokenBucket(config.message_burst, config.message_rate),
+            TokenBucket(config.message_burst, config.message_rate) if config.message_rate else None,
             TokenBucket(config.control_burst, config.control_rate),
         )
         self._conns[socket.id] = conn
@@ -218,7 +215,7 @@ class ChatApp:
         socket = conn.socket
         if error is not None:
             await socket.emit("error", {**error.to_wire(), "event": "connect"})
-        rooms = self.presence.room_list()
+        rooms = self.presence.room_list(self.config.rooms_list_max)
         await socket.emit(
             "welcome", {"name": name, "single_room": self.config.single_room, "rooms": rooms}
         )
@@ -285,7 +282,9 @@ class ChatApp:
         for r, payload in left:
             await conn.socket.leave(_server_room(r))
             await self._send_presence(r, payload)
-        if new:
+        # (Re-checked: with an adapter whose leave suspends, the socket may be gone by now,
+        # and joining a server room after its disconnect would leave it there for good.)
+        if new and self._conns.get(sid) is conn:
             await conn.socket.join(_server_room(room))
             await self._send_presence(room, self._presence_payload(room, "joined", shown))
         if new or left:
@@ -336,7 +335,7 @@ class ChatApp:
 
     # -- messages --------------------------------------------------------------------------
     async def _on_message(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
-        if not conn.messages.take():
+        if conn.messages is not None and not conn.messages.take():
             raise ChatError(RATE_LIMITED, "too many messages; slow down")
         request = parse_message(args)
         sid = conn.sid

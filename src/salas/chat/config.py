@@ -30,7 +30,15 @@ class ChatConfig:
     typing_throttle: float = 2.0
     # At most one `rooms` broadcast per this interval; changes in between are coalesced.
     rooms_interval: float = 0.25
-    # Token bucket per socket for `message`: a burst, then a steady rate per second.
+    # The `rooms` list names at most this many rooms (the most populated): it goes to every
+    # client, so its size must not grow with the number of rooms.
+    rooms_list_max: int = 200
+    # `presence` events carry the full member list only up to this many members; above,
+    # clients apply joined/left/renamed to the list of the join ack. Otherwise each join to a
+    # room of n members would send n names to n clients: n^2 traffic per join wave.
+    presence_members_max: int = 100
+    # Token bucket per socket for `message`: a burst, then a steady rate per second
+    # (message_rate 0: no limit, for trusted clients and benchmarks).
     message_burst: int = 20
     message_rate: float = 10.0
     # Another bucket for joins, leaves, nicks and history requests, which cost the room
@@ -39,11 +47,21 @@ class ChatConfig:
     control_rate: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("typing_timeout", "typing_throttle", "message_rate", "control_rate"):
+        for name in ("typing_timeout", "typing_throttle", "control_rate"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ChatConfig.{name} must be positive")
+        if self.message_rate < 0:
+            raise ValueError("ChatConfig.message_rate must not be negative (0: no limit)")
         if self.rooms_interval < 0:
             raise ValueError("ChatConfig.rooms_interval must not be negative")
-        for name in ("join_history", "max_rooms_per_socket", "message_burst", "control_burst"):
+        if self.presence_members_max < 0:
+            raise ValueError("ChatConfig.presence_members_max must not be negative")
+        for name in (
+            "join_history",
+            "max_rooms_per_socket",
+            "message_burst",
+            "control_burst",
+            "rooms_list_max",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"ChatConfig.{name} must be at least 1")

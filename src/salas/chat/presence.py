@@ -7,6 +7,8 @@ members do not exist here (their history lives on in the store).
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from salas.chat.errors import NAME_TAKEN, ChatError
@@ -150,12 +152,13 @@ class Presence:
         state = self._rooms.get(room)
         return 0 if state is None else len(state.display)
 
-    def room_list(self) -> list[dict[str, object]]:
-        """``[{"name", "count"}]`` of every room with members, by name."""
-        return [
-            {"name": room, "count": len(state.display)}
-            for room, state in sorted(self._rooms.items())
-        ]
+    def room_list(self, limit: int | None = None) -> list[dict[str, object]]:
+        """``[{"name", "count"}]`` of the rooms with members, by name; with `limit`, only
+        that many: the most populated (ties: by name)."""
+        rooms: Iterable[tuple[str, _Room]] = self._rooms.items()
+        if limit is not None and len(self._rooms) > limit:
+            rooms = heapq.nsmallest(limit, rooms, key=lambda item: (-len(item[1].display), item[0]))
+        return [{"name": room, "count": len(state.display)} for room, state in sorted(rooms)]
 
     # -- names -------------------------------------------------------------------------
     def rename(self, sid: str, new: str) -> list[Rename]:
