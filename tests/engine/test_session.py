@@ -585,3 +585,23 @@ async def test_websocket_message_larger_than_max_payload_closes(engine, until) -
     await until(lambda: sid in h.closed)
     assert h.closed[sid] == "transport error"
     assert h.messages[sid] == ["x" * 999]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/session.py:363-365 close(send_close=False) (called for a CLOSE packet by "
+    "_on_packet at line 318, and for 'ping timeout') drops self._poll without answering it: a GET "
+    "pending at that moment is never answered (Node answers it with a close packet), so the "
+    "client's long-poll hangs until its own timeout",
+)
+async def test_client_close_packet_releases_pending_get(engine) -> None:
+    """A CLOSE packet POSTed while a GET is pending ends the session and answers that GET."""
+    h = await engine()
+    sid, _ = await h.handshake()
+    poll = asyncio.create_task(h.poll(sid, timeout=2))
+    await asyncio.sleep(0.05)
+    assert (await h.post(sid, "1")).status == 200
+    assert h.closed == {sid: "transport close"}
+    response = await asyncio.wait_for(poll, 1)
+    assert response.status == 200
+    assert response.body in (b"1", b"6")
