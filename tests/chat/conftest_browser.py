@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,52 @@ def salas_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     server = salas_serve(tmp_path_factory.mktemp("salas")).start()
     yield server
     server.stop()
+
+
+# A crowd of python-socketio clients in a room, run in a subprocess (Playwright's sync API
+# owns this thread's event loop). It prints "ready" once all have joined and leaves when its
+# stdin closes.
+_CROWD = """
+import asyncio, sys, socketio
+
+async def main(url, room, n):
+    clients = [socketio.AsyncClient() for _ in range(n)]
+    await asyncio.gather(*(
+        c.connect(url, transports=["websocket"], auth={"name": f"crowd-{i:03d}"})
+        for i, c in enumerate(clients)
+    ))
+    for c in clients:
+        answer = await c.call("channel_join", room)
+        assert answer["ok"], answer
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for c in clients:
+        await c.disconnect()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+@contextmanager
+def crowd(url: str, room: str, size: int) -> Iterator[None]:
+    """`size` other people (crowd-000, ...) in `room` while the block runs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CROWD, url, room, str(size)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # ------------------------------------------------------------------------------- browser

@@ -19,6 +19,7 @@ from conftest_browser import (  # noqa: F401  (fixtures are found by name)
     Chat,
     ServerProcess,
     browser_fixture,
+    crowd,
     new_context_fixture,
     salas_serve,
     salas_server_fixture,
@@ -207,6 +208,28 @@ def test_typing_and_presence_appear_and_clear(chat: Any) -> None:
     expect(box.locator(".member-list li")).to_have_text(["alice"])
 
 
+def test_member_list_of_a_room_over_100_members(chat: Any, salas_server: ServerProcess) -> None:
+    """Over 100 members presence has no list: the page applies joins, renames and leaves itself."""
+    room = unique("crowded")
+    with crowd(salas_server.url, room, 100):
+        alice, bob = chat("alice"), chat("bob")
+        alice.join(room)
+        members = alice.box(room).locator(".member-list li")
+        expect(members).to_have_count(101)  # the join ack always has the list
+        expect(alice.box(room).locator(".room-count")).to_have_text("101 online")
+        bob.join(room)
+        expect(members).to_have_count(102)
+        expect(alice.box(room).locator(".room-count")).to_have_text("102 online")
+        expect(alice.room_item(room).locator(".count")).to_have_text("102")
+        bob.rename("bobby")
+        expect(members.filter(has_text=re.compile("^bobby$"))).to_have_count(1)
+        expect(members.filter(has_text=re.compile("^bob$"))).to_have_count(0)
+        bob.box(room).locator(".leave").click()
+        expect(members).to_have_count(101)
+        expect(members.filter(has_text="bob")).to_have_count(0)
+        expect(alice.box(room).locator(".room-count")).to_have_text("101 online")
+
+
 def test_unread_badge_for_a_room_not_in_view(chat: Any) -> None:
     """Messages to a room not in view count on its badge and title; opening it clears both."""
     busy, shown = unique("busy"), unique("shown")
@@ -286,6 +309,7 @@ def test_name_from_welcome_rename_and_errors_shown(chat: Any) -> None:
     bob.page.press("#join-input", "Enter")
     expect(error).to_have_attribute("data-code", "invalid_room")
     expect(error).to_be_visible()
+    expect(bob.page.locator("#join-input")).to_have_value("bell\u0007room")  # kept, to fix
     expect(bob.page.locator("#rooms-view .room")).to_have_count(1)
 
 

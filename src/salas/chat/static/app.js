@@ -178,7 +178,7 @@
     const previous = typeof p.previous === "string" ? p.previous : null;
     const aboutMe = p.event === "renamed" ? previous === view.me : user === view.me;
     if (p.event === "renamed" && aboutMe) view.me = user; // e.g. my "#2" suffix went away
-    if (Array.isArray(p.members)) setMembers(view, p.members, p.count);
+    applyPresence(view, p, user, previous);
     if (p.event === "left" || p.event === "renamed") setTypist(view, previous ?? user, false);
     if (!aboutMe) appendNotice(view, presenceText(p, user, previous));
   });
@@ -228,14 +228,15 @@
   });
 
   // ---------------------------------------------------------------- joining and leaving
+  // Join `name` (or rejoin it after a reconnect); true once the server has said yes.
   async function joinRoom(name, { focus = true } = {}) {
-    if (state.joining.has(name)) return;
+    if (state.joining.has(name)) return false;
     state.joining.add(name);
     try {
       const answer = await request("channel_join", name);
       if (!answer.ok) {
         showError(answer.error);
-        return;
+        return false;
       }
       const room = typeof answer.channel === "string" ? answer.channel : name;
       if (state.singleRoom) {
@@ -250,10 +251,11 @@
       const messages = Array.isArray(answer.messages) ? answer.messages : [];
       messages.forEach((m) => appendMessage(view, m, { quiet: true }));
       if (isNew) view.older.hidden = messages.length < HISTORY_PAGE;
-      if (Array.isArray(answer.members)) setMembers(view, answer.members, answer.count);
+      if (Array.isArray(answer.members)) setMembers(view, answer.members.map(String), answer.count);
       if (focus || !state.active) showRoom(room);
       scrollToEnd(view);
       saveOpenRooms();
+      return true;
     } finally {
       state.joining.delete(name);
     }
@@ -269,12 +271,14 @@
     closeRoom(view.name);
   }
 
-  page.joinForm.addEventListener("submit", (e) => {
+  page.joinForm.addEventListener("submit", async (e) => {
     e.preventDefault();
     const name = page.joinInput.value.trim();
     if (!name) return;
-    page.joinInput.value = "";
-    state.joined.has(name) ? showRoom(name) : joinRoom(name);
+    // A refused name stays in the field, to be corrected.
+    if (state.joined.has(name)) showRoom(name);
+    else if (!(await joinRoom(name))) return;
+    if (page.joinInput.value.trim() === name) page.joinInput.value = "";
   });
 
   // ---------------------------------------------------------------- one box per joined room
@@ -296,6 +300,8 @@
       typingLine: $(".typing", box),
       input: $(".composer-input", box),
       memberList: $(".member-list", box),
+      members: [], // names, as the server sorts them
+      memberCount: 0,
       count: $(".room-count", box),
       ids: new Set(), // messageKey of those shown, so a rejoin's history adds only what is new
       oldestId: null,
@@ -303,6 +309,7 @@
       typists: new Map(), // user -> timer that forgets them
       typingSentAt: 0,
       typingIdle: null,
+      atEnd: true, // scrolled to the latest message (then new ones keep it in view)
       sending: false,
       unsent: null, // {text, clientId} of a message not yet acknowledged
     };
@@ -315,6 +322,10 @@
     view.input.addEventListener("input", () => noteTyping(view));
     view.input.addEventListener("blur", () => stopTyping(view));
     view.older.addEventListener("click", () => loadOlder(view));
+    // A log that was at its end stays there when the box shrinks (phone keyboard, rotation).
+    const scroller = view.log.parentElement;
+    scroller.addEventListener("scroll", () => (view.atEnd = isNearEnd(view)), { passive: true });
+    new ResizeObserver(() => view.atEnd && scrollToEnd(view)).observe(scroller);
 
     state.joined.set(name, view);
     page.view.appendChild(box);
@@ -375,7 +386,7 @@
   function appendMessage(view, msg, { quiet = false } = {}) {
     const key = messageKey(msg);
     if (key !== null && view.ids.has(key)) return false;
-    const nearEnd = isNearEnd(view);
+    const nearEnd = view.atEnd;
     view.log.appendChild(messageItem(msg, view.me));
     if (key !== null) {
       view.ids.add(key);
@@ -417,7 +428,7 @@
     if (!when || Number.isNaN(when.getTime())) return time;
     time.dateTime = when.toISOString();
     time.title = when.toLocaleString();
-    const clock = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const clock = when.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
     const today = when.toDateString() === new Date().toDateString();
     time.textContent = today ? clock : `${when.toLocaleDateString([], { month: "short", day: "numeric" })} ${clock}`;
     return time;
@@ -427,7 +438,7 @@
     const item = document.createElement("li");
     item.className = "sys";
     item.textContent = text;
-    const nearEnd = isNearEnd(view);
+    const nearEnd = view.atEnd;
     view.log.appendChild(item);
     if (nearEnd) scrollToEnd(view);
   }
@@ -492,11 +503,24 @@
   function scrollToEnd(view) {
     const log = view.log.parentElement;
     log.scrollTop = log.scrollHeight;
+    view.atEnd = true;
   }
 
   // ---------------------------------------------------------------- members
-  function setMembers(view, members, count) {
-    const names = members.map((m) => String(m));
+  // A presence event carries the whole member list, except in rooms of over 100 members:
+  // there it only says who joined, left or was renamed, and the list we have is updated.
+  function applyPresence(view, p, user, previous) {
+    if (Array.isArray(p.members)) {
+      setMembers(view, p.members.map(String), p.count);
+      return;
+    }
+    let names = view.members.filter((n) => n !== user && n !== previous);
+    if (p.event !== "left") names = [...names, user].sort();
+    setMembers(view, names, p.count);
+  }
+
+  function setMembers(view, names, count) {
+    view.members = names;
     const items = names.map((name) => {
       const li = document.createElement("li");
       li.textContent = name;
@@ -504,9 +528,8 @@
       return li;
     });
     view.memberList.replaceChildren(...items);
-    const n = typeof count === "number" ? count : names.length;
-    view.count.textContent = `${n} online`;
-    state.counts.set(view.name, n);
+    view.memberCount = typeof count === "number" ? count : names.length;
+    view.count.textContent = `${view.memberCount} online`;
     renderRoomList();
   }
 
@@ -629,7 +652,8 @@
     item.dataset.joined = view ? "true" : "false";
     if (name === state.active) item.setAttribute("aria-current", "true");
     else item.removeAttribute("aria-current");
-    $(".count", item).textContent = String(state.counts.get(name) ?? 0);
+    // A joined room's own count is fresher than the room list (which the server batches).
+    $(".count", item).textContent = String(view ? view.memberCount : (state.counts.get(name) ?? 0));
     $(".join", item).hidden = Boolean(view);
     const unread = $(".unread", item);
     const n = view ? view.unread : 0;
