@@ -626,6 +626,7 @@
     open.type = "button";
     open.className = "room-name";
     open.textContent = name;
+    open.title = name; // long names are cut short with an ellipsis
     open.addEventListener("click", () => (state.joined.has(name) ? showRoom(name) : joinRoom(name)));
 
     const count = document.createElement("span");
