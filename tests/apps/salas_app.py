@@ -3,7 +3,8 @@
 Same behaviour as ``tests/apps/reference_app.js`` (the Node.js socket.io reference server):
 the suite in ``tests/integration`` runs against either. Environment: PORT, PING_INTERVAL_MS,
 PING_TIMEOUT_MS, MAX_PAYLOAD, CONNECT_TIMEOUT_MS, CORS_ORIGIN ("*" by default, or one
-origin). Prints ``READY <port>`` on stdout once listening.
+origin). Prints ``READY <port>`` on stdout once listening (``await io.start`` returns once bound).
+SALAS_TEST_LOOP=asyncio runs it on plain asyncio instead of uvloop.
 """
 
 from __future__ import annotations
@@ -155,27 +156,22 @@ async def _maybe_await(value: Any) -> None:
 
 
 async def main() -> None:
+    port = await io.start("127.0.0.1", PORT)
+    print(f"READY {port}", flush=True)
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await io.start("127.0.0.1", PORT)
-    print(f"READY {PORT}", flush=True)
-    waiter = asyncio.ensure_future(io.wait_closed())
-    stopper = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if not waiter.done():
-        waiter.cancel()
-        close = getattr(io, "close", None)
-        if close is not None:
-            await _maybe_await(close())
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(io.shutdown()))
+    await io.wait_closed()
 
 
 if __name__ == "__main__":
-    if not hasattr(Server, "start"):
-        # salas without Server.start(): print first, the fixture polls the port.
-        print(f"READY {PORT}", flush=True)
-        io.run(host="127.0.0.1", port=PORT)
-        sys.exit(0)
+    # Like io.run(): uvloop when installed (SALAS_TEST_LOOP=asyncio forces plain asyncio).
+    if os.environ.get("SALAS_TEST_LOOP") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            uvloop = None  # type: ignore[assignment]
+        if uvloop is not None:
+            uvloop.run(main())
+            sys.exit(0)
     asyncio.run(main())

@@ -28,33 +28,6 @@ KNOWN_TARGETS = ("node", "salas")
 STARTUP_TIMEOUT = 20.0
 
 
-def _targets() -> list[str]:
-    raw = os.environ.get("SALAS_TEST_TARGETS", "salas")
-    targets = [t.strip() for t in raw.split(",") if t.strip()]
-    for t in targets:
-        if t not in KNOWN_TARGETS:
-            raise pytest.UsageError(f"SALAS_TEST_TARGETS: unknown target {t!r}")
-    return targets
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "app_env(**env): environment of the test application (PING_INTERVAL_MS, ...)"
-    )
-    config.addinivalue_line("markers", "targets(*names): run only against these targets")
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "target" in metafunc.fixturenames:
-        targets = _targets()
-        marker = metafunc.definition.get_closest_marker("targets")
-        if marker is not None:
-            targets = [t for t in targets if t in marker.args]
-        if not targets:
-            targets = [pytest.param("none", marks=pytest.mark.skip(reason="target not selected"))]
-        metafunc.parametrize("target", targets)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,16 +106,25 @@ def start_app(target: str, env: dict[str, str]) -> AppProcess:
     app = AppProcess(target=target, env=env, proc=proc, port=port)
     ready = threading.Event()
 
+    log_dir = os.environ.get("SALAS_TEST_APP_LOG_DIR")
+    log_path = Path(log_dir) / f"{target}-{port}.log" if log_dir else None
+
     def pump() -> None:
         assert proc.stdout is not None
+        log = log_path.open("a", encoding="utf-8") if log_path else None
         for line in proc.stdout:
             line = line.rstrip("\n")
             app.output.append(line)
+            if log is not None:
+                log.write(line + "\n")
+                log.flush()
             if line.startswith("READY "):
                 with contextlib.suppress(IndexError, ValueError):
                     app.port = int(line.split()[1])
                 ready.set()
         ready.set()
+        if log is not None:
+            log.close()
 
     threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + STARTUP_TIMEOUT

@@ -13,6 +13,8 @@ from itest_support import AppProcess
 pytestmark = pytest.mark.timeout(60)
 
 TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"]}
+CONNECT_LIMIT = 10.0  # a refused connect still ends well within this
+DISCONNECT_LIMIT = 5.0
 
 
 @pytest.fixture(params=["websocket", "polling"])
@@ -36,20 +38,33 @@ class Clients:
     ) -> socketio.AsyncClient:
         sio = client or socketio.AsyncClient(reconnection=False)
         self.opened.append(sio)
-        await sio.connect(
+        connecting = sio.connect(
             app.url,
             transports=transports,
             namespaces=namespaces or ["/"],
             auth=auth,
             wait_timeout=5,
         )
+        try:
+            await asyncio.wait_for(connecting, CONNECT_LIMIT)
+        except TimeoutError:
+            pytest.fail(f"AsyncClient.connect() over {transports} took over {CONNECT_LIMIT} s")
         return sio
 
     async def close(self) -> None:
+        slow = []
         for sio in self.opened:
             if sio.connected:
-                await sio.disconnect()
+                try:
+                    await asyncio.wait_for(sio.disconnect(), DISCONNECT_LIMIT)
+                except TimeoutError:
+                    slow.append(sio.transport())
         await asyncio.sleep(0)
+        if slow:
+            pytest.fail(
+                f"AsyncClient.disconnect() over {slow} took over {DISCONNECT_LIMIT} s "
+                "(the server did not end the session promptly)"
+            )
 
 
 @pytest.fixture
