@@ -304,14 +304,6 @@ class LeavingSession(FakeSession):
         return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="adapter/memory.py:75-78 recipients() returns the live member set of a single "
-    "room; a recipient closed synchronously during delivery (a polling session cut off by "
-    "engine/session.py _poll_wanted -> _cut_off) leaves the room and deliver() dies with "
-    "'Set changed size during iteration', so later recipients miss the broadcast",
-)
 async def test_recipient_leaving_during_broadcast_does_not_break_it() -> None:
     """A recipient that leaves the room while being delivered to doesn't stop the broadcast."""
     adapter, _, members = make(*[f"s{i}" for i in range(10)])

@@ -572,12 +572,6 @@ async def test_unknown_events_are_ignored() -> None:
         assert (await ana.call("message", "ok"))["ok"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="salas.protocol decodes event payloads with orjson, which refuses lone "
-    "surrogates (\\ud83d): the session is closed with 'parse error' instead of the chat "
-    "answering invalid_message (Node's JSON.parse accepts them)",
-)
 async def test_lone_surrogate_is_invalid_message_not_a_disconnect() -> None:
     """Text with a lone surrogate (half an emoji) is invalid_message, connection kept."""
     async with running_chat() as chat, clients(chat.url, "ana") as (ana,):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 
 async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.open_connection("127.0.0.1", port)
@@ -64,13 +62,6 @@ async def test_pipelined_request_waits_for_held_poll(engine, read_response) -> N
     writer.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/http.py:251 reads parser.should_keep_alive() when the response is written, "
-    "after llhttp has reset its flags at message completion, so it is always True for "
-    "HTTP/1.1: `Connection: close` is ignored, answered `Connection: keep-alive`, "
-    "and the connection stays open",
-)
 async def test_connection_close_honoured(engine, read_response) -> None:
     """A request with `Connection: close` is answered `Connection: close`, then closed."""
     h = await engine(fallback=_echo)

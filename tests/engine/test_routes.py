@@ -171,12 +171,6 @@ async def test_static_no_traversal_to_project_files(engine, http, target: str) -
     assert b"[project]" not in response.body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/routes.py:138 (Router.__call__) and engine/http.py:197 never percent-decode "
-    "the URL path, so a file whose name has a space or non-ASCII character is unreachable "
-    "(/hello%20world.txt looks for a file literally named 'hello%20world.txt')",
-)
 async def test_static_percent_encoded_name(engine, http, site: Path) -> None:
     """A file name with a space is served at its percent-encoded URL."""
     router = Router()

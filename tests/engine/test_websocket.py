@@ -93,13 +93,6 @@ async def test_ping_frame_answered_with_pong(engine) -> None:
     await ws.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/websocket.py:93-94 accept() feeds request.upgrade_tail to data_received "
-    "before engine/server.py:165-168 (and 132-133 for a probe) sets the session's callbacks, "
-    "so those frames go to _ignore_message and are lost (minor: RFC 6455 clients wait for "
-    "the 101 before sending)",
-)
 async def test_data_in_same_packet_as_handshake(engine, until) -> None:
     """Frames that arrive together with the upgrade request are not lost."""
     h = await engine()

@@ -434,11 +434,6 @@ def test_event_data_must_be_nonempty_list_with_name_first(wire: str) -> None:
         PacketDecoder().feed(wire)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol/socketio.py:124-129 _valid_payload accepts reserved event names "
-    "(connect, disconnect, ...) as an EVENT's name; Node's socket.io-parser refuses them",
-)
 @pytest.mark.parametrize(
     "name",
     ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"],
@@ -477,12 +472,6 @@ def test_disconnect_with_data_is_error(wire: str) -> None:
         PacketDecoder().feed(wire)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol/socketio.py:172-176 a JSON `null` payload becomes data=None, which "
-    "_valid_payload (lines 118-121) takes for 'no data'; Node's parser refuses null for "
-    "CONNECT (not an object) and DISCONNECT (not undefined)",
-)
 @pytest.mark.parametrize("wire", ["0null", "1null", "0/admin,null"])
 def test_explicit_null_data_is_error(wire: str) -> None:
     """An explicit JSON null is data, and neither CONNECT nor DISCONNECT accepts it."""

@@ -134,13 +134,6 @@ async def test_suspended_handler_cancelled_runs_cleanup() -> None:
     assert cleanup == ["done"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/handlers.py:71 _start_eagerly wraps the already-started coroutine in a task "
-    "running _finish(_Resumed(...)); a task cancelled before its first step (e.g. by "
-    "asyncio.run cancelling every task at shutdown) never enters _Resumed.__await__, so the "
-    "handler stays suspended and its finally/async-with cleanup does not run",
-)
 async def test_handler_cancelled_before_its_task_starts_runs_cleanup() -> None:
     """A handler whose task is cancelled in the same iteration still gets the cancellation."""
     cleanup = []

@@ -247,14 +247,6 @@ async def test_shutdown(make_server, start, client, until) -> None:
         await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="adapter/memory.py:75-78 iterates a room's live member set; a polling recipient "
-    "whose queue passes max_buffer is cut off inside send_encoded (engine/session.py "
-    "_poll_wanted -> _cut_off -> close -> Socket.on_close -> adapter.remove_all), so "
-    "io.to(room).emit raises 'Set changed size during iteration' and later members miss it",
-)
 async def test_polling_cut_off_during_room_broadcast(make_server, start, client) -> None:
     """A polling member cut off mid-broadcast doesn't break the broadcast for the others."""
     import aiohttp
@@ -280,13 +272,6 @@ async def test_polling_cut_off_during_room_broadcast(make_server, start, client)
         assert len(io.sockets.sockets) == 3  # the polling one was cut off
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/handlers.py:58-62 _start_eagerly runs an async handler's first step outside "
-    "any task (coro.send in the engine's protocol callback), so asyncio.current_task() is "
-    "None there and `async with asyncio.timeout(...)` raises 'Timeout should be used inside "
-    "a task'; the handler fails and no ack is sent",
-)
 async def test_async_handler_runs_in_a_task(make_server, start, client) -> None:
     """An async handler may use asyncio.timeout (it runs inside a task)."""
     _io, (socket,), (raw,) = await serve(make_server, start, client, 1)
@@ -380,14 +365,6 @@ async def test_python_socketio_client_disconnect(make_server, start, sio_client,
     assert io.sockets.sockets == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="engine/session.py:318 closes with send_close=False on the client's CLOSE packet and "
-    "close() (lines 363-365) then abandons "
-    "the pending GET without answering it, so python-socketio's disconnect() over polling "
-    "waits for that GET to time out (30 s measured)",
-)
 async def test_python_socketio_polling_disconnect_is_prompt(make_server, start, sio_client) -> None:
     """A python-socketio client on long-polling disconnects within a couple of seconds."""
     _io, _socket, sio = await connected_sio(make_server, start, sio_client, "polling")

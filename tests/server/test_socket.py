@@ -372,13 +372,6 @@ async def test_disconnect_close_ends_connection(make_server, start, client) -> N
     assert socket.session.closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/socket.py:172-179 disconnect(close=True) sends DISCONNECT and 'server namespace "
-    "disconnect' only for its own namespace, then session.close('forced close'): the client's "
-    "other namespaces get no DISCONNECT packet and reason 'forced close' (Node's "
-    "client._disconnect() disconnects every namespace with 'server namespace disconnect')",
-)
 async def test_disconnect_close_disconnects_every_namespace(make_server, start, client) -> None:
     """disconnect(close=True) disconnects all of the client's namespaces, as Node does."""
     io = make_server()
@@ -450,13 +443,6 @@ async def test_async_disconnect_handler(make_server, start, client, until) -> No
     assert done == ["transport close"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol/socketio.py:124-129 accepts reserved names as EVENT names and "
-    "server/socket.py:194 _on_event dispatches them to the handler table, so a client sending "
-    '42["disconnect","spoofed"] runs the app\'s disconnect handler with its own arguments '
-    "while staying connected (Node's parser refuses the packet and closes the connection)",
-)
 async def test_client_cannot_fire_reserved_events(make_server, start, client) -> None:
     """A client sending an event named "disconnect" does not run the disconnect handler."""
     _io, socket, raw, _ = await serve_one(make_server, start, client)

@@ -74,8 +74,10 @@ class MemoryAdapter:
         if opts.rooms:
             if len(opts.rooms) == 1 and not opts.except_rooms:
                 (room,) = opts.rooms
-                # Iterate the live set: delivery never changes membership.
-                return self.rooms.get(room, ())
+                # A snapshot: whatever a recipient's delivery sets off (a session closing and
+                # leaving its rooms) must not change the set being walked. Copying a set of
+                # a thousand ids costs a few microseconds once per broadcast.
+                return tuple(self.rooms.get(room, ()))
             found: set[str] = set()
             for room in opts.rooms:
                 found.update(self.rooms.get(room, ()))

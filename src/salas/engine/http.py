@@ -14,7 +14,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Protocol as TypingProtocol
 from typing import cast
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import httptools
 
@@ -44,6 +44,7 @@ class HttpRequest:
         "body",
         "connection",
         "headers",
+        "keep_alive",
         "method",
         "path",
         "query",
@@ -64,6 +65,7 @@ class HttpRequest:
         self.raw_headers: list[tuple[str, str]] = []
         self.body = b""
         self.upgrade = False
+        self.keep_alive = True
         self.upgrade_tail = b""
         self.responded = False
         self._on_abort: Callable[[], None] | None = None
@@ -102,8 +104,14 @@ class RequestHandler(TypingProtocol):
 class HttpConnection(asyncio.Protocol):
     """asyncio protocol for one TCP connection speaking HTTP/1.1."""
 
-    def __init__(self, handler: RequestHandler, max_body: Callable[[HttpRequest], int]) -> None:
+    def __init__(
+        self,
+        handler: RequestHandler,
+        max_body: Callable[[HttpRequest], int],
+        on_lost: Callable[[HttpConnection], None] | None = None,
+    ) -> None:
         self._handler = handler
+        self._on_lost = on_lost
         self._max_body = max_body
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -145,6 +153,8 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self._on_lost is not None:
+            self._on_lost(self)
         if self._stream is not None:
             self._stream.connection_lost(exc)
             return
@@ -194,10 +204,14 @@ class HttpConnection(asyncio.Protocol):
         request.method = self._parser.get_method().decode("ascii", "replace")
         raw_url = request.path
         parsed = httptools.parse_url(raw_url.encode("latin-1"))
-        request.path = (parsed.path or b"/").decode("latin-1")
+        # Percent-decoded, so that static files with spaces or non-ASCII names are found;
+        # static lookups resolve the result and refuse anything outside their folder.
+        request.path = unquote((parsed.path or b"/").decode("latin-1"), errors="replace")
         request.query_string = (parsed.query or b"").decode("latin-1")
         request.query = dict(parse_qsl(request.query_string, keep_blank_values=True))
         request.upgrade = bool(self._parser.should_upgrade())
+        # Read now: llhttp resets this flag once the message is complete.
+        request.keep_alive = bool(self._parser.should_keep_alive())
         self._body_limit = self._max_body(request)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._body_limit:
@@ -248,7 +262,7 @@ class HttpConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        keep_alive = bool(self._parser.should_keep_alive()) and not request.upgrade
+        keep_alive = request.keep_alive and not request.upgrade
         reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         lines = [f"HTTP/1.1 {status} {reason}"]
         if status != HTTPStatus.NO_CONTENT:
@@ -268,6 +282,12 @@ class HttpConnection(asyncio.Protocol):
             # Answering may happen inside another connection's callback; handle the next
             # request of this one on its own turn of the loop.
             asyncio.get_running_loop().call_soon(self._handle_next)
+
+    def close(self) -> None:
+        """Close the connection once what was written has gone out."""
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
 
     def take_over(self, stream: StreamHandler) -> None:
         """Hand every further byte of this connection to `stream` (after an upgrade)."""

@@ -46,6 +46,7 @@ class EngineServer:
         self._scheduler: FlushScheduler | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[HttpConnection] = set()
+        self._closed = False
         self._handshake_template = {
             "pingInterval": round(self.config.ping_interval * 1000),
             "pingTimeout": round(self.config.ping_timeout * 1000),
@@ -67,7 +68,9 @@ class EngineServer:
 
     # -- listening --------------------------------------------------------------------
     def protocol_factory(self) -> HttpConnection:
-        return HttpConnection(self.handle_request, self._max_body)
+        connection = HttpConnection(self.handle_request, self._max_body, self._connections.discard)
+        self._connections.add(connection)
+        return connection
 
     async def listen(self, host: str, port: int) -> int:
         """Start accepting connections; returns the bound port (useful with port 0)."""
@@ -79,11 +82,17 @@ class EngineServer:
         return int(sockets[0].getsockname()[1]) if sockets else port
 
     async def close(self) -> None:
-        """Stop accepting, close every session, then the listening socket."""
+        """Stop accepting, close every session and connection, then the listening socket."""
+        self._closed = True
         if self._server is not None:
             self._server.close()
         for session in list(self.sessions.values()):
             session.close("server shutting down")
+        # Keep-alive connections would otherwise go on serving requests (and opening new
+        # sessions) on a server that has stopped.
+        for connection in list(self._connections):
+            connection.close()
+        self._connections.clear()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -102,6 +111,10 @@ class EngineServer:
         return cors_headers(self.config.cors, request)
 
     def handle_request(self, request: HttpRequest) -> None:
+        if self._closed:
+            request.respond(503, b"Service Unavailable", [("Connection", "close")])
+            request.connection.close()
+            return
         if not self._is_engine_path(request.path):
             self.fallback(request)
             return
@@ -131,6 +144,7 @@ class EngineServer:
             ws = WebSocket(request, self.config.max_payload, self.config.volatile_buffer)
             if ws.accept(request):
                 session.probe_websocket(ws)
+                ws.start()
             return
         if session.transport != "polling":
             self._error(request, EngineErrorCode.BAD_REQUEST)
@@ -176,6 +190,9 @@ class EngineServer:
         except Exception:
             logger.exception("error in connection callback for session %s", sid)
             session.close("server error")
+            return
+        if transport == "websocket":
+            session.start_transport()
 
     def _error(self, request: HttpRequest, code: EngineErrorCode) -> None:
         status, body = error_body(code)

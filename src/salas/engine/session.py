@@ -49,6 +49,7 @@ class EngineSession:
 
     __slots__ = (
         "__weakref__",
+        "_cut_off_pending",
         "_heartbeat",
         "_out",
         "_poll",
@@ -86,6 +87,7 @@ class EngineSession:
         self._scheduled = False
         self._probe: WebSocket | None = None
         self._probe_ready = False
+        self._cut_off_pending = False
         self._upgrade_timer: asyncio.TimerHandle | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
 
@@ -149,7 +151,11 @@ class EngineSession:
 
     def _poll_wanted(self) -> None:
         if self._queue_size > self._server.config.max_buffer:
-            self._cut_off()
+            # Not now: this runs inside a broadcast's loop over a room's members, which
+            # closing the session (and so leaving its rooms) would change under it.
+            if not self._cut_off_pending:
+                self._cut_off_pending = True
+                self._server.loop.call_soon(self._cut_off)
             return
         if self._poll is not None and not self._scheduled:
             self._scheduled = True
@@ -181,7 +187,7 @@ class EngineSession:
             self.sid,
             self._server.config.max_buffer,
         )
-        self.close("transport error", send_close=False)
+        self.close("transport error", abort=True)
 
     # -- long-polling -----------------------------------------------------------------
     def handle_poll(self, request: HttpRequest) -> None:
@@ -244,6 +250,11 @@ class EngineSession:
         ws.on_message = self._on_ws_message
         ws.on_close = self._on_ws_close
 
+    def start_transport(self) -> None:
+        """Read what arrived with a websocket handshake (once `on_message` is set)."""
+        if self._ws is not None:
+            self._ws.start()
+
     def probe_websocket(self, ws: WebSocket) -> None:
         """Start upgrading this polling session to `ws` (probe, then UPGRADE packet)."""
         self._probe = ws
@@ -292,6 +303,7 @@ class EngineSession:
         ws = self._probe
         self._probe = None
         self._probe_ready = False
+        self._cut_off_pending = False
         self._upgrade_timer = None
         if ws is not None:
             ws.close()
@@ -306,7 +318,7 @@ class EngineSession:
 
     def _on_ws_close(self, reason: str) -> None:
         self._ws = None
-        self.close(reason, send_close=False)
+        self.close(reason)
 
     # -- packets from the client --------------------------------------------------------
     def _on_packet(self, packet_type: PacketType, data: str | bytes) -> None:
@@ -315,7 +327,7 @@ class EngineSession:
         elif packet_type is PacketType.PONG:
             self._schedule_ping()
         elif packet_type is PacketType.CLOSE:
-            self.close("transport close", send_close=False)
+            self.close("transport close")
         # PING, NOOP, OPEN, UPGRADE from an established session carry nothing for us.
 
     # -- heartbeat --------------------------------------------------------------------
@@ -336,11 +348,15 @@ class EngineSession:
 
     def _ping_timed_out(self) -> None:
         self._heartbeat = None
-        self.close("ping timeout", send_close=False)
+        self.close("ping timeout")
 
     # -- closing ----------------------------------------------------------------------
-    def close(self, reason: str = "forced close", send_close: bool = True) -> None:
-        """End the session; `reason` reaches `on_close` (Node's reason strings)."""
+    def close(self, reason: str = "forced close", abort: bool = False) -> None:
+        """End the session; `reason` reaches `on_close` (Node's reason strings).
+
+        `abort` drops the connection at once with whatever it has not yet sent (a slow
+        consumer), instead of letting the kernel keep its unread bytes around.
+        """
         if self.closed:
             return
         self.closed = True
@@ -354,13 +370,17 @@ class EngineSession:
         ws = self._ws
         if ws is not None:
             self._ws = None
-            if self._out:
-                ws.writelines(self._out)
-            self._out.clear()
-            ws.close()
+            if abort:
+                self._out.clear()
+                ws.abort()
+            else:
+                if self._out:
+                    ws.writelines(self._out)
+                self._out.clear()
+                ws.close()
         else:
-            # The client learns of a server-side close from the close packet in its GET.
-            if send_close and self._poll is not None:
+            # A waiting GET is answered with the close packet, whoever ended the session.
+            if self._poll is not None:
                 self._release_poll()
             self._poll = None
             self._queue = []

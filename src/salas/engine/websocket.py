@@ -46,6 +46,7 @@ class WebSocket:
         "_fragments_opcode",
         "_max_size",
         "_protocol",
+        "_tail",
         "closed",
         "congested",
         "connection",
@@ -71,6 +72,7 @@ class WebSocket:
         self.on_close: CloseCallback = _ignore_close
         self.closed = False
         self._fragments: list[bytes] = []
+        self._tail = b""
         self._fragments_opcode: Opcode | None = None
 
     def accept(self, request: HttpRequest) -> bool:
@@ -90,9 +92,14 @@ class WebSocket:
         )
         request.responded = True
         self.connection.take_over(self)
-        if request.upgrade_tail:
-            self.data_received(request.upgrade_tail)
+        self._tail = request.upgrade_tail
         return True
+
+    def start(self) -> None:
+        """Process frames that came with the handshake, once the callbacks are in place."""
+        tail, self._tail = self._tail, b""
+        if tail:
+            self.data_received(tail)
 
     # -- from the transport -----------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -171,6 +178,13 @@ class WebSocket:
             self._protocol.send_close(code, reason)
             self._write_protocol_output()
         self._finish("forced close")
+
+    def abort(self) -> None:
+        """Drop the connection now, discarding what is unsent."""
+        if self.closed:
+            return
+        self.transport.abort()
+        self._finish("transport error")
 
     def _write_protocol_output(self) -> None:
         for chunk in self._protocol.data_to_send():

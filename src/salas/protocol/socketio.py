@@ -7,6 +7,7 @@ data holds bytes is sent as BINARY_EVENT / BINARY_ACK: each bytes value is repla
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -17,6 +18,7 @@ from salas.protocol.errors import ProtocolError
 
 __all__ = [
     "MAX_ATTACHMENTS",
+    "RESERVED_EVENTS",
     "PacketDecoder",
     "SocketPacket",
     "SocketPacketType",
@@ -24,6 +26,10 @@ __all__ = [
     "has_binary",
 ]
 
+# Event names the client and server libraries use for themselves; an EVENT may not carry one.
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
 # A packet may announce at most this many binary attachments: the decoder holds them in
 # memory until the last one arrives, so an unbounded count is a way to exhaust memory.
 MAX_ATTACHMENTS = 256
@@ -113,22 +119,31 @@ def encode_packet(packet: SocketPacket) -> list[str | bytes]:
     return [out, *buffers]
 
 
-def _valid_payload(packet_type: SocketPacketType, data: Any) -> bool:
-    """The shape each packet type's data must have (as Node's parser checks it)."""
+def _valid_payload(packet_type: SocketPacketType, data: Any, present: bool) -> bool:
+    """The shape each packet type's data must have (as Node's parser checks it).
+
+    `present` tells an absent payload from an explicit JSON `null`.
+    """
     if packet_type is SocketPacketType.CONNECT:
-        return data is None or isinstance(data, dict)
+        return not present or isinstance(data, dict)
     if packet_type is SocketPacketType.DISCONNECT:
-        return data is None
+        return not present
     if packet_type is SocketPacketType.CONNECT_ERROR:
         return isinstance(data, str | dict)
     if packet_type in (SocketPacketType.EVENT, SocketPacketType.BINARY_EVENT):
-        return (
-            isinstance(data, list)
-            and len(data) > 0
-            and (isinstance(data[0], str) or type(data[0]) is int)
-        )
+        if not isinstance(data, list) or not data:
+            return False
+        name = data[0]
+        if isinstance(name, str):
+            return name not in RESERVED_EVENTS
+        return type(name) is int
     # ACK / BINARY_ACK
     return isinstance(data, list)
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (JSON.parse refuses them)."""
+    raise ValueError(name)
 
 
 def decode_text(text: str) -> tuple[SocketPacket, int]:
@@ -174,8 +189,13 @@ def decode_text(text: str) -> tuple[SocketPacket, int]:
         try:
             data = orjson.loads(text[i:])
         except orjson.JSONDecodeError:
-            raise ProtocolError("invalid payload") from None
-    if not _valid_payload(packet_type, data):
+            # orjson refuses lone surrogates ("\ud83d", half an emoji cut by a browser),
+            # which JSON.parse accepts; the application gets them and may refuse the text.
+            try:
+                data = json.loads(text[i:], parse_constant=_refuse_constant)
+            except ValueError:
+                raise ProtocolError("invalid payload") from None
+    if not _valid_payload(packet_type, data, i < end):
         raise ProtocolError("invalid payload")
     if packet_type in (SocketPacketType.ACK, SocketPacketType.BINARY_ACK) and ack_id is None:
         raise ProtocolError("ack without id")

@@ -9,17 +9,13 @@ from typing import TYPE_CHECKING, Any
 from salas.adapter.base import BroadcastOptions
 from salas.protocol import SocketPacket, SocketPacketType
 from salas.protocol.outgoing import EncodedMessage
+from salas.protocol.socketio import RESERVED_EVENTS
 
 if TYPE_CHECKING:
     from salas.server.namespace import Namespace
     from salas.server.socket import Socket
 
 __all__ = ["RESERVED_EVENTS", "BroadcastOperator", "event_packet"]
-
-# Names the client library uses for its own events; emitting them would confuse it.
-RESERVED_EVENTS = frozenset(
-    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
-)
 
 
 def event_packet(

@@ -162,6 +162,13 @@ class Client:
         for handler in nsp.connection_handlers:
             call_handler(handler, [socket], f"socket {socket.id}, connection to {nsp.name}")
 
+    def disconnect_all(self) -> None:
+        """Disconnect every namespace of this connection, then close it."""
+        for socket in list(self.sockets.values()):
+            self.send(SocketPacket(SocketPacketType.DISCONNECT, socket.nsp.name))
+            socket.on_close("server namespace disconnect")
+        self.session.close("forced close")
+
     def remove_socket(self, socket: Socket) -> None:
         if self.sockets.get(socket.nsp.name) is socket:
             del self.sockets[socket.nsp.name]

@@ -1,16 +1,19 @@
 """Calling user handlers that may be sync or async, and logging what they raise.
 
-Async handlers start eagerly, as Node runs its listeners: the coroutine runs inside the
-call until it first suspends, and only then becomes a task. A handler that never really
-suspends (the tutorial's relay with the memory adapter) costs no task and no extra turn of
-the loop, so its broadcast goes out in the same iteration the message came in.
+Async handlers start eagerly, as Node runs its listeners: each gets its task at once, but
+the handler's first step runs inside the call (with that task as the current task) instead
+of on a later turn of the loop. A handler that does not really suspend (the tutorial's
+relay with the memory adapter) therefore broadcasts in the same iteration the message came
+in, and `asyncio.current_task()`, `asyncio.timeout()` and cancellation behave as in any task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import inspect
 import logging
+import sys
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
@@ -23,7 +26,7 @@ Handler = Callable[..., Any]
 ResultCallback = Callable[[Any], None]
 
 # Tasks of suspended handlers, kept so they are not garbage-collected mid-flight.
-_running: set[asyncio.Task[None]] = set()
+_running: set[asyncio.Task[Any]] = set()
 
 
 def call_handler(
@@ -43,68 +46,115 @@ def call_handler(
         logger.exception("error in handler (%s)", where)
         return
     if type(result) is types.CoroutineType:
-        _start_eagerly(result, where, on_result)
+        _keep(_start_eagerly(_Guarded(result, where, on_result)))
     elif inspect.isawaitable(result):
-        _keep(asyncio.get_running_loop().create_task(_finish(result, where, on_result)))
+        guarded = _Guarded(_awaiting(result), where, on_result)
+        _keep(asyncio.get_running_loop().create_task(guarded))
     elif on_result is not None:
         on_result(result)
 
 
-def _keep(task: asyncio.Task[None]) -> None:
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+def _keep(task: asyncio.Task[Any]) -> None:
+    if not task.done():
+        _running.add(task)
+        task.add_done_callback(_running.discard)
 
 
-def _start_eagerly(
-    coro: Coroutine[Any, Any, Any], where: str, on_result: ResultCallback | None
-) -> None:
-    try:
-        yielded = coro.send(None)
-    except StopIteration as stop:
-        if on_result is not None:
-            on_result(stop.value)
-        return
-    except Exception:
-        logger.exception("error in handler (%s)", where)
-        return
-    loop = asyncio.get_running_loop()
-    _keep(loop.create_task(_finish(_Resumed(coro, yielded), where, on_result)))
+async def _awaiting(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
-class _Resumed:
-    """Awaitable that continues a coroutine which has already run up to `first` yield."""
+if sys.version_info >= (3, 12):
 
-    __slots__ = ("_coro", "_first")
+    def _start_eagerly(coro: _Guarded) -> asyncio.Task[Any]:
+        loop = asyncio.get_running_loop()
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+else:
+    from asyncio.tasks import _enter_task, _leave_task
+
+    def _start_eagerly(coro: _Guarded) -> asyncio.Task[Any]:
+        # Python 3.11 has no eager tasks: create the task (its first step is scheduled for
+        # later), run the coroutine's first step now as that task, and let the scheduled
+        # step pick up where it stopped.
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(coro)
+        outer = asyncio.current_task(loop)
+        if outer is not None:
+            _leave_task(loop, outer)
+        _enter_task(loop, task)
+        try:
+            coro.step_now()
+        finally:
+            _leave_task(loop, task)
+            if outer is not None:
+                _enter_task(loop, outer)
+        return task
+
+
+class _Guarded(collections.abc.Coroutine[Any, Any, None]):
+    """The handler's coroutine as its task runs it: logs what it raises, reports its result.
+
+    `step_now` may run the first step before the task does; the task's first `send` then
+    hands over what that step yielded (or finishes, if the handler already has). A task
+    cancelled before its first step throws into the handler, so its cleanup runs.
+    """
+
+    __slots__ = ("_coro", "_done", "_early", "_on_result", "_stepped", "_where")
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, Any], where: str, on_result: ResultCallback | None
+    ) -> None:
         self._coro = coro
-        self._first = first
+        self._where = where
+        self._on_result = on_result
+        self._stepped = False  # step_now ran and the task has not yet taken its result
+        self._early: Any = None
+        self._done = False
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro = self._coro
-        yielded = self._first
-        while True:
-            try:
-                # Hand what the coroutine yielded (a future) to the task running us; the
-                # task resumes us once it is done, or throws its cancellation in.
-                sent = yield yielded
-            except BaseException as exc:
+    def step_now(self) -> None:
+        self._stepped = True
+        try:
+            self._early = self._advance(self._coro.send, None)
+        except (StopIteration, asyncio.CancelledError):
+            self._done = True
+
+    def send(self, value: Any) -> Any:
+        if self._stepped:
+            self._stepped = False
+            if self._done:
+                raise StopIteration
+            return self._early
+        return self._advance(self._coro.send, value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._stepped = False
+        if self._done:
+            raise StopIteration
+        exc = typ if val is None else val
+        return self._advance(self._coro.throw, exc)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        raise TypeError("_Guarded is run by its task only")
+
+    def _advance(self, step: Callable[[Any], Any], arg: Any) -> Any:
+        try:
+            return step(arg)
+        except StopIteration as stop:
+            self._done = True
+            if self._on_result is not None:
                 try:
-                    yielded = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-                continue
-            try:
-                yielded = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
-
-
-async def _finish(result: Awaitable[Any], where: str, on_result: ResultCallback | None) -> None:
-    try:
-        value = await result
-    except Exception:
-        logger.exception("error in handler (%s)", where)
-        return
-    if on_result is not None:
-        on_result(value)
+                    self._on_result(stop.value)
+                except Exception:
+                    logger.exception("error answering handler (%s)", self._where)
+            raise StopIteration from None
+        except asyncio.CancelledError:
+            self._done = True
+            raise
+        except Exception:
+            self._done = True
+            logger.exception("error in handler (%s)", self._where)
+            raise StopIteration from None

@@ -159,6 +159,8 @@ class Socket:
 
     # -- rooms ------------------------------------------------------------------------
     async def join(self, *rooms: str | Iterable[str]) -> None:
+        if not self.connected:
+            return  # a socket that is gone must not reappear in rooms
         names = [r for group in rooms for r in ([group] if isinstance(group, str) else group)]
         for name in names:
             if not isinstance(name, str):
@@ -173,10 +175,12 @@ class Socket:
         """Disconnect from this namespace; with `close`, end the whole connection."""
         if not self.connected:
             return
+        if close:
+            # As Node's client._disconnect(): every namespace of the connection is told.
+            self.client.disconnect_all()
+            return
         self._send_packet(SocketPacket(SocketPacketType.DISCONNECT, self.nsp.name))
         self.on_close("server namespace disconnect")
-        if close:
-            self.client.session.close("forced close")
 
     # -- called by the client layer -----------------------------------------------------
     def on_packet(self, packet: SocketPacket) -> None:
