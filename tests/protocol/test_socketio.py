@@ -291,10 +291,9 @@ def test_decoder_same_attachment_referenced_twice() -> None:
 
 
 def test_decoder_binary_packet_with_zero_attachments() -> None:
-    """A BINARY_EVENT announcing `0-` with no placeholder completes at once."""
-    packet = decode_all('50-["x"]')
-    assert packet.type is T.BINARY_EVENT
-    assert packet.data == ["x"]
+    """A BINARY_EVENT announcing `0-` attachments is refused, as the reference server does."""
+    with pytest.raises(ProtocolError):
+        decode_all('50-["x"]')
 
 
 def test_decoder_accepts_max_attachments() -> None:

@@ -328,7 +328,11 @@ class EngineSession:
             self._schedule_ping()
         elif packet_type is PacketType.CLOSE:
             self.close("transport close")
-        # PING, NOOP, OPEN, UPGRADE from an established session carry nothing for us.
+        elif packet_type is PacketType.PING:
+            # In Engine.IO v4 only the server pings; Node closes on a ping from the client.
+            logger.info("closing session %s: ping from the client", self.sid)
+            self.close("transport error")
+        # NOOP, OPEN and UPGRADE from an established session carry nothing for us.
 
     # -- heartbeat --------------------------------------------------------------------
     def start_heartbeat(self) -> None:

@@ -163,6 +163,8 @@ def decode_text(text: str) -> tuple[SocketPacket, int]:
         if not count.isdigit() or not count.isascii():
             raise ProtocolError("illegal attachments")
         attachments = int(count)
+        if attachments == 0:
+            raise ProtocolError("binary packet without attachments")
         if attachments > MAX_ATTACHMENTS:
             raise ProtocolError("too many attachments")
         i = dash + 1

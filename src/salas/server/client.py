@@ -60,12 +60,22 @@ class Client:
         if packet is None:
             return
         socket = self.sockets.get(packet.nsp)
-        if packet.type is SocketPacketType.CONNECT:
-            if socket is None:
-                self._connect(packet.nsp, packet.data)
-        elif socket is not None:
-            socket.on_packet(packet)
-        # Packets for a namespace this client has not joined are ignored, as Node does.
+        kind = packet.type
+        if socket is None and kind is SocketPacketType.CONNECT:
+            self._connect(packet.nsp, packet.data)
+        elif socket is not None and kind is not SocketPacketType.CONNECT:
+            if kind is SocketPacketType.CONNECT_ERROR:
+                self._refuse(packet, "a client may not send CONNECT_ERROR")
+            else:
+                socket.on_packet(packet)
+        else:
+            # A second CONNECT, or a packet for a namespace not joined: the reference
+            # server takes the client for broken and closes the connection.
+            self._refuse(packet, "packet for a namespace in the wrong state")
+
+    def _refuse(self, packet: SocketPacket, why: str) -> None:
+        logger.info("closing session %s: %s (%s)", self.session.sid, why, packet.nsp)
+        self.session.close("parse error")
 
     def _on_close(self, reason: str) -> None:
         if self._connect_timer is not None:
