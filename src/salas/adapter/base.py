@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from salas.protocol.outgoing import EncodedMessage
 
-__all__ = ["Adapter", "AdapterFactory", "BroadcastOptions", "Member", "MemberRegistry"]
+__all__ = [
+    "Adapter",
+    "AdapterFactory",
+    "BroadcastOptions",
+    "Member",
+    "MemberRegistry",
+    "RemoteSocket",
+]
 
 
 class Transport(Protocol):
@@ -23,6 +30,15 @@ class Member(Protocol):
     @property
     def session(self) -> Transport: ...
     async def disconnect(self, close: bool = False) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSocket:
+    """A socket connected to another process (cluster adapters' fetch_sockets)."""
+
+    id: str
+    rooms: frozenset[str]
+    data: Any
 
 
 class MemberRegistry(Protocol):
@@ -60,7 +76,7 @@ class Adapter(Protocol):
         """Deliver `message` (encoded once by the caller) to every socket matching `opts`."""
         ...
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Member]: ...
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Member | RemoteSocket]: ...
     async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None: ...
     async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None: ...
     async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None: ...

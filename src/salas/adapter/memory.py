@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from salas.adapter.base import BroadcastOptions, Member, MemberRegistry
+from salas.adapter.base import BroadcastOptions, Member, MemberRegistry, RemoteSocket
 from salas.protocol.outgoing import EncodedMessage
 
 __all__ = ["MemoryAdapter"]
@@ -104,8 +104,8 @@ class MemoryAdapter:
         sockets = self.nsp.sockets
         return [sockets[sid] for sid in list(self.recipients(opts)) if sid in sockets]
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Member]:
-        return self._matching(opts)
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Member | RemoteSocket]:
+        return list(self._matching(opts))
 
     async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = list(rooms)

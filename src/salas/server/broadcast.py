@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from salas.adapter.base import BroadcastOptions
+from salas.adapter.base import BroadcastOptions, RemoteSocket
 from salas.protocol import SocketPacket, SocketPacketType
 from salas.protocol.outgoing import EncodedMessage
 from salas.protocol.socketio import RESERVED_EVENTS
@@ -86,9 +86,15 @@ class BroadcastOperator:
             message = EncodedMessage.of_socket_packet(packet)
         await nsp.adapter.broadcast(message, self._opts)
 
-    async def fetch_sockets(self) -> list[Socket]:
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        """The matching sockets: this process's as `Socket`, other processes' as `RemoteSocket`."""
+        local = self._nsp.sockets
         found = await self._nsp.adapter.fetch_sockets(self._opts)
-        return [self._nsp.sockets[m.id] for m in found if m.id in self._nsp.sockets]
+        return [
+            m if isinstance(m, RemoteSocket) else local[m.id]
+            for m in found
+            if isinstance(m, RemoteSocket) or m.id in local
+        ]
 
     async def sockets_join(self, *rooms: str | Iterable[str]) -> None:
         await self._nsp.adapter.add_sockets(self._opts, _names(rooms))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from salas.adapter.base import Adapter, AdapterFactory
+from salas.adapter.base import Adapter, AdapterFactory, RemoteSocket
 from salas.server.broadcast import BroadcastOperator
 from salas.server.handlers import Handler
 
@@ -68,7 +68,7 @@ class Namespace:
         """Send to every socket of this namespace."""
         await BroadcastOperator(self).emit(event, *args)
 
-    async def fetch_sockets(self) -> list[Socket]:
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         return await BroadcastOperator(self).fetch_sockets()
 
     async def sockets_join(self, *rooms: str | Iterable[str]) -> None:

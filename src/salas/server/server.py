@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from salas.adapter.base import AdapterFactory
+from salas.adapter.base import AdapterFactory, RemoteSocket
 from salas.adapter.memory import MemoryAdapter
 from salas.engine import CorsConfig, EngineConfig, EngineServer, EngineSession
 from salas.engine.routes import RouteHandler, Router, StaticFiles
@@ -141,7 +141,7 @@ class Server:
     async def emit(self, event: str, *args: Any) -> None:
         await self.sockets.emit(event, *args)
 
-    async def fetch_sockets(self) -> list[Socket]:
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         return await self.sockets.fetch_sockets()
 
     async def disconnect_sockets(self, close: bool = False) -> None:

@@ -1,0 +1,233 @@
+"""The cluster adapter: several salas processes (or machines) share rooms over Redis.
+
+Each process keeps its own sockets' rooms (the memory adapter it extends) and delivers
+locally as fast as ever; a broadcast is also published, already encoded, on the namespace's
+Redis channel, and every other process delivers it to its own matching sockets — no
+re-encoding on the receiving side. Cross-process operations (fetch_sockets, sockets_join,
+sockets_leave, disconnect_sockets) travel as requests on a second channel; fetch_sockets
+waits for one answer from each other process subscribed to it.
+
+    io = Server(adapter=redis_adapter("redis://127.0.0.1:6379/0"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from salas.adapter.base import (
+    AdapterFactory,
+    BroadcastOptions,
+    Member,
+    MemberRegistry,
+    RemoteSocket,
+)
+from salas.adapter.memory import MemoryAdapter
+from salas.protocol.outgoing import EncodedMessage
+
+__all__ = ["RedisAdapter", "redis_adapter"]
+
+logger = logging.getLogger("salas.adapter")
+
+# How long fetch_sockets waits for the other processes' answers.
+REQUEST_TIMEOUT = 5.0
+
+
+def _encode_packets(packets: Iterable[str | bytes]) -> list[Any]:
+    return [p if isinstance(p, str) else {"b": base64.b64encode(p).decode()} for p in packets]
+
+
+def _decode_packets(items: list[Any]) -> list[str | bytes]:
+    return [p if isinstance(p, str) else base64.b64decode(p["b"]) for p in items]
+
+
+def _encode_opts(opts: BroadcastOptions) -> dict[str, Any]:
+    return {
+        "rooms": sorted(opts.rooms),
+        "except": sorted(opts.except_rooms),
+        "volatile": opts.volatile,
+    }
+
+
+def _decode_opts(raw: dict[str, Any]) -> BroadcastOptions:
+    return BroadcastOptions(
+        frozenset(raw.get("rooms", ())),
+        frozenset(raw.get("except", ())),
+        bool(raw.get("volatile", False)),
+        local=True,
+    )
+
+
+class RedisAdapter(MemoryAdapter):
+    def __init__(self, nsp: MemberRegistry, url: str, prefix: str = "salas") -> None:
+        super().__init__(nsp)
+        self.uid = secrets.token_hex(8)
+        self._url = url
+        self._channel = f"{prefix}#{nsp.name}#"
+        self._request_channel = f"{prefix}-request#{nsp.name}#"
+        self._response_channel = f"{prefix}-response#{nsp.name}#{self.uid}#"
+        self._redis: aioredis.Redis | None = None
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._waiting: dict[str, tuple[asyncio.Future[None], list[Any], int]] = {}
+
+    async def init(self) -> None:
+        self._redis = aioredis.from_url(self._url)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(self._channel, self._request_channel, self._response_channel)
+        self._reader = asyncio.get_running_loop().create_task(self._read_forever())
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+            self._pubsub = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    # -- broadcasting ---------------------------------------------------------------------
+    async def broadcast(self, message: EncodedMessage, opts: BroadcastOptions) -> None:
+        self.deliver(message, opts)
+        if not opts.local:
+            await self._publish(
+                self._channel,
+                {
+                    "uid": self.uid,
+                    "opts": _encode_opts(opts),
+                    "packets": _encode_packets(message.packets),
+                },
+            )
+
+    async def _publish(self, channel: str, payload: dict[str, Any]) -> None:
+        if self._redis is None:
+            raise RuntimeError("the Redis adapter is not started (Server.start runs its init)")
+        await self._redis.publish(channel, orjson.dumps(payload))
+
+    # -- operations on every process's sockets ----------------------------------------------
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Member | RemoteSocket]:
+        found: list[Member | RemoteSocket] = list(await super().fetch_sockets(opts))
+        if opts.local:
+            return found
+        for item in await self._ask("fetch", opts):
+            found.append(RemoteSocket(item["id"], frozenset(item["rooms"]), item["data"]))
+        return found
+
+    async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = list(rooms)
+        await super().add_sockets(opts, rooms)
+        if not opts.local:
+            await self._tell("join", opts, rooms=rooms)
+
+    async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = list(rooms)
+        await super().del_sockets(opts, rooms)
+        if not opts.local:
+            await self._tell("leave", opts, rooms=rooms)
+
+    async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        await super().disconnect_sockets(opts, close)
+        if not opts.local:
+            await self._tell("disconnect", opts, close=close)
+
+    async def _tell(self, kind: str, opts: BroadcastOptions, **extra: Any) -> None:
+        request = {"uid": self.uid, "type": kind, "opts": _encode_opts(opts), **extra}
+        await self._publish(self._request_channel, request)
+
+    async def _ask(self, kind: str, opts: BroadcastOptions) -> list[Any]:
+        """Send a request and gather every other process's answer (or what came in time)."""
+        assert self._redis is not None
+        counts = await self._redis.pubsub_numsub(self._request_channel)
+        expected = int(counts[0][1]) - 1 if counts else 0
+        if expected <= 0:
+            return []
+        request_id = secrets.token_hex(8)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        answers: list[Any] = []
+        self._waiting[request_id] = (done, answers, expected)
+        try:
+            await self._publish(
+                self._request_channel,
+                {"uid": self.uid, "type": kind, "id": request_id, "opts": _encode_opts(opts)},
+            )
+            try:
+                await asyncio.wait_for(done, REQUEST_TIMEOUT)
+            except TimeoutError:
+                logger.warning("fetch_sockets: %d of %d processes answered", len(answers), expected)
+        finally:
+            del self._waiting[request_id]
+        return [item for answer in answers for item in answer]
+
+    # -- from Redis -------------------------------------------------------------------------
+    async def _read_forever(self) -> None:
+        assert self._pubsub is not None
+        async for item in self._pubsub.listen():
+            try:
+                await self._on_item(item)
+            except Exception:
+                logger.exception("bad message on %s", item.get("channel"))
+
+    async def _on_item(self, item: dict[str, Any]) -> None:
+        channel = item["channel"].decode()
+        payload = orjson.loads(item["data"])
+        if payload.get("uid") == self.uid:
+            return
+        if channel == self._channel:
+            message = EncodedMessage(_decode_packets(payload["packets"]))
+            self.deliver(message, _decode_opts(payload["opts"]))
+        elif channel == self._request_channel:
+            await self._on_request(payload)
+        elif channel == self._response_channel:
+            waiting = self._waiting.get(payload["id"])
+            if waiting is not None:
+                done, answers, expected = waiting
+                answers.append(payload["sockets"])
+                if len(answers) >= expected and not done.done():
+                    done.set_result(None)
+
+    async def _on_request(self, request: dict[str, Any]) -> None:
+        opts = _decode_opts(request["opts"])
+        kind = request["type"]
+        if kind == "join":
+            await super().add_sockets(opts, request["rooms"])
+        elif kind == "leave":
+            await super().del_sockets(opts, request["rooms"])
+        elif kind == "disconnect":
+            await super().disconnect_sockets(opts, bool(request.get("close")))
+        elif kind == "fetch":
+            sockets = [
+                {"id": m.id, "rooms": sorted(self.socket_rooms(m.id)), "data": _data_of(m)}
+                for m in self._matching(opts)
+            ]
+            channel = self._response_channel.replace(self.uid, request["uid"])
+            await self._publish(channel, {"uid": self.uid, "id": request["id"], "sockets": sockets})
+
+
+def _data_of(member: Member) -> Any:
+    data = getattr(member, "data", None)
+    try:
+        orjson.dumps(data)
+    except TypeError:
+        return None  # not JSON: it stays on its own process
+    return data
+
+
+def redis_adapter(url: str = "redis://127.0.0.1:6379/0", prefix: str = "salas") -> AdapterFactory:
+    """An adapter factory for `Server(adapter=...)`: every namespace shares rooms over `url`."""
+
+    def factory(nsp: MemberRegistry) -> RedisAdapter:
+        return RedisAdapter(nsp, url, prefix)
+
+    return factory

@@ -1,0 +1,147 @@
+"""The Redis adapter: two servers (as two processes would be) sharing rooms over Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import websockets
+
+from salas import Server
+from salas.adapter import RemoteSocket, redis_adapter
+from salas.server.socket import Socket
+
+REDIS_URL = os.environ.get("SALAS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+async def redis_reachable() -> bool:
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await asyncio.wait_for(client.ping(), 2)
+        return True
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[Server, Server, list[Socket]]]:
+    """Two servers on one Redis channel prefix (unique per test); every socket they accept."""
+    if not await redis_reachable():
+        if os.environ.get("SALAS_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"Redis is required and unreachable at {REDIS_URL}")
+        pytest.skip(f"Redis unreachable at {REDIS_URL}")
+    prefix = "salas-test-" + secrets.token_hex(4)
+    sockets: list[Socket] = []
+    servers = []
+    for _ in range(2):
+        io = Server(adapter=redis_adapter(REDIS_URL, prefix), serve_client=False)
+
+        @io.on("connection")
+        def connection(socket: Socket) -> None:
+            sockets.append(socket)
+
+        servers.append(io)
+        await io.start("127.0.0.1", 0)
+    yield servers[0], servers[1], sockets
+    for io in servers:
+        await io.shutdown()
+
+
+class Raw:
+    def __init__(self, ws: websockets.ClientConnection, sid: str) -> None:
+        self.ws = ws
+        self.sid = sid
+
+    @classmethod
+    async def connect(cls, io: Server) -> Raw:
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{io.port}/socket.io/?EIO=4&transport=websocket"
+        )
+        await ws.recv()
+        await ws.send("40")
+        reply = await ws.recv()
+        assert isinstance(reply, str)
+        return cls(ws, json.loads(reply[2:])["sid"])
+
+    async def recv(self, timeout: float = 2.0) -> str | bytes:
+        return await asyncio.wait_for(self.ws.recv(), timeout)
+
+    async def nothing(self) -> None:
+        with pytest.raises(TimeoutError):
+            await self.recv(0.2)
+
+
+def socket_of(sockets: list[Socket], sid: str) -> Socket:
+    return next(s for s in sockets if s.id == sid)
+
+
+async def test_room_broadcast_reaches_both_servers(pair: Any) -> None:
+    """A room broadcast from one server reaches members on the other, and only members."""
+    a, b, sockets = pair
+    on_a, on_b, outsider = await Raw.connect(a), await Raw.connect(b), await Raw.connect(b)
+    await socket_of(sockets, on_a.sid).join("room")
+    await socket_of(sockets, on_b.sid).join("room")
+    await a.to("room").emit("hello", {"n": 1})
+    assert await on_a.recv() == '42["hello",{"n":1}]'
+    assert await on_b.recv() == '42["hello",{"n":1}]'
+    await outsider.nothing()
+
+
+async def test_except_and_binary_cross_servers(pair: Any) -> None:
+    """except_ is honoured remotely, and binary attachments arrive intact."""
+    a, b, sockets = pair
+    one, two = await Raw.connect(b), await Raw.connect(b)
+    await socket_of(sockets, one.sid).join("r")
+    await socket_of(sockets, two.sid).join(["r", "quiet"])
+    await a.to("r").except_("quiet").emit("blob", b"\x00\x01\xff")
+    assert await one.recv() == '451-["blob",{"_placeholder":true,"num":0}]'
+    assert await one.recv() == b"\x00\x01\xff"
+    await two.nothing()
+
+
+async def test_fetch_sockets_sees_other_server(pair: Any) -> None:
+    """fetch_sockets returns local sockets as Socket and the other server's as RemoteSocket."""
+    a, b, sockets = pair
+    local, remote = await Raw.connect(a), await Raw.connect(b)
+    for raw in (local, remote):
+        await socket_of(sockets, raw.sid).join("room")
+    socket_of(sockets, remote.sid).data["name"] = "ana"
+    found = await a.in_("room").fetch_sockets()
+    by_id = {s.id: s for s in found}
+    assert set(by_id) == {local.sid, remote.sid}
+    assert isinstance(by_id[local.sid], Socket)
+    far = by_id[remote.sid]
+    assert isinstance(far, RemoteSocket)
+    assert far.data == {"name": "ana"}
+    assert far.rooms == frozenset({remote.sid, "room"})
+
+
+async def test_sockets_join_and_disconnect_cross_servers(pair: Any) -> None:
+    """sockets_join and disconnect_sockets act on the other server's sockets too."""
+    a, b, sockets = pair
+    remote = await Raw.connect(b)
+    await socket_of(sockets, remote.sid).join("first")
+    await a.in_("first").sockets_join("second")
+    await asyncio.sleep(0.1)  # the request travels through Redis
+    assert "second" in socket_of(sockets, remote.sid).rooms
+    await a.in_("second").disconnect_sockets()
+    assert await remote.recv() == "41"
+    await asyncio.sleep(0.05)
+    assert not socket_of(sockets, remote.sid).connected
+
+
+async def test_local_flag_stays_on_this_server(pair: Any) -> None:
+    """A `local` broadcast is not published to the other server."""
+    a, b, sockets = pair
+    remote = await Raw.connect(b)
+    await socket_of(sockets, remote.sid).join("room")
+    await a.local.to("room").emit("x")
+    await remote.nothing()
