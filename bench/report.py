@@ -13,9 +13,18 @@ Result = dict[str, Any]
 LG_BOUND_FRACTION = 0.8  # a result within 20% of the load generator's ceiling is marked
 
 
-def _median(values: list[float]) -> float | None:
+def _median(values: list[float | None] | list[float]) -> float | None:
     vals = [v for v in values if v is not None]
     return float(statistics.median(vals)) if vals else None
+
+
+def _us_per_delivery(run: Result) -> float | None:
+    """Server CPU per delivery (µs) at the busiest passing step: robust to a shared machine."""
+    passing = [s for s in run.get("steps", []) if s.get("ok") and s.get("server_cpu_util", -1) > 0]
+    if not passing:
+        return None
+    s = max(passing, key=lambda x: float(x.get("deliveries_per_s", 0)))
+    return round(1e6 * float(s["server_cpu_util"]) / max(float(s["deliveries_per_s"]), 1.0), 2)
 
 
 def _median_run(runs: list[Result], key: str) -> Result | None:
@@ -48,6 +57,7 @@ def summarize(results: Result) -> Result:
                 "p99_at_max_ms": _median([r["p99_at_max_ms"] for r in ok]),
                 "peak_deliveries_per_s": _median([r["peak_deliveries_per_s"] for r in ok]),
                 "server_cpu_at_max": _median([r["server_cpu_at_max"] for r in ok]),
+                "server_cpu_us_per_delivery": _median([_us_per_delivery(r) for r in ok]),
                 "other_cpu_median": _median(
                     [st.get("other_cpu_util") for r in ok for st in r.get("steps", [])]
                 ),
@@ -149,6 +159,11 @@ def summary_lines(results: Result) -> list[str]:
                 f"  {title}: {sustained}, peak {_fmt_rate(m['peak_deliveries_per_s'])}/s,"
                 f" median of {m['runs']}{bound}"
             )
+            if m.get("server_cpu_us_per_delivery"):
+                out.append(
+                    f"    server CPU per delivery: {m['server_cpu_us_per_delivery']:.2f} µs"
+                    " (busiest passing step)"
+                )
             if (m.get("other_cpu_median") or 0) > 0.2:
                 out.append(
                     f"    (noisy: other processes used {m['other_cpu_median']:.2f} cores during"

@@ -188,46 +188,56 @@ def _sweep(
             lg.command("quiet 20", 40)  # let a backlog drain before the next step
         return s
 
-    # upward (or downward, if the first step already fails)
-    going_down = False
-    while budget.left() > 0 and srv.alive():
-        s = run(rate)
-        if s["ok"]:
-            best = s
-            if going_down:
-                break
-            nxt = rate * plan.factor
-            if rate >= plan.max_rate:
-                break
-            rate = min(nxt, plan.max_rate)
-        else:
-            fail_rate = rate if fail_rate is None else min(fail_rate, rate)
-            if best is not None:
-                break
-            going_down = True
-            rate = rate / plan.factor
-            if rate < plan.floor:
-                break
-    # refine between the last pass and the first failure
-    if best is not None and fail_rate is not None:
-        lo, hi = float(best["offered"]), fail_rate
-        for _ in range(plan.refine):
-            if budget.left() <= 0 or not srv.alive() or hi / lo < 1.04:
-                break
-            mid = math.sqrt(lo * hi)
-            s = run(mid)
+    def top_offered() -> float:
+        return max(float(x.get("offered", 0)) for x in steps)
+
+    for _round in range(3):
+        # upward (or downward, if the first step fails and nothing passed yet)
+        going_down = False
+        fail_rate = None
+        while budget.left() > 0 and srv.alive():
+            s = run(rate)
             if s["ok"]:
-                lo, best = mid, s
+                if best is None or float(s["offered"]) > float(best["offered"]):
+                    best = s
+                if going_down or rate >= plan.max_rate:
+                    break
+                rate = min(rate * plan.factor, plan.max_rate)
             else:
-                hi = mid
-    # an overload point, so that the peak delivered rate is on the record
-    if (
-        srv.alive()
-        and budget.left() > 0
-        and all(s.get("deliveries_per_s", 0) >= 0.9 * s.get("offered", 0) for s in steps)
-        and max(float(s.get("offered", 0)) for s in steps) < plan.max_rate
-    ):
-        run(min(plan.max_rate, 2 * max(float(s.get("offered", 0)) for s in steps)))
+                fail_rate = rate if fail_rate is None else min(fail_rate, rate)
+                if best is not None:
+                    break
+                going_down = True
+                rate = rate / plan.factor
+                if rate < plan.floor:
+                    break
+        # refine between the best pass and the first failure above it
+        if best is not None and fail_rate is not None and fail_rate > float(best["offered"]):
+            lo, hi = float(best["offered"]), fail_rate
+            for _ in range(plan.refine):
+                if budget.left() <= 0 or not srv.alive() or hi / lo < 1.04:
+                    break
+                mid = math.sqrt(lo * hi)
+                s = run(mid)
+                if s["ok"]:
+                    lo, best = mid, s
+                else:
+                    hi = mid
+        # an overload point, so that the peak delivered rate is on the record; if it passes
+        # (the failures below it were noise), the sweep goes on upward from there
+        if not (
+            srv.alive()
+            and budget.left() > 0
+            and steps
+            and all(x.get("deliveries_per_s", 0) >= 0.9 * x.get("offered", 0) for x in steps)
+            and top_offered() < plan.max_rate
+        ):
+            break
+        s = run(min(plan.max_rate, 2 * top_offered()))
+        if not s["ok"]:
+            break
+        best = s
+        rate = min(float(s["offered"]) * plan.factor, plan.max_rate)
     probes: dict[str, Result] = {}
     for p in plan.probes:
         if p > 0 and srv.alive() and budget.left() > 0:

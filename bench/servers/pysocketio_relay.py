@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-import socketio  # type: ignore[import-untyped]
+import socketio  # type: ignore[import-untyped,unused-ignore]
 
 
 def make_server(async_mode: str) -> Any:

@@ -46,8 +46,10 @@ def blast_port() -> Iterator[int]:
         proc.wait(5)
 
 
-def _burst(port: int, clients: int, rooms: int, messages: int, **kw: int) -> dict[str, int]:
-    with LoadGen(port, cpu=None, **kw) as lg:
+def _burst(
+    port: int, clients: int, rooms: int, messages: int, size: int = 48, read_size: int = 1 << 20
+) -> dict[str, int]:
+    with LoadGen(port, cpu=None, size=size, read_size=read_size) as lg:
         c = lg.command(f"connect {clients} {rooms} 30", 60)
         assert c["ready"] == clients, c
         s = lg.command("sync 10", 30)
