@@ -30,6 +30,10 @@ with contextlib.suppress(ImportError):  # without it the browser fixture skips (
     from playwright.sync_api import expect
 
 
+# The browser first: without Chromium every test skips (CI: fails) before starting a server.
+pytestmark = pytest.mark.usefixtures("browser")
+
+
 @pytest.fixture(params=["salas serve", "examples/seed.py"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(name, URL of the tutorial's page) on the chat server and on the seed example."""

@@ -54,6 +54,11 @@ CHROMIUM_ARGS = [
 ]
 START_TIMEOUT = 20.0
 
+if sync_playwright is not None:
+    # Waits end as soon as the page shows what is expected; the limit only matters on a
+    # loaded machine (CI), where 5 s (Playwright's default) is sometimes short.
+    expect.set_options(timeout=10_000)
+
 
 # ------------------------------------------------------------------------------- servers
 def free_port() -> int:

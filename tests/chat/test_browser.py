@@ -35,6 +35,10 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
+# The browser first: without Chromium every test skips (CI: fails) before starting a server.
+pytestmark = pytest.mark.usefixtures("browser")
+
+
 @pytest.fixture
 def chat(salas_server: ServerProcess, new_context: Any) -> Any:
     """`chat(name)`: a person on the shared server's page, in a browser context of their own."""
