@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.driver import BLAST, taskset
+from bench.driver import BLAST, child_priority, taskset
 
 __all__ = [
     "ROOT",
@@ -195,9 +195,10 @@ def _answers_http(port: int) -> bool:
         return False
 
 
-def _raise_nofile() -> None:
+def _child_setup() -> None:
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    child_priority()
 
 
 class Running:
@@ -268,7 +269,7 @@ def start(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=_raise_nofile,
+            preexec_fn=_child_setup,
             start_new_session=True,
         )
     running = Running(target, port, proc, log)
