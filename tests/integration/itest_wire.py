@@ -43,7 +43,7 @@ async def http(
     app: AppProcess,
     method: str,
     query: dict[str, str] | None = None,
-    data: str | bytes | None = None,
+    data: Any = None,
     headers: dict[str, str] | None = None,
     timeout: float = 5.0,
 ) -> Response:

@@ -299,6 +299,43 @@ async def test_upgrade_flushes_packets_buffered_during_probe(
         await ws.close()
 
 
+async def _extra_websocket_refused(app: AppProcess, query: str) -> bool:
+    """Whether a websocket for ``query`` is refused (HTTP 400) or closed right after opening."""
+    try:
+        extra = await RawWS.open(app, query, read_open=False)
+    except websockets.InvalidStatus as err:
+        return bool(err.response.status_code == 400)
+    try:
+        await extra.send("2probe")
+    except websockets.ConnectionClosed:
+        return True
+    closed = await extra.closed(timeout=3)
+    await extra.close()
+    return closed
+
+
+async def test_second_websocket_for_a_session_is_closed(
+    app: AppProcess, session: aiohttp.ClientSession
+) -> None:
+    """One websocket per session: a second one (during or after the upgrade) is closed, the first
+    keeps working."""
+    poll = Polling(session, app)
+    await poll.open()
+    await poll.sio_connect()
+    query = f"EIO=4&transport=websocket&sid={poll.sid}"
+    first = await RawWS.open(app, query, read_open=False)
+    try:
+        await first.send("2probe")
+        assert await first.recv() == "3probe"
+        assert await _extra_websocket_refused(app, query)
+        await first.send("5")
+        assert await first.call("echo", "first") == ["first"]
+        assert await _extra_websocket_refused(app, query)
+        assert await first.call("echo", "still", ack_id=2) == ["still"]
+    finally:
+        await first.close()
+
+
 # --- HTTP errors ----------------------------------------------------------------------------
 
 BAD_VERSION = {"code": 5, "message": "Unsupported protocol version"}
@@ -437,6 +474,111 @@ async def test_polling_post_over_max_payload(
     resp = await poll.post('421["echo","small"]')
     assert (resp.status, resp.text) == (200, "ok")
     assert await poll.packets(1) == ['431["small"]']
+
+
+@pytest.mark.app_env(MAX_PAYLOAD=1000)
+async def test_polling_max_payload_counts_bytes(
+    app: AppProcess, session: aiohttp.ClientSession
+) -> None:
+    """maxPayload counts UTF-8 bytes, not characters: 600 "é" (1200 bytes) is over 1000."""
+    poll = Polling(session, app)
+    await poll.open()
+    await poll.sio_connect()
+    resp = await poll.post('421["echo","' + "é" * 600 + '"]')
+    assert resp.status == 413
+    await poll.post('422["echo","é"]')
+    assert await poll.packets(1) == ['432["é"]']
+
+
+@pytest.mark.app_env(MAX_PAYLOAD=1000)
+async def test_websocket_max_payload_counts_bytes(app: AppProcess) -> None:
+    """Over websocket too, 600 "é" (1200 bytes) is over a maxPayload of 1000: closed with 1009."""
+    ws = await RawWS.open(app)
+    try:
+        await ws.sio_connect()
+        await ws.send('42["echo","' + "é" * 600 + '"]')
+        assert await ws.closed(timeout=3)
+        assert ws.ws.close_code == 1009
+    finally:
+        await ws.close()
+
+
+async def test_large_payloads_under_the_limit(
+    app: AppProcess, session: aiohttp.ClientSession
+) -> None:
+    """A 700 kB message (under the default 1 MB maxPayload) round-trips intact on both
+    transports."""
+    text = "".join(chr(0x41 + i % 26) for i in range(700_000))
+    poll = Polling(session, app)
+    await poll.open()
+    await poll.sio_connect()
+    assert (await poll.post(f'421["echo","{text}"]')).status == 200
+    assert await poll.packets(1) == [f'431["{text}"]']
+    ws = await RawWS.open(app)
+    try:
+        await ws.sio_connect()
+        assert await ws.call("echo", text) == [text]
+    finally:
+        await ws.close()
+
+
+async def test_polling_binary_content_type_is_refused(
+    app: AppProcess, session: aiohttp.ClientSession
+) -> None:
+    """EIO=4 polling bodies are text: an application/octet-stream POST is a 400 and ends the
+    session."""
+    poll = Polling(session, app)
+    await poll.open()
+    await poll.sio_connect()
+    resp = await http(
+        session,
+        app,
+        "POST",
+        poll.query,
+        data=b'421["echo","x"]',
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert resp.status == 400
+    assert await poll.closed(timeout=3)
+
+
+async def test_concurrent_posts_close_session(
+    app: AppProcess, session: aiohttp.ClientSession
+) -> None:
+    """A second POST while one is still being received is a 400 and ends the session."""
+    poll = Polling(session, app)
+    await poll.open()
+    await poll.sio_connect()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b'421["echo",'
+        await asyncio.sleep(0.5)
+        yield b'"a"]'
+
+    async def slow_post() -> object:
+        try:
+            return await http(
+                session,
+                app,
+                "POST",
+                poll.query,
+                data=slow_body(),
+                headers={"Content-Type": "text/plain;charset=UTF-8"},
+            )
+        except aiohttp.ClientError as err:  # the server may drop the first request
+            return err
+
+    first = asyncio.create_task(slow_post())
+    await asyncio.sleep(0.15)
+    second = await poll.post('422["echo","b"]')
+    assert second.status == 400
+    await asyncio.wait_for(first, 3)
+    resp = await poll.get()
+    if resp.status == 200:
+        assert "1" in resp.packets, resp
+        resp = await poll.get()
+    assert resp.status == 400
+    assert resp.json() == BAD_SID
 
 
 @pytest.mark.app_env(MAX_PAYLOAD=1000)

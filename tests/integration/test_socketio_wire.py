@@ -120,6 +120,21 @@ async def test_server_emit_with_ack_over_wire(client: RawWS) -> None:
     )
 
 
+async def test_binary_ack_from_client(client: RawWS) -> None:
+    """A BINARY_ACK from the client completes the server's emit-with-ack with the bytes."""
+    await client.sio_connect()
+    await client.send('421["server_ack",2000]')
+    kind, _, ack_id, data = sio_decode(await client.recv())
+    assert (kind, data) == ("2", ["ping_me", {"n": 42}])
+    await client.send(f'461-{ack_id}[{{"_placeholder":true,"num":0}}]', b"\x01\x02")
+    head, attachment = await client.recv_many(2)
+    assert isinstance(head, str) and head.startswith("461-1[")
+    assert json.loads(head[len("461-1") :]) == [
+        {"ok": True, "reply": {"_placeholder": True, "num": 0}}
+    ]
+    assert attachment == b"\x01\x02"
+
+
 async def test_binary_event_with_attachments(client: RawWS) -> None:
     """BINARY_EVENT with placeholders and attachment frames is acked as BINARY_ACK with frames."""
     await client.sio_connect()
