@@ -199,6 +199,31 @@ def crowd(url: str, room: str, size: int) -> Iterator[None]:
             proc.wait()
 
 
+_POSTER = """
+import asyncio, sys, socketio
+
+async def main(url, room, prefix, count):
+    client = socketio.AsyncClient()
+    await client.connect(url, transports=["websocket"], auth={"name": "poster"})
+    answer = await client.call("channel_join", room)
+    assert answer["ok"], answer
+    for i in range(count):
+        answer = await client.call("message", {"channel": room, "message": f"{prefix}{i:04d}"})
+        assert answer["ok"], answer
+    await client.disconnect()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+"""
+
+
+def post_messages(url: str, room: str, prefix: str, count: int) -> None:
+    """Messages `prefix0000`, `prefix0001`, ... in `room` from "poster" (a python-socketio
+    client in a subprocess); returns once all are stored."""
+    subprocess.run(
+        [sys.executable, "-c", _POSTER, url, room, prefix, str(count)], check=True, timeout=60
+    )
+
+
 # ------------------------------------------------------------------------------- browser
 def _unavailable(reason: str) -> None:
     if os.environ.get("SALAS_REQUIRE_SERVICES") == "1":

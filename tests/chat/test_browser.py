@@ -21,6 +21,7 @@ from conftest_browser import (  # noqa: F401  (fixtures are found by name)
     browser_fixture,
     crowd,
     new_context_fixture,
+    post_messages,
     salas_serve,
     salas_server_fixture,
 )
@@ -232,6 +233,33 @@ def test_member_list_of_a_room_over_100_members(chat: Any, salas_server: ServerP
         expect(members).to_have_count(101)
         expect(members.filter(has_text="bob")).to_have_count(0)
         expect(alice.box(room).locator(".room-count")).to_have_text("101 online")
+
+
+def test_load_earlier_messages_and_the_log_cap(own_server: Any, new_context: Any) -> None:
+    """Join shows the latest 50, "Load earlier messages" pages back; past 1000 lines old ones go."""
+    server = own_server("--message-rate", "0")
+    room = "paging"
+    post_messages(server.url, room, "old-", 60)
+    alice = Chat(new_context(), server.url)
+    box = alice.join(room)
+    texts = box.locator(".log .msg .text")
+    expect(texts).to_have_count(50)
+    expect(texts.first).to_have_text("old-0010")
+    box.locator(".older").click()
+    expect(texts).to_have_count(60)
+    expect(texts.first).to_have_text("old-0000")
+    expect(box.locator(".older")).to_be_hidden()
+
+    # Lines are only dropped while the reader is at the end (nothing moves under their eyes).
+    box.locator(".log-wrap").evaluate("log => { log.scrollTop = log.scrollHeight; }")
+    post_messages(server.url, room, "new-", 1000)
+    expect(texts.last).to_have_text("new-0999")
+    expect(box.locator(".log > li")).to_have_count(1000)
+    expect(box.locator(".older")).to_be_visible()
+    first = texts.first.text_content()
+    box.locator(".older").click()
+    expect(texts.first).not_to_have_text(first or "")
+    expect(texts.last).to_have_text("new-0999")
 
 
 def test_unread_badge_for_a_room_not_in_view(chat: Any) -> None:

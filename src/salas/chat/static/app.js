@@ -16,6 +16,7 @@
   const TYPING_SHOW_MS = 8000; // forget a typist we heard nothing more from (lost "false")
   const ERROR_SHOW_MS = 8000;
   const MAX_LISTED_ROOMS = 100; // busy servers have many rooms; list the biggest
+  const MAX_LOG_ITEMS = 1000; // a tab left open on a busy room drops its oldest lines
   const STORE_NAME = "salas.name"; // localStorage: the name survives browser restarts
   const STORE_ROOMS = "salas.rooms"; // sessionStorage: open rooms survive a reload
 
@@ -129,6 +130,8 @@
     // After these two the client does not try again by itself; anything else it does.
     const final = reason === "io client disconnect" || reason === "io server disconnect";
     setConnState(final ? "offline" : "reconnecting");
+    // The server forgot our rooms with the connection; each is live again once rejoined.
+    state.joined.forEach((view) => (view.live = false));
     clearAllTypists();
   });
 
@@ -140,7 +143,6 @@
 
   client.io.on("reconnect_attempt", () => setConnState("reconnecting"));
   client.io.on("reconnect_failed", () => setConnState("offline"));
-  window.addEventListener("offline", () => setConnState(client.connected ? "online" : "offline"));
 
   page.reconnect.addEventListener("click", () => {
     setConnState("connecting");
@@ -245,6 +247,7 @@
       }
       const isNew = !state.joined.has(room);
       const view = state.joined.get(room) ?? openRoom(room);
+      view.live = true;
       // My name in this room: my name, or "name#2" if a member there already shows it.
       view.me = typeof answer.name === "string" ? answer.name : state.name;
       // On a rejoin (after a reconnect) only the messages missed meanwhile are added.
@@ -309,7 +312,9 @@
       typists: new Map(), // user -> timer that forgets them
       typingSentAt: 0,
       typingIdle: null,
+      live: false, // joined on the current connection (not yet rejoined after a reconnect)
       atEnd: true, // scrolled to the latest message (then new ones keep it in view)
+      scrollPending: false, // a scroll to the end is due at the next frame
       sending: false,
       unsent: null, // {text, clientId} of a message not yet acknowledged
     };
@@ -324,7 +329,9 @@
     view.older.addEventListener("click", () => loadOlder(view));
     // A log that was at its end stays there when the box shrinks (phone keyboard, rotation).
     const scroller = view.log.parentElement;
-    scroller.addEventListener("scroll", () => (view.atEnd = isNearEnd(view)), { passive: true });
+    // (While a scroll to the end is pending, new lines are what put us away from it.)
+    const onScroll = () => (view.atEnd = view.scrollPending || isNearEnd(view));
+    scroller.addEventListener("scroll", onScroll, { passive: true });
     new ResizeObserver(() => view.atEnd && scrollToEnd(view)).observe(scroller);
 
     state.joined.set(name, view);
@@ -337,7 +344,8 @@
   function closeRoom(name) {
     const view = state.joined.get(name);
     if (!view) return;
-    stopTyping(view);
+    // Not stopTyping(): we are out of the room, and leaving already ended our typing there.
+    clearTimeout(view.typingIdle);
     clearTypists(view);
     view.box.remove();
     state.joined.delete(name);
@@ -396,6 +404,24 @@
     return true;
   }
 
+  // Drop the oldest lines past MAX_LOG_ITEMS (only while the reader is at the end, so nothing
+  // moves under their eyes); "Load earlier messages" brings them back.
+  function trimLog(view) {
+    let extra = view.log.children.length - MAX_LOG_ITEMS;
+    if (extra <= 0) return;
+    while (extra-- > 0) {
+      const first = view.log.firstElementChild;
+      if (first.dataset.key) view.ids.delete(first.dataset.key);
+      first.remove();
+    }
+    const oldest = view.log.querySelector(".msg[data-key]");
+    view.oldestId = oldest ? messageIds.get(oldest) : null;
+    view.older.hidden = view.oldestId === null;
+    delete view.older.dataset.done;
+  }
+
+  const messageIds = new WeakMap(); // message <li> -> its id as the server sent it (a number)
+
   // What tells two messages apart. The time is part of it because a server that keeps
   // history in memory starts counting ids again after a restart.
   function messageKey(msg) {
@@ -407,7 +433,11 @@
     item.className = "msg";
     const user = String(msg.user ?? "");
     if (user && user === me) item.classList.add("mine");
-    if (msg.id !== undefined) item.dataset.id = String(msg.id);
+    if (messageKey(msg) !== null) {
+      item.dataset.id = String(msg.id);
+      item.dataset.key = messageKey(msg);
+      messageIds.set(item, msg.id);
+    }
 
     const author = document.createElement("span");
     author.className = "author";
@@ -500,10 +530,18 @@
     return log.scrollHeight - log.scrollTop - log.clientHeight < 80;
   }
 
+  // Keep the log at its end. At most once per frame however many lines arrive: reading the
+  // layout (scrollHeight) after each line would make a burst of messages quadratic.
   function scrollToEnd(view) {
-    const log = view.log.parentElement;
-    log.scrollTop = log.scrollHeight;
     view.atEnd = true;
+    if (view.scrollPending) return;
+    view.scrollPending = true;
+    requestAnimationFrame(() => {
+      view.scrollPending = false;
+      trimLog(view);
+      const log = view.log.parentElement;
+      log.scrollTop = log.scrollHeight;
+    });
   }
 
   // ---------------------------------------------------------------- members
@@ -544,7 +582,7 @@
     const now = Date.now();
     if (now - view.typingSentAt >= TYPING_RESEND_MS) {
       view.typingSentAt = now;
-      if (client.connected) client.volatile.emit("typing", { channel: view.name, typing: true });
+      if (canTellTyping(view)) client.volatile.emit("typing", { channel: view.name, typing: true });
     }
     clearTimeout(view.typingIdle);
     view.typingIdle = setTimeout(() => stopTyping(view), TYPING_IDLE_MS);
@@ -555,7 +593,12 @@
     view.typingIdle = null;
     if (!view.typingSentAt) return;
     view.typingSentAt = 0;
-    if (client.connected) client.volatile.emit("typing", { channel: view.name, typing: false });
+    if (canTellTyping(view)) client.volatile.emit("typing", { channel: view.name, typing: false });
+  }
+
+  // Typing in a room the server does not count us in (yet) would only earn a not_in_room error.
+  function canTellTyping(view) {
+    return client.connected && view.live && state.joined.get(view.name) === view;
   }
 
   // Theirs: who is typing in a room, each forgotten after a while in case "false" never comes.
