@@ -99,7 +99,9 @@ io.on("connection", (socket) => {
   });
 
   socket.on("to_room", (msg, ack) => {
-    io.to(msg.room).emit(msg.event, msg.data);
+    // {room, event, data, except?}: except (a room) is left out of the broadcast
+    const target = msg.except ? io.to(msg.room).except(msg.except) : io.to(msg.room);
+    target.emit(msg.event, msg.data);
     if (typeof ack === "function") ack(true);
   });
 
@@ -138,6 +140,16 @@ io.on("connection", (socket) => {
 
   socket.on("room_join_all", async (room, other, ack) => {
     io.in(room).socketsJoin(other);
+    if (typeof ack === "function") ack(true);
+  });
+
+  socket.on("room_leave_all", async (room, other, ack) => {
+    io.in(room).socketsLeave(other);
+    if (typeof ack === "function") ack(true);
+  });
+
+  socket.on("room_disconnect", async (room, ack) => {
+    io.in(room).disconnectSockets();
     if (typeof ack === "function") ack(true);
   });
 

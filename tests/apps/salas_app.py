@@ -85,7 +85,11 @@ async def connection(socket: Any) -> None:
 
     @socket.on("to_room")
     async def to_room(msg: dict[str, Any]) -> Any:
-        await io.to(msg["room"]).emit(msg["event"], msg["data"])
+        # {room, event, data, except?}: except (a room) is left out of the broadcast
+        target = io.to(msg["room"])
+        if msg.get("except"):
+            target = target.except_(msg["except"])
+        await target.emit(msg["event"], msg["data"])
         return True
 
     @socket.on("to_room_except_me")
@@ -121,6 +125,16 @@ async def connection(socket: Any) -> None:
     @socket.on("room_join_all")
     async def room_join_all(room: str, other: str) -> Any:
         await io.in_(room).sockets_join(other)
+        return True
+
+    @socket.on("room_leave_all")
+    async def room_leave_all(room: str, other: str) -> Any:
+        await io.in_(room).sockets_leave(other)
+        return True
+
+    @socket.on("room_disconnect")
+    async def room_disconnect(room: str) -> Any:
+        await io.in_(room).disconnect_sockets()
         return True
 
     @socket.on("disconnect_log")

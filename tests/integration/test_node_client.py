@@ -120,8 +120,8 @@ async def test_reconnects_after_transport_drop(app: AppProcess, transport: str) 
 
 
 async def test_rooms(app: AppProcess) -> None:
-    """Room broadcasts reach exactly the members; except-me, fetch_sockets, sockets_join, leave
-    work."""
+    """Room broadcasts reach exactly the members; except, except-me, fetch_sockets, sockets_join,
+    sockets_leave, disconnect_sockets and leave work."""
     result = await run_js("rooms.js", app.url, uuid.uuid4().hex[:8])
     assert "error" not in result, result
     ids = result["ids"]
@@ -136,6 +136,12 @@ async def test_rooms(app: AppProcess) -> None:
     assert ids["B"] in result["leave_ack"]
     assert result["fetch_r1_after_leave"] == [ids["A"]]
     assert result["to_r1_after_leave"] == {"A": [[None]], "B": [], "C": []}
+    assert result["except_r1"] == {"A": [], "B": [[7]], "C": [[7]]}  # B left r1 before
+    assert result["fetch_r2_after_leave_all"] == []
+    assert result["to_r2_after_leave_all"] == {"A": [], "B": [], "C": []}
+    assert result["room_disconnect_reason"] == "io server disconnect"
+    assert result["fetch_r4_after_disconnect"] == []
+    assert result["a_still_connected"] is True
     assert result["fetch_r3"] == [ids["C"]]
     assert result["fetch_r3_after_disconnect"] == []
 

@@ -1,6 +1,7 @@
 // Rooms with three clients (A, B on websocket, C on polling): to_room reaches only members,
 // to_room_except_me skips the sender, fetch_room lists members, room_join_all moves a
-// whole room into another, leave and disconnect take a socket out.
+// whole room into another, leave and disconnect take a socket out, an except'ed room is
+// skipped, room_leave_all empties a room, room_disconnect disconnects a room's sockets.
 // Every broadcast is followed by a "sentinel" broadcast to a room of all three: a client
 // has received everything meant for it once its sentinel arrives (per-client order).
 "use strict";
@@ -34,11 +35,11 @@ run(async ({ url, args }) => {
 
   let round = 0;
   // Runs one broadcast from `from` then the sentinel; returns who got `event`.
-  async function broadcast(from, kind, room, event, data) {
+  async function broadcast(from, kind, room, event, data, except) {
     round += 1;
     for (const name of Object.keys(seen)) seen[name] = [];
     const sentinels = Object.values(clients).map((s) => once(s, "sentinel", 5000));
-    await ack(from, kind, { room, event, data });
+    await ack(from, kind, except ? { room, event, data, except } : { room, event, data });
     await ack(from, "to_room", { room: all, event: "sentinel", data: round });
     await Promise.all(sentinels);
     const got = {};
@@ -60,6 +61,22 @@ run(async ({ url, args }) => {
   result.leave_ack = (await ack(B, "leave", r1))[0];
   result.fetch_r1_after_leave = (await ack(A, "fetch_room", r1))[0];
   result.to_r1_after_leave = await broadcast(B, "to_room", r1, "room_msg3", null);
+
+  result.except_r1 = await broadcast(A, "to_room", all, "not_r1", 7, r1);
+
+  await ack(C, "room_leave_all", r2, r2);
+  result.fetch_r2_after_leave_all = (await ack(C, "fetch_room", r2))[0];
+  result.to_r2_after_leave_all = await broadcast(C, "to_room", r2, "r2_msg", 3);
+
+  const D = open(url, { transports: ["websocket"] });
+  await connected(D);
+  const r4 = `r4-${tag}`;
+  await ack(D, "join", r4);
+  const dGone = once(D, "disconnect", 5000);
+  await ack(A, "room_disconnect", r4);
+  result.room_disconnect_reason = (await dGone)[0];
+  result.fetch_r4_after_disconnect = (await ack(A, "fetch_room", r4))[0];
+  result.a_still_connected = A.connected;
 
   await ack(C, "join", r3);
   result.fetch_r3 = (await ack(A, "fetch_room", r3))[0];
