@@ -553,8 +553,14 @@
       return;
     }
     let names = view.members.filter((n) => n !== user && n !== previous);
-    if (p.event !== "left") names = [...names, user].sort();
+    if (p.event !== "left") names = [...names, user].sort(byName);
     setMembers(view, names, p.count);
+  }
+
+  // The server's order: case-insensitive, then exact.
+  function byName(a, b) {
+    const [x, y] = [a.toLowerCase(), b.toLowerCase()];
+    return x < y ? -1 : x > y ? 1 : a < b ? -1 : a > b ? 1 : 0;
   }
 
   function setMembers(view, names, count) {
@@ -562,6 +568,7 @@
     const items = names.map((name) => {
       const li = document.createElement("li");
       li.textContent = name;
+      li.title = name;
       if (name === view.me) li.classList.add("mine");
       return li;
     });
