@@ -23,7 +23,7 @@
   // Class names style.css gives to parts of the page. A room named like one of them must not
   // get it as a class on its box (it would be styled as that part); data-room still names it.
   const PAGE_CLASSES = new Set([
-    "active", "author", "brand", "composer", "composer-input", "conn-state", "count", "empty",
+    "author", "brand", "composer", "composer-input", "conn-state", "count", "empty",
     "errors", "error-item", "join", "join-form", "layout", "leave", "log", "log-wrap", "member-list",
     "members", "members-title", "mine", "mode", "msg", "nick-form", "older", "reconnect",
     "room-count", "room-head", "room-item", "room-list", "room-name", "room-title", "rooms-view",
