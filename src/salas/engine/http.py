@@ -107,12 +107,14 @@ class HttpConnection(asyncio.Protocol):
     def __init__(
         self,
         handler: RequestHandler,
-        max_body: Callable[[HttpRequest], int],
+        head_parsed: Callable[[HttpRequest], int],
         on_lost: Callable[[HttpConnection], None] | None = None,
     ) -> None:
         self._handler = handler
         self._on_lost = on_lost
-        self._max_body = max_body
+        # Called once a request's head is parsed, before its body: returns the body's size
+        # limit, and may answer the request at once (it is then not handled again).
+        self._head_parsed = head_parsed
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self._request: HttpRequest | None = None  # being parsed
@@ -212,7 +214,7 @@ class HttpConnection(asyncio.Protocol):
         request.upgrade = bool(self._parser.should_upgrade())
         # Read now: llhttp resets this flag once the message is complete.
         request.keep_alive = bool(self._parser.should_keep_alive())
-        self._body_limit = self._max_body(request)
+        self._body_limit = self._head_parsed(request)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._body_limit:
             raise _BodyTooLarge
@@ -239,6 +241,8 @@ class HttpConnection(asyncio.Protocol):
     def _handle_next(self) -> None:
         while self._current is None and self._waiting and not self._closing:
             request = self._waiting.popleft()
+            if request.responded:
+                continue  # answered when its head arrived
             self._current = request
             if self._paused_reading and len(self._waiting) <= 8 and self.transport is not None:
                 self._paused_reading = False

@@ -68,7 +68,9 @@ class EngineServer:
 
     # -- listening --------------------------------------------------------------------
     def protocol_factory(self) -> HttpConnection:
-        connection = HttpConnection(self.handle_request, self._max_body, self._connections.discard)
+        connection = HttpConnection(
+            self.handle_request, self._head_parsed, self._connections.discard
+        )
         self._connections.add(connection)
         return connection
 
@@ -98,10 +100,17 @@ class EngineServer:
             self._server = None
 
     # -- routing ----------------------------------------------------------------------
-    def _max_body(self, request: HttpRequest) -> int:
-        if self._is_engine_path(request.path):
-            return self.config.max_payload
-        return DEFAULT_MAX_BODY
+    def _head_parsed(self, request: HttpRequest) -> int:
+        """A request's head is in: its body limit; a second concurrent POST is refused here."""
+        if not self._is_engine_path(request.path):
+            return DEFAULT_MAX_BODY
+        if request.method == "POST":
+            session = self.sessions.get(request.query.get("sid", ""))
+            if session is not None and not session.begin_post(request):
+                # The spec: a POST while another is in progress gets 400 and ends the session.
+                request.respond(400, b"", self.cors(request))
+                session.close("transport error")
+        return self.config.max_payload
 
     def _is_engine_path(self, path: str) -> bool:
         engine_path = self.config.path

@@ -53,6 +53,7 @@ class EngineSession:
         "_heartbeat",
         "_out",
         "_poll",
+        "_posting",
         "_probe",
         "_probe_ready",
         "_queue",
@@ -84,6 +85,7 @@ class EngineSession:
         self._queue: list[WirePacket] = []
         self._queue_size = 0
         self._poll: HttpRequest | None = None
+        self._posting: HttpRequest | None = None  # a POST whose body is still arriving
         self._scheduled = False
         self._probe: WebSocket | None = None
         self._probe_ready = False
@@ -205,9 +207,27 @@ class EngineSession:
         elif self._probe_ready or self.closed:
             self._release_poll()
 
+    def begin_post(self, request: HttpRequest) -> bool:
+        """A POST's head arrived; False if another POST of this session is still arriving."""
+        posting = self._posting
+        if posting is not None and posting is not request:
+            transport = posting.connection.transport
+            if transport is not None and not transport.is_closing() and not posting.responded:
+                return False
+        self._posting = request
+        return True
+
     def handle_post(self, request: HttpRequest) -> None:
         """A POST: one or more packets from the client."""
+        if self._posting is request:
+            self._posting = None
         headers = self._server.cors(request)
+        if request.headers.get("content-type", "").startswith("application/octet-stream"):
+            # Engine.IO v4 payloads are text (binary travels base64-encoded); the reference
+            # server refuses a binary body and ends the session.
+            request.respond(400, b"", headers)
+            self.close("transport error")
+            return
         try:
             packets = decode_payload(request.body.decode())
         except (UnicodeDecodeError, ProtocolError):
