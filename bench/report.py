@@ -191,9 +191,10 @@ def summary_lines(results: Result) -> list[str]:
             for backend, r in pe.items():
                 if r.get("status") == "ok":
                     bound = " [offered-rate bound]" if r.get("offered_bound") else ""
+                    offered = r.get("offered_per_s", -1)
+                    of = f" of {offered:,.0f} offered" if offered > 0 else ", closed loop"
                     out.append(
-                        f"  persistence {backend}: {r['acked_per_s']:,.0f} acked messages/s"
-                        f" of {r.get('offered_per_s', 0):,.0f} offered"
+                        f"  persistence {backend}: {r['acked_per_s']:,.0f} acked messages/s{of}"
                         f" (ack p50 {r.get('ack_p50_ms', -1):.1f} ms,"
                         f" p99 {r.get('ack_p99_ms', -1):.1f} ms){bound}"
                     )

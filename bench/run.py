@@ -259,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             srv = results["servers"][name]
             print(f"== {t.label}: persistence", flush=True)
             srv["persistence"] = persistence(
-                t, backends=("sqlite", "postgres"), clients=1000 if quick else 2000,
-                rooms=500 if quick else 1000, window=4, per_client_rate=8.0,
+                t, backends=("sqlite", "postgres"), clients=200, rooms=100, window=4,
+                per_client_rate=0.0,
                 seconds=3.0 if quick else 5.0, log_dir=log_dir,
             )  # fmt: skip
             save()

@@ -446,9 +446,10 @@ def persistence(
 ) -> Result:
     """Acknowledged ``message`` sends per second that the chat stores, per storage backend.
 
-    Each client keeps at most ``window`` sends in flight and sends at most ``per_client_rate``
-    a second (under the chat's per-client rate limit), so the offered rate is
-    ``clients * per_client_rate``; a result close to it is marked ``offered_bound``.
+    Each client keeps at most ``window`` sends in flight and, if ``per_client_rate`` is not 0,
+    sends at most that many a second (offered rate ``clients * per_client_rate``; a result
+    close to it is marked ``offered_bound``); 0 is a closed loop: the next send goes as soon
+    as an acknowledgement comes back, so the figure is what the chat and its store sustain.
     """
     out: Result = {}
     for backend in backends:
@@ -478,7 +479,8 @@ def persistence(
                 r["status"] = "ok" if acked > 0 and errors <= 0.01 * acked else "error"
                 if r["status"] == "error":
                     r["error"] = r.get("first_error") or "no acknowledgement came back"
-                r["offered_bound"] = r.get("acked_per_s", 0) >= 0.97 * r.get("offered_per_s", 0)
+                offered = r.get("offered_per_s", -1)
+                r["offered_bound"] = offered > 0 and r.get("acked_per_s", 0) >= 0.97 * offered
                 r["db"] = url
                 out[backend] = r
                 _log(
