@@ -15,6 +15,10 @@ Backends, by URL scheme:
 
 SQLite and PostgreSQL write through group commit (:mod:`salas.store.batching`);
 their ``batches_committed`` counts the transactions.
+
+Connection state recovery (the server's broadcast log and disconnected sessions) has its
+own Protocol, :class:`RecoveryStore`, with the same three backends on the same URLs:
+``open_recovery_store(url)`` puts its tables beside the messages table.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ from .base import (
 )
 from .memory import MemoryStore
 from .postgres import PostgresStore, redact
+from .recovery import LoggedPacket, MemoryRecoveryStore, RecoveryStore, SessionRecord
+from .recovery_open import open_recovery_store
+from .recovery_postgres import PostgresRecoveryStore
+from .recovery_sqlite import SQLiteRecoveryStore
 from .sqlite import SQLiteStore
 
 __all__ = [
@@ -38,12 +46,19 @@ __all__ = [
     "HISTORY_LIMIT_MAX",
     "SUPPORTED_URLS",
     "InvalidInputError",
+    "LoggedPacket",
+    "MemoryRecoveryStore",
     "MemoryStore",
     "MessageStore",
+    "PostgresRecoveryStore",
     "PostgresStore",
+    "RecoveryStore",
+    "SQLiteRecoveryStore",
     "SQLiteStore",
+    "SessionRecord",
     "StoreError",
     "StoredMessage",
+    "open_recovery_store",
     "open_store",
 ]
 

@@ -6,17 +6,57 @@ to clients as a string) and appends it here; when a client's transport drops, it
 gets its session back and every logged packet after `offset` that was meant for its rooms.
 
 The memory backend is the default (recovery within one process, as Node's server does).
-Durable backends keep both across a restart of the server.
+The durable backends (:mod:`salas.store.recovery_sqlite`, :mod:`salas.store.recovery_postgres`,
+chosen by URL with :func:`salas.store.open_recovery_store`) keep both across a restart of the
+server; ``tests/store/test_recovery_conformance.py`` runs one suite over all three.
+
+Contract, beyond the method docs: ``last_offset`` never goes back, not even when ``prune``
+has forgotten every packet (the newest packet is kept), so a restarted server never hands
+out an offset a client already holds; ``packets_after`` sees everything appended before it
+was called; ``take_session`` sees every ``save_session`` awaited before it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import json
+import logging
+import struct
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["LoggedPacket", "MemoryRecoveryStore", "RecoveryStore", "SessionRecord", "now_ms"]
+import orjson
+
+from .base import StoreError
+
+__all__ = [
+    "LogRow",
+    "LogWriter",
+    "LoggedPacket",
+    "MemoryRecoveryStore",
+    "RecoveryStore",
+    "SessionRecord",
+    "SessionRow",
+    "dump_data",
+    "dump_rooms",
+    "load_data",
+    "load_rooms",
+    "log_row",
+    "log_row_or_warn",
+    "now_ms",
+    "pack_packets",
+    "packet_of",
+    "record_of",
+    "session_row",
+    "storable_key",
+    "unpack_packets",
+]
+
+logger = logging.getLogger("salas.store")
 
 
 def now_ms() -> int:
@@ -81,7 +121,7 @@ class RecoveryStore(Protocol):
         ...
 
     async def prune(self, before_ms: int) -> None:
-        """Forget packets and sessions older than `before_ms`."""
+        """Forget packets and sessions older than `before_ms` (but never the newest packet)."""
         ...
 
 
@@ -127,10 +167,343 @@ class MemoryRecoveryStore:
 
     async def prune(self, before_ms: int) -> None:
         keep = 0
-        while keep < len(self._packets) and self._packets[keep].ts < before_ms:
+        # The newest packet stays whatever its age: it is what `last_offset` reports.
+        while keep < len(self._packets) - 1 and self._packets[keep].ts < before_ms:
             keep += 1
         if keep:
             del self._packets[:keep]
             del self._offsets[:keep]
         for pid in [p for p, r in self._sessions.items() if r.disconnected_at < before_ms]:
             del self._sessions[pid]
+
+
+# -- encodings shared by the durable backends -------------------------------------------------
+#
+# `packets` are one BLOB / BYTEA: a format byte, then per packet a tag (text or binary), a
+# 4-byte length and the bytes (text as UTF-8, lone surrogates kept), so str and bytes come
+# back exactly as they went in. Rooms and `data` are JSON text: orjson, or the standard
+# library for the strings orjson refuses (lone surrogates), escaped to ASCII.
+
+_FORMAT = 1
+_TEXT = 0x74  # "t"
+_BINARY = 0x62  # "b"
+_HEAD = struct.Struct(">BI")
+
+
+def pack_packets(packets: Iterable[str | bytes]) -> bytes:
+    """`packets` as one byte string that `unpack_packets` turns back into the same tuple."""
+    out = bytearray((_FORMAT,))
+    for packet in packets:
+        if isinstance(packet, str):
+            raw, tag = packet.encode("utf-8", "surrogatepass"), _TEXT
+        elif isinstance(packet, bytes | bytearray | memoryview):
+            raw, tag = bytes(packet), _BINARY
+        else:
+            raise TypeError(f"a packet is str or bytes, not {type(packet).__name__}")
+        out += _HEAD.pack(tag, len(raw))
+        out += raw
+    return bytes(out)
+
+
+def unpack_packets(blob: bytes) -> tuple[str | bytes, ...]:
+    """The packets `pack_packets` packed; StoreError if `blob` is not such a value."""
+    view = memoryview(blob)
+    if len(view) < 1 or view[0] != _FORMAT:
+        raise StoreError("recovery log: packets in an unknown format")
+    packets: list[str | bytes] = []
+    at, end = 1, len(view)
+    while at < end:
+        if at + _HEAD.size > end:
+            raise StoreError("recovery log: truncated packets")
+        tag, size = _HEAD.unpack_from(view, at)
+        at += _HEAD.size
+        if at + size > end or tag not in (_TEXT, _BINARY):
+            raise StoreError("recovery log: corrupt packets")
+        raw = bytes(view[at : at + size])
+        at += size
+        packets.append(raw.decode("utf-8", "surrogatepass") if tag == _TEXT else raw)
+    return tuple(packets)
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        # Lone surrogates (which orjson refuses) survive as \udXXX escapes; anything else
+        # the standard library cannot encode either raises TypeError/ValueError.
+        return json.dumps(value, ensure_ascii=True, allow_nan=False)
+
+
+def _loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def dump_rooms(rooms: Sequence[str]) -> str:
+    """Room names as a JSON array."""
+    return _dumps(list(rooms))
+
+
+def load_rooms(text: str | bytes) -> tuple[str, ...]:
+    """The room names `dump_rooms` wrote."""
+    rooms = _loads(text)
+    if not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms):
+        raise StoreError("recovery store: rooms are not a JSON array of strings")
+    return tuple(rooms)
+
+
+def dump_data(data: Any, sid: str) -> str:
+    """A socket's `data` as JSON; `{}` (and a warning) when it is not JSON-serialisable."""
+    try:
+        return _dumps(data)
+    except (TypeError, ValueError) as exc:
+        logger.warning(
+            "socket %s: its data is not JSON-serialisable (%s); it is saved as {} for recovery",
+            sid,
+            exc,
+        )
+        return "{}"
+
+
+def load_data(text: str | bytes) -> Any:
+    """The `data` `dump_data` wrote."""
+    return _loads(text)
+
+
+def storable_key(text: str) -> bool:
+    """Whether `text` can be a key or name in every backend (no NUL, valid Unicode)."""
+    if not isinstance(text, str) or "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# -- rows of the durable backends' tables ---------------------------------------------
+
+LogRow = tuple[int, str, str, str, bytes, int]
+SessionRow = tuple[str, str, str, str, str, int, int]
+
+
+def log_row(packet: LoggedPacket) -> LogRow | None:
+    """`packet` as a row of the log table; None (and nothing stored) if it cannot be."""
+    if not storable_key(packet.nsp):
+        return None
+    return (
+        packet.offset,
+        packet.nsp,
+        dump_rooms(packet.rooms),
+        dump_rooms(packet.except_rooms),
+        pack_packets(packet.packets),
+        packet.ts,
+    )
+
+
+def log_row_or_warn(packet: LoggedPacket) -> LogRow | None:
+    """`log_row(packet)`, or None with a warning: a broadcast never fails for its log."""
+    try:
+        row = log_row(packet)
+    except Exception as exc:
+        logger.warning("broadcast %d not logged for recovery: %s", packet.offset, exc)
+        return None
+    if row is None:
+        logger.warning(
+            "broadcast %d not logged for recovery: namespace %r cannot be stored",
+            packet.offset,
+            packet.nsp,
+        )
+    return row
+
+
+def session_row(record: SessionRecord) -> SessionRow:
+    """`record` as a row of the sessions table (`data` as JSON, `{}` if it cannot be)."""
+    return (
+        record.pid,
+        record.sid,
+        record.nsp,
+        dump_rooms(record.rooms),
+        dump_data(record.data, record.sid),
+        record.base_offset,
+        record.disconnected_at,
+    )
+
+
+def packet_of(row: Sequence[Any]) -> LoggedPacket:
+    """The packet a log row holds."""
+    offset, nsp, rooms, except_rooms, packets, ts = row
+    return LoggedPacket(
+        offset, nsp, load_rooms(rooms), load_rooms(except_rooms), unpack_packets(packets), ts
+    )
+
+
+def record_of(row: Sequence[Any]) -> SessionRecord:
+    """The session a sessions row holds."""
+    pid, sid, nsp, rooms, data, base_offset, disconnected_at = row
+    return SessionRecord(
+        pid, sid, nsp, load_rooms(rooms), load_data(data), base_offset, disconnected_at
+    )
+
+
+# -- appends written in batches ------------------------------------------------------------------
+
+RowT = TypeVar("RowT")
+
+
+class LogWriter(Generic[RowT]):
+    """Rows queued synchronously by `append`, written by one task, one transaction per batch.
+
+    `write(rows)` must write all rows in one transaction, or raise having written none. A
+    batch that fails is tried again (three attempts in all), then dropped with an error in
+    the log: the recovery log is best effort, and a database that is down must not make the
+    queue grow without bound either (beyond `max_pending` rows the oldest are dropped).
+    """
+
+    RETRY_DELAYS = (0.1, 1.0)
+
+    def __init__(
+        self,
+        write: Callable[[list[RowT]], Awaitable[None]],
+        *,
+        name: str,
+        max_batch: int = 4096,
+        max_pending: int = 100_000,
+    ) -> None:
+        self._write = write
+        self._name = name
+        self._max_batch = max_batch
+        self._max_pending = max_pending
+        self._queue: deque[RowT] = deque()
+        self._appended = 0  # rows ever queued
+        self._finished = 0  # rows written, or given up on
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._overflowing = False
+        #: Transactions committed, rows they wrote, and rows dropped (failed or overflowed).
+        self.batches_committed = 0
+        self.rows_committed = 0
+        self.rows_dropped = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._closing
+
+    @property
+    def pending(self) -> int:
+        """Rows queued and not yet written."""
+        return self._appended - self._finished
+
+    def start(self) -> None:
+        if self._task is None:
+            self._closing = False
+            self._wakeup = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"salas-{self._name}-log-writer"
+            )
+
+    def append(self, row: RowT) -> bool:
+        """Queue `row` (never blocks); False when the writer is closed and drops it."""
+        if not self.running:
+            return False
+        queue = self._queue
+        if len(queue) >= self._max_pending:
+            queue.popleft()
+            self._finished += 1
+            self.rows_dropped += 1
+            if not self._overflowing:
+                self._overflowing = True
+                logger.error(
+                    "%s: %d rows wait to be written; dropping the oldest", self._name, len(queue)
+                )
+        queue.append(row)
+        self._appended += 1
+        if len(queue) == 1:
+            assert self._wakeup is not None
+            self._wakeup.set()
+        return True
+
+    async def flush(self) -> None:
+        """Return once every row queued before this call is written (or given up on)."""
+        target = self._appended
+        if self._finished >= target or self._task is None:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))
+        await waiter
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        task = self._task
+        if task is None:
+            return
+        self._closing = True
+        assert self._wakeup is not None
+        self._wakeup.set()
+        try:
+            await task
+        finally:
+            self._task = None
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        try:
+            while True:
+                if not self._queue:
+                    if self._closing:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                count = min(len(self._queue), self._max_batch)
+                batch = [self._queue.popleft() for _ in range(count)]
+                await self._write_batch(batch)
+                self._finished += count
+                if not self._queue:
+                    self._overflowing = False
+                self._release()
+        finally:
+            # Reached with waiters only if this task was cancelled (the loop is going away).
+            for _, waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_exception(StoreError(f"{self._name}: closed before writing"))
+            self._waiters.clear()
+
+    async def _write_batch(self, batch: list[RowT]) -> None:
+        for attempt, delay in enumerate((*self.RETRY_DELAYS, None)):
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                if delay is None:
+                    self.rows_dropped += len(batch)
+                    logger.error(
+                        "%s: dropped %d rows after %d failed writes: %s",
+                        self._name,
+                        len(batch),
+                        attempt + 1,
+                        exc,
+                    )
+                    return
+                logger.warning(
+                    "%s: writing %d rows failed (%s); retrying", self._name, len(batch), exc
+                )
+                await asyncio.sleep(delay)
+            else:
+                self.batches_committed += 1
+                self.rows_committed += len(batch)
+                return
+
+    def _release(self) -> None:
+        done = self._finished
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for target, waiter in self._waiters:
+            if target <= done:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((target, waiter))
+        self._waiters = still
