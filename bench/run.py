@@ -69,7 +69,7 @@ def _plans(quick: bool, senders: str, start: float, max_rate: float) -> SweepPla
         )  # fmt: skip
     return SweepPlan(
         start=start, factor=1.6, refine=2, max_rate=max_rate, floor=1000,
-        warmup=1.5, measure=3.0, senders=senders,
+        warmup=1.0, measure=3.0, senders=senders,
     )  # fmt: skip
 
 
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     a = _args(argv)
     quick = a.quick
     runs = a.runs or (1 if quick else 3)
-    budget = Budget(a.budget or (170.0 if quick else 1700.0))
+    total = a.budget or (170.0 if quick else 1620.0)
+    budget = Budget(total)
     servers = [s.strip() for s in a.servers.split(",") if s.strip()]
     unknown = [s for s in servers if s not in TARGETS or s == "blast"]
     if unknown:
@@ -162,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         results["servers"][name] = {"label": t.label, "kind": t.kind}
     results["versions"]["loadgen"] = TARGETS["blast"].versions()
 
+    # the sweeps and idle measures stop early enough to leave time for the last scenarios
+    reserve = 0.0
+    if "maxclients" in scenarios:
+        reserve += 75.0 * len(servers)
+    if "persistence" in scenarios and any(TARGETS[n].kind == "chat" for n in servers):
+        reserve += 50.0
+    sweep_budget = Budget(max(total - reserve, 0.5 * total))
     sweeps = [s for s in ("fanout", "chat") if s in scenarios]
     max_rate = {"fanout": 8e6, "chat": 4e6}
     if sweeps and not a.no_ceiling:
@@ -173,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             bg = quiet.wait()
             res = relay_sweep(
                 TARGETS["blast"], clients=clients, rooms=rooms, plan=plan, crit=crit,
-                budget=budget, log_dir=log_dir, quiet=quiet,
+                budget=sweep_budget, log_dir=log_dir, quiet=quiet,
             )  # fmt: skip
             res["background_cpu_before"] = bg
             results["loadgen_ceiling"][scen] = res
@@ -190,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 prev = srv.get(scen, [])
                 if prev and prev[0].get("status") == "unavailable" and run > 1:
                     continue
-                if budget.left() <= 0:
+                if sweep_budget.left() <= 0:
                     srv.setdefault(scen, []).append({"status": "skipped", "error": "time budget"})
                     continue
                 start = starts.get((name, scen), 10_000.0)
@@ -200,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                 plan.probes = probes
                 bg = quiet.wait()
                 res = relay_sweep(
-                    t, clients=clients, rooms=rooms, plan=plan, crit=crit, budget=budget,
-                    log_dir=log_dir, quiet=quiet,
+                    t, clients=clients, rooms=rooms, plan=plan, crit=crit,
+                    budget=sweep_budget, log_dir=log_dir, quiet=quiet,
                 )  # fmt: skip
                 res["run"] = run
                 res["background_cpu_before"] = bg
@@ -209,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 if res.get("status") != "ok":
                     print(f"    {res.get('status')}: {str(res.get('error'))[:400]}", flush=True)
                 if res.get("max_sustained"):
-                    starts[(name, scen)] = max(10_000.0, res["max_sustained"] / 4)
+                    starts[(name, scen)] = max(10_000.0, res["max_sustained"] / 2.5)
                     if name == "node":
                         node_max = float(res["max_sustained"])
                 save()
@@ -221,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 prev = srv.get("idle", [])
                 if prev and prev[0].get("status") == "unavailable":
                     continue
-                if budget.left() <= 30:
+                if sweep_budget.left() <= 20:
                     continue
                 print(f"== {t.label}: idle memory, run {run}/{runs}", flush=True)
                 quiet.wait()
