@@ -264,7 +264,7 @@ def _http_url(host: str, port: int) -> str:
 async def serve(settings: ServeSettings) -> int:
     """Run the chat until SIGINT/SIGTERM; the exit code."""
     from salas.chat import ChatConfig, create_app
-    from salas.store import StoreError, open_store
+    from salas.store import StoreError, open_recovery_store, open_store
 
     url = store_url(settings.db)
     store = open_store(url)
@@ -280,9 +280,13 @@ async def serve(settings: ServeSettings) -> int:
             message_rate=settings.message_rate,
             message_burst=settings.message_burst,
         )
-        app = create_app(config, store)
+        # Connection state recovery in the same database: it survives restarts.
+        app = create_app(config, store, open_recovery_store(url))
         try:
             port = await app.start(settings.host, settings.port)
+        except StoreError as exc:
+            print(f"salas: error: cannot open the recovery store: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
         except OSError as exc:
             print(
                 f"salas: error: cannot listen on {settings.host}:{settings.port}: "

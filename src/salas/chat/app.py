@@ -45,7 +45,8 @@ from salas.chat.validation import (
 )
 from salas.engine.routes import Response
 from salas.server import Server, Socket
-from salas.store import InvalidInputError, MessageStore, StoredMessage, StoreError
+from salas.server.recovery import RecoveryOptions
+from salas.store import InvalidInputError, MessageStore, RecoveryStore, StoredMessage, StoreError
 
 __all__ = ["ChatApp", "create_app"]
 
@@ -90,13 +91,21 @@ class ChatApp:
     """The chat on one `Server` (`self.io`), backed by `store`.
 
     Lifecycle like `Server`'s: `await start(host, port)` (returns the bound port),
-    `await shutdown()`; the store is the caller's to open and close.
+    `await shutdown()`; the store is the caller's to open and close. With a `recovery`
+    store, connection state recovery is on; the server opens and closes that store.
     """
 
-    def __init__(self, config: ChatConfig, store: MessageStore) -> None:
+    def __init__(
+        self, config: ChatConfig, store: MessageStore, recovery: RecoveryStore | None = None
+    ) -> None:
         self.config = config
         self.store = store
-        self.io = Server(cors_origins=config.cors_origins)
+        self.io = Server(
+            cors_origins=config.cors_origins,
+            connection_state_recovery=(
+                RecoveryOptions(store=recovery) if recovery is not None else False
+            ),
+        )
         self.presence = Presence()
         self.typing = TypingTracker(
             self._typing_changed,
@@ -435,10 +444,15 @@ class ChatApp:
         return Response.json(body, 200 if ok else 503)
 
 
-def create_app(config: ChatConfig | None = None, store: MessageStore | None = None) -> ChatApp:
-    """The chat app; `store` defaults to a fresh ``memory://`` one (opened by the caller)."""
+def create_app(
+    config: ChatConfig | None = None,
+    store: MessageStore | None = None,
+    recovery: RecoveryStore | None = None,
+) -> ChatApp:
+    """The chat app; `store` defaults to a fresh ``memory://`` one (opened by the caller);
+    `recovery` (e.g. ``open_recovery_store(url)``) turns connection state recovery on."""
     if store is None:
         from salas.store import open_store
 
         store = open_store("memory://")
-    return ChatApp(config or ChatConfig(), store)
+    return ChatApp(config or ChatConfig(), store, recovery)
