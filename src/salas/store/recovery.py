@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import json
 import logging
 import struct
@@ -188,10 +189,15 @@ _FORMAT = 1
 _TEXT = 0x74  # "t"
 _BINARY = 0x62  # "b"
 _HEAD = struct.Struct(">BI")
+_FORMAT_BYTE = bytes((_FORMAT,))
 
 
 def pack_packets(packets: Iterable[str | bytes]) -> bytes:
     """`packets` as one byte string that `unpack_packets` turns back into the same tuple."""
+    if type(packets) is tuple and len(packets) == 1 and type(packets[0]) is str:
+        # The common case, one text packet, without the loop (it runs for every broadcast).
+        raw = packets[0].encode("utf-8", "surrogatepass")
+        return _FORMAT_BYTE + _HEAD.pack(_TEXT, len(raw)) + raw
     out = bytearray((_FORMAT,))
     for packet in packets:
         if isinstance(packet, str):
@@ -243,6 +249,14 @@ def _loads(text: str | bytes) -> Any:
 
 def dump_rooms(rooms: Sequence[str]) -> str:
     """Room names as a JSON array."""
+    if type(rooms) is tuple:
+        return _dump_room_tuple(rooms)
+    return _dumps(list(rooms))
+
+
+@functools.lru_cache(maxsize=4096)
+def _dump_room_tuple(rooms: tuple[str, ...]) -> str:
+    # Broadcasts go to the same few rooms over and over.
     return _dumps(list(rooms))
 
 
@@ -272,6 +286,11 @@ def load_data(text: str | bytes) -> Any:
     return _loads(text)
 
 
+@functools.lru_cache(maxsize=256)
+def _storable_namespace(nsp: str) -> bool:
+    return storable_key(nsp)
+
+
 def storable_key(text: str) -> bool:
     """Whether `text` can be a key or name in every backend (no NUL, valid Unicode)."""
     if not isinstance(text, str) or "\x00" in text:
@@ -291,7 +310,7 @@ SessionRow = tuple[str, str, str, str, str, int, int]
 
 def log_row(packet: LoggedPacket) -> LogRow | None:
     """`packet` as a row of the log table; None (and nothing stored) if it cannot be."""
-    if not storable_key(packet.nsp):
+    if not _storable_namespace(packet.nsp):
         return None
     return (
         packet.offset,
