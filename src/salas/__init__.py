@@ -6,6 +6,7 @@ from salas.server import (
     ConnectionRefused,
     Disconnected,
     Namespace,
+    RecoveryOptions,
     Server,
     Socket,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "ConnectionRefused",
     "Disconnected",
     "Namespace",
+    "RecoveryOptions",
     "Server",
     "Socket",
     "__version__",

@@ -257,3 +257,26 @@ async def test_volatile_broadcasts_are_not_logged() -> None:
         await client.ws.close()
     finally:
         await io.shutdown()
+
+
+class FailingLogStore(MemoryRecoveryStore):
+    """A recovery store whose log cannot be read (a database gone away)."""
+
+    async def packets_after(self, nsp: str, offset: int, limit: int) -> list[Any]:
+        raise OSError("database unreachable")
+
+
+async def test_unreadable_log_connects_afresh_at_once() -> None:
+    """When the log cannot be read, a recovering client is connected afresh, not left hanging."""
+    io = make_server(store=FailingLogStore())
+    port = await io.start("127.0.0.1", 0)
+    try:
+        client, reply = await RawClient.connect(port)
+        await client.drop()
+        await until_saved(io, reply["pid"])
+        again, reply2 = await RawClient.connect(port, {"pid": reply["pid"], "offset": "0"})
+        assert reply2["sid"] != reply["sid"]
+        assert (await again.ack("whoami"))[0]["recovered"] is False
+        await again.ws.close()
+    finally:
+        await io.shutdown()

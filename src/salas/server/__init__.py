@@ -3,6 +3,7 @@
 from salas.server.broadcast import BroadcastOperator
 from salas.server.errors import AckTimeout, ConnectionRefused, Disconnected
 from salas.server.namespace import Namespace
+from salas.server.recovery import RecoveryOptions
 from salas.server.server import Server
 from salas.server.socket import Socket
 
@@ -12,6 +13,7 @@ __all__ = [
     "ConnectionRefused",
     "Disconnected",
     "Namespace",
+    "RecoveryOptions",
     "Server",
     "Socket",
 ]

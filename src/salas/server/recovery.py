@@ -130,7 +130,11 @@ class Recovery:
             offset = int(raw_offset)
         else:
             offset = record.base_offset  # the client never received a broadcast
-        packets = await self.store.packets_after(nsp, offset, MAX_REPLAY + 1)
+        try:
+            packets = await self.store.packets_after(nsp, offset, MAX_REPLAY + 1)
+        except Exception:
+            logger.exception("could not read the recovery log; connecting %s afresh", record.sid)
+            return None
         if len(packets) > MAX_REPLAY:
             logger.info("session %s missed too much to replay; connecting afresh", record.sid)
             return None
