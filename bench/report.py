@@ -27,6 +27,20 @@ def _us_per_delivery(run: Result) -> float | None:
     return round(1e6 * float(s["server_cpu_util"]) / max(float(s["deliveries_per_s"]), 1.0), 2)
 
 
+def _probe_ratios(mine: list[Result], node: list[Result]) -> list[float]:
+    """Per run: p99 of the step at Node's max rate over Node's p99 at its max, same run."""
+    node_by_run = {r.get("run"): r for r in node if r.get("status") == "ok"}
+    out: list[float] = []
+    for r in mine:
+        ref = node_by_run.get(r.get("run"))
+        if r.get("status") != "ok" or not ref or not ref.get("p99_at_max_ms"):
+            continue
+        for p in r.get("probes", {}).values():
+            if p.get("p99_ms", -1) >= 0:
+                out.append(float(p["p99_ms"]) / float(ref["p99_at_max_ms"]))
+    return out
+
+
 def _median_run(runs: list[Result], key: str) -> Result | None:
     ok = [r for r in runs if r.get("status") == "ok"]
     if not ok:
@@ -62,12 +76,12 @@ def summarize(results: Result) -> Result:
                     [st.get("other_cpu_util") for r in ok for st in r.get("steps", [])]
                 ),
             }
-            probes: dict[str, list[float]] = {}
-            for r in ok:
-                for rate, p in r.get("probes", {}).items():
-                    probes.setdefault(rate, []).append(p.get("p99_ms"))
-            if probes:
-                med["probe_p99_ms"] = {k: _median(v) for k, v in probes.items()}
+            probe_p99 = [
+                p.get("p99_ms") for r in ok for p in r.get("probes", {}).values() if p.get("p99_ms")
+            ]
+            if probe_p99:
+                # each run's probe is at that run's Node max rate
+                med["p99_at_node_max_ms"] = _median(probe_p99)
             ceil = (ceiling.get(scen) or {}).get("max_sustained")
             if ceil and med["max_sustained"]:
                 med["loadgen_ceiling"] = ceil
@@ -103,11 +117,11 @@ def summarize(results: Result) -> Result:
                 ratios[f"{scen}_max_sustained"] = round(
                     mine["max_sustained"] / ref["max_sustained"], 2
                 )
-            if ref.get("max_sustained") and mine.get("probe_p99_ms"):
-                key = f"{ref['max_sustained']:.0f}"
-                p = mine["probe_p99_ms"].get(key)
-                if p is not None and ref.get("p99_at_max_ms"):
-                    ratios[f"{scen}_p99_at_node_max"] = round(p / ref["p99_at_max_ms"], 2)
+            per_run = _probe_ratios(
+                results["servers"][name].get(scen, []), results["servers"]["node"].get(scen, [])
+            )
+            if per_run:
+                ratios[f"{scen}_p99_at_node_max"] = round(_median(per_run) or 0, 2)
         mi, ri = s.get("idle", {}), node.get("idle", {})
         if mi.get("marginal_kib_per_client") and ri.get("marginal_kib_per_client"):
             ratios["idle_kib_per_client"] = round(
@@ -169,8 +183,11 @@ def summary_lines(results: Result) -> list[str]:
                     f"    (noisy: other processes used {m['other_cpu_median']:.2f} cores during"
                     " the median step)"
                 )
-            for rate, p in (m.get("probe_p99_ms") or {}).items():
-                out.append(f"    p99 at Node's max rate {_fmt_rate(float(rate))}/s: {p} ms")
+            if m.get("p99_at_node_max_ms") is not None:
+                out.append(
+                    f"    p99 at Node's max sustained rate (each run's): "
+                    f"{m['p99_at_node_max_ms']:.1f} ms"
+                )
         i = s.get("idle")
         if i:
             if i.get("status") == "ok":
@@ -241,10 +258,17 @@ def plot(results: Result, path: Path) -> bool:
             pts = sorted(steps, key=lambda s: float(s.get("offered", 0)))
             xs = [float(s["offered"]) for s in pts if "offered" in s]
             ys = [float(s.get("deliveries_per_s", 0)) for s in pts if "offered" in s]
-            ls = [max(float(s.get("p99_ms", 0)), 0.01) for s in pts if "offered" in s]
+            lat = [
+                (float(s["offered"]), float(s["p99_ms"]))
+                for s in pts
+                if "offered" in s and s.get("p99_ms", -1) > 0
+            ]
             style = {"color": "0.5", "linestyle": "--"} if "blast" in label else {}
             ax_t.plot(xs, ys, marker="o", markersize=3, label=label, **style)
-            ax_l.plot(xs, ls, marker="o", markersize=3, label=label, **style)
+            ax_l.plot(
+                [x for x, _ in lat], [y for _, y in lat], marker="o", markersize=3, label=label,
+                **style,
+            )  # fmt: skip
             top = max([top, *xs])
         ax_t.plot([1e3, top], [1e3, top], color="0.85", linewidth=1, zorder=0)
         ax_t.set(xscale="log", yscale="log", title=titles[scen])
