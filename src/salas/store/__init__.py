@@ -23,8 +23,6 @@ own Protocol, :class:`RecoveryStore`, with the same three backends on the same U
 
 from __future__ import annotations
 
-import re
-
 from .base import (
     HISTORY_LIMIT_DEFAULT,
     HISTORY_LIMIT_MAX,
@@ -34,12 +32,13 @@ from .base import (
     StoreError,
 )
 from .memory import MemoryStore
-from .postgres import PostgresStore, redact
+from .postgres import PostgresStore
 from .recovery import LoggedPacket, MemoryRecoveryStore, RecoveryStore, SessionRecord
 from .recovery_open import open_recovery_store
 from .recovery_postgres import PostgresRecoveryStore
 from .recovery_sqlite import SQLiteRecoveryStore
 from .sqlite import SQLiteStore
+from .urls import backend_of
 
 __all__ = [
     "HISTORY_LIMIT_DEFAULT",
@@ -67,28 +66,12 @@ SUPPORTED_URLS = (
     "salas.db, postgresql://user@host:5432/db (or postgres://)"
 )
 
-# "name:" at the start of something without "://": a URL with a typo ("memory:",
-# "sqlite:x.db"), not a file name. One letter is a Windows drive ("C:\\salas.db").
-_SCHEME_WITHOUT_SLASHES = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+:")
-
 
 def open_store(url: str) -> MessageStore:
     """The store for ``url``, not yet opened (``await store.open()``); StoreError if bad."""
-    if not isinstance(url, str) or not url.strip():
-        raise StoreError(f"empty store URL; supported: {SUPPORTED_URLS}")
-    url = url.strip()
-    scheme, sep, _ = url.partition("://")
-    if not sep:
-        if _SCHEME_WITHOUT_SLASHES.match(url):
-            raise StoreError(f"malformed store URL {redact(url)!r}; supported: {SUPPORTED_URLS}")
-        return SQLiteStore.from_url(url)
-    scheme = scheme.lower()
-    if scheme == "memory":
+    backend, url = backend_of(url, SUPPORTED_URLS)
+    if backend == "memory":
         return MemoryStore(url)
-    if scheme == "sqlite":
+    if backend == "sqlite":
         return SQLiteStore.from_url(url)
-    if scheme in ("postgresql", "postgres"):
-        return PostgresStore.from_url(url)
-    raise StoreError(
-        f"unknown store URL scheme {scheme!r} in {redact(url)!r}; supported: {SUPPORTED_URLS}"
-    )
+    return PostgresStore.from_url(url)

@@ -28,7 +28,6 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -42,22 +41,13 @@ from .base import (
     check_identifier,
 )
 from .batching import DEFAULT_MAX_BATCH, GroupCommitter
+from .urls import redact, split_postgres_url
 
 __all__ = ["PostgresStore", "redact"]
 
 _COLUMNS = "id, channel, message, author, ts, client_id"
 # What asyncpg raises when the server is unreachable, refuses us, or a statement fails.
 _DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, fit for error messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def _message(row: Any) -> StoredMessage:
@@ -129,22 +119,8 @@ class PostgresStore:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
         """Split salas' own query options (``schema``, ``table``) from asyncpg's DSN."""
-        parts = urlsplit(url)
-        ours: dict[str, str] = {}
-        theirs: list[tuple[str, str]] = []
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key in ("schema", "table"):
-                ours[key] = value
-            else:
-                theirs.append((key, value))
-        dsn = urlunsplit(parts._replace(query=urlencode(theirs)))
-        return cls(
-            dsn,
-            schema=ours.get("schema", "public"),
-            table=ours.get("table", "messages"),
-            url=url,
-            **options,
-        )
+        dsn, schema, table = split_postgres_url(url)
+        return cls(dsn, schema=schema, table=table, url=url, **options)
 
     # -- measures of group commit ------------------------------------------------------
 

@@ -25,7 +25,7 @@ import asyncpg
 
 from .base import StoreError
 from .batching import DEFAULT_MAX_BATCH, GroupCommitter
-from .postgres import PostgresStore, redact
+from .postgres import PostgresStore
 from .recovery import (
     LoggedPacket,
     LogRow,
@@ -38,6 +38,7 @@ from .recovery import (
     session_row,
     storable_key,
 )
+from .urls import redact, split_postgres_url
 
 __all__ = ["PostgresRecoveryStore"]
 
@@ -133,8 +134,8 @@ class PostgresRecoveryStore:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresRecoveryStore:
         """The same URLs as :meth:`PostgresStore.from_url` (``?schema=``, ``?table=``)."""
-        parsed = PostgresStore.from_url(url)
-        return cls(parsed.dsn, schema=parsed.schema, table=parsed.table, url=url, **options)
+        dsn, schema, table = split_postgres_url(url)
+        return cls(dsn, schema=schema, table=table, url=url, **options)
 
     # -- measures of batching ------------------------------------------------------------
 

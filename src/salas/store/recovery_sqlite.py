@@ -38,6 +38,7 @@ from .recovery import (
     storable_key,
 )
 from .sqlite import SQLiteStore
+from .urls import split_sqlite_url
 
 __all__ = ["SQLiteRecoveryStore"]
 
@@ -115,8 +116,8 @@ class SQLiteRecoveryStore:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteRecoveryStore:
         """The same URLs as :meth:`SQLiteStore.from_url` (``?table=``), the same file."""
-        parsed = SQLiteStore.from_url(url)
-        return cls(parsed.path, table=parsed.table, url=url, **options)
+        path, table = split_sqlite_url(url)
+        return cls(path, table=table, url=url, **options)
 
     # -- measures of batching ------------------------------------------------------------
 

@@ -25,7 +25,6 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote
 
 from .base import (
     HISTORY_LIMIT_DEFAULT,
@@ -37,6 +36,7 @@ from .base import (
     check_identifier,
 )
 from .batching import DEFAULT_MAX_BATCH, GroupCommitter
+from .urls import split_sqlite_url
 
 __all__ = ["SQLiteStore"]
 
@@ -105,18 +105,7 @@ class SQLiteStore:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
         """``sqlite:///abs/path.db``, ``sqlite://relative.db`` (``?table=``), or a bare path."""
-        if "://" not in url:
-            return cls(url, url=url, **options)  # a bare path is taken literally
-        rest = url.partition("://")[2]
-        path, _, query = rest.partition("?")
-        table = "messages"
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            if key != "table":
-                raise StoreError(f"unknown SQLite store option {key!r} in {url!r}; known: table")
-            table = value
-        path = unquote(path)
-        if path.startswith("//"):
-            path = path[1:]  # sqlite:////abs.db, SQLAlchemy's spelling of an absolute path
+        path, table = split_sqlite_url(url)
         return cls(path, table=table, url=url, **options)
 
     # -- measures of group commit ------------------------------------------------------
