@@ -16,14 +16,13 @@ connection to the same file waits its turn), reads in another.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from .base import StoreError
+from ._sqlite_common import SQLiteFile, check_sqlite_path, sqlite_url
+from .base import StoreError, check_identifier
 from .batching import DEFAULT_MAX_BATCH, GroupCommitter
 from .recovery import (
     LoggedPacket,
@@ -37,13 +36,10 @@ from .recovery import (
     session_row,
     storable_key,
 )
-from .sqlite import SQLiteStore
 from .urls import split_sqlite_url
 
 __all__ = ["SQLiteRecoveryStore"]
 
-_T = TypeVar("_T")
-_BUSY_TIMEOUT_S = 10.0
 _INT64_MAX = 2**63 - 1
 
 
@@ -71,12 +67,12 @@ class SQLiteRecoveryStore:
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         # The message store's checks of path and table, so both accept the same URLs.
-        checked = SQLiteStore(path, table=table, url=url)
-        self.url, self.path, self.table = checked.url, checked.path, checked.table
+        self.path = check_sqlite_path(path)
+        self.url = sqlite_url(path, url)
+        self.table = check_identifier("table", table)
         self._max_batch = max_batch
-        table = self.table
         log, sessions = f'"{table}_recovery_log"', f'"{table}_recovery_sessions"'
-        self._schema = (
+        schema = (
             f"CREATE TABLE IF NOT EXISTS {log} ("
             " log_offset INTEGER PRIMARY KEY, nsp TEXT NOT NULL, rooms TEXT NOT NULL,"
             " except_rooms TEXT NOT NULL, packets BLOB NOT NULL, ts INTEGER NOT NULL);"
@@ -105,10 +101,7 @@ class SQLiteRecoveryStore:
             f"DELETE FROM {log} WHERE ts < ? AND log_offset < (SELECT max(log_offset) FROM {log})"
         )
         self._prune_sessions = f"DELETE FROM {sessions} WHERE disconnected_at < ?"
-        self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
-        self._write_thread: ThreadPoolExecutor | None = None
-        self._read_thread: ThreadPoolExecutor | None = None
+        self._file = SQLiteFile(path, schema, name="sqlite recovery", threads="recovery")
         self._log: LogWriter[LogRow] | None = None
         self._sessions: GroupCommitter[_Save | _Take, SessionRow | None] | None = None
         self._highest = 0  # the highest offset appended through this object
@@ -136,14 +129,7 @@ class SQLiteRecoveryStore:
     async def open(self) -> None:
         if self._log is not None:
             return
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="salas-recovery-writer")
-        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="salas-recovery-reader")
-        try:
-            self._writer = await self._in(self._write_thread, self._connect_writer)
-            self._reader = await self._in(self._read_thread, self._connect_reader)
-        except sqlite3.Error as exc:
-            await self._close_connections()
-            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        await self._file.open()
         self._log = LogWriter(
             self._write_log, name="sqlite recovery log", max_batch=self._max_batch
         )
@@ -162,12 +148,12 @@ class SQLiteRecoveryStore:
             if sessions is not None:
                 await sessions.close()
         finally:
-            await self._close_connections()
+            await self._file.close()
 
     # -- the contract --------------------------------------------------------------------
 
     async def last_offset(self) -> int:
-        stored = await self._read(lambda conn: conn.execute(self._max_offset).fetchone()[0])
+        stored = await self._file.read(lambda conn: conn.execute(self._max_offset).fetchone()[0])
         return max(stored or 0, self._highest)
 
     def append(self, packet: LoggedPacket) -> None:
@@ -189,7 +175,7 @@ class SQLiteRecoveryStore:
             return []
         await self._log.flush()  # a broadcast just before this call is in the answer
         params = (nsp, max(min(offset, _INT64_MAX), -_INT64_MAX), limit)
-        return await self._read(
+        return await self._file.read(
             lambda conn: [packet_of(row) for row in conn.execute(self._after, params)]
         )
 
@@ -204,112 +190,38 @@ class SQLiteRecoveryStore:
 
     async def prune(self, before_ms: int) -> None:
         await self.flush()  # packets appended before this call are pruned too
-        thread = self._write_thread
-        if thread is None or self._log is None:
+        if self._log is None:
             raise StoreError("sqlite recovery store is not open")
-        try:
-            await self._in(thread, self._prune, before_ms)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite prune of {self.path!r} failed: {exc}") from exc
 
-    # -- the threads' side ---------------------------------------------------------------
-
-    def _connect_writer(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(f"BEGIN IMMEDIATE; {self._schema} COMMIT;")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _connect_reader(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-        conn.execute("PRAGMA query_only=ON")
-        return conn
-
-    def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        conn = self._writer
-        assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
-
-    def _write_log_rows(self, rows: list[LogRow]) -> None:
-        self._transaction(lambda conn: conn.executemany(self._insert_log, rows))
-
-    def _apply_sessions(self, ops: Sequence[_Save | _Take]) -> list[SessionRow | None]:
-        def work(conn: sqlite3.Connection) -> list[SessionRow | None]:
-            results: list[SessionRow | None] = []
-            for op in ops:
-                if isinstance(op, _Save):
-                    conn.execute(self._save, op.row)
-                    results.append(None)
-                else:
-                    rows = conn.execute(self._take, (op.pid,)).fetchall()
-                    results.append(rows[0] if rows else None)
-            return results
-
-        return self._transaction(work)
-
-    def _prune(self, before_ms: int) -> None:
-        def work(conn: sqlite3.Connection) -> None:
+        def prune(conn: sqlite3.Connection) -> None:
             conn.execute(self._prune_log, (before_ms,))
             conn.execute(self._prune_sessions, (before_ms,))
 
-        self._transaction(work)
+        await self._file.write(prune, failing=f"SQLite prune of {self.path!r} failed")
 
-    # -- glue ----------------------------------------------------------------------------
+    # -- the writer thread's side --------------------------------------------------------
+
+    def _apply_sessions(
+        self, conn: sqlite3.Connection, ops: Sequence[_Save | _Take]
+    ) -> list[SessionRow | None]:
+        results: list[SessionRow | None] = []
+        for op in ops:
+            if isinstance(op, _Save):
+                conn.execute(self._save, op.row)
+                results.append(None)
+            else:
+                rows = conn.execute(self._take, (op.pid,)).fetchall()
+                results.append(rows[0] if rows else None)
+        return results
 
     async def _write_log(self, rows: list[LogRow]) -> None:
-        assert self._write_thread is not None
-        try:
-            await self._in(self._write_thread, self._write_log_rows, rows)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite write to {self.path!r} failed: {exc}") from exc
+        await self._file.write(lambda conn: conn.executemany(self._insert_log, rows))
 
     async def _commit_sessions(self, ops: Sequence[_Save | _Take]) -> list[SessionRow | None]:
-        assert self._write_thread is not None
-        try:
-            return await self._in(self._write_thread, self._apply_sessions, ops)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite write to {self.path!r} failed: {exc}") from exc
+        return await self._file.write(lambda conn: self._apply_sessions(conn, ops))
 
     async def _session_op(self, op: _Save | _Take) -> SessionRow | None:
         sessions = self._sessions
         if sessions is None:
             raise StoreError("sqlite recovery store is not open")
         return await sessions.submit(op)
-
-    async def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
-        reader, thread = self._reader, self._read_thread
-        if reader is None or thread is None:
-            raise StoreError("sqlite recovery store is not open")
-        try:
-            return await self._in(thread, query, reader)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite read from {self.path!r} failed: {exc}") from exc
-
-    @staticmethod
-    async def _in(thread: ThreadPoolExecutor, fn: Callable[..., _T], *args: object) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(thread, fn, *args)
-
-    async def _close_connections(self) -> None:
-        reader, read_thread = self._reader, self._read_thread
-        writer, write_thread = self._writer, self._write_thread
-        self._reader = self._writer = None
-        self._read_thread = self._write_thread = None
-        for conn, thread in ((reader, read_thread), (writer, write_thread)):
-            if thread is None:
-                continue
-            if conn is not None:
-                await self._in(thread, conn.close)
-            thread.shutdown(wait=True)

@@ -8,24 +8,21 @@ Durability and speed: the database runs in WAL mode with ``synchronous=FULL``, s
 message whose ``append`` returned survives a crash or power loss. What makes that cheap
 is group commit (:mod:`salas.store.batching`): one transaction, one WAL sync per batch.
 
-Threads: the stdlib ``sqlite3`` module runs in two dedicated threads, one per
-connection. The writer thread writes a whole batch in one hop (aiosqlite would cost one
-thread hop per statement); the reader thread serves ``history`` and never waits for a
-write, since WAL readers do not block on the writer. Writes take SQLite's write lock with
-``BEGIN IMMEDIATE``, so several processes may share one file: ids (``AUTOINCREMENT``,
-never reused) stay strictly increasing in commit order, and the ``(channel, client_id)``
-check runs inside the writing transaction.
+Threads (:class:`~salas.store._sqlite_common.SQLiteFile`): a writer thread writes each
+batch in one hop and one ``BEGIN IMMEDIATE`` transaction, so several processes may share one
+file: ids (``AUTOINCREMENT``, never reused) stay strictly increasing in commit order, and
+the ``(channel, client_id)`` check runs inside the writing transaction. A reader thread
+serves ``history`` and never waits for a write.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
+from ._sqlite_common import SQLiteFile, check_sqlite_path, sqlite_url
 from .base import (
     HISTORY_LIMIT_DEFAULT,
     Draft,
@@ -40,10 +37,7 @@ from .urls import split_sqlite_url
 
 __all__ = ["SQLiteStore"]
 
-_T = TypeVar("_T")
 _COLUMNS = "id, channel, message, author, ts, client_id"
-# How long a write waits for another process holding the file's write lock.
-_BUSY_TIMEOUT_S = 10.0
 
 Row = tuple[int, str, str, str, int, str | None]
 
@@ -65,19 +59,13 @@ class SQLiteStore:
         url: str | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
-        if path.lstrip("/") == ":memory:" or path.startswith("file:"):
-            raise StoreError(
-                f"SQLite path {path!r} is not supported: use memory:// for an in-memory store"
-            )
-        if not path:
-            raise StoreError("SQLite store needs a file path, e.g. sqlite:///var/salas.db")
-        self.url = url if url is not None else f"sqlite:///{path}"
-        self.path = path
+        self.path = check_sqlite_path(path)
+        self.url = sqlite_url(path, url)
         self.table = check_identifier("table", table)
         self._max_batch = max_batch
         # ``author``, not ``user``: ``user`` is reserved in PostgreSQL; both backends agree.
         t = f'"{table}"'
-        self._schema = (
+        schema = (
             f"CREATE TABLE IF NOT EXISTS {t} ("
             " id INTEGER PRIMARY KEY AUTOINCREMENT,"  # AUTOINCREMENT: ids never reused
             " channel TEXT NOT NULL, message TEXT NOT NULL, author TEXT NOT NULL,"
@@ -95,11 +83,7 @@ class SQLiteStore:
         self._before = f"{select} AND id < ? ORDER BY id DESC LIMIT ?"
         self._after = f"{select} AND id > ? ORDER BY id LIMIT ?"
         self._between = f"{select} AND id > ? AND id < ? ORDER BY id LIMIT ?"
-        self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
-        self._write_thread: ThreadPoolExecutor | None = None
-        self._read_thread: ThreadPoolExecutor | None = None
-        self._journal_mode = ""
+        self._file = SQLiteFile(path, schema, name="sqlite", threads="sqlite")
         self._committer: GroupCommitter[Draft, StoredMessage] | None = None
 
     @classmethod
@@ -125,14 +109,7 @@ class SQLiteStore:
     async def open(self) -> None:
         if self._committer is not None:
             return
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="salas-sqlite-writer")
-        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="salas-sqlite-reader")
-        try:
-            self._writer = await self._in(self._write_thread, self._connect_writer)
-            self._reader = await self._in(self._read_thread, self._connect_reader)
-        except sqlite3.Error as exc:
-            await self._close_connections()
-            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        await self._file.open()
         self._committer = GroupCommitter(self._commit, max_batch=self._max_batch, name="sqlite")
         self._committer.start()
 
@@ -142,7 +119,7 @@ class SQLiteStore:
             if committer is not None:
                 await committer.close()
         finally:
-            await self._close_connections()
+            await self._file.close()
 
     # -- the contract --------------------------------------------------------------------
 
@@ -172,7 +149,7 @@ class SQLiteStore:
             sql, params, newest_first = self._before, (channel, before, limit), True
         else:
             sql, params, newest_first = self._latest, (channel, limit), True
-        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._file.read(lambda conn: conn.execute(sql, params).fetchall())
         messages = [_message(row) for row in rows]
         if newest_first:
             messages.reverse()
@@ -183,99 +160,40 @@ class SQLiteStore:
         if self._committer is None:
             return {**report, "ok": False, "error": "store is not open"}
         try:
-            await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
-        except (StoreError, sqlite3.Error) as exc:
+            await self._file.read(lambda conn: conn.execute("SELECT 1").fetchone())
+        except StoreError as exc:
             return {**report, "ok": False, "error": str(exc)}
         return {
             **report,
             "ok": True,
-            "journal_mode": self._journal_mode,
+            "journal_mode": self._file.journal_mode,
             "batches_committed": self._committer.batches_committed,
             "batches_failed": self._committer.batches_failed,
             "pending": self._committer.pending,
         }
 
-    # -- the threads' side -----------------------------------------------------------------
+    # -- the writer thread's side --------------------------------------------------------
 
-    def _connect_writer(self) -> sqlite3.Connection:
-        # isolation_level=None: no implicit transactions; _write_batch says BEGIN itself.
-        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            self._journal_mode = str(mode)
-            # FULL: the WAL is synced at every commit — i.e. once per batch.
-            conn.execute("PRAGMA synchronous=FULL")
-            # One transaction (inside the script: executescript commits any open one first).
-            conn.executescript(f"BEGIN IMMEDIATE; {self._schema} COMMIT;")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _connect_reader(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-        conn.execute("PRAGMA query_only=ON")
-        return conn
-
-    def _write_batch(self, drafts: Sequence[Draft]) -> list[StoredMessage]:
-        conn = self._writer
-        assert conn is not None
+    def _write_batch(
+        self, conn: sqlite3.Connection, drafts: Sequence[Draft]
+    ) -> list[StoredMessage]:
         stored: list[StoredMessage] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for draft in drafts:
-                if draft.client_id is not None:
-                    # Inside the transaction, so also catches a repeat earlier in this batch
-                    # or committed by another process.
-                    row = conn.execute(self._by_client_id, (draft.channel, draft.client_id))
-                    first = row.fetchone()
-                    if first is not None:
-                        stored.append(_message(first))
-                        continue
-                cursor = conn.execute(
-                    self._insert,
-                    (draft.channel, draft.message, draft.user, draft.ts, draft.client_id),
-                )
-                assert cursor.lastrowid is not None
-                stored.append(draft.stored(cursor.lastrowid))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        for draft in drafts:
+            if draft.client_id is not None:
+                # Inside the transaction, so also catches a repeat earlier in this batch
+                # or committed by another process.
+                row = conn.execute(self._by_client_id, (draft.channel, draft.client_id))
+                first = row.fetchone()
+                if first is not None:
+                    stored.append(_message(first))
+                    continue
+            cursor = conn.execute(
+                self._insert,
+                (draft.channel, draft.message, draft.user, draft.ts, draft.client_id),
+            )
+            assert cursor.lastrowid is not None
+            stored.append(draft.stored(cursor.lastrowid))
         return stored
 
-    # -- glue ----------------------------------------------------------------------------
-
     async def _commit(self, drafts: Sequence[Draft]) -> list[StoredMessage]:
-        assert self._write_thread is not None
-        try:
-            return await self._in(self._write_thread, self._write_batch, drafts)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite write to {self.path!r} failed: {exc}") from exc
-
-    async def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
-        reader, thread = self._reader, self._read_thread
-        if reader is None or thread is None:
-            raise StoreError("sqlite store is not open")
-        try:
-            return await self._in(thread, query, reader)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite read from {self.path!r} failed: {exc}") from exc
-
-    @staticmethod
-    async def _in(thread: ThreadPoolExecutor, fn: Callable[..., _T], *args: object) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(thread, fn, *args)
-
-    async def _close_connections(self) -> None:
-        reader, read_thread = self._reader, self._read_thread
-        writer, write_thread = self._writer, self._write_thread
-        self._reader = self._writer = None
-        self._read_thread = self._write_thread = None
-        for conn, thread in ((reader, read_thread), (writer, write_thread)):
-            if thread is None:
-                continue
-            if conn is not None:
-                # Closed in its own thread: a connection belongs to the thread that made it.
-                await self._in(thread, conn.close)
-            thread.shutdown(wait=True)  # idle by now, so this does not block the loop
+        return await self._file.write(lambda conn: self._write_batch(conn, drafts))
