@@ -280,3 +280,91 @@ async def test_unreadable_log_connects_afresh_at_once() -> None:
         await again.ws.close()
     finally:
         await io.shutdown()
+
+
+class SlowLogStore(MemoryRecoveryStore):
+    """A recovery store whose log reads wait for `release` (a busy database)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def packets_after(self, nsp: str, offset: int, limit: int) -> list[Any]:
+        found = await super().packets_after(nsp, offset, limit)
+        self.reading.set()
+        await self.release.wait()
+        return found
+
+
+async def test_broadcasts_during_the_log_read_reach_the_recovering_socket() -> None:
+    """A broadcast made while the log is being read for a recovering socket is not lost:
+    the socket gets it after the replay, once, in order."""
+    store = SlowLogStore()
+    store.release.set()
+    io = make_server(store=store)
+    port = await io.start("127.0.0.1", 0)
+    try:
+        sender, _ = await RawClient.connect(port)
+        client, reply = await RawClient.connect(port)
+        await client.ack("join", "r")
+        await sender.emit("say", "r", "seen")
+        offset = (await client.event())[-1]
+        await client.drop()
+        await until_saved(io, reply["pid"])
+        await sender.emit("say", "r", "logged")
+        await asyncio.sleep(0.05)
+        store.release.clear()
+        store.reading.clear()
+        connecting = asyncio.ensure_future(
+            RawClient.connect(port, {"pid": reply["pid"], "offset": offset})
+        )
+        await asyncio.wait_for(store.reading.wait(), 3)
+        await sender.emit("say", "r", "during the read")
+        await sender.emit("say", "r", "also during")
+        await asyncio.sleep(0.05)
+        store.release.set()
+        again, reply2 = await connecting
+        assert reply2["sid"] == reply["sid"]
+        await sender.emit("say", "r", "after")
+        got = [(await again.event())[1] for _ in range(4)]
+        assert got == ["logged", "during the read", "also during", "after"]
+        await sender.ws.close()
+        await again.ws.close()
+    finally:
+        await io.shutdown()
+
+
+async def test_a_client_gone_during_its_recovery_can_recover_on_its_next_try() -> None:
+    """A client whose transport drops while its session is being restored keeps the session
+    for its next reconnect, instead of losing it to the attempt that never completed."""
+    store = SlowLogStore()
+    store.release.set()
+    io = make_server(store=store)
+    port = await io.start("127.0.0.1", 0)
+    try:
+        client, reply = await RawClient.connect(port)
+        await client.ack("join", "r")
+        await client.drop()
+        await until_saved(io, reply["pid"])
+        store.release.clear()
+        store.reading.clear()
+        url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+        async with websockets.connect(url) as ws:
+            assert str(await ws.recv()).startswith("0{")
+            await ws.send("40" + json.dumps({"pid": reply["pid"], "offset": "0"}))
+            await asyncio.wait_for(store.reading.wait(), 3)
+        for _ in range(300):  # until the server has seen the close
+            if not io.engine.sessions:
+                break
+            await asyncio.sleep(0.01)
+        assert not io.engine.sessions
+        store.release.set()
+        await until_saved(io, reply["pid"])
+        again, reply2 = await RawClient.connect(port, {"pid": reply["pid"], "offset": "0"})
+        assert reply2["sid"] == reply["sid"]
+        me = (await again.ack("whoami"))[0]
+        assert me["recovered"] is True and "r" in me["rooms"]
+        await again.ws.close()
+    finally:
+        await io.shutdown()

@@ -119,10 +119,14 @@ class Client:
         socket.base_offset = record.base_offset
         if isinstance(record.data, dict):
             socket.data = record.data
-        if recovery.options.skip_middlewares:
-            self._accept(nsp, socket, restored)
-        else:
-            await self._admit(nsp, socket, restored)
+        try:
+            if recovery.options.skip_middlewares:
+                self._accept(nsp, socket, restored)
+            else:
+                await self._admit(nsp, socket, restored)
+        finally:
+            # Given back by `_accept`, or refused: either way it no longer collects.
+            recovery.abandon(restored, resave=self.session.closed and not socket.connected)
 
     async def _admit(
         self, nsp: Namespace, socket: Socket, restored: RestoredSession | None = None
@@ -165,9 +169,11 @@ class Client:
                 socket.base_offset = recovery.head
             reply["pid"] = socket.pid
         self.send(SocketPacket(SocketPacketType.CONNECT, nsp.name, reply))
-        if restored is not None:
+        if restored is not None and recovery is not None:
+            # Synchronously: what is broadcast from here on reaches the socket directly.
+            missed = recovery.replay(restored)
             nsp.adapter.add_all(socket.id, restored.record.rooms)
-            for message in restored.missed:
+            for message in missed:
                 self.session.send_encoded(message)
         for handler in nsp.connection_handlers:
             call_handler(handler, [socket], f"socket {socket.id}, connection to {nsp.name}")

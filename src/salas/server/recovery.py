@@ -5,6 +5,11 @@ the adapter carries its offset as a last, extra argument (the client remembers t
 it saw). When a transport drops, the socket's session is saved; a client reconnecting with
 `{pid, offset}` in its CONNECT gets the same socket id, rooms and `data` back, then every
 logged broadcast after `offset` meant for its rooms, and `socket.recovered` is True.
+
+Reading the log takes time (a database query); broadcasts made meanwhile are in neither the
+answer nor the socket's rooms yet. So each restore in progress also collects what is
+logged while it runs (`_Watch`), and the replay is the union of both, by offset, computed
+when the socket joins its rooms (synchronously, so nothing falls between the two).
 """
 
 from __future__ import annotations
@@ -47,10 +52,21 @@ class RecoveryOptions:
     store: RecoveryStore = field(default_factory=MemoryRecoveryStore)
 
 
+class _Watch:
+    """Broadcasts logged while a restore is in progress."""
+
+    __slots__ = ("packets",)
+
+    def __init__(self) -> None:
+        self.packets: list[LoggedPacket] = []
+
+
 @dataclass(frozen=True, slots=True)
 class RestoredSession:
     record: SessionRecord
-    missed: list[EncodedMessage]
+    offset: int  # the client's last offset: everything after it is replayed
+    logged: list[LoggedPacket]  # read from the log, for the session's rooms
+    watch: _Watch = field(default_factory=_Watch, repr=False)
 
 
 class Recovery:
@@ -60,6 +76,7 @@ class Recovery:
         self._next_offset = 1
         self._pending: set[asyncio.Task[None]] = set()
         self._pruner: asyncio.Task[None] | None = None
+        self._watches: set[_Watch] = set()
 
     async def start(self) -> None:
         await self.store.open()
@@ -88,15 +105,17 @@ class Recovery:
         return offset
 
     def log(self, offset: int, nsp: str, opts: BroadcastOptions, message: EncodedMessage) -> None:
-        self.store.append(
-            LoggedPacket(
-                offset,
-                nsp,
-                tuple(sorted(opts.rooms)),
-                tuple(sorted(opts.except_rooms)),
-                tuple(message.packets),
-            )
+        packet = LoggedPacket(
+            offset,
+            nsp,
+            tuple(sorted(opts.rooms)),
+            tuple(sorted(opts.except_rooms)),
+            tuple(message.packets),
         )
+        self.store.append(packet)
+        if self._watches:
+            for watch in self._watches:
+                watch.packets.append(packet)
 
     # -- disconnect and reconnect -----------------------------------------------------
     def save(self, record: SessionRecord) -> None:
@@ -111,10 +130,27 @@ class Recovery:
             logger.exception("could not save session of socket %s for recovery", record.sid)
 
     async def restore(self, nsp: str, auth: dict[str, Any]) -> RestoredSession | None:
-        """The session a reconnecting client asks for, or None to connect it afresh."""
+        """The session a reconnecting client asks for, or None to connect it afresh.
+
+        Unless it is None, pass the result to `replay` (when the socket joins its rooms)
+        or to `abandon`: until then it collects what is broadcast."""
         pid = auth.get("pid")
         if not isinstance(pid, str) or not pid:
             return None
+        watch = _Watch()
+        self._watches.add(watch)
+        try:
+            restored = await self._restore(nsp, auth, pid, watch)
+        except BaseException:
+            self._watches.discard(watch)
+            raise
+        if restored is None:
+            self._watches.discard(watch)
+        return restored
+
+    async def _restore(
+        self, nsp: str, auth: dict[str, Any], pid: str, watch: _Watch
+    ) -> RestoredSession | None:
         try:
             record = await self.store.take_session(pid)
         except Exception:
@@ -139,8 +175,26 @@ class Recovery:
             logger.info("session %s missed too much to replay; connecting afresh", record.sid)
             return None
         rooms = frozenset(record.rooms)
-        missed = [EncodedMessage(list(p.packets)) for p in packets if p.reaches(rooms)]
-        return RestoredSession(record, missed)
+        return RestoredSession(record, offset, [p for p in packets if p.reaches(rooms)], watch)
+
+    def replay(self, restored: RestoredSession) -> list[EncodedMessage]:
+        """What the recovered socket missed, oldest first: the log read by `restore` and
+        what was broadcast since. Call it when the socket joins its rooms, without awaiting
+        in between: from then on broadcasts reach it directly."""
+        self._watches.discard(restored.watch)
+        rooms = frozenset(restored.record.rooms)
+        missed = {p.offset: p for p in restored.logged}
+        for packet in restored.watch.packets:
+            if packet.offset > restored.offset and packet.reaches(rooms):
+                missed.setdefault(packet.offset, packet)
+        return [EncodedMessage(list(missed[o].packets)) for o in sorted(missed)]
+
+    def abandon(self, restored: RestoredSession, resave: bool = False) -> None:
+        """The restored session will not be used; with `resave`, keep it for another try
+        (its client went away before it could be given back)."""
+        self._watches.discard(restored.watch)
+        if resave:
+            self.save(restored.record)
 
     async def _prune_forever(self) -> None:
         window_ms = int(self.options.max_disconnection_duration * 1000)
