@@ -25,12 +25,10 @@ answered with the stored message if it did commit.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
-
+from ._pg_common import DB_ERRORS, PostgresPool, advisory_lock_key, create_schema
 from .base import (
     HISTORY_LIMIT_DEFAULT,
     Draft,
@@ -41,13 +39,11 @@ from .base import (
     check_identifier,
 )
 from .batching import DEFAULT_MAX_BATCH, GroupCommitter
-from .urls import redact, split_postgres_url
+from .urls import redact, split_postgres_url  # redact: still importable from here
 
 __all__ = ["PostgresStore", "redact"]
 
 _COLUMNS = "id, channel, message, author, ts, client_id"
-# What asyncpg raises when the server is unreachable, refuses us, or a statement fails.
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def _message(row: Any) -> StoredMessage:
@@ -79,12 +75,9 @@ class PostgresStore:
         self.schema = check_identifier("schema", schema)
         self.table = check_identifier("table", table)
         self._max_batch = max_batch
-        self._pool_size = (min_pool, max_pool)
         self._connect_timeout = connect_timeout
-        self._command_timeout = command_timeout
         # Same key in every process writing this table: it is what serialises their batches.
-        digest = hashlib.blake2b(f"salas.store:{schema}.{table}".encode(), digest_size=8)
-        self._lock_key = int.from_bytes(digest.digest(), "big", signed=True)
+        self._lock_key = advisory_lock_key("salas.store", schema, table)
         self._qualified = f'"{schema}"."{table}"'
         t = self._qualified
         # ``author``, not ``user``: ``user`` is a reserved word here.
@@ -113,7 +106,15 @@ class PostgresStore:
         self._after = f"{select} AND id > $2 ORDER BY id LIMIT $3"
         self._between = f"{select} AND id > $2 AND id < $3 ORDER BY id LIMIT $4"
         self._sequence = ""
-        self._pool: Any = None
+        self._db = PostgresPool(
+            dsn,
+            table=self._qualified,
+            name="postgresql",
+            min_size=min_pool,
+            max_size=max_pool,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
         self._committer: GroupCommitter[Draft, StoredMessage] | None = None
 
     @classmethod
@@ -139,22 +140,7 @@ class PostgresStore:
     async def open(self) -> None:
         if self._committer is not None:
             return
-        where = redact(self.dsn)
-        try:
-            self._pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=self._pool_size[0],
-                max_size=self._pool_size[1],
-                timeout=self._connect_timeout,
-                command_timeout=self._command_timeout,
-            )
-        except (*_DB_ERRORS, ValueError) as exc:  # ValueError: a malformed DSN
-            raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from exc
-        try:
-            await self._create_schema()
-        except _DB_ERRORS as exc:
-            await self._close_pool()
-            raise StoreError(f"cannot create {self._qualified} at {where}: {exc}") from exc
+        await self._db.open(self._create_schema)
         self._committer = GroupCommitter(self._commit, max_batch=self._max_batch, name="postgresql")
         self._committer.start()
 
@@ -164,7 +150,7 @@ class PostgresStore:
             if committer is not None:
                 await committer.close()
         finally:
-            await self._close_pool()
+            await self._db.close()
 
     # -- the contract --------------------------------------------------------------------
 
@@ -185,16 +171,14 @@ class PostgresStore:
         limit: int = HISTORY_LIMIT_DEFAULT,
     ) -> list[StoredMessage]:
         before, after, limit = check_history(channel, before, after, limit)
-        if self._pool is None:
-            raise StoreError("postgresql store is not open")
         if after is not None and before is not None:
-            rows = await self._fetch(self._between, channel, after, before, limit)
+            rows = await self._db.fetch(self._between, channel, after, before, limit)
         elif after is not None:
-            rows = await self._fetch(self._after, channel, after, limit)
+            rows = await self._db.fetch(self._after, channel, after, limit)
         elif before is not None:
-            rows = (await self._fetch(self._before, channel, before, limit))[::-1]
+            rows = (await self._db.fetch(self._before, channel, before, limit))[::-1]
         else:
-            rows = (await self._fetch(self._latest, channel, limit))[::-1]
+            rows = (await self._db.fetch(self._latest, channel, limit))[::-1]
         return [_message(row) for row in rows]
 
     async def health(self) -> dict[str, object]:
@@ -203,11 +187,11 @@ class PostgresStore:
             "schema": self.schema,
             "table": self.table,
         }
-        if self._pool is None or self._committer is None:
+        if self._committer is None:
             return {**report, "ok": False, "error": "store is not open"}
         try:
-            await asyncio.wait_for(self._pool.fetchval("SELECT 1"), self._connect_timeout)
-        except _DB_ERRORS as exc:
+            await asyncio.wait_for(self._db.pool.fetchval("SELECT 1"), self._connect_timeout)
+        except DB_ERRORS as exc:
             return {**report, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
         return {
             **report,
@@ -219,28 +203,15 @@ class PostgresStore:
 
     # -- database side -------------------------------------------------------------------
 
-    async def _create_schema(self) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            # Several processes starting at once would race on CREATE ... IF NOT EXISTS.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
-            # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
-            # exists; asking first lets a role without that privilege use an existing one.
-            exists = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", self.schema
-            )
-            if not exists:
-                await conn.execute(f'CREATE SCHEMA "{self.schema}"')
-            await conn.execute(self._ddl)
-            self._sequence = await conn.fetchval(
-                "SELECT pg_get_serial_sequence($1, 'id')", self._qualified
-            )
+    async def _create_schema(self, conn: Any) -> None:
+        await create_schema(conn, schema=self.schema, ddl=self._ddl, lock_key=self._lock_key)
+        self._sequence = await conn.fetchval(
+            "SELECT pg_get_serial_sequence($1, 'id')", self._qualified
+        )
 
     async def _commit(self, drafts: Sequence[Draft]) -> list[StoredMessage]:
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                return await self._write_batch(conn, drafts)
-        except _DB_ERRORS as exc:
-            raise StoreError(f"PostgreSQL write to {self._qualified} failed: {exc}") from exc
+        async with self._db.transaction() as conn:
+            return await self._write_batch(conn, drafts)
 
     async def _write_batch(self, conn: Any, drafts: Sequence[Draft]) -> list[StoredMessage]:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
@@ -286,15 +257,3 @@ class PostgresStore:
         stored = [r for r in results if r is not None]
         assert len(stored) == len(drafts)
         return stored
-
-    async def _fetch(self, sql: str, *args: object) -> list[Any]:
-        try:
-            rows: list[Any] = await self._pool.fetch(sql, *args)
-        except _DB_ERRORS as exc:
-            raise StoreError(f"PostgreSQL read from {self._qualified} failed: {exc}") from exc
-        return rows
-
-    async def _close_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()

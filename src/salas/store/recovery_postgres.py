@@ -16,16 +16,13 @@ applied in the order they were asked (runs of saves as one statement, runs of ta
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-
-from .base import StoreError
+from ._pg_common import PostgresPool, advisory_lock_key, create_schema
+from .base import StoreError, check_identifier
 from .batching import DEFAULT_MAX_BATCH, GroupCommitter
-from .postgres import PostgresStore
 from .recovery import (
     LoggedPacket,
     LogRow,
@@ -38,11 +35,10 @@ from .recovery import (
     session_row,
     storable_key,
 )
-from .urls import redact, split_postgres_url
+from .urls import split_postgres_url
 
 __all__ = ["PostgresRecoveryStore"]
 
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _INT64_MAX = 2**63 - 1
 _SESSION_COLUMNS = "pid, sid, nsp, rooms, data, base_offset, disconnected_at"
 
@@ -75,16 +71,12 @@ class PostgresRecoveryStore:
         command_timeout: float = 30.0,
     ) -> None:
         # The message store's checks of schema and table, so both accept the same URLs.
-        checked = PostgresStore(dsn, schema=schema, table=table, url=url)
-        self.url, self.dsn = checked.url, checked.dsn
-        self.schema, self.table = checked.schema, checked.table
+        self.schema = check_identifier("schema", schema)
+        self.table = check_identifier("table", table)
+        self.url = url if url is not None else dsn
+        self.dsn = dsn
         self._max_batch = max_batch
-        self._max_pool = max_pool
-        self._connect_timeout = connect_timeout
-        self._command_timeout = command_timeout
-        schema, table = self.schema, self.table
-        digest = hashlib.blake2b(f"salas.recovery:{schema}.{table}".encode(), digest_size=8)
-        self._lock_key = int.from_bytes(digest.digest(), "big", signed=True)
+        self._lock_key = advisory_lock_key("salas.recovery", schema, table)
         log = f'"{schema}"."{table}_recovery_log"'
         sessions = f'"{schema}"."{table}_recovery_sessions"'
         self._log_table = log
@@ -126,7 +118,15 @@ class PostgresRecoveryStore:
             f"DELETE FROM {log} WHERE ts < $1 AND log_offset < (SELECT max(log_offset) FROM {log})"
         )
         self._prune_sessions = f"DELETE FROM {sessions} WHERE disconnected_at < $1"
-        self._pool: Any = None
+        self._db = PostgresPool(
+            dsn,
+            table=log,
+            name="postgresql recovery",
+            min_size=1,
+            max_size=max_pool,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
         self._log: LogWriter[LogRow] | None = None
         self._sessions: GroupCommitter[_Save | _Take, SessionRow | None] | None = None
         self._highest = 0  # the highest offset appended through this object
@@ -154,22 +154,7 @@ class PostgresRecoveryStore:
     async def open(self) -> None:
         if self._log is not None:
             return
-        where = redact(self.dsn)
-        try:
-            self._pool = await asyncpg.create_pool(
-                self.dsn,
-                min_size=1,
-                max_size=self._max_pool,
-                timeout=self._connect_timeout,
-                command_timeout=self._command_timeout,
-            )
-        except (*_DB_ERRORS, ValueError) as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from exc
-        try:
-            await self._create_schema()
-        except _DB_ERRORS as exc:
-            await self._close_pool()
-            raise StoreError(f"cannot create {self._log_table} at {where}: {exc}") from exc
+        await self._db.open(self._create_schema)
         self._log = LogWriter(
             self._write_log, name="postgresql recovery log", max_batch=self._max_batch
         )
@@ -188,12 +173,12 @@ class PostgresRecoveryStore:
             if sessions is not None:
                 await sessions.close()
         finally:
-            await self._close_pool()
+            await self._db.close()
 
     # -- the contract --------------------------------------------------------------------
 
     async def last_offset(self) -> int:
-        stored = await self._query("fetchval", self._max_offset)
+        stored = await self._db.fetchval(self._max_offset)
         return max(stored or 0, self._highest)
 
     def append(self, packet: LoggedPacket) -> None:
@@ -215,7 +200,7 @@ class PostgresRecoveryStore:
             return []
         await self._log.flush()  # a broadcast just before this call is in the answer
         offset = max(min(offset, _INT64_MAX), -_INT64_MAX)
-        rows = await self._query("fetch", self._after, nsp, offset, limit)
+        rows = await self._db.fetch(self._after, nsp, offset, limit)
         return [packet_of(row) for row in rows]
 
     async def save_session(self, record: SessionRecord) -> None:
@@ -228,43 +213,24 @@ class PostgresRecoveryStore:
         return None if row is None else record_of(row)
 
     async def prune(self, before_ms: int) -> None:
-        if self._pool is None or self._log is None:
+        if self._log is None:
             raise StoreError("postgresql recovery store is not open")
         await self._log.flush()  # packets appended before this call are pruned too
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(self._prune_log, before_ms)
-                await conn.execute(self._prune_sessions, before_ms)
-        except _DB_ERRORS as exc:
-            raise StoreError(f"PostgreSQL prune of {self._log_table} failed: {exc}") from exc
+        async with self._db.transaction(f"PostgreSQL prune of {self._log_table} failed") as conn:
+            await conn.execute(self._prune_log, before_ms)
+            await conn.execute(self._prune_sessions, before_ms)
 
     # -- database side -------------------------------------------------------------------
 
-    async def _create_schema(self) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            # Several processes starting at once would race on CREATE ... IF NOT EXISTS.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
-            exists = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", self.schema
-            )
-            if not exists:
-                await conn.execute(f'CREATE SCHEMA "{self.schema}"')
-            await conn.execute(self._ddl)
+    async def _create_schema(self, conn: Any) -> None:
+        await create_schema(conn, schema=self.schema, ddl=self._ddl, lock_key=self._lock_key)
 
     async def _write_log(self, rows: list[LogRow]) -> None:
-        columns = list(zip(*rows, strict=True))
-        try:
-            async with self._pool.acquire() as conn:
-                await conn.execute(self._insert_log, *columns)
-        except _DB_ERRORS as exc:
-            raise StoreError(f"PostgreSQL write to {self._log_table} failed: {exc}") from exc
+        await self._db.execute(self._insert_log, *zip(*rows, strict=True))
 
     async def _commit_sessions(self, ops: Sequence[_Save | _Take]) -> list[SessionRow | None]:
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                return await self._apply_sessions(conn, ops)
-        except _DB_ERRORS as exc:
-            raise StoreError(f"PostgreSQL write of recovery sessions failed: {exc}") from exc
+        async with self._db.transaction("PostgreSQL write of recovery sessions failed") as conn:
+            return await self._apply_sessions(conn, ops)
 
     async def _apply_sessions(
         self, conn: Any, ops: Sequence[_Save | _Take]
@@ -294,16 +260,3 @@ class PostgresRecoveryStore:
         if sessions is None:
             raise StoreError("postgresql recovery store is not open")
         return await sessions.submit(op)
-
-    async def _query(self, method: str, sql: str, *args: object) -> Any:
-        if self._pool is None:
-            raise StoreError("postgresql recovery store is not open")
-        try:
-            return await getattr(self._pool, method)(sql, *args)
-        except _DB_ERRORS as exc:
-            raise StoreError(f"PostgreSQL read from {self._log_table} failed: {exc}") from exc
-
-    async def _close_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()

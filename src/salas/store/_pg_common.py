@@ -1,0 +1,133 @@
+"""What the PostgreSQL stores (messages and recovery) share: :class:`PostgresPool`, the
+schema creation every process may run at once, and advisory-lock keys."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import asyncpg
+
+from .base import StoreError
+from .urls import redact
+
+__all__ = ["DB_ERRORS", "PostgresPool", "advisory_lock_key", "create_schema"]
+
+# What asyncpg raises when the server is unreachable, refuses us, or a statement fails.
+DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def advisory_lock_key(purpose: str, schema: str, table: str) -> int:
+    """The advisory lock key of ``purpose`` on ``schema.table``: the same in every process."""
+    digest = hashlib.blake2b(f"{purpose}:{schema}.{table}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+async def create_schema(conn: Any, *, schema: str, ddl: str, lock_key: int) -> None:
+    """Run ``ddl`` (``CREATE ... IF NOT EXISTS``) in ``schema``, creating the schema if missing;
+    inside the caller's transaction."""
+    # Several processes starting at once would race on CREATE ... IF NOT EXISTS.
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
+    # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+    # exists; asking first lets a role without that privilege use an existing one.
+    exists = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema
+    )
+    if not exists:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    await conn.execute(ddl)
+
+
+@contextmanager
+def _failing(message: str) -> Iterator[None]:
+    try:
+        yield
+    except DB_ERRORS as exc:
+        raise StoreError(f"{message}: {exc}") from exc
+
+
+class PostgresPool:
+    """An asyncpg pool for one store; database errors come out as :class:`StoreError`.
+
+    ``table`` is what error messages name ("PostgreSQL read from <table> failed"); ``name``
+    says whose pool this is in "<name> store is not open".
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        table: str,
+        name: str,
+        min_size: int,
+        max_size: int,
+        connect_timeout: float,
+        command_timeout: float,
+    ) -> None:
+        self.dsn = dsn
+        self._table = table
+        self._name = name
+        self._size = (min_size, max_size)
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._pool: Any = None
+
+    @property
+    def pool(self) -> Any:
+        """The asyncpg pool; StoreError when it is not open."""
+        if self._pool is None:
+            raise StoreError(f"{self._name} store is not open")
+        return self._pool
+
+    async def open(self, setup: Callable[[Any], Awaitable[None]]) -> None:
+        """Connect, then run ``setup(conn)`` (the schema) in one transaction; StoreError,
+        without the password, if either fails."""
+        where = redact(self.dsn)
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self._size[0],
+                max_size=self._size[1],
+                timeout=self._connect_timeout,
+                command_timeout=self._command_timeout,
+            )
+        except (*DB_ERRORS, ValueError) as exc:  # ValueError: a malformed DSN
+            raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from exc
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await setup(conn)
+        except DB_ERRORS as exc:
+            await self.close()
+            raise StoreError(f"cannot create {self._table} at {where}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Close the pool (idempotent)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def fetch(self, sql: str, *args: object) -> list[Any]:
+        """The rows of a query."""
+        with _failing(f"PostgreSQL read from {self._table} failed"):
+            rows: list[Any] = await self.pool.fetch(sql, *args)
+        return rows
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        """The first value of a query's first row."""
+        with _failing(f"PostgreSQL read from {self._table} failed"):
+            return await self.pool.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: object) -> None:
+        """One writing statement, on its own (it is its own transaction)."""
+        with _failing(f"PostgreSQL write to {self._table} failed"):
+            await self.pool.execute(sql, *args)
+
+    @asynccontextmanager
+    async def transaction(self, failing: str | None = None) -> AsyncIterator[Any]:
+        """A connection in a transaction, committed if the block ends normally; StoreError,
+        starting with ``failing``, if the database fails."""
+        with _failing(failing or f"PostgreSQL write to {self._table} failed"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
