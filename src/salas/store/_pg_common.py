@@ -13,10 +13,15 @@ import asyncpg
 from .base import StoreError
 from .urls import redact
 
-__all__ = ["DB_ERRORS", "PostgresPool", "advisory_lock_key", "create_schema"]
+__all__ = ["DB_ERRORS", "PostgresPool", "advisory_lock_key", "create_schema", "param"]
 
 # What asyncpg raises when the server is unreachable, refuses us, or a statement fails.
 DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def param(n: int) -> str:
+    """PostgreSQL's placeholder for the n-th parameter of a statement: ``$n``."""
+    return f"${n}"
 
 
 def advisory_lock_key(purpose: str, schema: str, table: str) -> int:
@@ -51,14 +56,16 @@ def _failing(message: str) -> Iterator[None]:
 class PostgresPool:
     """An asyncpg pool for one store; database errors come out as :class:`StoreError`.
 
-    ``table`` is what error messages name ("PostgreSQL read from <table> failed"); ``name``
-    says whose pool this is in "<name> store is not open".
+    ``setup(conn)`` creates the schema on ``open``, in one transaction. ``table`` is what
+    error messages name ("PostgreSQL read from <table> failed"); ``name`` says whose pool
+    this is in "<name> store is not open".
     """
 
     def __init__(
         self,
         dsn: str,
         *,
+        setup: Callable[[Any], Awaitable[None]],
         table: str,
         name: str,
         min_size: int,
@@ -67,6 +74,7 @@ class PostgresPool:
         command_timeout: float,
     ) -> None:
         self.dsn = dsn
+        self._setup = setup
         self._table = table
         self._name = name
         self._size = (min_size, max_size)
@@ -81,9 +89,8 @@ class PostgresPool:
             raise StoreError(f"{self._name} store is not open")
         return self._pool
 
-    async def open(self, setup: Callable[[Any], Awaitable[None]]) -> None:
-        """Connect, then run ``setup(conn)`` (the schema) in one transaction; StoreError,
-        without the password, if either fails."""
+    async def open(self) -> None:
+        """Connect, then create the schema; StoreError, without the password, if it cannot."""
         where = redact(self.dsn)
         try:
             self._pool = await asyncpg.create_pool(
@@ -97,7 +104,7 @@ class PostgresPool:
             raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from exc
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                await setup(conn)
+                await self._setup(conn)
         except DB_ERRORS as exc:
             await self.close()
             raise StoreError(f"cannot create {self._table} at {where}: {exc}") from exc

@@ -18,11 +18,16 @@ from typing import TypeVar
 
 from .base import StoreError
 
-__all__ = ["SQLiteFile", "check_sqlite_path", "sqlite_url"]
+__all__ = ["SQLiteFile", "check_sqlite_path", "param", "sqlite_url"]
 
 _T = TypeVar("_T")
 # How long a write waits for another connection or process holding the file's write lock.
 _BUSY_TIMEOUT_S = 10.0
+
+
+def param(n: int) -> str:
+    """SQLite's placeholder for the n-th parameter of a statement: ``?`` (by position)."""
+    return "?"
 
 
 def check_sqlite_path(path: str) -> str:

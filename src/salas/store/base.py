@@ -28,6 +28,9 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "HISTORY_LIMIT_DEFAULT",
     "HISTORY_LIMIT_MAX",
+    "INT64_MAX",
+    "INT64_MIN",
+    "Connections",
     "Draft",
     "InvalidInputError",
     "MessageStore",
@@ -44,8 +47,8 @@ HISTORY_LIMIT_MAX = 500
 
 # SQLite and PostgreSQL both store 64-bit signed integers; a larger bound coming from a
 # client (``before=1e30``) would overflow their drivers, and means "no bound" anyway.
-_ID_MIN = -(2**63)
-_ID_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 # Table and schema names go into SQL text, so only plain identifiers; 40 characters leave
 # room for the index names derived from them within PostgreSQL's 63.
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
@@ -134,6 +137,15 @@ class MessageStore(Protocol):
         ...
 
 
+class Connections(Protocol):
+    """What a durable store reaches its database through (a SQLite file's threads, a
+    PostgreSQL pool): opened with the store, closed with it."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 def now_ms() -> int:
     """Wall-clock milliseconds since the epoch (the ``ts`` of a message)."""
     return time.time_ns() // 1_000_000
@@ -170,7 +182,7 @@ def _check_id(name: str, value: object) -> int | None:
     # bool is an int subclass, but ``before=True`` is a caller's bug, not an id.
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidInputError(f"{name} must be an int or None, not {type(value).__name__}")
-    return max(_ID_MIN, min(_ID_MAX, value))
+    return max(INT64_MIN, min(INT64_MAX, value))
 
 
 def check_history(

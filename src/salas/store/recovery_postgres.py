@@ -120,6 +120,7 @@ class PostgresRecoveryStore:
         self._prune_sessions = f"DELETE FROM {sessions} WHERE disconnected_at < $1"
         self._db = PostgresPool(
             dsn,
+            setup=self._create_schema,
             table=log,
             name="postgresql recovery",
             min_size=1,
@@ -154,7 +155,7 @@ class PostgresRecoveryStore:
     async def open(self) -> None:
         if self._log is not None:
             return
-        await self._db.open(self._create_schema)
+        await self._db.open()
         self._log = LogWriter(
             self._write_log, name="postgresql recovery log", max_batch=self._max_batch
         )

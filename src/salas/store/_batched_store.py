@@ -1,0 +1,188 @@
+"""What the SQLite and PostgreSQL message stores share: :class:`BatchedMessageStore`.
+
+Both write through group commit (:mod:`salas.store.batching`) and page history with the
+same four statements; they differ in how a batch is written (the ``_commit`` of each),
+how rows are read, and what their health report names. The table they keep is the same,
+column for column (:func:`messages_ddl`), in each database's own types.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+from .base import (
+    HISTORY_LIMIT_DEFAULT,
+    Connections,
+    Draft,
+    StoredMessage,
+    StoreError,
+    check_append,
+    check_history,
+)
+from .batching import GroupCommitter
+
+__all__ = ["COLUMNS", "BatchedMessageStore", "HistoryQueries", "messages_ddl"]
+
+#: The messages table's columns, in :class:`StoredMessage` order. ``author``, not ``user``:
+#: ``user`` is reserved in PostgreSQL; both backends agree.
+COLUMNS = "id, channel, message, author, ts, client_id"
+
+DbT = TypeVar("DbT", bound=Connections)
+
+
+def messages_ddl(table: str, qualified: str, *, id_column: str, integer: str) -> str:
+    """The messages table ``qualified`` and its indexes (named after ``table``).
+
+    Only the types are the database's: ``id_column`` is how it hands out ids that are never
+    reused, ``integer`` its 64-bit integer type.
+    """
+    return (
+        f"CREATE TABLE IF NOT EXISTS {qualified} ("
+        f" id {id_column},"
+        " channel TEXT NOT NULL, message TEXT NOT NULL, author TEXT NOT NULL,"
+        f" ts {integer} NOT NULL, client_id TEXT);"
+        f'CREATE INDEX IF NOT EXISTS "{table}_channel_id" ON {qualified} (channel, id);'
+        f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_channel_client_id"'
+        f" ON {qualified} (channel, client_id) WHERE client_id IS NOT NULL;"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQueries:
+    """The statements of ``history``, one per combination of bounds."""
+
+    latest: str
+    before: str
+    after: str
+    between: str
+
+    @classmethod
+    def on(cls, qualified: str, param: Callable[[int], str]) -> HistoryQueries:
+        """The statements on table ``qualified``; ``param(n)`` is the database's placeholder
+        for the n-th parameter ("?" in SQLite, "$n" in PostgreSQL)."""
+        select = f"SELECT {COLUMNS} FROM {qualified} WHERE channel = {param(1)}"
+        return cls(
+            latest=f"{select} ORDER BY id DESC LIMIT {param(2)}",
+            before=f"{select} AND id < {param(2)} ORDER BY id DESC LIMIT {param(3)}",
+            after=f"{select} AND id > {param(2)} ORDER BY id LIMIT {param(3)}",
+            between=(
+                f"{select} AND id > {param(2)} AND id < {param(3)} ORDER BY id LIMIT {param(4)}"
+            ),
+        )
+
+
+class BatchedMessageStore(ABC, Generic[DbT]):
+    """A :class:`~salas.store.base.MessageStore` whose appends are group-committed through
+    ``db`` (opened and closed with the store), paging history with ``queries``."""
+
+    backend: ClassVar[str]
+    url: str
+
+    def __init__(self, db: DbT, queries: HistoryQueries, *, max_batch: int) -> None:
+        self._db = db
+        self._queries = queries
+        self._max_batch = max_batch
+        self._committer: GroupCommitter[Draft, StoredMessage] | None = None
+
+    # -- measures of group commit ------------------------------------------------------
+
+    @property
+    def batches_committed(self) -> int:
+        """Write transactions committed since ``open``."""
+        return 0 if self._committer is None else self._committer.batches_committed
+
+    @property
+    def messages_committed(self) -> int:
+        """Messages handed to committed transactions since ``open`` (repeats included)."""
+        return 0 if self._committer is None else self._committer.items_committed
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._committer is not None:
+            return
+        await self._db.open()
+        self._committer = GroupCommitter(self._commit, max_batch=self._max_batch, name=self.backend)
+        self._committer.start()
+
+    async def close(self) -> None:
+        committer, self._committer = self._committer, None
+        try:
+            if committer is not None:
+                await committer.close()
+        finally:
+            await self._db.close()
+
+    # -- the contract --------------------------------------------------------------------
+
+    async def append(
+        self, channel: str, message: str, user: str, client_id: str | None = None
+    ) -> StoredMessage:
+        draft = check_append(channel, message, user, client_id)
+        if self._committer is None:
+            raise StoreError(f"{self.backend} store is not open")
+        return await self._committer.submit(draft)
+
+    async def history(
+        self,
+        channel: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = HISTORY_LIMIT_DEFAULT,
+    ) -> list[StoredMessage]:
+        before, after, limit = check_history(channel, before, after, limit)
+        q = self._queries
+        params: tuple[object, ...]
+        if after is not None and before is not None:
+            sql, params, newest_first = q.between, (channel, after, before, limit), False
+        elif after is not None:
+            sql, params, newest_first = q.after, (channel, after, limit), False
+        elif before is not None:
+            sql, params, newest_first = q.before, (channel, before, limit), True
+        else:
+            sql, params, newest_first = q.latest, (channel, limit), True
+        messages = await self._fetch(sql, params)
+        if newest_first:
+            messages.reverse()
+        return messages
+
+    async def health(self) -> dict[str, object]:
+        report: dict[str, object] = {"backend": self.backend, **self._whereabouts()}
+        committer = self._committer
+        if committer is None:
+            return {**report, "ok": False, "error": "store is not open"}
+        try:
+            details = await self._probe()
+        except StoreError as exc:
+            return {**report, "ok": False, "error": str(exc)}
+        return {
+            **report,
+            "ok": True,
+            **details,
+            "batches_committed": committer.batches_committed,
+            "batches_failed": committer.batches_failed,
+            "pending": committer.pending,
+        }
+
+    # -- what each database does its own way -------------------------------------------
+
+    @abstractmethod
+    async def _commit(self, drafts: Sequence[Draft]) -> list[StoredMessage]:
+        """Write ``drafts`` in one transaction (GroupCommitter's ``commit``)."""
+
+    @abstractmethod
+    async def _fetch(self, sql: str, params: tuple[object, ...]) -> list[StoredMessage]:
+        """The messages a history statement selects, in its order."""
+
+    @abstractmethod
+    def _whereabouts(self) -> dict[str, object]:
+        """Where the messages are, for ``health`` (a path; a schema and table)."""
+
+    @abstractmethod
+    async def _probe(self) -> dict[str, object]:
+        """Ask the database whether it answers: what ``health`` adds when it does;
+        StoreError, whose text ``health`` reports, when it does not."""
