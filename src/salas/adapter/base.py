@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from salas.protocol.outgoing import EncodedMessage
 
@@ -50,9 +50,12 @@ class MemberRegistry(Protocol):
     def sockets(self) -> Mapping[str, Member]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class BroadcastOptions:
-    """Recipients: sockets in any of `rooms` (all sockets if empty), minus any in `except_rooms`."""
+class BroadcastOptions(NamedTuple):
+    """Recipients: sockets in any of `rooms` (all sockets if empty), minus any in `except_rooms`.
+
+    A named tuple rather than a frozen dataclass: one is built for every `io.to(room)`, and
+    tuples are several times cheaper to create.
+    """
 
     rooms: frozenset[str] = frozenset()
     except_rooms: frozenset[str] = frozenset()

@@ -57,24 +57,43 @@ class SocketPacket:
 
 
 _BINARY_TYPES = (SocketPacketType.BINARY_EVENT, SocketPacketType.BINARY_ACK)
+# Tuples, not `bytes | bytearray`: a union written in a call is built anew on every call,
+# and these checks run for every emit.
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+_SEQUENCE_TYPES = (list, tuple)
+# Values that can hold nothing further (the common case in event payloads).
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None)})
+_TYPES_BY_DIGIT = {str(int(t)): t for t in SocketPacketType}
+_DIGIT_OF = {t: str(int(t)) for t in SocketPacketType}
+# Enum members looked up once: attribute access on an Enum class is slow on hot paths.
+_EVENT = SocketPacketType.EVENT
+_ACK = SocketPacketType.ACK
+_BINARY_OF = {_EVENT: SocketPacketType.BINARY_EVENT, _ACK: SocketPacketType.BINARY_ACK}
 
 
 def has_binary(value: Any) -> bool:
     """True when bytes appear anywhere inside `value` (lists, tuples, dict values)."""
-    if isinstance(value, bytes | bytearray | memoryview):
+    if type(value) in _LEAF_TYPES:
+        return False
+    if isinstance(value, _BYTES_TYPES):
         return True
-    if isinstance(value, list | tuple):
-        return any(has_binary(v) for v in value)
-    if isinstance(value, dict):
-        return any(has_binary(v) for v in value.values())
+    if isinstance(value, _SEQUENCE_TYPES):
+        items: Any = value
+    elif isinstance(value, dict):
+        items = value.values()
+    else:
+        return False
+    for item in items:  # noqa: SIM110 - a plain loop: any() over a generator costs more here
+        if type(item) not in _LEAF_TYPES and has_binary(item):
+            return True
     return False
 
 
 def _deconstruct(value: Any, buffers: list[bytes]) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, _BYTES_TYPES):
         buffers.append(bytes(value))
         return {"_placeholder": True, "num": len(buffers) - 1}
-    if isinstance(value, list | tuple):
+    if isinstance(value, _SEQUENCE_TYPES):
         return [_deconstruct(v, buffers) for v in value]
     if isinstance(value, dict):
         return {k: _deconstruct(v, buffers) for k, v in value.items()}
@@ -102,13 +121,14 @@ def encode_packet(packet: SocketPacket) -> list[str | bytes]:
     packet_type = packet.type
     data = packet.data
     buffers: list[bytes] = []
-    if packet_type in (SocketPacketType.EVENT, SocketPacketType.ACK) and has_binary(data):
-        packet_type = SocketPacketType(packet_type + 3)
-        data = _deconstruct(data, buffers)
+    if packet_type is _EVENT or packet_type is _ACK:
+        if has_binary(data):
+            packet_type = _BINARY_OF[packet_type]
+            data = _deconstruct(data, buffers)
     elif packet_type in _BINARY_TYPES:
         data = _deconstruct(data, buffers)
-    out = str(int(packet_type))
-    if packet_type in _BINARY_TYPES:
+    out = _DIGIT_OF[packet_type]
+    if buffers or packet_type in _BINARY_TYPES:
         out += f"{len(buffers)}-"
     if packet.nsp != "/":
         out += packet.nsp + ","
@@ -129,7 +149,7 @@ def _valid_payload(packet_type: SocketPacketType, data: Any, present: bool) -> b
     if packet_type is SocketPacketType.DISCONNECT:
         return not present
     if packet_type is SocketPacketType.CONNECT_ERROR:
-        return isinstance(data, str | dict)
+        return isinstance(data, (str, dict))
     if packet_type in (SocketPacketType.EVENT, SocketPacketType.BINARY_EVENT):
         if not isinstance(data, list) or not data:
             return False
@@ -150,10 +170,9 @@ def decode_text(text: str) -> tuple[SocketPacket, int]:
     """Decode the text part of a packet; returns it and how many attachments it announced."""
     if not text:
         raise ProtocolError("empty packet")
-    try:
-        packet_type = SocketPacketType(int(text[0]))
-    except ValueError:
-        raise ProtocolError(f"unknown packet type {text[0]!r}") from None
+    packet_type = _TYPES_BY_DIGIT.get(text[0])
+    if packet_type is None:
+        raise ProtocolError(f"unknown packet type {text[0]!r}")
     i = 1
     end = len(text)
     attachments = 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ if TYPE_CHECKING:
     from salas.server.namespace import Namespace
     from salas.server.socket import Socket
 
-__all__ = ["RESERVED_EVENTS", "BroadcastOperator", "event_packet"]
+__all__ = ["RESERVED_EVENTS", "BroadcastOperator", "event_packet", "room_names"]
 
 
 def event_packet(
@@ -28,7 +27,9 @@ def event_packet(
     return SocketPacket(SocketPacketType.EVENT, nsp, [event, *args], ack_id)
 
 
-def _names(rooms: tuple[str | Iterable[str], ...]) -> frozenset[str]:
+def room_names(rooms: tuple[str | Iterable[str], ...]) -> frozenset[str]:
+    if len(rooms) == 1 and type(rooms[0]) is str:
+        return frozenset((rooms[0],))
     names: set[str] = set()
     for room in rooms:
         if isinstance(room, str):
@@ -48,17 +49,25 @@ class BroadcastOperator:
         self._opts = opts or BroadcastOptions()
 
     def _with(self, **changes: Any) -> BroadcastOperator:
-        return BroadcastOperator(self._nsp, dataclasses.replace(self._opts, **changes))
+        return BroadcastOperator(self._nsp, self._opts._replace(**changes))
 
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
         """Add rooms: recipients are in at least one of them."""
-        return self._with(rooms=self._opts.rooms | _names(rooms))
+        opts = self._opts
+        # Built directly rather than with dataclasses.replace: `io.to(room)` runs for
+        # every message a chat relays.
+        return BroadcastOperator(
+            self._nsp,
+            BroadcastOptions(
+                opts.rooms | room_names(rooms), opts.except_rooms, opts.volatile, opts.local
+            ),
+        )
 
     in_ = to
 
     def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
         """Exclude the sockets in these rooms (a socket id is a room of its own)."""
-        return self._with(except_rooms=self._opts.except_rooms | _names(rooms))
+        return self._with(except_rooms=self._opts.except_rooms | room_names(rooms))
 
     @property
     def volatile(self) -> BroadcastOperator:
@@ -97,10 +106,10 @@ class BroadcastOperator:
         ]
 
     async def sockets_join(self, *rooms: str | Iterable[str]) -> None:
-        await self._nsp.adapter.add_sockets(self._opts, _names(rooms))
+        await self._nsp.adapter.add_sockets(self._opts, room_names(rooms))
 
     async def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
-        await self._nsp.adapter.del_sockets(self._opts, _names(rooms))
+        await self._nsp.adapter.del_sockets(self._opts, room_names(rooms))
 
     async def disconnect_sockets(self, close: bool = False) -> None:
         await self._nsp.adapter.disconnect_sockets(self._opts, close)

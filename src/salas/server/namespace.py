@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from salas.adapter.base import Adapter, AdapterFactory, RemoteSocket
-from salas.server.broadcast import BroadcastOperator
+from salas.adapter.base import Adapter, AdapterFactory, BroadcastOptions, RemoteSocket
+from salas.server.broadcast import BroadcastOperator, room_names
 from salas.server.handlers import Handler
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Namespace:
 
     # -- broadcasting -----------------------------------------------------------------
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
-        return BroadcastOperator(self).to(*rooms)
+        return BroadcastOperator(self, BroadcastOptions(rooms=room_names(rooms)))
 
     in_ = to
 
