@@ -10,13 +10,29 @@ from typing import Any
 
 import asyncpg
 
-from .base import StoreError
+from .base import StoreError, check_identifier
 from .urls import redact
 
-__all__ = ["DB_ERRORS", "PostgresPool", "advisory_lock_key", "create_schema", "param"]
+__all__ = [
+    "DB_ERRORS",
+    "PostgresPool",
+    "advisory_lock_key",
+    "create_schema",
+    "param",
+    "postgres_location",
+]
 
 # What asyncpg raises when the server is unreachable, refuses us, or a statement fails.
 DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def postgres_location(dsn: str, schema: str, table: str, url: str | None) -> tuple[str, str, str]:
+    """``(schema, table, url)`` of a PostgreSQL store, checked, so that the message and
+    recovery stores accept the same: StoreError for a name unfit for SQL. ``url`` is the
+    URL the store came from, or ``dsn``."""
+    schema = check_identifier("schema", schema)
+    table = check_identifier("table", table)
+    return schema, table, url if url is not None else dsn
 
 
 def param(n: int) -> str:

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from .base import StoreError
+from .base import StoreError, check_identifier
 
-__all__ = ["SQLiteFile", "check_sqlite_path", "param", "sqlite_url"]
+__all__ = ["SQLiteFile", "param", "sqlite_location"]
 
 _T = TypeVar("_T")
 # How long a write waits for another connection or process holding the file's write lock.
@@ -30,20 +30,18 @@ def param(n: int) -> str:
     return "?"
 
 
-def check_sqlite_path(path: str) -> str:
-    """``path`` if it names a file SQLite can keep a store in; StoreError otherwise."""
+def sqlite_location(path: str, table: str, url: str | None) -> tuple[str, str, str]:
+    """``(path, table, url)`` of a SQLite store, checked, so that the message and recovery
+    stores accept the same: StoreError for a path SQLite cannot keep a store in or a table
+    name unfit for SQL. ``url`` is the URL the store came from, or ``sqlite:///<path>``."""
     if path.lstrip("/") == ":memory:" or path.startswith("file:"):
         raise StoreError(
             f"SQLite path {path!r} is not supported: use memory:// for an in-memory store"
         )
     if not path:
         raise StoreError("SQLite store needs a file path, e.g. sqlite:///var/salas.db")
-    return path
-
-
-def sqlite_url(path: str, url: str | None) -> str:
-    """The URL a store built from ``path`` reports: ``url`` if it came from one."""
-    return url if url is not None else f"sqlite:///{path}"
+    table = check_identifier("table", table)
+    return path, table, url if url is not None else f"sqlite:///{path}"
 
 
 async def _in(thread: ThreadPoolExecutor, fn: Callable[..., _T], *args: object) -> _T:

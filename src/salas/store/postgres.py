@@ -29,8 +29,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._batched_store import COLUMNS, BatchedMessageStore, HistoryQueries, messages_ddl
-from ._pg_common import DB_ERRORS, PostgresPool, advisory_lock_key, create_schema, param
-from .base import Draft, StoredMessage, StoreError, check_identifier
+from ._pg_common import (
+    DB_ERRORS,
+    PostgresPool,
+    advisory_lock_key,
+    create_schema,
+    param,
+    postgres_location,
+)
+from .base import Draft, StoredMessage, StoreError
 from .batching import DEFAULT_MAX_BATCH
 from .urls import redact, split_postgres_url  # redact: still importable from here
 
@@ -61,10 +68,8 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
         connect_timeout: float = 5.0,
         command_timeout: float = 30.0,
     ) -> None:
-        self.url = url if url is not None else dsn
+        self.schema, self.table, self.url = postgres_location(dsn, schema, table, url)
         self.dsn = dsn
-        self.schema = check_identifier("schema", schema)
-        self.table = check_identifier("table", table)
         self._connect_timeout = connect_timeout
         # Same key in every process writing this table: it is what serialises their batches.
         self._lock_key = advisory_lock_key("salas.store", schema, table)

@@ -28,8 +28,7 @@ from ._durable_recovery import (
     SessionOp,
     TakeSession,
 )
-from ._pg_common import PostgresPool, advisory_lock_key, create_schema, param
-from .base import check_identifier
+from ._pg_common import PostgresPool, advisory_lock_key, create_schema, param, postgres_location
 from .batching import DEFAULT_MAX_BATCH
 from .recovery import LoggedPacket, LogRow, SessionRow, packet_of
 from .urls import split_postgres_url
@@ -54,10 +53,7 @@ class PostgresRecoveryStore(DurableRecoveryStore[PostgresPool]):
         connect_timeout: float = 5.0,
         command_timeout: float = 30.0,
     ) -> None:
-        # The message store's checks of schema and table, so both accept the same URLs.
-        self.schema = check_identifier("schema", schema)
-        self.table = check_identifier("table", table)
-        self.url = url if url is not None else dsn
+        self.schema, self.table, self.url = postgres_location(dsn, schema, table, url)
         self.dsn = dsn
         self._lock_key = advisory_lock_key("salas.recovery", schema, table)
         log = f'"{schema}"."{table}_recovery_log"'

@@ -27,8 +27,7 @@ from ._durable_recovery import (
     SaveSession,
     SessionOp,
 )
-from ._sqlite_common import SQLiteFile, check_sqlite_path, param, sqlite_url
-from .base import check_identifier
+from ._sqlite_common import SQLiteFile, param, sqlite_location
 from .batching import DEFAULT_MAX_BATCH
 from .recovery import LoggedPacket, LogRow, SessionRow, packet_of
 from .urls import split_sqlite_url
@@ -49,10 +48,7 @@ class SQLiteRecoveryStore(DurableRecoveryStore[SQLiteFile]):
         url: str | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
-        # The message store's checks of path and table, so both accept the same URLs.
-        self.path = check_sqlite_path(path)
-        self.url = sqlite_url(path, url)
-        self.table = check_identifier("table", table)
+        self.path, self.table, self.url = sqlite_location(path, table, url)
         log, sessions = f'"{table}_recovery_log"', f'"{table}_recovery_sessions"'
         # INTEGER, not BIGINT: only "INTEGER PRIMARY KEY" makes log_offset the rowid.
         self._sql = RecoverySQL.on(

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._batched_store import COLUMNS, BatchedMessageStore, HistoryQueries, messages_ddl
-from ._sqlite_common import SQLiteFile, check_sqlite_path, param, sqlite_url
-from .base import Draft, StoredMessage, check_identifier
+from ._sqlite_common import SQLiteFile, param, sqlite_location
+from .base import Draft, StoredMessage
 from .batching import DEFAULT_MAX_BATCH
 from .urls import split_sqlite_url
 
@@ -50,9 +50,7 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
         url: str | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
-        self.path = check_sqlite_path(path)
-        self.url = sqlite_url(path, url)
-        self.table = check_identifier("table", table)
+        self.path, self.table, self.url = sqlite_location(path, table, url)
         t = f'"{table}"'
         # AUTOINCREMENT: ids never reused, even those of deleted rows.
         schema = messages_ddl(
