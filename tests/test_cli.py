@@ -27,7 +27,8 @@ pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[1]
 LISTENING = re.compile(
     r"salas chat listening on http://(?P<host>[^ ]+):(?P<port>\d+)/ "
-    r"\(store: (?P<store>[^,]+), single-room: (?P<single>on|off)\)"
+    r"\(store: (?P<store>[^,]+), single-room: (?P<single>on|off), "
+    r"recovery: (?P<recovery>on|off)\)"
 )
 
 
@@ -49,6 +50,7 @@ def test_environment() -> None:
         "SALAS_LOG_LEVEL": "DEBUG",
         "SALAS_MESSAGE_RATE": "2.5",
         "SALAS_MESSAGE_BURST": "7",
+        "SALAS_RECOVERY": "off",
     }
     _, settings = parse_settings(["serve"], env)
     assert settings == ServeSettings(
@@ -60,6 +62,7 @@ def test_environment() -> None:
         "debug",
         2.5,
         7,
+        False,
     )
 
 
@@ -98,6 +101,24 @@ def test_single_room_environment_values(value: str, expected: bool) -> None:
     assert parse_settings(["serve"], {"SALAS_SINGLE_ROOM": value})[1].single_room is expected
 
 
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([], {}, True),
+        ([], {"SALAS_RECOVERY": "0"}, False),
+        ([], {"SALAS_RECOVERY": "yes"}, True),
+        ([], {"SALAS_RECOVERY": " "}, True),  # set but empty: the default
+        (["--no-recovery"], {"SALAS_RECOVERY": "1"}, False),
+        (["--recovery"], {"SALAS_RECOVERY": "false"}, True),
+    ],
+)
+def test_recovery_flag_and_environment(
+    argv: list[str], env: dict[str, str], expected: bool
+) -> None:
+    """Recovery is on by default; --recovery/--no-recovery beat SALAS_RECOVERY."""
+    assert parse_settings(["serve", *argv], env)[1].recovery is expected
+
+
 def test_cors_star_and_empty() -> None:
     """'*' allows any origin; an empty value means none."""
     assert parse_settings(["serve", "--cors-origins", "*"], {})[1].cors_origins == "*"
@@ -116,6 +137,7 @@ def test_cors_star_and_empty() -> None:
         (["serve", "--log-level", "loud"], {}, "--log-level: unknown log level 'loud'"),
         (["serve"], {"SALAS_LOG_LEVEL": "verbose"}, "SALAS_LOG_LEVEL: unknown log level"),
         (["serve"], {"SALAS_SINGLE_ROOM": "maybe"}, "SALAS_SINGLE_ROOM: 'maybe' is not a boolean"),
+        (["serve"], {"SALAS_RECOVERY": "sometimes"}, "SALAS_RECOVERY: 'sometimes' is not a"),
         (["serve", "--cors-origins", "ftp://x"], {}, "--cors-origins: 'ftp://x' is not an origin"),
         (["serve"], {"SALAS_CORS_ORIGINS": "example.com"}, "SALAS_CORS_ORIGINS: 'example.com'"),
         (["serve", "--message-rate", "fast"], {}, "--message-rate: 'fast' is not a number"),
@@ -319,6 +341,7 @@ async def test_serve_logs_url_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert served.match["host"] == "127.0.0.1"
         assert served.match["store"] == f"sqlite://{tmp_path}/salas.db"  # the default db
         assert served.match["single"] == "off"
+        assert served.match["recovery"] == "on"
         async with aiohttp.ClientSession() as session, session.get(served.url + "/healthz") as r:
             assert r.status == 200
             body = await r.json()
@@ -354,7 +377,16 @@ async def test_environment_configures_serve(tmp_path: Path) -> None:
         sio, events = await _client(served.url, "ana")
         try:
             await asyncio.sleep(0.2)
-            assert events[0] == ("welcome", {"name": "ana", "single_room": True, "rooms": []})
+            assert events[0] == (
+                "welcome",
+                {
+                    "name": "ana",
+                    "single_room": True,
+                    "rooms": [],
+                    "recovered": False,
+                    "channels": [],
+                },
+            )
             await sio.call("channel_join", "r", timeout=5)
             replies = [await sio.call("message", f"m{i}", timeout=5) for i in range(3)]
             assert [r["ok"] for r in replies] == [True, True, False]
@@ -389,3 +421,31 @@ async def test_history_survives_restart_on_sqlite(tmp_path: Path) -> None:
     }
     assert history["messages"] == [expected]
     assert joined["messages"] == [expected]
+
+
+@pytest.mark.parametrize("flag", ["--recovery", "--no-recovery"])
+async def test_recovery_flag_reaches_serve(tmp_path: Path, flag: str) -> None:
+    """With recovery a broadcast `message` ends with its offset as an extra string argument
+    (python-socketio handlers take `*args`); --no-recovery removes it."""
+    async with serving("--db", "memory://", flag, cwd=tmp_path) as served:
+        assert served.match is not None
+        assert served.match["recovery"] == ("on" if flag == "--recovery" else "off")
+        sio = socketio.AsyncClient(reconnection=False)
+        got: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+
+        @sio.on("message")
+        async def on_message(*args: Any) -> None:
+            await got.put(args)
+
+        await sio.connect(served.url, transports=["websocket"], wait_timeout=5)
+        try:
+            await sio.call("channel_join", "r", timeout=5)
+            ack = await sio.call("message", "hola", timeout=5)
+            args = await asyncio.wait_for(got.get(), 5)
+        finally:
+            await sio.disconnect()
+    assert args[0]["id"] == ack["id"]
+    if flag == "--recovery":
+        assert len(args) == 2 and isinstance(args[1], str) and int(args[1]) > 0
+    else:
+        assert len(args) == 1

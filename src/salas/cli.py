@@ -58,6 +58,7 @@ class ServeSettings:
     log_level: str = DEFAULT_LOG_LEVEL
     message_rate: float = DEFAULT_MESSAGE_RATE  # per connection and second; 0: no limit
     message_burst: int = DEFAULT_MESSAGE_BURST
+    recovery: bool = True  # connection state recovery, its state in the --db database
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--message-burst",
         help="messages one connection may send at once before the rate applies "
         f"[SALAS_MESSAGE_BURST] ({DEFAULT_MESSAGE_BURST})",
+    )
+    serve.add_argument(
+        "--recovery",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="connection state recovery: a client that reconnects within 2 minutes gets "
+        "what it missed, also across a restart (its state is kept in --db); broadcasts then "
+        "carry their offset as a last extra argument [SALAS_RECOVERY=1/0] (on)",
     )
     serve.add_argument(
         "--log-level",
@@ -221,20 +230,33 @@ def parse_settings(
     level = _pick(args.log_level, environ, "SALAS_LOG_LEVEL", "--log-level")
     rate = _pick(args.message_rate, environ, "SALAS_MESSAGE_RATE", "--message-rate")
     burst = _pick(args.message_burst, environ, "SALAS_MESSAGE_BURST", "--message-burst")
+    recovery = _pick(args.recovery, environ, "SALAS_RECOVERY", "--recovery")
     settings = ServeSettings(
         host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
         port=_port(*port) if port else DEFAULT_PORT,
         db=db[0].strip() if db and db[0].strip() else DEFAULT_DB,
-        single_room=(
-            single[0] if single and isinstance(single[0], bool) else bool(single and _bool(*single))
-        ),
+        single_room=_flag(single, default=False),
         cors_origins=_origins(*cors) if cors else None,
         log_level=_log_level(*level) if level else DEFAULT_LOG_LEVEL,
         message_rate=_rate(*rate) if rate else DEFAULT_MESSAGE_RATE,
         message_burst=_burst(*burst) if burst else DEFAULT_MESSAGE_BURST,
+        recovery=_flag(recovery, default=True),
     )
     _check_store(settings.db, db[1] if db else "--db")
     return str(args.command), settings
+
+
+def _flag(picked: tuple[Any, str] | None, *, default: bool) -> bool:
+    """A boolean setting: a flag's True/False, an environment variable's text, or `default`."""
+    if picked is None:
+        return default
+    value, source = picked
+    if isinstance(value, bool):
+        return value
+    text = str(value)
+    if not text.strip():  # set but empty: as if unset
+        return default
+    return _bool(text, source)
 
 
 def _check_store(db: str, source: str) -> None:
@@ -281,7 +303,7 @@ async def serve(settings: ServeSettings) -> int:
             message_burst=settings.message_burst,
         )
         # Connection state recovery in the same database: it survives restarts.
-        app = create_app(config, store, open_recovery_store(url))
+        app = create_app(config, store, open_recovery_store(url) if settings.recovery else None)
         try:
             port = await app.start(settings.host, settings.port)
         except StoreError as exc:
@@ -295,10 +317,11 @@ async def serve(settings: ServeSettings) -> int:
             )
             return EXIT_FAILURE
         logger.info(
-            "salas chat listening on %s (store: %s, single-room: %s)",
+            "salas chat listening on %s (store: %s, single-room: %s, recovery: %s)",
             _http_url(settings.host, port),
             _shown(url),
             "on" if settings.single_room else "off",
+            "on" if settings.recovery else "off",
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 import socketio
+import websockets
 
 from salas.chat import ChatApp, ChatConfig, create_app
-from salas.store import MessageStore, StoredMessage, StoreError, open_store
+from salas.store import MessageStore, RecoveryStore, StoredMessage, StoreError, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -43,12 +44,15 @@ class RunningChat:
 
 @asynccontextmanager
 async def running_chat(
-    config: ChatConfig = FAST, store: MessageStore | None = None
+    config: ChatConfig = FAST,
+    store: MessageStore | None = None,
+    recovery: RecoveryStore | None = None,
 ) -> AsyncIterator[RunningChat]:
-    """The chat app on a free loopback port with an open store (memory:// by default)."""
+    """The chat app on a free loopback port with an open store (memory:// by default);
+    with a `recovery` store, connection state recovery is on."""
     store = store if store is not None else open_store("memory://")
     await store.open()
-    app = create_app(config, store)
+    app = create_app(config, store, recovery)
     port = await app.start("127.0.0.1", 0)
     try:
         yield RunningChat(app, store, port)
@@ -153,6 +157,117 @@ def only_sentinels(events: list[tuple[str, Any]]) -> bool:
         name == "message" and str(data.get("message", "")).startswith("sentinel-")
         for name, data in events
     )
+
+
+class RawClient:
+    """A Socket.IO client on a raw websocket that can present `{pid, offset}` when it
+    connects, as the official client does to recover its session (python-socketio cannot).
+
+    Records every event as (event, first argument, offset or None) and the offset of the
+    latest broadcast it received, which it hands back on `reconnect`."""
+
+    def __init__(self, ws: websockets.ClientConnection, port: int) -> None:
+        self.ws = ws
+        self.port = port
+        self.sid = ""
+        self.pid: str | None = None
+        self.offset: str | None = None
+        self.events: list[tuple[str, Any, str | None]] = []
+        self._acks: dict[int, asyncio.Future[list[Any]]] = {}
+        self._next_ack = 0
+        self._changed = asyncio.Event()
+        self._connected: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def connect(
+        cls, port: int, auth: dict[str, Any] | None = None, *, welcome: bool = True
+    ) -> RawClient:
+        url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+        ws = await websockets.connect(url)
+        opening = await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert str(opening).startswith("0{"), opening
+        client = cls(ws, port)
+        await ws.send("40" + (json.dumps(auth) if auth else ""))
+        reply = await asyncio.wait_for(client._connected, TIMEOUT)
+        client.sid, client.pid = reply["sid"], reply.get("pid")
+        if welcome:
+            await client.next("welcome")
+        return client
+
+    async def reconnect(self, auth: dict[str, Any] | None = None) -> RawClient:
+        """A new connection presenting this one's pid and last offset."""
+        recovery: dict[str, Any] = {"pid": self.pid}
+        if self.offset is not None:
+            recovery["offset"] = self.offset
+        return await RawClient.connect(self.port, {**(auth or {}), **recovery})
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.ws:
+                assert isinstance(message, str), "binary packets are not expected here"
+                if message == "2":
+                    await self.ws.send("3")
+                elif message.startswith("40"):
+                    self._connected.set_result(json.loads(message[2:]))
+                elif message.startswith("42"):
+                    name, *args = json.loads(message[2:])
+                    offset = None
+                    if len(args) == 2 and isinstance(args[-1], str):
+                        offset = self.offset = args.pop()
+                    self.events.append((name, args[0] if args else None, offset))
+                    self._changed.set()
+                elif message.startswith("43"):
+                    head, _, body = message[2:].partition("[")
+                    future = self._acks.pop(int(head), None)
+                    if future is not None and not future.done():
+                        future.set_result(json.loads("[" + body))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            for future in self._acks.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("disconnected before the ack"))
+            self._acks.clear()
+
+    async def call(self, event: str, *args: Any) -> Any:
+        ack_id = self._next_ack
+        self._next_ack += 1
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._acks[ack_id] = future
+        await self.ws.send(f"42{ack_id}" + json.dumps([event, *args]))
+        answer = await asyncio.wait_for(future, TIMEOUT)
+        return answer[0] if answer else None
+
+    def of(self, event: str) -> list[Any]:
+        return [data for name, data, _ in self.events if name == event]
+
+    async def next(
+        self, event: str, where: Callable[[Any], bool] = lambda data: True, after: int = 0
+    ) -> Any:
+        """The first `event` recorded at index >= `after` that matches `where` (waiting)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUT
+        while True:
+            for name, data, _ in self.events[after:]:
+                if name == event and where(data):
+                    return data
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no {event!r} event; got {self.events[after:]!r}")
+            self._changed.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def drop(self) -> None:
+        """Cut the transport (no DISCONNECT packet): the server may keep the session."""
+        await self.ws.close()
+        await self._reader
+
+    async def close(self) -> None:
+        if self.ws.state is websockets.State.OPEN:
+            await self.ws.send("41")
+        await self.drop()
 
 
 # ------------------------------------------------------------------------ misbehaving stores

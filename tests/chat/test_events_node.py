@@ -51,7 +51,13 @@ async def test_every_event_and_bad_input() -> None:
     assert "error" not in r, r
     assert r["welcome"] == {
         "event": "welcome",
-        "data": {"name": "ana", "single_room": False, "rooms": []},
+        "data": {
+            "name": "ana",
+            "single_room": False,
+            "rooms": [],
+            "recovered": False,
+            "channels": [],
+        },
     }
     assert r["join"] == {
         "ok": True,

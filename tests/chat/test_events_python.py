@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+import socketio
 from chat_support import (
     FAST,
     ChatClient,
@@ -18,6 +19,8 @@ from chat_support import (
     sentinel,
 )
 
+from salas.store import MemoryRecoveryStore
+
 pytestmark = pytest.mark.timeout(30)
 
 
@@ -25,7 +28,10 @@ pytestmark = pytest.mark.timeout(30)
 async def test_welcome_with_auth_name() -> None:
     """A client connecting with auth {name} is welcomed under that name, then sent `rooms`."""
     async with running_chat() as chat, clients(chat.url, "ana") as (ana,):
-        assert ana.events[0] == ("welcome", {"name": "ana", "single_room": False, "rooms": []})
+        assert ana.events[0] == (
+            "welcome",
+            {"name": "ana", "single_room": False, "rooms": [], "recovered": False, "channels": []},
+        )
         assert (await ana.next("rooms")) == {"rooms": []}
 
 
@@ -578,3 +584,56 @@ async def test_lone_surrogate_is_invalid_message_not_a_disconnect() -> None:
         await ana.call("channel_join", "room1")
         reply = await ana.sio.call("message", "half \ud83d", timeout=1)
         assert reply["error"]["code"] == "invalid_message"
+
+
+# ------------------------------------------------------------------- resuming without recovery
+async def test_client_without_recovery_resumes_with_history_after() -> None:
+    """python-socketio cannot recover a session: after a reconnect, `history {channel, after:
+    last id seen}` page by page gives exactly the messages it missed, in order; with recovery
+    on, its handlers take the offset as an extra argument (`def on_message(data, *_)`)."""
+    config = dataclasses.replace(FAST, message_rate=0)
+    async with (
+        running_chat(config, recovery=MemoryRecoveryStore()) as chat,
+        clients(chat.url, "bob") as (bob,),
+    ):
+        await bob.call("channel_join", "room1")
+        seen: list[dict[str, Any]] = []
+        arrived = asyncio.Event()
+
+        def on_message(data: dict[str, Any], *_: Any) -> None:
+            seen.append(data)
+            arrived.set()
+
+        async def until_seen(count: int) -> None:
+            while len(seen) < count:
+                arrived.clear()
+                await asyncio.wait_for(arrived.wait(), 5)
+
+        ana = socketio.AsyncClient(reconnection=False)
+        ana.on("message", on_message)
+        await ana.connect(chat.url, auth={"name": "ana"}, transports=["websocket"])
+        await ana.call("channel_join", "room1", timeout=5)
+        for i in range(3):
+            await bob.call("message", f"before {i}")
+        await until_seen(3)
+        last = seen[-1]["id"]
+        await ana.disconnect()
+
+        missed = [(await bob.call("message", f"missed {i}"))["id"] for i in range(250)]
+        await ana.connect(chat.url, auth={"name": "ana"}, transports=["websocket"])
+        joined = await ana.call("channel_join", "room1", timeout=5)
+        assert len(joined["messages"]) == 50  # the latest only: not enough to fill the gap
+        fetched: list[dict[str, Any]] = []
+        after = last
+        for _ in range(10):
+            page = await ana.call("history", {"channel": "room1", "after": after, "limit": 200})
+            fetched += page["messages"]
+            if len(page["messages"]) < 200:
+                break
+            after = page["messages"][-1]["id"]
+        assert [m["id"] for m in fetched] == missed
+        assert fetched[0]["message"] == "missed 0" and fetched[-1]["message"] == "missed 249"
+        live = await bob.call("message", "live again")
+        await until_seen(4)
+        assert [m["id"] for m in seen[3:]] == [live["id"]]
+        await ana.disconnect()

@@ -6,8 +6,15 @@
 Concurrency: the server runs each event's handler as its own task, so two events of one
 socket may interleave at their awaits. Every handler therefore changes the chat's state
 (`Presence`, typing, buckets) synchronously before its first await, and `message` keeps a
-socket's messages in the order it sent them although their store writes overlap (so they
-can share one group commit).
+socket's messages in the order it sent them, and a room's messages in the order of their
+ids, although their store writes overlap (so they can share one group commit).
+
+Connection state recovery: the chat mirrors each socket's name and rooms into
+`socket.data` (`salas.chat.session_state`); a recovered socket (`socket.recovered`) is put
+back into the chat's bookkeeping from it, also in a process started after the one it
+dropped from. `shutdown` first lets every message being stored be broadcast, so that a
+message stored by one run of the server has always been broadcast (and logged for
+recovery) by that run: a retry of it reaching the next run is acknowledged, not broadcast.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from salas.chat.pages import STATIC_DIR, TUTORIAL_PAGE
 from salas.chat.presence import Presence
 from salas.chat.rate_limit import TokenBucket
 from salas.chat.rooms_feed import Coalescer
+from salas.chat.session_state import DATA_KEY, SavedState, load_state
 from salas.chat.typing_status import TypingTracker
 from salas.chat.validation import (
     parse_history,
@@ -47,6 +55,7 @@ from salas.engine.routes import Response
 from salas.server import Server, Socket
 from salas.server.recovery import RecoveryOptions
 from salas.store import InvalidInputError, MessageStore, RecoveryStore, StoredMessage, StoreError
+from salas.store.base import now_ms
 
 __all__ = ["ChatApp", "create_app"]
 
@@ -62,6 +71,8 @@ _ROOM_PREFIX = "room:"
 _RECENT_IDS = 10_000
 # /healthz answers within this even if the database hangs.
 _HEALTH_TIMEOUT = 5.0
+# On shutdown, messages being stored get this long to be broadcast before connections close.
+_DRAIN_TIMEOUT = 10.0
 
 Reply = dict[str, Any]
 EventHandler = Callable[["_Conn", tuple[Any, ...]], Awaitable[Reply]]
@@ -81,6 +92,8 @@ class _Conn:
     # Done when this socket's latest `message` has been broadcast (or failed).
     tail: asyncio.Future[None] | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Set when the socket has left the chat (disconnected).
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def sid(self) -> str:
@@ -117,6 +130,13 @@ class ChatApp:
         self._conns: dict[str, _Conn] = {}
         self._recent_ids: collections.deque[int] = collections.deque(maxlen=_RECENT_IDS)
         self._recent_set: set[int] = set()
+        # Per room, done when the room's latest `message` has been broadcast (or failed).
+        self._room_tails: dict[str, asyncio.Future[None]] = {}
+        # Messages between their arrival and their broadcast; `shutdown` waits for them.
+        self._inflight: set[asyncio.Future[None]] = set()
+        self._closing = False
+        # Messages with an earlier `ts` were stored (and broadcast) by an earlier run.
+        self._started_ms = now_ms()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handlers: dict[str, EventHandler] = {
             "channel_join": self._on_join,
@@ -138,10 +158,20 @@ class ChatApp:
         return self.io.port
 
     async def start(self, host: str = "127.0.0.1", port: int = 8000) -> int:
+        self._started_ms = now_ms()
         return await self.io.start(host, port)
 
     async def shutdown(self) -> None:
-        """Close every connection, then drop timers; the store stays open (the caller's)."""
+        """Broadcast the messages being stored, close every connection, then drop timers;
+        the store stays open (the caller's).
+
+        Messages arriving from here on are left unanswered: their connection closes before
+        an ack, so clients send them again (same `client_id`) to the next server."""
+        self._closing = True
+        if self._inflight:
+            _, late = await asyncio.wait(set(self._inflight), timeout=_DRAIN_TIMEOUT)
+            if late:
+                logger.warning("shutting down with %d messages still being stored", len(late))
         await self.io.shutdown()
         self.rooms_feed.close()
         self.typing.close()
@@ -194,6 +224,13 @@ class ChatApp:
         if not conn.control.take():
             raise ChatError(RATE_LIMITED, "too many requests; slow down")
 
+    def _save_state(self, conn: _Conn) -> None:
+        """Mirror the socket's name and rooms into `socket.data`, which connection state
+        recovery saves when the socket drops (session_state)."""
+        sid, presence = conn.sid, self.presence
+        rooms = tuple((room, presence.shown_as(sid, room) or "") for room in presence.rooms_of(sid))
+        conn.socket.data[DATA_KEY] = SavedState(presence.name(sid), rooms).to_data()
+
     def _remember_id(self, message_id: int) -> None:
         if len(self._recent_ids) == self._recent_ids.maxlen:
             self._recent_set.discard(self._recent_ids[0])
@@ -202,9 +239,15 @@ class ChatApp:
 
     # -- connections -----------------------------------------------------------------------
     def _on_connection(self, socket: Socket) -> None:
-        # Sync on purpose: the handlers below are in place before any event can arrive.
-        auth = socket.handshake.get("auth")
-        name, error = name_from_auth(auth if isinstance(auth, dict) else {})
+        # Sync on purpose: the handlers below are in place (and a recovered socket is back
+        # in its rooms) before any event can arrive.
+        saved = load_state(socket.data.get(DATA_KEY)) if socket.recovered else None
+        error: ChatError | None = None
+        if saved is not None:
+            name: str | None = saved.name
+        else:
+            auth = socket.handshake.get("auth")
+            name, error = name_from_auth(auth if isinstance(auth, dict) else {})
         if name is None:
             name = guest_name(self.presence.name_in_use)
         config = self.config
@@ -213,29 +256,91 @@ class ChatApp:
             TokenBucket(config.message_burst, config.message_rate) if config.message_rate else None,
             TokenBucket(config.control_burst, config.control_rate),
         )
+        if self._conns.get(socket.id) is not None:  # (cannot happen: a session is taken once)
+            self._on_disconnect(self._conns[socket.id], "replaced")
         self._conns[socket.id] = conn
         self.presence.connect(socket.id, name)
+        stale: list[str] = []
+        joined: list[tuple[str, dict[str, object]]] = []
+        if socket.recovered:
+            stale, joined = self._restore_rooms(conn, saved)
+        self._save_state(conn)
         for event, handler in self._handlers.items():
             socket.on(event, self._wrap(conn, event, handler))
         socket.on("disconnect", lambda reason: self._on_disconnect(conn, reason))
-        self._spawn(self._welcome(conn, name, error))
+        self._spawn(self._welcome(conn, name, error, stale, joined))
 
-    async def _welcome(self, conn: _Conn, name: str, error: ChatError | None) -> None:
+    def _restore_rooms(
+        self, conn: _Conn, saved: SavedState | None
+    ) -> tuple[list[str], list[tuple[str, dict[str, object]]]]:
+        """Put a recovered socket back into the rooms it was in: those both in its saved
+        state and among the server rooms the recovery gave back (whose messages it was
+        replayed). (Chat rooms among its server rooms the chat does not keep, `joined`
+        presences to send.)"""
+        sid = conn.sid
+        prefix = len(_ROOM_PREFIX)
+        in_server = {r[prefix:] for r in conn.socket.rooms if r.startswith(_ROOM_PREFIX)}
+        kept: set[str] = set()
+        joined: list[tuple[str, dict[str, object]]] = []
+        for room, shown in saved.rooms if saved is not None else ():
+            if room not in in_server:
+                continue
+            if self.config.single_room and kept:
+                break
+            if len(kept) >= self.config.max_rooms_per_socket:
+                break
+            kept.add(room)
+            shown, _ = self.presence.join(sid, room, prefer=shown)
+            joined.append((room, self._presence_payload(room, "joined", shown)))
+        if joined:
+            self.rooms_feed.poke()
+        return sorted(in_server - kept), joined
+
+    async def _welcome(
+        self,
+        conn: _Conn,
+        name: str,
+        error: ChatError | None,
+        stale: list[str],
+        joined: list[tuple[str, dict[str, object]]],
+    ) -> None:
         socket = conn.socket
+        for room in stale:
+            await socket.leave(_server_room(room))
         if error is not None:
             await socket.emit("error", {**error.to_wire(), "event": "connect"})
         rooms = self.presence.room_list(self.config.rooms_list_max)
+        sid = conn.sid
+        channels = [
+            {"channel": room, "name": self.presence.shown_as(sid, room)}
+            for room in self.presence.rooms_of(sid)
+        ]
         await socket.emit(
-            "welcome", {"name": name, "single_room": self.config.single_room, "rooms": rooms}
+            "welcome",
+            {
+                "name": name,
+                "single_room": self.config.single_room,
+                "rooms": rooms,
+                "recovered": socket.recovered,
+                "channels": channels,
+            },
         )
         await socket.emit("rooms", {"rooms": rooms})
+        # After `welcome` (which tells the socket the names it shows), and only while it is
+        # still here: gone already, its `left` has been sent.
+        if self._conns.get(sid) is conn:
+            for room, payload in joined:
+                await self._send_presence(room, payload)
 
     def _on_disconnect(self, conn: _Conn, reason: str) -> None:
         # Sync on purpose: the socket's state is gone before any of its queued handlers run,
         # so none of them can put it back into a room.
         sid = conn.sid
-        if self._conns.pop(sid, None) is None:
+        conn.closed.set()
+        if self._conns.get(sid) is not conn:
             return
+        del self._conns[sid]
+        # (socket.data is left as it is: recovery is saving it for the socket's comeback.)
         self.typing.stop_all(sid)
         departures = self.presence.disconnect(sid)
         for departure in departures:
@@ -288,6 +393,7 @@ class ChatApp:
         # handled after this one (a message right after the join) sees the new rooms.
         left = [(r, p) for r in leaving if (p := self._forget_room(conn, r)) is not None]
         shown, new = presence.join(sid, room)
+        self._save_state(conn)
         for r, payload in left:
             await conn.socket.leave(_server_room(r))
             await self._send_presence(r, payload)
@@ -337,6 +443,7 @@ class ChatApp:
         room = parse_room(args, "channel_leave")
         payload = self._forget_room(conn, room)
         if payload is not None:  # leaving a room one is not in is fine: nothing to say
+            self._save_state(conn)
             await conn.socket.leave(_server_room(room))
             await self._send_presence(room, payload)
             self.rooms_feed.poke()
@@ -344,6 +451,11 @@ class ChatApp:
 
     # -- messages --------------------------------------------------------------------------
     async def _on_message(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
+        if self._closing:
+            # Shutting down: not stored, not answered. The connection closes first, and the
+            # client sends the message again (same client_id) once reconnected.
+            await conn.closed.wait()
+            return {"ok": False, "error": {"code": UNAVAILABLE, "message": "shutting down"}}
         if conn.messages is not None and not conn.messages.take():
             raise ChatError(RATE_LIMITED, "too many messages; slow down")
         request = parse_message(args)
@@ -356,26 +468,41 @@ class ChatApp:
         user = self.presence.shown_as(sid, room)
         if user is None:
             raise ChatError(NOT_IN_ROOM, f"you are not in room {room!r}; join it first")
-        previous = conn.tail
+        # In turn: after this socket's earlier messages, and after the room's earlier ones
+        # (whose ids, assigned in the order of the appends below, are smaller).
+        previous = (conn.tail, self._room_tails.get(room))
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        conn.tail = mine
+        conn.tail = self._room_tails[room] = mine
+        self._inflight.add(mine)
         try:
             stored = await self._store(room, request.text, user, request.client_id)
-            if previous is not None:
-                await previous  # this socket's earlier messages go out first
-            if request.client_id is None or stored.id not in self._recent_set:
-                if request.client_id is not None:
-                    self._remember_id(stored.id)
+            for earlier in previous:
+                if earlier is not None:
+                    await earlier
+            if self._should_broadcast(stored):
                 self.typing.stop(room, sid)
                 await self.io.to(_server_room(room)).emit("message", stored.to_wire())
         finally:
-            mine.set_result(None)
+            _done_after(mine, previous)
+            self._inflight.discard(mine)
             if conn.tail is mine:
                 conn.tail = None
+            if self._room_tails.get(room) is mine:
+                del self._room_tails[room]
         reply: Reply = {"ok": True, "id": stored.id, "ts": stored.ts, "channel": room}
         if stored.client_id is not None:
             reply["client_id"] = stored.client_id
         return reply
+
+    def _should_broadcast(self, stored: StoredMessage) -> bool:
+        """Whether to broadcast `stored`: not if it answers a retry (same client_id) of a
+        message broadcast already, by this run or (being older than it) by an earlier one."""
+        if stored.client_id is None:
+            return True
+        if stored.id in self._recent_set or stored.ts < self._started_ms:
+            return False
+        self._remember_id(stored.id)
+        return True
 
     async def _store(self, room: str, text: str, user: str, client_id: str | None) -> StoredMessage:
         try:
@@ -419,6 +546,7 @@ class ChatApp:
         name = parse_nick(args)
         sid = conn.sid
         renames = self.presence.rename(sid, name)  # name_taken: raises, changes nothing
+        self._save_state(conn)
         payloads = []
         for rename in renames:
             # Pages show typing by name: the old name stops typing.
@@ -442,6 +570,27 @@ class ChatApp:
         ok = store.get("ok") is True
         body = {"ok": ok, "store": store, "connections": self.presence.connections}
         return Response.json(body, 200 if ok else 503)
+
+
+def _done_after(
+    future: asyncio.Future[None], earlier: tuple[asyncio.Future[None] | None, ...]
+) -> None:
+    """Resolve `future` once every one of `earlier` is done (at once if they are): a
+    message that failed must not let the ones after it overtake the ones before it."""
+    pending = [f for f in earlier if f is not None and not f.done()]
+    if not pending:
+        future.set_result(None)
+        return
+    remaining = len(pending)
+
+    def one_done(_: asyncio.Future[None]) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not future.done():
+            future.set_result(None)
+
+    for f in pending:
+        f.add_done_callback(one_done)
 
 
 def create_app(

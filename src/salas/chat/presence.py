@@ -95,10 +95,11 @@ class Presence:
             self._name_keys.pop(key, None)
 
     # -- rooms ---------------------------------------------------------------------------
-    def join(self, sid: str, room: str) -> tuple[str, bool]:
+    def join(self, sid: str, room: str, prefer: str | None = None) -> tuple[str, bool]:
         """Add the socket to `room`: (the name it shows there, whether it is new there).
 
-        Re-joining a room makes it the socket's current room again."""
+        Re-joining a room makes it the socket's current room again. `prefer`: the name to
+        show if no member shows it (a recovered socket's name there before it dropped)."""
         joined = self._joined[sid]
         state = self._rooms.get(room)
         if state is not None and sid in state.display:
@@ -107,7 +108,10 @@ class Presence:
             return state.display[sid], False
         if state is None:
             state = self._rooms[room] = _Room()
-        shown = display_name(self._names[sid], state.keys)
+        if prefer is not None and name_key(prefer) not in state.keys:
+            shown = prefer
+        else:
+            shown = display_name(self._names[sid], state.keys)
         state.display[sid] = shown
         state.keys[name_key(shown)] = sid
         joined.append(room)
