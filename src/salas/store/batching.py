@@ -14,83 +14,67 @@ committed before are untouched, and the flusher goes on with the next batch.
 
 Cancellation: an item whose caller was cancelled before its batch started is dropped
 (nobody will be told it was stored); once its batch has started it may be committed.
+
+The task itself — started with the store, asleep while nothing is queued, and on
+``close`` writing everything queued before it stops — is :class:`BatchWriter`, which the
+recovery log's :class:`~salas.store.recovery.LogWriter` shares.
 """
 
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from .base import StoreError
 
-__all__ = ["DEFAULT_MAX_BATCH", "GroupCommitter"]
+__all__ = ["DEFAULT_MAX_BATCH", "BatchWriter", "GroupCommitter"]
 
 # Big enough that a flood of 10k appends takes a handful of transactions, small enough
 # that one transaction's parameters and latency stay modest.
 DEFAULT_MAX_BATCH = 4096
 
+EntryT = TypeVar("EntryT")
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
 
-class GroupCommitter(Generic[ItemT, ResultT]):
-    """Queue items, write them in batches with ``commit``, resolve each submitter.
+class BatchWriter(ABC, Generic[EntryT]):
+    """One task that writes what is queued, a batch at a time, until ``close``.
 
-    ``commit(items)`` must write all items in one transaction and return one result per
-    item, in order; or raise, having written none of them.
+    Subclasses queue entries in ``_queue`` and ``_wakeup.set()`` the task; it calls
+    ``_write_next`` (take a batch off the queue and write it) while the queue is not empty
+    and sleeps while it is. ``close`` lets it write everything queued, then stops it;
+    ``_stopped`` runs when the task ends, however it ends. The task is named
+    ``salas-<name>-<role>``.
     """
 
-    def __init__(
-        self,
-        commit: Callable[[Sequence[ItemT]], Awaitable[Sequence[ResultT]]],
-        *,
-        max_batch: int = DEFAULT_MAX_BATCH,
-        name: str = "store",
-    ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be >= 1")
-        self._commit = commit
-        self._max_batch = max_batch
+    def __init__(self, *, name: str, role: str) -> None:
         self._name = name
-        self._queue: deque[tuple[ItemT, asyncio.Future[ResultT]]] = deque()
+        self._role = role
+        self._queue: deque[EntryT] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        #: Transactions committed, failed, and items written: the measure of group commit.
-        self.batches_committed = 0
-        self.batches_failed = 0
-        self.items_committed = 0
-
-    @property
-    def pending(self) -> int:
-        """Items queued and not yet handed to a batch."""
-        return len(self._queue)
 
     @property
     def running(self) -> bool:
+        """Started and not closing: accepting entries."""
         return self._task is not None and not self._closing
 
     def start(self) -> None:
-        """Start the flusher task on the running loop (idempotent)."""
+        """Start the task on the running loop (idempotent)."""
         if self._task is None:
             self._closing = False
+            self._wakeup = asyncio.Event()  # of this loop: a reopened store may run on another
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"salas-{self._name}-group-commit"
+                self._run(), name=f"salas-{self._name}-{self._role}"
             )
 
-    async def submit(self, item: ItemT) -> ResultT:
-        """Queue ``item`` and wait until its batch is committed; StoreError if it fails."""
-        if not self.running:
-            raise StoreError(f"{self._name} store is not open")
-        future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
-        self._wakeup.set()
-        return await future
-
     async def close(self) -> None:
-        """Refuse new items, write everything already queued, stop the flusher."""
+        """Refuse new entries, write everything already queued, stop the task."""
         task = self._task
         if task is None:
             return
@@ -110,20 +94,73 @@ class GroupCommitter(Generic[ItemT, ResultT]):
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                batch: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
-                while self._queue and len(batch) < self._max_batch:
-                    entry = self._queue.popleft()
-                    if not entry[1].done():  # done here means cancelled by its caller
-                        batch.append(entry)
-                if batch:
-                    await self._flush(batch)
+                await self._write_next()
         finally:
-            # Reached with items left only if this task was cancelled (loop shutting
-            # down): fail them rather than leave their callers waiting forever.
-            while self._queue:
-                _, future = self._queue.popleft()
-                if not future.done():
-                    future.set_exception(StoreError(f"{self._name} store closed; not stored"))
+            self._stopped()
+
+    @abstractmethod
+    async def _write_next(self) -> None:
+        """Take a batch off the (non-empty) queue and write it."""
+
+    @abstractmethod
+    def _stopped(self) -> None:
+        """The task has ended (closed, or cancelled with the loop): fail whoever still waits."""
+
+
+class GroupCommitter(BatchWriter[tuple[ItemT, asyncio.Future[ResultT]]], Generic[ItemT, ResultT]):
+    """Queue items, write them in batches with ``commit``, resolve each submitter.
+
+    ``commit(items)`` must write all items in one transaction and return one result per
+    item, in order; or raise, having written none of them.
+    """
+
+    def __init__(
+        self,
+        commit: Callable[[Sequence[ItemT]], Awaitable[Sequence[ResultT]]],
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        name: str = "store",
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        super().__init__(name=name, role="group-commit")
+        self._commit = commit
+        self._max_batch = max_batch
+        #: Transactions committed, failed, and items written: the measure of group commit.
+        self.batches_committed = 0
+        self.batches_failed = 0
+        self.items_committed = 0
+
+    @property
+    def pending(self) -> int:
+        """Items queued and not yet handed to a batch."""
+        return len(self._queue)
+
+    async def submit(self, item: ItemT) -> ResultT:
+        """Queue ``item`` and wait until its batch is committed; StoreError if it fails."""
+        if not self.running:
+            raise StoreError(f"{self._name} store is not open")
+        future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        self._wakeup.set()
+        return await future
+
+    async def _write_next(self) -> None:
+        batch: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
+        while self._queue and len(batch) < self._max_batch:
+            entry = self._queue.popleft()
+            if not entry[1].done():  # done here means cancelled by its caller
+                batch.append(entry)
+        if batch:
+            await self._flush(batch)
+
+    def _stopped(self) -> None:
+        # Reached with items left only if the task was cancelled (loop shutting down):
+        # fail them rather than leave their callers waiting forever.
+        while self._queue:
+            _, future = self._queue.popleft()
+            if not future.done():
+                future.set_exception(StoreError(f"{self._name} store closed; not stored"))
 
     async def _flush(self, batch: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> None:
         items = [item for item, _ in batch]

@@ -25,14 +25,14 @@ import json
 import logging
 import struct
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
 from .base import StoreError
+from .batching import DEFAULT_MAX_BATCH, BatchWriter
 
 __all__ = [
     "LogRow",
@@ -372,7 +372,7 @@ def record_of(row: Sequence[Any]) -> SessionRecord:
 RowT = TypeVar("RowT")
 
 
-class LogWriter(Generic[RowT]):
+class LogWriter(BatchWriter[RowT]):
     """Rows queued synchronously by `append`, written by one task, one transaction per batch.
 
     `write(rows)` must write all rows in one transaction, or raise having written none. A
@@ -388,20 +388,16 @@ class LogWriter(Generic[RowT]):
         write: Callable[[list[RowT]], Awaitable[None]],
         *,
         name: str,
-        max_batch: int = 4096,
+        max_batch: int = DEFAULT_MAX_BATCH,
         max_pending: int = 100_000,
     ) -> None:
+        super().__init__(name=name, role="log-writer")
         self._write = write
-        self._name = name
         self._max_batch = max_batch
         self._max_pending = max_pending
-        self._queue: deque[RowT] = deque()
         self._appended = 0  # rows ever queued
         self._finished = 0  # rows written, or given up on
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
         self._overflowing = False
         #: Transactions committed, rows they wrote, and rows dropped (failed or overflowed).
         self.batches_committed = 0
@@ -409,21 +405,9 @@ class LogWriter(Generic[RowT]):
         self.rows_dropped = 0
 
     @property
-    def running(self) -> bool:
-        return self._task is not None and not self._closing
-
-    @property
     def pending(self) -> int:
         """Rows queued and not yet written."""
         return self._appended - self._finished
-
-    def start(self) -> None:
-        if self._task is None:
-            self._closing = False
-            self._wakeup = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"salas-{self._name}-log-writer"
-            )
 
     def append(self, row: RowT) -> bool:
         """Queue `row` (never blocks); False when the writer is closed and drops it."""
@@ -442,7 +426,6 @@ class LogWriter(Generic[RowT]):
         queue.append(row)
         self._appended += 1
         if len(queue) == 1:
-            assert self._wakeup is not None
             self._wakeup.set()
         return True
 
@@ -455,42 +438,21 @@ class LogWriter(Generic[RowT]):
         self._waiters.append((target, waiter))
         await waiter
 
-    async def close(self) -> None:
-        """Write what is queued, then stop."""
-        task = self._task
-        if task is None:
-            return
-        self._closing = True
-        assert self._wakeup is not None
-        self._wakeup.set()
-        try:
-            await task
-        finally:
-            self._task = None
+    async def _write_next(self) -> None:
+        count = min(len(self._queue), self._max_batch)
+        batch = [self._queue.popleft() for _ in range(count)]
+        await self._write_batch(batch)
+        self._finished += count
+        if not self._queue:
+            self._overflowing = False
+        self._release()
 
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        try:
-            while True:
-                if not self._queue:
-                    if self._closing:
-                        return
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
-                count = min(len(self._queue), self._max_batch)
-                batch = [self._queue.popleft() for _ in range(count)]
-                await self._write_batch(batch)
-                self._finished += count
-                if not self._queue:
-                    self._overflowing = False
-                self._release()
-        finally:
-            # Reached with waiters only if this task was cancelled (the loop is going away).
-            for _, waiter in self._waiters:
-                if not waiter.done():
-                    waiter.set_exception(StoreError(f"{self._name}: closed before writing"))
-            self._waiters.clear()
+    def _stopped(self) -> None:
+        # Reached with waiters only if the task was cancelled (the loop is going away).
+        for _, waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(StoreError(f"{self._name}: closed before writing"))
+        self._waiters.clear()
 
     async def _write_batch(self, batch: list[RowT]) -> None:
         for attempt, delay in enumerate((*self.RETRY_DELAYS, None)):
