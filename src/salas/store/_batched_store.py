@@ -21,6 +21,7 @@ from .base import (
     StoreError,
     check_append,
     check_history,
+    not_open,
 )
 from .batching import GroupCommitter
 
@@ -123,7 +124,7 @@ class BatchedMessageStore(ABC, Generic[DbT]):
     ) -> StoredMessage:
         draft = check_append(channel, message, user, client_id)
         if self._committer is None:
-            raise StoreError(f"{self.backend} store is not open")
+            raise not_open(self.backend)
         return await self._committer.submit(draft)
 
     async def history(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
-from .base import INT64_MAX, Connections, StoreError
+from .base import INT64_MAX, Connections, StoreError, not_open
 from .batching import GroupCommitter
 from .recovery import (
     LoggedPacket,
@@ -212,7 +212,7 @@ class DurableRecoveryStore(ABC, Generic[DbT]):
         return await sessions.submit(op)
 
     def _not_open(self) -> StoreError:
-        return StoreError(f"{self.backend} recovery store is not open")
+        return not_open(f"{self.backend} recovery")
 
     # -- what each database does its own way -------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from .base import StoreError, check_identifier
+from .base import StoreError, check_identifier, not_open
 from .urls import redact
 
 __all__ = [
@@ -102,7 +102,7 @@ class PostgresPool:
     def pool(self) -> Any:
         """The asyncpg pool; StoreError when it is not open."""
         if self._pool is None:
-            raise StoreError(f"{self._name} store is not open")
+            raise not_open(self._name)
         return self._pool
 
     async def open(self) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from .base import StoreError, check_identifier
+from .base import StoreError, check_identifier, not_open
 
 __all__ = ["SQLiteFile", "param", "sqlite_location"]
 
@@ -113,7 +113,7 @@ class SQLiteFile:
         """``query(conn)`` in the reader thread; StoreError if closed or if it fails."""
         reader, thread = self._reader, self._read_thread
         if reader is None or thread is None:
-            raise self.not_open()
+            raise not_open(self._name)
         try:
             return await _in(thread, query, reader)
         except sqlite3.Error as exc:
@@ -126,15 +126,12 @@ class SQLiteFile:
         (rolled back if it raises); StoreError, starting with ``failing``, if it fails."""
         writer, thread = self._writer, self._write_thread
         if writer is None or thread is None:
-            raise self.not_open()
+            raise not_open(self._name)
         try:
             return await _in(thread, _in_transaction, writer, work)
         except sqlite3.Error as exc:
             failing = failing or f"SQLite write to {self.path!r} failed"
             raise StoreError(f"{failing}: {exc}") from exc
-
-    def not_open(self) -> StoreError:
-        return StoreError(f"{self._name} store is not open")
 
     # -- the threads' side -------------------------------------------------------------
 

@@ -39,7 +39,9 @@ __all__ = [
     "check_append",
     "check_history",
     "check_identifier",
+    "not_open",
     "now_ms",
+    "unstorable",
 ]
 
 HISTORY_LIMIT_DEFAULT = 50
@@ -146,22 +148,36 @@ class Connections(Protocol):
     async def close(self) -> None: ...
 
 
+def not_open(name: str) -> StoreError:
+    """The error of the ``name`` store used while it is not open."""
+    return StoreError(f"{name} store is not open")
+
+
 def now_ms() -> int:
-    """Wall-clock milliseconds since the epoch (the ``ts`` of a message)."""
+    """Wall-clock milliseconds since the epoch (the ``ts`` of a message or a packet)."""
     return time.time_ns() // 1_000_000
 
 
-def _check_text(name: str, value: object) -> None:
+def unstorable(value: object) -> str | None:
+    """Why not every backend can store ``value`` as text ("contains a NUL character, ..."),
+    or None when every backend can."""
     if not isinstance(value, str):
-        raise InvalidInputError(f"{name} must be a str, not {type(value).__name__}")
+        return f"must be a str, not {type(value).__name__}"
     if "\x00" in value:
-        raise InvalidInputError(f"{name} contains a NUL character, which is not storable")
+        return "contains a NUL character, which is not storable"
     # ASCII (the common case) is valid UTF-8; only other text can hold a lone surrogate.
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidInputError(f"{name} is not valid Unicode text (lone surrogate)") from None
+            return "is not valid Unicode text (lone surrogate)"
+    return None
+
+
+def _check_text(name: str, value: object) -> None:
+    problem = unstorable(value)
+    if problem is not None:
+        raise InvalidInputError(f"{name} {problem}")
 
 
 def check_append(

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from .base import StoreError
+from .base import StoreError, not_open
 
 __all__ = ["DEFAULT_MAX_BATCH", "BatchWriter", "GroupCommitter"]
 
@@ -139,7 +139,7 @@ class GroupCommitter(BatchWriter[tuple[ItemT, asyncio.Future[ResultT]]], Generic
     async def submit(self, item: ItemT) -> ResultT:
         """Queue ``item`` and wait until its batch is committed; StoreError if it fails."""
         if not self.running:
-            raise StoreError(f"{self._name} store is not open")
+            raise not_open(self._name)
         future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         self._wakeup.set()

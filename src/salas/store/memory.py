@@ -12,9 +12,9 @@ from bisect import bisect_left, bisect_right
 from .base import (
     HISTORY_LIMIT_DEFAULT,
     StoredMessage,
-    StoreError,
     check_append,
     check_history,
+    not_open,
 )
 
 __all__ = ["MemoryStore"]
@@ -51,7 +51,7 @@ class MemoryStore:
     ) -> StoredMessage:
         draft = check_append(channel, message, user, client_id)
         if not self._open:
-            raise StoreError("memory store is not open")
+            raise not_open(self.backend)
         if client_id is not None:
             first = self._by_client_id.get((channel, client_id))
             if first is not None:
@@ -73,7 +73,7 @@ class MemoryStore:
     ) -> list[StoredMessage]:
         before, after, limit = check_history(channel, before, after, limit)
         if not self._open:
-            raise StoreError("memory store is not open")
+            raise not_open(self.backend)
         messages = self._channels.get(channel, [])
         start = 0 if after is None else bisect_right(messages, after, key=_id)
         end = len(messages) if before is None else bisect_left(messages, before, key=_id)

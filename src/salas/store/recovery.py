@@ -24,14 +24,13 @@ import functools
 import json
 import logging
 import struct
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from .base import StoreError
+from .base import StoreError, now_ms, unstorable
 from .batching import DEFAULT_MAX_BATCH, BatchWriter
 
 __all__ = [
@@ -58,10 +57,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("salas.store")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,13 +288,7 @@ def _storable_namespace(nsp: str) -> bool:
 
 def storable_key(text: str) -> bool:
     """Whether `text` can be a key or name in every backend (no NUL, valid Unicode)."""
-    if not isinstance(text, str) or "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return unstorable(text) is None
 
 
 # -- rows of the durable backends' tables ---------------------------------------------
