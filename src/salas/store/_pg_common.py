@@ -1,5 +1,6 @@
-"""What the PostgreSQL stores (messages and recovery) share: :class:`PostgresPool`, the
-schema creation every process may run at once, and advisory-lock keys."""
+"""What the PostgreSQL stores (messages and recovery) share: what they accept,
+:class:`PostgresPool`, the schema creation every process may run at once, and
+advisory-lock keys."""
 
 from __future__ import annotations
 

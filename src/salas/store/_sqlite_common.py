@@ -1,4 +1,4 @@
-"""What the SQLite stores (messages and recovery) share: a checked path, and :class:`SQLiteFile`.
+"""What the SQLite stores (messages and recovery) share: what they accept, and :class:`SQLiteFile`.
 
 Threads: the stdlib ``sqlite3`` module runs in two dedicated threads, one per connection.
 The writer thread runs a whole batch in one hop (aiosqlite would cost one thread hop per

@@ -55,6 +55,8 @@ class PostgresRecoveryStore(DurableRecoveryStore[PostgresPool]):
     ) -> None:
         self.schema, self.table, self.url = postgres_location(dsn, schema, table, url)
         self.dsn = dsn
+        # Its own key, not the message store's (which every message batch holds), so
+        # creating these tables does not wait for message writes.
         self._lock_key = advisory_lock_key("salas.recovery", schema, table)
         log = f'"{schema}"."{table}_recovery_log"'
         sessions = f'"{schema}"."{table}_recovery_sessions"'
