@@ -72,7 +72,7 @@ def _busy_s() -> float:
     """CPU seconds all cores spent busy since boot (/proc/stat)."""
     f = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     v = [int(x) for x in f[:8]]
-    return (v[0] + v[1] + v[2] + v[7]) / os.sysconf("SC_CLK_TCK")  # as loadgen.c: no irq time
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
 
 
 class QuietMachine:
@@ -185,8 +185,10 @@ def _sweep(
         steps.append(s)
         _log(f"    {'pass' if s['ok'] else 'FAIL'}  {_brief(s)}")
         if not s["ok"]:
-            lg.command("quiet 20", 40)  # let a backlog drain before the next step
+            lg.command("quiet 30", 50)  # let a backlog drain before the next step
         return s
+
+    probes: dict[str, Result] = {}
 
     def top_offered() -> float:
         return max(float(x.get("offered", 0)) for x in steps)
@@ -223,6 +225,11 @@ def _sweep(
                     lo, best = mid, s
                 else:
                     hi = mid
+        if _round == 0:  # measured before any overload, which can leave a backlog behind
+            for p in plan.probes:
+                if p > 0 and srv.alive() and budget.left() > 0:
+                    _log(f"    probe at {p:,.0f}/s:")
+                    probes[f"{p:.0f}"] = run(p)
         # an overload point, so that the peak delivered rate is on the record; if it passes
         # (the failures below it were noise), the sweep goes on upward from there
         if not (
@@ -233,16 +240,11 @@ def _sweep(
             and top_offered() < plan.max_rate
         ):
             break
-        s = run(min(plan.max_rate, 2 * top_offered()))
+        s = run(min(plan.max_rate, 1.5 * top_offered()))
         if not s["ok"]:
             break
         best = s
         rate = min(float(s["offered"]) * plan.factor, plan.max_rate)
-    probes: dict[str, Result] = {}
-    for p in plan.probes:
-        if p > 0 and srv.alive() and budget.left() > 0:
-            _log(f"    probe at {p:,.0f}/s:")
-            probes[f"{p:.0f}"] = run(p)
     peak = max((float(s.get("deliveries_per_s", 0)) for s in steps), default=0.0)
     if srv.alive() and not steps:
         return {"status": "skipped", "error": "time budget"}

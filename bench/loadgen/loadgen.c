@@ -180,9 +180,9 @@ static double machine_busy_s(void) {
     if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
                &v[4], &v[5], &v[6], &v[7]) < 4)
         return -1;
-    /* user, nice, system, steal: irq and softirq time (much of it our own loopback traffic,
-     * which no process is charged with) is left out */
-    unsigned long long busy = v[0] + v[1] + v[2] + v[7];
+    /* irq and softirq time included: processes are charged for the softirq work done in
+     * their context (loopback traffic), so leaving it out makes "other" negative */
+    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
     return (double)busy / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -627,12 +627,22 @@ static void run_for(uint64_t ns) {
 }
 
 /* Wait until no delivery arrived for quiet_ns (or max_ns passed); returns the seconds waited. */
+/* bytes queued to servers that they have not read yet (an overloaded server stops reading) */
+static uint64_t unsent_bytes(void) {
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < nconns; i++)
+        if (conns[i].fd >= 0) n += conns[i].ob_len - conns[i].ob_off;
+    return n;
+}
+
+/* Wait until everything queued was written and then no delivery arrived for quiet_ns (or
+ * max_ns passed); returns the seconds waited. */
 static double wait_quiet(uint64_t quiet_ns, uint64_t max_ns) {
     uint64_t t0 = mono_ns(), last = t0, seen = g_deliveries;
     for (;;) {
         poll_once(20);
         uint64_t now = mono_ns();
-        if (g_deliveries != seen) {
+        if (g_deliveries != seen || unsent_bytes()) {
             seen = g_deliveries;
             last = now;
         }
