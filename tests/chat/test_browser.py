@@ -373,3 +373,111 @@ def test_usable_at_phone_width(chat: Any) -> None:
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, selector
     expect(alice.box(room).locator(".composer-input")).to_be_in_viewport()
     expect(alice.box(room).locator(".leave")).to_be_in_viewport()
+
+
+def test_message_sent_while_the_server_is_down_is_pending_then_confirmed_once(
+    own_server: Any, new_context: Any
+) -> None:
+    """A message sent while the server is stopped shows "sending…"; after the restart it is
+    stored, shown confirmed with its id, and appears once on both pages."""
+    server = own_server()
+    alice, bob = Chat(new_context(), server.url), Chat(new_context(), server.url)
+    room = "pending"
+    alice.join(room)
+    bob.join(room)
+    server.stop()
+    expect(alice.page.locator("#conn-state")).to_have_text("reconnecting…")
+    text = unique("sent while down")
+    box = alice.show(room)
+    box.locator(".composer-input").fill(text)
+    box.locator(".composer-input").press("Enter")
+    sent = alice.message(room, text)
+    expect(sent).to_have_count(1)
+    expect(sent).to_have_class(re.compile(r"\bpending\b"))
+    expect(sent.locator(".status")).to_have_text("sending…")
+    expect(box.locator(".composer-input")).to_have_value("")
+
+    server.start()  # same port, same SQLite file: both pages recover their sessions
+    expect(sent).not_to_have_class(re.compile(r"\bpending\b"), timeout=20_000)
+    expect(sent).to_have_attribute("data-id", re.compile(r"^\d+$"))
+    expect(sent.locator(".status")).to_have_count(0)
+    got = bob.message(room, text)
+    expect(got).to_have_count(1)
+    assert got.get_attribute("data-id") == sent.get_attribute("data-id")
+    later = unique("later")
+    bob.say(room, later)
+    expect(alice.message(room, later)).to_have_count(1)
+    expect(alice.message(room, text)).to_have_count(1)
+    expect(bob.message(room, text)).to_have_count(1)
+
+
+def test_gap_is_filled_after_a_reconnect_the_server_did_not_recover(
+    own_server: Any, new_context: Any, tmp_path: Path
+) -> None:
+    """With --no-recovery, 120 messages posted (through another server on the same database)
+    while the page was cut off are fetched with history after the last id it had: all of
+    them, in order, once, between what it had and what comes next."""
+    server = own_server("--no-recovery", "--message-rate", "0")
+    room = "gap"
+    alice = Chat(new_context(), server.url)
+    box = alice.join(room)
+    post_messages(server.url, room, "seen-", 3)
+    texts = box.locator(".log .msg .text")
+    expect(texts).to_have_count(3)
+    server.stop()
+    expect(alice.page.locator("#conn-state")).to_have_text("reconnecting…")
+    other = salas_serve(tmp_path, "--message-rate", "0").start()
+    try:
+        post_messages(other.url, room, "missed-", 120)
+    finally:
+        other.stop()
+    server.start()
+    expect(alice.page.locator("#conn-state")).to_have_text("online", timeout=20_000)
+    post_messages(server.url, room, "after-", 1)
+    expected = [f"seen-{i:04d}" for i in range(3)] + [f"missed-{i:04d}" for i in range(120)]
+    expect(texts).to_have_text([*expected, "after-0000"], timeout=20_000)
+    ids = [
+        int(i) for i in box.locator(".log .msg").evaluate_all("els => els.map(e => e.dataset.id)")
+    ]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_a_refused_message_shows_failed_and_retry_sends_it_once(
+    own_server: Any, new_context: Any
+) -> None:
+    """A message the server refuses (rate limit) shows "not sent" with Retry; Retry sends it
+    again and it then appears once, on both pages."""
+    server = own_server("--message-rate", "1", "--message-burst", "1")
+    room = "refused"
+    alice, bob = Chat(new_context(), server.url), Chat(new_context(), server.url)
+    alice.join(room)
+    bob.join(room)
+    first, second = unique("first"), unique("second")
+    alice.show(room)
+    # Both in one go: the second reaches the server within a second of the first.
+    alice.page.evaluate(
+        """([room, texts]) => {
+            const box = document.querySelector(`.room[data-room="${room}"]`);
+            const input = box.querySelector(".composer-input");
+            for (const text of texts) {
+                input.value = text;
+                box.querySelector(".composer").requestSubmit();
+            }
+        }""",
+        [room, [first, second]],
+    )
+    refused = alice.message(room, second)
+    expect(refused).to_have_class(re.compile(r"\bfailed\b"))
+    expect(refused.locator(".status")).to_contain_text("not sent")
+    expect(alice.page.locator("#errors .error-item")).to_have_attribute("data-code", "rate_limited")
+    expect(bob.message(room, first)).to_have_count(1)
+    for _ in range(20):  # the user tries again until the rate limit lets it through
+        alice.page.wait_for_timeout(300)
+        refused.locator(".retry").click()
+        expect(refused).not_to_have_class(re.compile(r"\bpending\b"))
+        if "failed" not in (refused.get_attribute("class") or ""):
+            break
+    expect(refused).to_have_attribute("data-id", re.compile(r"^\d+$"))
+    expect(bob.message(room, second)).to_have_count(1)
+    expect(alice.message(room, second)).to_have_count(1)
+    expect(bob.box(room).locator(".log .msg .text")).to_have_text([first, second])

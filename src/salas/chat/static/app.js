@@ -10,6 +10,9 @@
   // The tutorial's three rooms are always offered, whatever the server lists.
   const DEFAULT_ROOMS = ["room1", "room2", "room3"];
   const HISTORY_PAGE = 50; // what channel_join returns; a full page means older ones exist
+  const GAP_PAGE = 200; // history pages fetched to fill a gap after a reconnect (the server's most)
+  const MAX_GAP_PAGES = 5; // a bigger gap than this (more than the log holds): start afresh
+  const SEND_RETRIES = 3; // the client sends again when no ack came (same client_id: stored once)
   const ACK_TIMEOUT_MS = 10000;
   const TYPING_RESEND_MS = 2000; // tell the room "still typing" at most this often
   const TYPING_IDLE_MS = 3000; // no keystroke for this long: "stopped typing"
@@ -24,10 +27,11 @@
   // get it as a class on its box (it would be styled as that part); data-room still names it.
   const PAGE_CLASSES = new Set([
     "author", "brand", "composer", "composer-input", "conn-state", "count", "empty",
-    "errors", "error-item", "join", "join-form", "layout", "leave", "log", "log-wrap", "member-list",
-    "members", "members-title", "mine", "mode", "msg", "nick-form", "older", "reconnect",
-    "room-count", "room-head", "room-item", "room-list", "room-name", "room-title", "rooms-view",
-    "sidebar", "sidebar-title", "sys", "text", "topbar", "typing", "unread", "visually-hidden",
+    "errors", "error-item", "failed", "join", "join-form", "layout", "leave", "log", "log-wrap",
+    "member-list", "members", "members-title", "mine", "mode", "msg", "nick-form", "older",
+    "pending", "reconnect", "retry", "room-count", "room-head", "room-item", "room-list",
+    "room-name", "room-title", "rooms-view", "sidebar", "sidebar-title", "status", "sys", "text",
+    "topbar", "typing", "unread", "visually-hidden",
   ]);
 
   const $ = (selector, root = document) => root.querySelector(selector);
@@ -54,6 +58,8 @@
     counts: new Map(), // room name -> member count, from the server's `rooms` events
     joining: new Set(), // rooms with a channel_join in flight (ignore double clicks)
     active: null, // name of the room shown
+    epoch: 0, // connections so far: work begun on an older one stops when it sees a newer one
+    renamedOffline: false, // a name chosen while offline, to ask for once back
   };
 
   // ---------------------------------------------------------------- storage (may be disabled)
@@ -88,17 +94,24 @@
 
   // ---------------------------------------------------------------- connection
   // The name travels in the handshake; a function, so a reconnect sends the current one.
-  const client = io({ auth: (send) => send(state.name ? { name: state.name } : {}) });
+  // `retries`: an event the server has not acknowledged within ackTimeout, or when the
+  // connection dropped, is sent again (one at a time, in order); messages carry a client_id,
+  // so the server stores and broadcasts a retried one once.
+  const client = io({
+    auth: (send) => send(state.name ? { name: state.name } : {}),
+    retries: SEND_RETRIES,
+    ackTimeout: ACK_TIMEOUT_MS,
+  });
 
   // Emit `event` and wait for the server's answer. Always resolves to the protocol's shape,
   // {ok: true, ...} or {ok: false, error: {code, message}}, also when offline or timed out.
   function request(event, arg) {
     if (!client.connected) {
-      // Socket.IO would buffer it and send it after a reconnect, long after the user gave up.
+      // Socket.IO would keep it and send it after a reconnect, long after the user gave up.
       return Promise.resolve(failure("offline", "Not connected to the server."));
     }
     return new Promise((resolve) => {
-      client.timeout(ACK_TIMEOUT_MS).emit(event, arg, (err, answer) => {
+      client.emit(event, arg, (err, answer) => {
         if (err) resolve(failure("timeout", `The server did not answer (${event}).`));
         else if (!answer || typeof answer !== "object") resolve(failure("bad_reply", `Odd answer to ${event}.`));
         else resolve(answer);
@@ -124,13 +137,17 @@
     document.body.dataset.conn = name;
   }
 
-  client.on("connect", () => setConnState("online"));
+  client.on("connect", () => {
+    state.epoch += 1;
+    setConnState("online");
+  });
 
   client.on("disconnect", (reason) => {
     // After these two the client does not try again by itself; anything else it does.
     const final = reason === "io client disconnect" || reason === "io server disconnect";
     setConnState(final ? "offline" : "reconnecting");
-    // The server forgot our rooms with the connection; each is live again once rejoined.
+    // Until `welcome` says whether the server kept our rooms (recovered), or we rejoined them,
+    // messages typed meanwhile wait (shown as pending).
     state.joined.forEach((view) => (view.live = false));
     clearAllTypists();
   });
@@ -149,29 +166,64 @@
     client.connect();
   });
 
-  // A fresh session (first connect, or a reconnect the server could not resume) starts with
-  // `welcome`: rejoin the rooms that are open, so their boxes catch up on what was missed.
+  // Every connection starts with `welcome`. A recovered one (the server kept our session and
+  // has already sent what we missed) lists the rooms we are still in, with the name we show
+  // there: nothing to fetch for them. Any other open room is joined again and its box catches
+  // up with `history {after: last id seen}` (see `resync`).
   client.on("welcome", (info) => {
+    const offlineName = state.renamedOffline ? state.name : null;
+    state.renamedOffline = false;
     setName(String(info.name ?? ""));
     state.singleRoom = Boolean(info.single_room);
     page.mode.hidden = !state.singleRoom;
     if (Array.isArray(info.rooms)) setRoomCounts(info.rooms);
+    const kept = new Map();
+    if (info.recovered === true && Array.isArray(info.channels)) {
+      for (const c of info.channels) {
+        if (c && typeof c.channel === "string" && typeof c.name === "string") kept.set(c.channel, c.name);
+      }
+    }
     const open = state.joined.size ? [...state.joined.keys()] : savedOpenRooms();
     const wanted = state.singleRoom ? open.slice(-1) : open;
     const focus = state.active ?? wanted[wanted.length - 1];
-    wanted.forEach((room) => joinRoom(room, { focus: room === focus }));
+    for (const room of wanted) {
+      const view = state.joined.get(room);
+      if (view && kept.has(room)) {
+        view.me = kept.get(room);
+        if (view.catching) resync(view, { join: false }); // a catch-up the drop interrupted
+        else setLive(view);
+      } else if (view) {
+        resync(view, { join: true });
+      } else {
+        joinRoom(room, { focus: room === focus });
+      }
+    }
+    // Rooms the server kept that the page no longer shows (closed while we were away).
+    for (const room of kept.keys()) if (!state.joined.has(room)) request("channel_leave", room);
+    // Recovered, the server kept the name we had; one chosen offline is asked for now.
+    if (offlineName && offlineName !== state.name && info.recovered === true) changeName(offlineName);
   });
 
   client.on("rooms", (info) => {
     if (info && Array.isArray(info.rooms)) setRoomCounts(info.rooms);
   });
 
+  // (With connection state recovery on, a last extra argument is the broadcast's offset.)
   client.on("message", (msg) => {
-    const view = state.joined.get(msg.channel);
-    if (!view || !appendMessage(view, msg)) return;
+    const view = msg && state.joined.get(msg.channel);
+    if (!view) return;
+    if (view.catching) {
+      view.held.push(msg); // shown once the gap before it is filled
+      return;
+    }
+    showLive(view, msg);
+  });
+
+  function showLive(view, msg) {
+    if (!receive(view, msg)) return;
     setTypist(view, String(msg.user ?? ""), false); // whoever sent has stopped typing
     if (!isInView(view)) addUnread(view);
-  });
+  }
 
   client.on("presence", (p) => {
     const view = state.joined.get(p.channel);
@@ -214,10 +266,16 @@
       return;
     }
     if (!client.connected) {
-      // Nobody to ask: the name goes with the next handshake, where the server checks it.
+      // Nobody to ask: the name goes with the next handshake, where the server checks it
+      // (or, if it recovers our session, asked for right after; see `welcome`).
       setName(wanted);
+      state.renamedOffline = true;
       return;
     }
+    await changeName(wanted);
+  });
+
+  async function changeName(wanted) {
     const answer = await request("nick", wanted);
     if (answer.ok) {
       setName(String(answer.name ?? wanted));
@@ -227,7 +285,7 @@
       showError(answer.error);
       page.nick.value = state.name;
     }
-  });
+  }
 
   // ---------------------------------------------------------------- joining and leaving
   // Join `name` (or rejoin it after a reconnect); true once the server has said yes.
@@ -247,14 +305,14 @@
       }
       const isNew = !state.joined.has(room);
       const view = state.joined.get(room) ?? openRoom(room);
-      view.live = true;
       // My name in this room: my name, or "name#2" if a member there already shows it.
       view.me = typeof answer.name === "string" ? answer.name : state.name;
-      // On a rejoin (after a reconnect) only the messages missed meanwhile are added.
+      // (A box already open only gets the messages it does not show yet.)
       const messages = Array.isArray(answer.messages) ? answer.messages : [];
-      messages.forEach((m) => appendMessage(view, m, { quiet: true }));
+      messages.forEach((m) => receive(view, m, { quiet: true }));
       if (isNew) view.older.hidden = messages.length < HISTORY_PAGE;
       if (Array.isArray(answer.members)) setMembers(view, answer.members.map(String), answer.count);
+      setLive(view);
       if (focus || !state.active) showRoom(room);
       scrollToEnd(view);
       saveOpenRooms();
@@ -262,6 +320,99 @@
     } finally {
       state.joining.delete(name);
     }
+  }
+
+  // A room box that was open before a reconnect the server did not recover: join again, then
+  // fill the gap since the last message it shows with `history {after}` page by page. Live
+  // messages of the room wait meanwhile (`held`), so the box stays in the server's order;
+  // whatever arrives twice (history and live) is shown once. With `join: false` the server
+  // kept us in the room and only the gap is filled (a catch-up cut short by another drop).
+  async function resync(view, { join }) {
+    const epoch = state.epoch;
+    if (view.syncing === epoch) return;
+    view.syncing = epoch;
+    view.catching = true;
+    // Cut short by another drop, it stops: the next connection catches up again.
+    const current = () =>
+      epoch === state.epoch && client.connected && state.joined.get(view.name) === view;
+    try {
+      let latest = [];
+      if (join) {
+        const answer = await request("channel_join", view.name);
+        if (!current()) return;
+        if (!answer.ok) {
+          showError(answer.error); // (not back in the room: messages typed there wait)
+          const held = view.held;
+          view.held = [];
+          view.catching = false;
+          held.forEach((m) => showLive(view, m));
+          return;
+        }
+        view.me = typeof answer.name === "string" ? answer.name : state.name;
+        if (Array.isArray(answer.members)) setMembers(view, answer.members.map(String), answer.count);
+        latest = Array.isArray(answer.messages) ? answer.messages : [];
+      }
+      const filled = await fillGap(view, current);
+      if (!current()) return;
+      if (filled === "too much") await startAfresh(view);
+      if (!current()) return;
+      // After the gap: the join's latest (all shown by now, unless the store lost its ids,
+      // as a memory store does when the server restarts).
+      latest.forEach((m) => receive(view, m, { quiet: true }));
+      const held = view.held;
+      view.held = [];
+      view.catching = false;
+      held.forEach((m) => showLive(view, m));
+      setLive(view);
+      scrollToEnd(view);
+    } finally {
+      if (view.syncing === epoch) view.syncing = null;
+    }
+  }
+
+  // Fetch what came after the last message shown: "done", "too much" (more than the log
+  // holds), or "failed" (shown as an error; the box goes on with what it has).
+  async function fillGap(view, current) {
+    let after = view.lastId;
+    if (after === null) return "done"; // nothing shown yet: the join's latest are the start
+    for (let page = 0; page < MAX_GAP_PAGES; page++) {
+      const answer = await request("history", { channel: view.name, after, limit: GAP_PAGE });
+      if (!current()) return "failed";
+      if (!answer.ok) {
+        showError(answer.error);
+        return "failed";
+      }
+      const messages = Array.isArray(answer.messages) ? answer.messages : [];
+      messages.forEach((m) => receive(view, m, { quiet: true }));
+      if (messages.length < GAP_PAGE) return "done";
+      after = messages[messages.length - 1].id;
+    }
+    return "too much";
+  }
+
+  // Missed more than the log holds: show the latest page, as on a first visit ("Load earlier
+  // messages" pages back). Messages not yet sent stay, at the end.
+  async function startAfresh(view) {
+    const answer = await request("history", { channel: view.name, limit: HISTORY_PAGE });
+    if (!answer.ok) return;
+    for (const item of [...view.log.children]) {
+      if (!item.classList.contains("pending") && !item.classList.contains("failed")) item.remove();
+    }
+    view.ids.clear();
+    view.oldestId = null;
+    const messages = Array.isArray(answer.messages) ? answer.messages : [];
+    messages.forEach((m) => receive(view, m, { quiet: true }));
+    view.pending.forEach((entry) => view.log.appendChild(entry.item));
+    view.older.hidden = messages.length < HISTORY_PAGE;
+    delete view.older.dataset.done;
+  }
+
+  // The server counts us in the room (again): typing works, waiting messages go out.
+  function setLive(view) {
+    view.live = true;
+    const waiting = view.waiting;
+    view.waiting = [];
+    waiting.forEach((entry) => deliver(view, entry));
   }
 
   async function leaveRoom(view) {
@@ -308,6 +459,12 @@
       count: $(".room-count", box),
       ids: new Set(), // messageKey of those shown, so a rejoin's history adds only what is new
       oldestId: null,
+      lastId: null, // the highest id shown: a gap after a reconnect is fetched from there
+      catching: false, // filling a gap: live messages wait in `held`
+      held: [],
+      syncing: null, // the connection (epoch) a resync runs for
+      pending: new Map(), // client_id -> my message not acknowledged yet (or failed)
+      waiting: [], // my messages to send once the server counts us in the room again
       unread: 0,
       typists: new Map(), // user -> timer that forgets them
       typingSentAt: 0,
@@ -315,8 +472,6 @@
       live: false, // joined on the current connection (not yet rejoined after a reconnect)
       atEnd: true, // scrolled to the latest message (then new ones keep it in view)
       scrollPending: false, // a scroll to the end is due at the next frame
-      sending: false,
-      unsent: null, // {text, clientId} of a message not yet acknowledged
     };
 
     $(".leave", box).addEventListener("click", () => leaveRoom(view));
@@ -347,6 +502,8 @@
     // Not stopTyping(): we are out of the room, and leaving already ended our typing there.
     clearTimeout(view.typingIdle);
     clearTypists(view);
+    view.pending.clear(); // (an answer still coming for one of them finds nothing to update)
+    view.waiting = [];
     view.box.remove();
     state.joined.delete(name);
     if (state.active === name) {
@@ -390,6 +547,17 @@
   });
 
   // ---------------------------------------------------------------- messages
+  // A message from the server (live, replayed, from a join or from history): confirms my
+  // pending one with its client_id, or is added at the end of the log. True if it is new.
+  function receive(view, msg, { quiet = false } = {}) {
+    const entry = typeof msg.client_id === "string" ? view.pending.get(msg.client_id) : undefined;
+    if (entry) {
+      confirm(view, entry, msg, { move: true });
+      return false;
+    }
+    return appendMessage(view, msg, { quiet });
+  }
+
   // Add one message at the end of its room's log. Returns false for one already shown.
   function appendMessage(view, msg, { quiet = false } = {}) {
     const key = messageKey(msg);
@@ -399,9 +567,14 @@
     if (key !== null) {
       view.ids.add(key);
       if (view.oldestId === null) view.oldestId = msg.id;
+      noteId(view, msg.id);
     }
     if (!quiet && nearEnd) scrollToEnd(view);
     return true;
+  }
+
+  function noteId(view, id) {
+    if (typeof id === "number" && (view.lastId === null || id > view.lastId)) view.lastId = id;
   }
 
   // Drop the oldest lines past MAX_LOG_ITEMS (only while the reader is at the end, so nothing
@@ -473,27 +646,108 @@
     if (nearEnd) scrollToEnd(view);
   }
 
-  async function sendMessage(view) {
+  // ---------------------------------------------------------------- sending
+  // A message sent shows at once, greyed, "sending…", until the server acknowledges it (then
+  // it shows like any other, with its stored id). Offline, or while the server does not count
+  // us in the room yet, it waits and goes out once we are back. If the client's retries run
+  // out, or the server refuses it, it shows "not sent" with a Retry button, which sends it
+  // again with the same client_id: if an earlier try did reach the server, the server answers
+  // with that message instead of storing a copy.
+  function sendMessage(view) {
     const text = view.input.value;
-    if (!text.trim() || view.sending) return; // the server refuses blank text anyway
-    view.sending = true;
+    if (!text.trim()) return; // the server refuses blank text anyway
     stopTyping(view);
-    // Sending the same text again after a failure reuses its client_id: if the first try did
-    // reach the server after all, the server answers with that message instead of a copy.
-    if (view.unsent?.text !== text) view.unsent = { text, clientId: newClientId() };
-    try {
-      const payload = { channel: view.name, message: text, client_id: view.unsent.clientId };
-      const answer = await request("message", payload);
-      if (!answer.ok) {
-        showError(answer.error); // the text stays in the field, ready to retry
-        return;
-      }
-      view.unsent = null;
-      // Clear only what was sent: the user may have typed on while we waited.
-      if (view.input.value === text) view.input.value = "";
-    } finally {
-      view.sending = false;
+    view.input.value = "";
+    const entry = { text, clientId: newClientId(), item: null };
+    entry.item = pendingItem(view, entry);
+    view.pending.set(entry.clientId, entry);
+    const nearEnd = view.atEnd;
+    view.log.appendChild(entry.item);
+    if (nearEnd) scrollToEnd(view);
+    deliver(view, entry);
+  }
+
+  function deliver(view, entry) {
+    if (view.pending.get(entry.clientId) !== entry) return; // confirmed, or the room closed
+    setPendingState(entry, "pending");
+    if (!view.live || !client.connected) {
+      if (!view.waiting.includes(entry)) view.waiting.push(entry);
+      return;
     }
+    const payload = { channel: view.name, message: entry.text, client_id: entry.clientId };
+    client.emit("message", payload, (err, answer) => {
+      if (view.pending.get(entry.clientId) !== entry) return; // its broadcast confirmed it
+      if (err) {
+        setPendingState(entry, "failed", "not sent: no answer from the server");
+      } else if (answer && answer.ok) {
+        confirm(view, entry, { ...answer, user: view.me }, { move: false });
+      } else if (answer?.error?.code === "not_in_room" && !view.live) {
+        view.waiting.push(entry); // sent before we were back in the room: again once we are
+      } else {
+        showError(answer?.error);
+        setPendingState(entry, "failed", "not sent");
+      }
+    });
+  }
+
+  // My pending message is stored: show it as such. Confirmed by its broadcast (`move`), it
+  // goes where the server's order puts it: after what others sent before it was stored.
+  function confirm(view, entry, msg, { move }) {
+    view.pending.delete(entry.clientId);
+    view.waiting = view.waiting.filter((e) => e !== entry);
+    const shown = { ...msg, message: typeof msg.message === "string" ? msg.message : entry.text.trim() };
+    const item = entry.item;
+    if (move || !item.isConnected) {
+      item.remove();
+      appendMessage(view, shown);
+      return;
+    }
+    const key = messageKey(shown);
+    if (key !== null && view.ids.has(key)) {
+      item.remove(); // shown already (from history)
+      return;
+    }
+    item.replaceWith(messageItem(shown, view.me));
+    if (key !== null) {
+      view.ids.add(key);
+      if (view.oldestId === null) view.oldestId = shown.id;
+      noteId(view, shown.id);
+    }
+  }
+
+  function pendingItem(view, entry) {
+    const item = document.createElement("li");
+    item.className = "msg mine pending";
+    item.dataset.clientId = entry.clientId;
+    const author = document.createElement("span");
+    author.className = "author";
+    author.textContent = view.me || "me";
+    const status = document.createElement("span");
+    status.className = "status";
+    status.setAttribute("role", "status");
+    const text = document.createElement("p");
+    text.className = "text";
+    text.textContent = entry.text;
+    item.append(author, status, text);
+    entry.retry = () => deliver(view, entry);
+    return item;
+  }
+
+  function setPendingState(entry, name, why = "") {
+    const item = entry.item;
+    item.classList.toggle("pending", name === "pending");
+    item.classList.toggle("failed", name === "failed");
+    const status = $(".status", item);
+    if (name === "pending") {
+      status.replaceChildren("sending…");
+      return;
+    }
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "retry";
+    retry.textContent = "Retry";
+    retry.addEventListener("click", () => entry.retry());
+    status.replaceChildren(why, retry);
   }
 
   function newClientId() {
