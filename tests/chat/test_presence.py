@@ -161,3 +161,11 @@ def test_room_list_limit_keeps_the_most_populated() -> None:
         {"name": "z", "count": 3},
     ]
     assert len(p.room_list(10)) == 4
+
+
+def test_join_prefers_a_given_name_if_nobody_shows_it() -> None:
+    """`prefer` (a recovered socket's old name there) is shown if free, else the usual rule."""
+    p = make("ana", "ana", "bob")
+    assert p.join("s0", "r", prefer="ana#2") == ("ana#2", True)
+    assert p.join("s1", "r") == ("ana", True)
+    assert p.join("s2", "r", prefer="ana") == ("bob", True)

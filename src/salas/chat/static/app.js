@@ -352,9 +352,19 @@
         if (Array.isArray(answer.members)) setMembers(view, answer.members.map(String), answer.count);
         latest = Array.isArray(answer.messages) ? answer.messages : [];
       }
-      const filled = await fillGap(view, current);
+      // A store that forgot its messages (memory://, restarted) counts ids from 1 again:
+      // the box starts afresh, as the history now does.
+      const forgotten = latest.some(
+        (m) =>
+          typeof m.id === "number" &&
+          m.id <= (view.lastId ?? -1) &&
+          !view.ids.has(messageKey(m)) &&
+          !view.pending.has(m.client_id),
+      );
+      const filled = forgotten ? "forgotten" : await fillGap(view, current);
       if (!current()) return;
       if (filled === "too much") await startAfresh(view);
+      if (filled === "forgotten") restartLog(view, latest);
       if (!current()) return;
       // After the gap: the join's latest (all shown by now, unless the store lost its ids,
       // as a memory store does when the server restarts).
@@ -394,13 +404,16 @@
   // messages" pages back). Messages not yet sent stay, at the end.
   async function startAfresh(view) {
     const answer = await request("history", { channel: view.name, limit: HISTORY_PAGE });
-    if (!answer.ok) return;
+    if (answer.ok) restartLog(view, Array.isArray(answer.messages) ? answer.messages : []);
+  }
+
+  function restartLog(view, messages) {
     for (const item of [...view.log.children]) {
       if (!item.classList.contains("pending") && !item.classList.contains("failed")) item.remove();
     }
     view.ids.clear();
     view.oldestId = null;
-    const messages = Array.isArray(answer.messages) ? answer.messages : [];
+    view.lastId = null;
     messages.forEach((m) => receive(view, m, { quiet: true }));
     view.pending.forEach((entry) => view.log.appendChild(entry.item));
     view.older.hidden = messages.length < HISTORY_PAGE;
