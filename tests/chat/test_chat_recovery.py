@@ -89,18 +89,22 @@ async def test_recovered_socket_is_back_in_its_rooms_under_its_name(tmp_path: Pa
 
 async def test_recovered_socket_shows_another_name_where_its_was_taken(tmp_path: Path) -> None:
     """If a newcomer took its name in a room meanwhile, the recovered socket shows `name#2`
-    there, and `welcome.channels` says so."""
+    there, and `welcome.channels` says so; where it showed `name#2` it keeps it."""
     async with chat_on(tmp_path) as chat:
+        first = await RawClient.connect(chat.port, {"name": "Ana"})
+        await first.call("channel_join", "room3")
         ana = await RawClient.connect(chat.port, {"name": "ana"})
-        for room in ("room1", "room2"):
+        for room in ("room1", "room2", "room3"):
             await ana.call("channel_join", room)
         await gone(chat, ana)
+        await first.close()  # "Ana" leaves room3: "ana" is free there now
         other = await RawClient.connect(chat.port, {"name": "ANA"})
         await other.call("channel_join", "room1")
         again = await ana.reconnect()
         assert again.of("welcome")[0]["channels"] == [
             {"channel": "room1", "name": "ana#2"},
             {"channel": "room2", "name": "ana"},
+            {"channel": "room3", "name": "ana#2"},
         ]
         joined = await other.next("presence", lambda p: p["user"] != "ANA")
         assert (joined["event"], joined["user"]) == ("joined", "ana#2")
