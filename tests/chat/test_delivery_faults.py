@@ -40,8 +40,8 @@ ROOMS = ["sala-a", "sala-b", "sala-c"]
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path) -> AsyncIterator[Serve]:
-    server = Serve(free_port(), f"sqlite://{tmp_path / 'chat.db'}")
+async def serving(tmp_path: Path, *flags: str) -> AsyncIterator[Serve]:
+    server = Serve(free_port(), f"sqlite://{tmp_path / 'chat.db'}", *flags)
     await server.start()
     try:
         yield server
@@ -157,13 +157,17 @@ async def test_cut_transport_is_recovered_with_every_missed_message(
 
 # ------------------------------------------------------------------------------- (b) soak
 @pytest.mark.timeout(240)
-async def test_soak_random_disconnects_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("recovery", ["--recovery", "--no-recovery"])
+async def test_soak_random_disconnects_lose_and_duplicate_nothing(
+    tmp_path: Path, recovery: str
+) -> None:
     """36 members in 3 rooms send for 25 s while hundreds of random disconnects hit them
     (client-side destroys and relay drops): every member's ids per room equal the stored
-    history, every stored message was acked to its sender."""
+    history, every stored message was acked to its sender. With recovery the members get
+    their sessions back; without, they join again and fill the gap with `history {after}`."""
     rng = random.Random(2024)
     seconds = 25.0
-    async with serving(tmp_path) as server, History(server.db) as history:
+    async with serving(tmp_path, recovery) as server, History(server.db) as history:
         relay = await Relay(server.port).start()
         specs = [
             {"url": relay.url, "rooms": [ROOMS[i % 3], ROOMS[(i + 1) % 3]], "sends": True}
@@ -181,10 +185,13 @@ async def test_soak_random_disconnects_lose_and_duplicate_nothing(tmp_path: Path
             await members.command("chaos")
             await members.command("stop_stream", timeout=90, timeout_ms=80_000)
             await settle(members, history, ROOMS, 90)
-            counts = await finish(members, history, "soak")
-            print(f"[soak] relay drops: {relay.cuts}")
+            counts = await finish(members, history, f"soak {recovery}")
+            print(f"[soak {recovery}] relay drops: {relay.cuts}")
             assert counts["disconnects"] >= 200
-            assert counts["recovered"] >= counts["disconnects"] // 2
+            if recovery == "--recovery":
+                assert counts["recovered"] >= counts["disconnects"] // 2
+            else:
+                assert counts["recovered"] == 0 and counts["fresh"] >= 200
             assert counts["messages"] >= 300
         finally:
             await members.stop()

@@ -5,8 +5,10 @@
 // A member does what a careful chat client does: after a reconnect that the server recovered
 // (`socket.recovered`) it has nothing to do; otherwise it joins its rooms again and fills the
 // gap with `history {channel, after: last id}` page by page, holding back live messages of
-// that room meanwhile and dropping those the history already gave (counted as `overlap`).
-// An id received twice outside that merge is a duplicate (`dups`); the test requires none.
+// that room meanwhile and dropping those the history already gave (counted as `overlap`: a
+// message is stored before it is broadcast, so its broadcast may also come a little after
+// the history page that held it). An id the server sent live twice is a duplicate (`dups`);
+// the test requires none.
 //
 // Commands: one JSON object per line on stdin, each answered by one JSON line on stdout,
 // {"re": <its id>, ...}. See `handle` below.
@@ -41,6 +43,7 @@ class Member {
     this.sends = Boolean(spec.sends);
     this.seq = {};
     this.seen = {};
+    this.fromHistory = {}; // ids first had from `history`
     this.buffer = {};
     this.catching = new Set(); // rooms whose live messages wait for the gap to be filled
     this.needCatchUp = new Set(); // rooms whose gap is not filled yet
@@ -48,6 +51,7 @@ class Member {
     for (const room of this.rooms) {
       this.seq[room] = [];
       this.seen[room] = new Set();
+      this.fromHistory[room] = new Set();
       this.buffer[room] = [];
     }
     this.acked = {}; // client_id -> id
@@ -133,11 +137,11 @@ class Member {
         const got = await this.ack("history", { channel: room, after, limit: HISTORY_PAGE });
         if (epoch !== this.epoch) return;
         if (!got.ok) throw new Error(`history ${room}: ${JSON.stringify(got)}`);
-        for (const m of got.messages) this.append(room, m.id, true);
+        for (const m of got.messages) this.append(room, m.id, "history");
         if (got.messages.length < HISTORY_PAGE) break;
         after = got.messages[got.messages.length - 1].id;
       }
-      for (const id of this.buffer[room]) this.append(room, id, true);
+      for (const id of this.buffer[room]) this.append(room, id, "live");
       this.buffer[room] = [];
       this.catching.delete(room);
       this.needCatchUp.delete(room);
@@ -157,16 +161,17 @@ class Member {
       return;
     }
     if (this.catching.has(room)) this.buffer[room].push(m.id);
-    else this.append(room, m.id, false);
+    else this.append(room, m.id, "live");
   }
 
-  append(room, id, merging) {
+  append(room, id, source) {
     if (this.seen[room].has(id)) {
-      if (merging) this.stats.overlap++;
-      else this.stats.dups++;
+      if (source === "live" && !this.fromHistory[room].has(id)) this.stats.dups++;
+      else this.stats.overlap++;
       return;
     }
     this.seen[room].add(id);
+    if (source === "history") this.fromHistory[room].add(id);
     this.seq[room].push(id);
   }
 
