@@ -64,12 +64,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 def _plans(quick: bool, senders: str, start: float, max_rate: float) -> SweepPlan:
     if quick:
         return SweepPlan(
-            start=start, factor=2.0, refine=1, max_rate=max_rate, floor=1000,
+            start=start, factor=2.0, refine=1, max_rate=max_rate, floor=2000,
             warmup=1.0, measure=2.0, senders=senders,
         )  # fmt: skip
     return SweepPlan(
-        start=start, factor=1.6, refine=2, max_rate=max_rate, floor=1000,
-        warmup=1.0, measure=3.0, senders=senders,
+        start=start, factor=1.6, refine=2, max_rate=max_rate, floor=2000,
+        warmup=1.0, measure=2.5, senders=senders,
     )  # fmt: skip
 
 
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {t.label}: most clients (target {a.max_clients:,})", flush=True)
             srv["maxclients"] = max_clients(
                 t, target_clients=a.max_clients, batch=max(a.max_clients // 10, 1000),
-                hold=30.0, time_cap=150.0, budget=budget, log_dir=log_dir,
+                hold=28.0, time_cap=150.0, budget=budget, log_dir=log_dir,
             )  # fmt: skip
             save()
 

@@ -90,6 +90,18 @@ def _salas_versions() -> dict[str, str]:
     out = _python_versions() | _pkg("salas", "httptools", "websockets", "orjson", "uvloop")
     rev = _cmd_version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     out["salas_git"] = rev
+    try:  # the work tree is what runs: say whether it differs from that commit
+        st = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "examples"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        changed = [ln for ln in st.stdout.splitlines() if ln.strip()]
+        out["salas_work_tree"] = f"{len(changed)} changed files" if changed else "clean"
+    except (OSError, subprocess.TimeoutExpired):
+        pass
     return out
 
 
