@@ -41,6 +41,19 @@ def _probe_ratios(mine: list[Result], node: list[Result]) -> list[float]:
     return out
 
 
+MAX_RATE = {"fanout": 8e6, "chat": 4e6}  # for results written before runs recorded theirs
+
+
+def _complete(run: Result, scen: str) -> bool:
+    """A sweep that ended at a failing step (or at its top rate), not cut short by the budget."""
+    if run.get("status") != "ok":
+        return False
+    steps = run.get("steps", [])
+    top = max((float(s.get("offered", 0)) for s in steps), default=0.0)
+    cap = float(run.get("max_rate") or MAX_RATE.get(scen, 0))
+    return bool(steps) and (any(not s.get("ok") for s in steps) or top >= 0.99 * cap)
+
+
 def _median_run(runs: list[Result], key: str) -> Result | None:
     ok = [r for r in runs if r.get("status") == "ok"]
     if not ok:
@@ -59,7 +72,7 @@ def summarize(results: Result) -> Result:
             runs: list[Result] = srv.get(scen, [])
             if not runs:
                 continue
-            ok = [r for r in runs if r.get("status") == "ok"]
+            ok = [r for r in runs if _complete(r, scen)]
             if not ok:
                 s[scen] = {"status": runs[0].get("status"), "error": runs[0].get("error")}
                 continue
@@ -236,7 +249,8 @@ def plot(results: Result, path: Path) -> bool:
     series: list[tuple[str, str, list[Result]]] = []
     for name, srv in results["servers"].items():
         for scen in ("fanout", "chat"):
-            run = _median_run(srv.get(scen, []), "max_sustained")
+            complete = [r for r in srv.get(scen, []) if _complete(r, scen)]
+            run = _median_run(complete, "max_sustained")
             if run:
                 series.append((srv.get("label", name), scen, run["steps"]))
     for scen in ("fanout", "chat"):

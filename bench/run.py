@@ -56,6 +56,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="niceness of the servers and the load generator (default -10 where allowed: they"
         " win the CPU from other work on a shared machine; 0 = leave as is)",
     )
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="only summarize (and plot, with --plot) an existing results JSON",
+    )
     p.add_argument("--out", type=Path, default=None, help="result JSON path")
     p.add_argument("--plot", type=Path, default=None, help="plot PNG path")
     return p.parse_args(argv)
@@ -76,6 +82,18 @@ def _plans(quick: bool, senders: str, start: float, max_rate: float) -> SweepPla
 SCEN_SHAPE = {"fanout": (1000, 1, "room"), "chat": (1000, 100, "all")}
 
 
+def _report_only(path: Path, plot_path: Path | None) -> int:
+    """Recompute the summary of an existing results file (rewritten in place) and print it."""
+    results: Result = json.loads(path.read_text())
+    report.summarize(results)
+    if plot_path is not None and report.plot(results, plot_path):
+        print(f"plot: {plot_path}")
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    for text in report.summary_lines(results):
+        print(text)
+    return 0
+
+
 def _nice_allowed(nice: int) -> bool:
     """Can children lower their niceness to ``nice``? (root, or CAP_SYS_NICE)"""
     if nice >= 0:
@@ -94,6 +112,8 @@ def _nice_allowed(nice: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     a = _args(argv)
+    if a.report:
+        return _report_only(a.report, a.plot)
     quick = a.quick
     runs = a.runs or (1 if quick else 3)
     total = a.budget or (170.0 if quick else 1620.0)

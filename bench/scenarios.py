@@ -248,8 +248,12 @@ def _sweep(
     peak = max((float(s.get("deliveries_per_s", 0)) for s in steps), default=0.0)
     if srv.alive() and not steps:
         return {"status": "skipped", "error": "time budget"}
+    status = "ok" if srv.alive() else "error"
+    if status == "ok" and all(x["ok"] for x in steps) and top_offered() < plan.max_rate:
+        status = "truncated"  # the budget ran out before the sweep found the limit
     return {
-        "status": "ok" if srv.alive() else "error",
+        "status": status,
+        "max_rate": plan.max_rate,
         "error": None if srv.alive() else f"server died:\n{srv.log_tail()}",
         "max_sustained": float(best["offered"]) if best else 0.0,
         "p50_at_max_ms": best.get("p50_ms") if best else None,
