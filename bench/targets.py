@@ -148,6 +148,13 @@ TARGETS: dict[str, Target] = {
             _salas_versions,
         ),
         Target(
+            "salas-recovery",
+            "salas relay, recovery on",
+            "relay",
+            lambda port, env: [PYTHON, str(ROOT / "bench" / "servers" / "salas_recovery_relay.py")],
+            _salas_versions,
+        ),
+        Target(
             "salas-chat",
             "salas chat",
             "chat",

@@ -1,0 +1,17 @@
+"""The tutorial's relay (examples/seed.py) with connection state recovery on.
+
+Benchmarked next to the plain relay, it shows what recovery costs: every broadcast gets an
+offset and goes into the in-memory recovery log. The relay's code is not copied: seed.py is
+run as it is, with `Server` defaulting to recovery on.
+"""
+
+import functools
+import runpy
+from pathlib import Path
+
+import salas
+
+salas.Server = functools.partial(salas.Server, connection_state_recovery=True)  # type: ignore[misc]
+runpy.run_path(
+    str(Path(__file__).resolve().parents[2] / "examples" / "seed.py"), run_name="__main__"
+)
