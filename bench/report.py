@@ -74,7 +74,8 @@ def summarize(results: Result) -> Result:
                 continue
             ok = [r for r in runs if _complete(r, scen)]
             if not ok:
-                s[scen] = {"status": runs[0].get("status"), "error": runs[0].get("error")}
+                why = runs[0].get("error") or "the time budget ran out before the sweep's limit"
+                s[scen] = {"status": runs[0].get("status"), "error": why}
                 continue
             med: Result = {
                 "status": "ok",

@@ -36,11 +36,16 @@ Result = dict[str, Any]
 ALL_SERVERS = ("node", "salas", "salas-recovery", "salas-chat", "pysio-uvicorn", "pysio-aiohttp")
 ALL_SCENARIOS = ("fanout", "chat", "idle", "maxclients", "persistence")
 QUICK_SCENARIOS = ("fanout", "chat", "idle", "persistence")
+QUICK_SERVERS = ("node", "salas", "salas-chat")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    p.add_argument("--servers", default=",".join(ALL_SERVERS), help="comma-separated")
+    p.add_argument(
+        "--servers",
+        default=None,
+        help=f"comma-separated (default: all; with --quick: {','.join(QUICK_SERVERS)})",
+    )
     p.add_argument(
         "--scenarios", default=None, help=f"comma-separated of {','.join(ALL_SCENARIOS)}"
     )
@@ -118,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = a.runs or (1 if quick else 3)
     total = a.budget or (170.0 if quick else 1620.0)
     budget = Budget(total)
-    servers = [s.strip() for s in a.servers.split(",") if s.strip()]
+    wanted = a.servers or ",".join(QUICK_SERVERS if quick else ALL_SERVERS)
+    servers = [s.strip() for s in wanted.split(",") if s.strip()]
     unknown = [s for s in servers if s not in TARGETS or s == "blast"]
     if unknown:
         print(f"unknown servers: {', '.join(unknown)} (known: {', '.join(ALL_SERVERS)})")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import salas
 
-salas.Server = functools.partial(salas.Server, connection_state_recovery=True)  # type: ignore[misc]
+salas.Server = functools.partial(salas.Server, connection_state_recovery=True)  # type: ignore[misc,assignment]
 runpy.run_path(
     str(Path(__file__).resolve().parents[2] / "examples" / "seed.py"), run_name="__main__"
 )
