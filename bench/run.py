@@ -76,7 +76,7 @@ def _plans(quick: bool, senders: str, start: float, max_rate: float) -> SweepPla
     if quick:
         return SweepPlan(
             start=start, factor=2.0, refine=1, max_rate=max_rate, floor=2000,
-            warmup=1.0, measure=2.0, senders=senders,
+            warmup=0.5, measure=1.5, senders=senders,
         )  # fmt: skip
     return SweepPlan(
         start=start, factor=1.6, refine=2, max_rate=max_rate, floor=2000,
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         for scen in sweeps:
             clients, rooms, senders = SCEN_SHAPE[scen]
             print(f"== load generator ceiling, {scen} (blast server)", flush=True)
-            plan = _plans(quick, senders, 200_000, max_rate[scen])
-            plan.factor = 2.0
+            plan = _plans(quick, senders, 1e6 if quick else 200_000, max_rate[scen])
+            plan.factor = 3.0 if quick else 2.0
             bg = quiet.wait()
             res = relay_sweep(
                 TARGETS["blast"], clients=clients, rooms=rooms, plan=plan, crit=crit,
