@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from salas.engine.http import HttpRequest
-from salas.engine.websocket import WebSocket
+from salas.engine.websocket import WebSocket, ignore_close, ignore_message
 from salas.protocol import (
     PacketType,
     ProtocolError,
@@ -34,14 +34,6 @@ __all__ = ["EngineSession"]
 logger = logging.getLogger("salas.engine")
 
 _NOOP = b"6"
-
-
-def _ignore_message(message: str | bytes) -> None:
-    return None
-
-
-def _ignore_close(reason: str) -> None:
-    return None
 
 
 class EngineSession:
@@ -77,8 +69,8 @@ class EngineSession:
         self.request = request  # the handshake request (headers, query, address)
         self.transport = "polling"
         self.closed = False
-        self.on_message: Callable[[str | bytes], None] = _ignore_message
-        self.on_close: Callable[[str], None] = _ignore_close
+        self.on_message: Callable[[str | bytes], None] = ignore_message
+        self.on_close: Callable[[str], None] = ignore_close
         self._ws: WebSocket | None = None
         self._out: list[bytes] = []  # websocket frames queued this loop iteration
         self._scheduler = server.scheduler
@@ -410,8 +402,8 @@ class EngineSession:
             self._queue = []
         self._server.forget(self)
         callback = self.on_close
-        self.on_close = _ignore_close
-        self.on_message = _ignore_message
+        self.on_close = ignore_close
+        self.on_message = ignore_message
         try:
             callback(reason)
         except Exception:

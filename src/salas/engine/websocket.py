@@ -18,7 +18,7 @@ from websockets.server import ServerProtocol
 
 from salas.engine.http import HttpRequest
 
-__all__ = ["WebSocket"]
+__all__ = ["WebSocket", "ignore_close", "ignore_message"]
 
 logger = logging.getLogger("salas.engine")
 # The websockets library logs every opened connection at INFO; at thousands of connections a
@@ -30,11 +30,13 @@ MessageCallback = Callable[[str | bytes], None]
 CloseCallback = Callable[[str], None]
 
 
-def _ignore_message(message: str | bytes) -> None:
+def ignore_message(message: str | bytes) -> None:
+    """The message callback of a connection nobody listens to (yet, or any more)."""
     return None
 
 
-def _ignore_close(reason: str) -> None:
+def ignore_close(reason: str) -> None:
+    """The close callback of a connection nobody listens to (yet, or any more)."""
     return None
 
 
@@ -68,8 +70,8 @@ class WebSocket:
         # is congested (volatile packets are dropped, the slow-consumer bound is checked).
         transport.set_write_buffer_limits(high=high_water)
         self.congested = False
-        self.on_message: MessageCallback = _ignore_message
-        self.on_close: CloseCallback = _ignore_close
+        self.on_message: MessageCallback = ignore_message
+        self.on_close: CloseCallback = ignore_close
         self.closed = False
         self._fragments: list[bytes] = []
         self._tail = b""
@@ -200,6 +202,6 @@ class WebSocket:
         self.closed = True
         self.transport.close()
         callback = self.on_close
-        self.on_close = _ignore_close
-        self.on_message = _ignore_message
+        self.on_close = ignore_close
+        self.on_message = ignore_message
         callback(reason)

@@ -112,9 +112,9 @@ class Socket:
         return handler
 
     # -- emitting ---------------------------------------------------------------------
-    def _send_packet(self, packet: SocketPacket) -> None:
+    def _send_packet(self, packet: SocketPacket, volatile: bool = False) -> None:
         if self.connected:
-            self.client.session.send_encoded(EncodedMessage.of_socket_packet(packet))
+            self.client.session.send_encoded(EncodedMessage.of_socket_packet(packet), volatile)
 
     async def emit(self, event: str, *args: Any) -> None:
         """Send `event` with `args` to this client."""
@@ -257,6 +257,4 @@ class _VolatileSelf:
 
     async def emit(self, event: str, *args: Any) -> None:
         socket = self._socket
-        if socket.connected:
-            message = EncodedMessage.of_socket_packet(event_packet(socket.nsp.name, event, args))
-            socket.session.send_encoded(message, volatile=True)
+        socket._send_packet(event_packet(socket.nsp.name, event, args), volatile=True)
