@@ -286,7 +286,8 @@ def _http_url(host: str, port: int) -> str:
 async def serve(settings: ServeSettings) -> int:
     """Run the chat until SIGINT/SIGTERM; the exit code."""
     from salas.chat import ChatConfig, create_app
-    from salas.store import StoreError, open_recovery_store, open_store
+    from salas.recovery import open_recovery_store
+    from salas.store import StoreError, open_store
 
     url = store_url(settings.db)
     store = open_store(url)

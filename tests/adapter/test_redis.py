@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -145,3 +146,11 @@ async def test_local_flag_stays_on_this_server(pair: Any) -> None:
     await socket_of(sockets, remote.sid).join("room")
     await a.local.to("room").emit("x")
     await remote.nothing()
+
+
+def test_without_redis_py_the_adapter_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing the Redis adapter without redis-py installed says which extra brings it."""
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ImportError, match=r"pip install 'salas\[redis\]'"):
+        redis_adapter(REDIS_URL)

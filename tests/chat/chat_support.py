@@ -21,7 +21,8 @@ import socketio
 import websockets
 
 from salas.chat import ChatApp, ChatConfig, create_app
-from salas.store import MessageStore, RecoveryStore, StoredMessage, StoreError, open_store
+from salas.recovery import RecoveryStore
+from salas.store import MessageStore, StoredMessage, StoreError, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = Path(__file__).resolve().parent / "js"

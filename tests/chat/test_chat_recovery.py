@@ -18,7 +18,8 @@ import pytest
 from chat_support import FAST, GatedStore, RawClient, RunningChat, running_chat
 
 from salas.chat import create_app
-from salas.store import open_recovery_store, open_store
+from salas.recovery import open_recovery_store
+from salas.store import open_store
 
 pytestmark = pytest.mark.timeout(30)
 

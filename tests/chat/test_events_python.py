@@ -19,7 +19,7 @@ from chat_support import (
     sentinel,
 )
 
-from salas.store import MemoryRecoveryStore
+from salas.recovery import MemoryRecoveryStore
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -8,6 +8,9 @@ sockets_leave, disconnect_sockets) travel as requests on a second channel; fetch
 waits for one answer from each other process subscribed to it.
 
     io = Server(adapter=redis_adapter("redis://127.0.0.1:6379/0"))
+
+redis-py is the ``redis`` extra (``pip install 'salas[redis]'``): it is imported when an
+adapter is made, not when this module is, so ``import salas`` works without it.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Iterable
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import redis.asyncio as aioredis
 
+from salas._extras import extra_needed
 from salas.adapter.base import (
     AdapterFactory,
     BroadcastOptions,
@@ -33,7 +37,10 @@ from salas.adapter.base import (
 from salas.adapter.memory import MemoryAdapter
 from salas.protocol.outgoing import EncodedMessage
 
-__all__ = ["RedisAdapter", "redis_adapter"]
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+__all__ = ["RedisAdapter", "load_redis", "redis_adapter"]
 
 logger = logging.getLogger("salas.adapter")
 
@@ -66,8 +73,21 @@ def _decode_opts(raw: dict[str, Any]) -> BroadcastOptions:
     )
 
 
+def load_redis() -> ModuleType:
+    """``redis.asyncio``; ImportError naming the ``redis`` extra when it is not installed."""
+    try:
+        import redis.asyncio
+    except ImportError as exc:
+        raise ImportError(extra_needed("The Redis adapter", "redis"), name="redis") from exc
+    return redis.asyncio
+
+
 class RedisAdapter(MemoryAdapter):
+    """The memory adapter of one namespace, plus its rooms shared over Redis at `url`;
+    ImportError, naming the ``redis`` extra, when redis-py is not installed."""
+
     def __init__(self, nsp: MemberRegistry, url: str, prefix: str = "salas") -> None:
+        self._driver = load_redis()
         super().__init__(nsp)
         self.uid = secrets.token_hex(8)
         self._url = url
@@ -80,7 +100,7 @@ class RedisAdapter(MemoryAdapter):
         self._waiting: dict[str, tuple[asyncio.Future[None], list[Any], int]] = {}
 
     async def init(self) -> None:
-        self._redis = aioredis.from_url(self._url)
+        self._redis = self._driver.from_url(self._url)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._channel, self._request_channel, self._response_channel)
         self._reader = asyncio.get_running_loop().create_task(self._read_forever())
@@ -225,7 +245,12 @@ def _data_of(member: Member) -> Any:
 
 
 def redis_adapter(url: str = "redis://127.0.0.1:6379/0", prefix: str = "salas") -> AdapterFactory:
-    """An adapter factory for `Server(adapter=...)`: every namespace shares rooms over `url`."""
+    """An adapter factory for `Server(adapter=...)`: every namespace shares rooms over `url`.
+
+    Channels are named after `prefix`: two applications on one Redis need two prefixes.
+    ImportError, naming the ``redis`` extra, when redis-py is not installed.
+    """
+    load_redis()  # fail where the adapter is chosen, not when the first namespace is made
 
     def factory(nsp: MemberRegistry) -> RedisAdapter:
         return RedisAdapter(nsp, url, prefix)

@@ -51,11 +51,11 @@ from salas.chat.validation import (
     parse_room,
     parse_typing,
 )
+from salas.db.common import now_ms
 from salas.engine.routes import Response
+from salas.recovery import RecoveryOptions, RecoveryStore
 from salas.server import Server, Socket
-from salas.server.recovery import RecoveryOptions
-from salas.store import InvalidInputError, MessageStore, RecoveryStore, StoredMessage, StoreError
-from salas.store.base import now_ms
+from salas.store import InvalidInputError, MessageStore, StoredMessage, StoreError
 
 __all__ = ["ChatApp", "create_app"]
 

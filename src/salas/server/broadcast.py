@@ -84,15 +84,12 @@ class BroadcastOperator:
         nsp = self._nsp
         packet = event_packet(nsp.name, event, args)
         recovery = nsp.server.recovery
-        if recovery is not None and not self._opts.volatile:
-            # The offset rides as a last, extra argument; the official client keeps the
-            # latest one it saw and hands it back when it reconnects.
-            offset = recovery.next_offset()
-            packet.data.append(str(offset))
+        if recovery is None:
             message = EncodedMessage.of_socket_packet(packet)
-            recovery.log(offset, nsp.name, self._opts, message)
         else:
-            message = EncodedMessage.of_socket_packet(packet)
+            # Once per broadcast: the offset, the encoding and the log entry are shared by
+            # every recipient.
+            message = recovery.on_broadcast(nsp.name, packet, self._opts)
         await nsp.adapter.broadcast(message, self._opts)
 
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:

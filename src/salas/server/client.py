@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from salas.engine.session import EngineSession
 from salas.protocol import PacketDecoder, ProtocolError, SocketPacket, SocketPacketType
 from salas.protocol.outgoing import EncodedMessage
+from salas.recovery import Recovery, RestoredSession
 from salas.server.errors import ConnectionRefused
 from salas.server.handlers import call_handler
-from salas.server.recovery import Recovery, RestoredSession
 from salas.server.socket import Socket
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class Client:
         if isinstance(record.data, dict):
             socket.data = record.data
         try:
-            if recovery.options.skip_middlewares:
+            if recovery.skip_middlewares:
                 self._accept(nsp, socket, restored)
             else:
                 await self._admit(nsp, socket, restored)
@@ -165,8 +165,7 @@ class Client:
         recovery = self._server.recovery
         if recovery is not None:
             if socket.pid is None:
-                socket.pid = secrets.token_urlsafe(15)
-                socket.base_offset = recovery.head
+                socket.pid, socket.base_offset = recovery.new_session()
             reply["pid"] = socket.pid
         self.send(SocketPacket(SocketPacketType.CONNECT, nsp.name, reply))
         if restored is not None and recovery is not None:

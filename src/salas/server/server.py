@@ -14,11 +14,11 @@ from salas.adapter.base import AdapterFactory, RemoteSocket
 from salas.adapter.memory import MemoryAdapter
 from salas.engine import CorsConfig, EngineConfig, EngineServer, EngineSession
 from salas.engine.routes import RouteHandler, Router, StaticFiles
+from salas.recovery import Recovery, RecoveryOptions
 from salas.server.broadcast import BroadcastOperator
 from salas.server.client import Client
 from salas.server.handlers import Handler
 from salas.server.namespace import Middleware, Namespace
-from salas.server.recovery import Recovery, RecoveryOptions
 from salas.server.socket import Socket
 
 __all__ = ["Server"]

@@ -15,8 +15,6 @@ from salas.protocol.outgoing import EncodedMessage
 from salas.server.broadcast import BroadcastOperator, event_packet
 from salas.server.errors import AckTimeout, Disconnected
 from salas.server.handlers import Handler, call_handler
-from salas.server.recovery import RECOVERABLE_REASONS
-from salas.store.recovery import SessionRecord
 
 if TYPE_CHECKING:
     from salas.server.client import Client
@@ -224,16 +222,15 @@ class Socket:
         if disconnecting is not None:
             call_handler(disconnecting, [reason], where)
         recovery = self.nsp.server.recovery
-        if recovery is not None and self.pid is not None and reason in RECOVERABLE_REASONS:
-            recovery.save(
-                SessionRecord(
-                    self.pid,
-                    self.id,
-                    self.nsp.name,
-                    tuple(self.rooms),
-                    self.data,
-                    self.base_offset,
-                )
+        if recovery is not None and self.pid is not None:
+            recovery.on_disconnect(
+                reason,
+                pid=self.pid,
+                sid=self.id,
+                nsp=self.nsp.name,
+                rooms=self.rooms,
+                data=self.data,
+                base_offset=self.base_offset,
             )
         self.connected = False
         self.nsp.remove_socket(self)

@@ -1,6 +1,6 @@
 """What the SQLite and PostgreSQL message stores share: :class:`BatchedMessageStore`.
 
-Both write through group commit (:mod:`salas.store.batching`) and page history with the
+Both write through group commit (:mod:`salas.db.batching`) and page history with the
 same four statements; they differ in how a batch is written (the ``_commit`` of each),
 how rows are read, and what their health report names. The table they keep is the same,
 column for column (:func:`messages_ddl`), in each database's own types.
@@ -13,17 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
+from salas.db.batching import GroupCommitter
+from salas.db.common import Connections
+from salas.db.errors import StoreError, not_open
+
 from .base import (
     HISTORY_LIMIT_DEFAULT,
-    Connections,
     Draft,
     StoredMessage,
-    StoreError,
     check_append,
     check_history,
-    not_open,
 )
-from .batching import GroupCommitter
 
 __all__ = ["COLUMNS", "BatchedMessageStore", "HistoryQueries", "messages_ddl"]
 

@@ -12,7 +12,7 @@ Contract, in short:
   repeat stores nothing and returns the first message (same id, ts, text, user).
 - ``history`` returns oldest first; ``before=`` pages back, ``after=`` pages forward,
   both together bound a range (the first ``limit`` messages strictly between them);
-  ``limit`` is clamped to ``1..500``.
+  ``limit`` is clamped to ``1..STORE_PAGE_MAX`` (500).
 - Text that no backend can store the same way (a NUL character, lone surrogates) is
   refused up front with :class:`InvalidInputError`, on every backend, before it is queued
   — one bad message must never fail a whole group-commit batch of other users' messages.
@@ -20,44 +20,27 @@ Contract, in short:
 
 from __future__ import annotations
 
-import re
-import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from salas.db.common import INT64_MAX, INT64_MIN, now_ms, unstorable
+from salas.db.errors import StoreError
+
 __all__ = [
     "HISTORY_LIMIT_DEFAULT",
-    "HISTORY_LIMIT_MAX",
-    "INT64_MAX",
-    "INT64_MIN",
-    "Connections",
+    "STORE_PAGE_MAX",
     "Draft",
     "InvalidInputError",
     "MessageStore",
-    "StoreError",
     "StoredMessage",
     "check_append",
     "check_history",
-    "check_identifier",
-    "not_open",
-    "now_ms",
-    "unstorable",
 ]
 
 HISTORY_LIMIT_DEFAULT = 50
-HISTORY_LIMIT_MAX = 500
-
-# SQLite and PostgreSQL both store 64-bit signed integers; a larger bound coming from a
-# client (``before=1e30``) would overflow their drivers, and means "no bound" anyway.
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-# Table and schema names go into SQL text, so only plain identifiers; 40 characters leave
-# room for the index names derived from them within PostgreSQL's 63.
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
-
-
-class StoreError(Exception):
-    """The store cannot do what was asked: bad URL, unreachable database, failed write, closed."""
+#: The most messages one ``history`` call returns, whatever ``limit`` asks: a bound on one
+#: query's work (an application may accept less from its clients).
+STORE_PAGE_MAX = 500
 
 
 class InvalidInputError(StoreError, ValueError):
@@ -139,41 +122,6 @@ class MessageStore(Protocol):
         ...
 
 
-class Connections(Protocol):
-    """What a durable store reaches its database through (a SQLite file's threads, a
-    PostgreSQL pool): opened with the store, closed with it."""
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-def not_open(name: str) -> StoreError:
-    """The error of the ``name`` store used while it is not open."""
-    return StoreError(f"{name} store is not open")
-
-
-def now_ms() -> int:
-    """Wall-clock milliseconds since the epoch (the ``ts`` of a message or a packet)."""
-    return time.time_ns() // 1_000_000
-
-
-def unstorable(value: object) -> str | None:
-    """Why not every backend can store ``value`` as text ("contains a NUL character, ..."),
-    or None when every backend can."""
-    if not isinstance(value, str):
-        return f"must be a str, not {type(value).__name__}"
-    if "\x00" in value:
-        return "contains a NUL character, which is not storable"
-    # ASCII (the common case) is valid UTF-8; only other text can hold a lone surrogate.
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "is not valid Unicode text (lone surrogate)"
-    return None
-
-
 def _check_text(name: str, value: object) -> None:
     problem = unstorable(value)
     if problem is not None:
@@ -204,22 +152,12 @@ def _check_id(name: str, value: object) -> int | None:
 def check_history(
     channel: str, before: int | None, after: int | None, limit: int
 ) -> tuple[int | None, int | None, int]:
-    """Validate ``history``'s arguments: ids clamped to 64 bits, limit clamped to 1..500."""
+    """Validate ``history``'s arguments: ids clamped to 64 bits, limit to 1..STORE_PAGE_MAX."""
     _check_text("channel", channel)
     if not isinstance(limit, int) or isinstance(limit, bool):
         raise InvalidInputError(f"limit must be an int, not {type(limit).__name__}")
     return (
         _check_id("before", before),
         _check_id("after", after),
-        max(1, min(HISTORY_LIMIT_MAX, limit)),
+        max(1, min(STORE_PAGE_MAX, limit)),
     )
-
-
-def check_identifier(kind: str, name: str) -> str:
-    """A table or schema name safe to put in SQL; StoreError otherwise."""
-    if not _IDENTIFIER.fullmatch(name):
-        raise StoreError(
-            f"invalid {kind} name {name!r}: use up to 40 letters, digits and '_', "
-            "not starting with a digit"
-        )
-    return name

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 
-from .base import (
-    HISTORY_LIMIT_DEFAULT,
-    StoredMessage,
-    check_append,
-    check_history,
-    not_open,
-)
+from salas.db.errors import not_open
+
+from .base import HISTORY_LIMIT_DEFAULT, StoredMessage, check_append, check_history
 
 __all__ = ["MemoryStore"]
 

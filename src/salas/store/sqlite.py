@@ -6,9 +6,9 @@ The file and its schema are created on first start. Options (URL query):
 
 Durability and speed: the database runs in WAL mode with ``synchronous=FULL``, so a
 message whose ``append`` returned survives a crash or power loss. What makes that cheap
-is group commit (:mod:`salas.store.batching`): one transaction, one WAL sync per batch.
+is group commit (:mod:`salas.db.batching`): one transaction, one WAL sync per batch.
 
-Threads (:class:`~salas.store._sqlite_common.SQLiteFile`): a writer thread writes each
+Threads (:class:`~salas.db.sqlite.SQLiteFile`): a writer thread writes each
 batch in one hop and one ``BEGIN IMMEDIATE`` transaction, so several processes may share one
 file: ids (``AUTOINCREMENT``, never reused) stay strictly increasing in commit order, and
 the ``(channel, client_id)`` check runs inside the writing transaction. A reader thread
@@ -22,11 +22,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.db.sqlite import SQLiteFile, param, sqlite_location
+from salas.db.urls import split_sqlite_url
+
 from ._batched_store import COLUMNS, BatchedMessageStore, HistoryQueries, messages_ddl
-from ._sqlite_common import SQLiteFile, param, sqlite_location
 from .base import Draft, StoredMessage
-from .batching import DEFAULT_MAX_BATCH
-from .urls import split_sqlite_url
 
 __all__ = ["SQLiteStore"]
 

@@ -7,8 +7,8 @@ JSON, the Engine.IO packets as one BLOB, ms timestamp; indexed by namespace and 
 ``<table>_recovery_sessions`` (one row per disconnected socket, keyed by its private id).
 
 Writes: ``append`` only queues; one writer task writes what is queued in one transaction
-(:class:`~salas.store.recovery.LogWriter`). Session saves and takes go through group commit
-(:mod:`salas.store.batching`), in the order they were asked, so a server shutting down with
+(:class:`~salas.recovery.durable.LogWriter`). Session saves and takes go through group commit
+(:mod:`salas.db.batching`), in the order they were asked, so a server shutting down with
 thousands of sockets saves them in a few transactions. All writes run in one thread with
 its own connection (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``: the message store's
 connection to the same file waits its turn), reads in another.
@@ -20,23 +20,25 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ._durable_recovery import (
+from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.db.sqlite import SQLiteFile, param, sqlite_location
+from salas.db.urls import split_sqlite_url
+
+from .codec import packet_of
+from .durable import (
     SESSION_COLUMNS,
     DurableRecoveryStore,
     RecoverySQL,
     SaveSession,
     SessionOp,
 )
-from ._sqlite_common import SQLiteFile, param, sqlite_location
-from .batching import DEFAULT_MAX_BATCH
-from .recovery import LoggedPacket, LogRow, SessionRow, packet_of
-from .urls import split_sqlite_url
+from .types import LoggedPacket, LogRow, SessionRow
 
 __all__ = ["SQLiteRecoveryStore"]
 
 
 class SQLiteRecoveryStore(DurableRecoveryStore[SQLiteFile]):
-    """A :class:`~salas.store.recovery.RecoveryStore` in a SQLite file."""
+    """A :class:`~salas.recovery.types.RecoveryStore` in a SQLite file."""
 
     backend = "sqlite"
 

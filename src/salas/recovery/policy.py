@@ -1,4 +1,5 @@
-"""Connection state recovery, as the official client (>= 4.6) expects it.
+"""Connection state recovery, as the official client (>= 4.6) expects it: the policy, and
+the one object (:class:`Recovery`) through which the server reaches it.
 
 With recovery on, the CONNECT reply carries `{sid, pid}`, and every event broadcast through
 the adapter carries its offset as a last, extra argument (the client remembers the last one
@@ -10,6 +11,11 @@ Reading the log takes time (a database query); broadcasts made meanwhile are in 
 answer nor the socket's rooms yet. So each restore in progress also collects what is
 logged while it runs (`_Watch`), and the replay is the union of both, by offset, computed
 when the socket joins its rooms (synchronously, so nothing falls between the two).
+
+The server calls :class:`Recovery` at five points and nowhere else: ``on_broadcast``
+(stamp, encode and log a broadcast: once per broadcast, never per recipient),
+``new_session`` (a socket connects afresh), ``on_disconnect`` (a socket goes away),
+``restore`` then ``replay`` or ``abandon`` (a client comes back), and ``start``/``close``.
 """
 
 from __future__ import annotations
@@ -17,22 +23,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from salas.adapter.base import BroadcastOptions
+from salas.db.common import now_ms
+from salas.protocol import SocketPacket
 from salas.protocol.outgoing import EncodedMessage
-from salas.store.recovery import (
-    LoggedPacket,
-    MemoryRecoveryStore,
-    RecoveryStore,
-    SessionRecord,
-    now_ms,
-)
 
-__all__ = ["RECOVERABLE_REASONS", "Recovery", "RecoveryOptions", "RestoredSession"]
+from .memory import MemoryRecoveryStore
+from .types import LoggedPacket, RecoveryStore, SessionRecord
 
-logger = logging.getLogger("salas.server")
+__all__ = ["MAX_REPLAY", "RECOVERABLE_REASONS", "Recovery", "RecoveryOptions", "RestoredSession"]
+
+logger = logging.getLogger("salas.recovery")
 
 # Disconnections the client did not ask for: only these leave a session to recover.
 RECOVERABLE_REASONS = frozenset(
@@ -45,7 +51,12 @@ _OFFSET = re.compile(r"\d{1,19}")
 
 @dataclass(frozen=True, slots=True)
 class RecoveryOptions:
-    """`Server(connection_state_recovery=RecoveryOptions(...))`."""
+    """`Server(connection_state_recovery=RecoveryOptions(...))`.
+
+    `max_disconnection_duration`: seconds a disconnected session waits for its client;
+    `skip_middlewares`: a recovered socket does not go through `use` again; `store`: where
+    the broadcast log and sessions are kept (`open_recovery_store(url)`; default: memory).
+    """
 
     max_disconnection_duration: float = 120.0  # seconds a session waits for its client
     skip_middlewares: bool = True  # a recovered socket does not go through `use` again
@@ -63,6 +74,8 @@ class _Watch:
 
 @dataclass(frozen=True, slots=True)
 class RestoredSession:
+    """A session taken back for a reconnecting client, and what it missed so far."""
+
     record: SessionRecord
     offset: int  # the client's last offset: everything after it is replayed
     logged: list[LoggedPacket]  # read from the log, for the session's rooms
@@ -70,6 +83,8 @@ class RestoredSession:
 
 
 class Recovery:
+    """Connection state recovery of one server: offsets, the log, saved sessions."""
+
     def __init__(self, options: RecoveryOptions) -> None:
         self.options = options
         self.store = options.store
@@ -79,6 +94,7 @@ class Recovery:
         self._watches: set[_Watch] = set()
 
     async def start(self) -> None:
+        """Open the store and continue the offsets after the last one it logged."""
         await self.store.open()
         self._next_offset = await self.store.last_offset() + 1
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
@@ -99,31 +115,65 @@ class Recovery:
         return self._next_offset - 1
 
     # -- broadcasting -----------------------------------------------------------------
-    def next_offset(self) -> int:
+    def on_broadcast(
+        self, nsp: str, packet: SocketPacket, opts: BroadcastOptions
+    ) -> EncodedMessage:
+        """`packet` encoded for the broadcast `opts` describes; unless it is volatile, with
+        its offset as a last, extra argument (the official client keeps the latest one it
+        saw and hands it back when it reconnects), and logged under that offset."""
+        if opts.volatile:
+            return EncodedMessage.of_socket_packet(packet)
         offset = self._next_offset
         self._next_offset += 1
-        return offset
-
-    def log(self, offset: int, nsp: str, opts: BroadcastOptions, message: EncodedMessage) -> None:
-        packet = LoggedPacket(
+        packet.data.append(str(offset))
+        message = EncodedMessage.of_socket_packet(packet)
+        logged = LoggedPacket(
             offset,
             nsp,
             tuple(sorted(opts.rooms)),
             tuple(sorted(opts.except_rooms)),
             tuple(message.packets),
         )
-        self.store.append(packet)
+        self.store.append(logged)
         if self._watches:
             for watch in self._watches:
-                watch.packets.append(packet)
+                watch.packets.append(logged)
+        return message
 
-    # -- disconnect and reconnect -----------------------------------------------------
-    def save(self, record: SessionRecord) -> None:
-        task = asyncio.get_running_loop().create_task(self._save(record))
+    # -- connect and disconnect -------------------------------------------------------
+    def new_session(self) -> tuple[str, int]:
+        """`(pid, base_offset)` of a socket connecting afresh: the private id its client
+        presents to recover it, and the log head, where its replay would start."""
+        return secrets.token_urlsafe(15), self.head
+
+    def on_disconnect(
+        self,
+        reason: str,
+        *,
+        pid: str,
+        sid: str,
+        nsp: str,
+        rooms: Iterable[str],
+        data: Any,
+        base_offset: int,
+    ) -> None:
+        """A socket is going away (still in its `rooms`): save its session in the
+        background when `reason` is one its client did not ask for."""
+        if reason in RECOVERABLE_REASONS:
+            self._save(SessionRecord(pid, sid, nsp, tuple(rooms), data, base_offset))
+
+    # -- reconnect --------------------------------------------------------------------
+    @property
+    def skip_middlewares(self) -> bool:
+        """Whether a recovered socket skips the namespace's middlewares."""
+        return self.options.skip_middlewares
+
+    def _save(self, record: SessionRecord) -> None:
+        task = asyncio.get_running_loop().create_task(self._store_session(record))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _save(self, record: SessionRecord) -> None:
+    async def _store_session(self, record: SessionRecord) -> None:
         try:
             await self.store.save_session(record)
         except Exception:
@@ -194,7 +244,7 @@ class Recovery:
         (its client went away before it could be given back)."""
         self._watches.discard(restored.watch)
         if resave:
-            self.save(restored.record)
+            self._save(restored.record)
 
     async def _prune_forever(self) -> None:
         window_ms = int(self.options.max_disconnection_duration * 1000)

@@ -19,7 +19,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from salas.store import (
+from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.recovery import (
     LoggedPacket,
     MemoryRecoveryStore,
     PostgresRecoveryStore,
@@ -27,9 +28,8 @@ from salas.store import (
     SessionRecord,
     SQLiteRecoveryStore,
     open_recovery_store,
-    open_store,
 )
-from salas.store.batching import DEFAULT_MAX_BATCH
+from salas.store import open_store
 
 if TYPE_CHECKING:
     from conftest import BackendUnderTest
@@ -447,7 +447,7 @@ async def test_unserialisable_data_is_saved_as_empty_with_a_warning(
 ) -> None:
     """socket.data that JSON cannot hold is saved as {} (with a warning), never a failure."""
     store = await stores.open()
-    with caplog.at_level(logging.WARNING, logger="salas.store"):
+    with caplog.at_level(logging.WARNING, logger="salas.recovery"):
         await store.save_session(session("p", data={"when": object(), "ok": 1}))
     back = await store.take_session("p")
     assert back == session("p", data={})

@@ -1,30 +1,50 @@
 """What the PostgreSQL stores (messages and recovery) share: what they accept,
 :class:`PostgresPool`, the schema creation every process may run at once, and
-advisory-lock keys."""
+advisory-lock keys.
+
+asyncpg is the ``postgres`` extra: it is imported when a :class:`PostgresPool` is made (a
+``postgresql://`` URL opened), not when this module is, and its absence is a
+:class:`~salas.db.errors.StoreError` that names the extra.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-import asyncpg
-
-from .base import StoreError, check_identifier, not_open
-from .urls import redact
+from salas._extras import extra_needed
+from salas.db.common import check_identifier
+from salas.db.errors import StoreError, not_open
+from salas.db.urls import redact
 
 __all__ = [
-    "DB_ERRORS",
     "PostgresPool",
     "advisory_lock_key",
     "create_schema",
+    "db_errors",
+    "load_asyncpg",
     "param",
     "postgres_location",
 ]
 
-# What asyncpg raises when the server is unreachable, refuses us, or a statement fails.
-DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+def load_asyncpg() -> Any:
+    """The asyncpg module; StoreError naming the ``postgres`` extra when it is not installed."""
+    try:
+        import asyncpg
+    except ImportError as exc:
+        raise StoreError(extra_needed("PostgreSQL support", "postgres")) from exc
+    return asyncpg
+
+
+@functools.cache
+def db_errors() -> tuple[type[BaseException], ...]:
+    """What asyncpg raises when the server is unreachable, refuses us, or a statement fails."""
+    driver = load_asyncpg()
+    return (OSError, TimeoutError, driver.PostgresError, driver.InterfaceError)
 
 
 def postgres_location(dsn: str, schema: str, table: str, url: str | None) -> tuple[str, str, str]:
@@ -66,7 +86,7 @@ async def create_schema(conn: Any, *, schema: str, ddl: str, lock_key: int) -> N
 def _failing(message: str) -> Iterator[None]:
     try:
         yield
-    except DB_ERRORS as exc:
+    except db_errors() as exc:
         raise StoreError(f"{message}: {exc}") from exc
 
 
@@ -75,7 +95,8 @@ class PostgresPool:
 
     ``setup(conn)`` creates the schema on ``open``, in one transaction. ``table`` is what
     error messages name ("PostgreSQL read from <table> failed"); ``name`` says whose pool
-    this is in "<name> store is not open".
+    this is in "<name> store is not open". StoreError, naming the ``postgres`` extra, when
+    asyncpg is not installed.
     """
 
     def __init__(
@@ -90,6 +111,7 @@ class PostgresPool:
         connect_timeout: float,
         command_timeout: float,
     ) -> None:
+        self._driver = load_asyncpg()
         self.dsn = dsn
         self._setup = setup
         self._table = table
@@ -109,20 +131,21 @@ class PostgresPool:
     async def open(self) -> None:
         """Connect, then create the schema; StoreError, without the password, if it cannot."""
         where = redact(self.dsn)
+        refused: tuple[type[BaseException], ...] = (*db_errors(), ValueError)  # ValueError: bad DSN
         try:
-            self._pool = await asyncpg.create_pool(
+            self._pool = await self._driver.create_pool(
                 self.dsn,
                 min_size=self._size[0],
                 max_size=self._size[1],
                 timeout=self._connect_timeout,
                 command_timeout=self._command_timeout,
             )
-        except (*DB_ERRORS, ValueError) as exc:  # ValueError: a malformed DSN
+        except refused as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {where}: {exc}") from exc
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await self._setup(conn)
-        except DB_ERRORS as exc:
+        except db_errors() as exc:
             await self.close()
             raise StoreError(f"cannot create {self._table} at {where}: {exc}") from exc
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from .base import StoreError, check_identifier, not_open
+from salas.db.common import check_identifier
+from salas.db.errors import StoreError, not_open
 
 __all__ = ["SQLiteFile", "param", "sqlite_location"]
 

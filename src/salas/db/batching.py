@@ -17,7 +17,7 @@ Cancellation: an item whose caller was cancelled before its batch started is dro
 
 The task itself — started with the store, asleep while nothing is queued, and on
 ``close`` writing everything queued before it stops — is :class:`BatchWriter`, which the
-recovery log's :class:`~salas.store.recovery.LogWriter` shares.
+recovery log's :class:`~salas.recovery.durable.LogWriter` shares.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from .base import StoreError, not_open
+from salas.db.errors import StoreError, not_open
 
 __all__ = ["DEFAULT_MAX_BATCH", "BatchWriter", "GroupCommitter"]
 

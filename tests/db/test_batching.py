@@ -1,4 +1,4 @@
-"""GroupCommitter (salas.store.batching) on a fake commit function: batching, failure,
+"""GroupCommitter (salas.db.batching) on a fake commit function: batching, failure,
 close and cancellation, without any database."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from salas.store import StoreError
-from salas.store.batching import GroupCommitter
+from salas.db.batching import GroupCommitter
+from salas.db.errors import StoreError
 
 
 class FakeDatabase:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from salas.store import (
+from salas.recovery import (
     MemoryRecoveryStore,
     PostgresRecoveryStore,
     SQLiteRecoveryStore,
-    StoreError,
     open_recovery_store,
 )
+from salas.store import StoreError
 
 
 def test_memory_url_gives_a_memory_recovery_store() -> None:

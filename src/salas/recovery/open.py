@@ -6,24 +6,28 @@
 The same URL as the chat's message store puts the recovery tables beside its messages
 table, in the same database: ``memory://`` gives a :class:`MemoryRecoveryStore` (recovery
 within one process), a SQLite URL or bare path a :class:`SQLiteRecoveryStore`, a
-PostgreSQL URL a :class:`PostgresRecoveryStore`. The server opens and closes it.
+PostgreSQL URL a :class:`PostgresRecoveryStore` (asyncpg, the ``postgres`` extra, is
+imported then). The server opens and closes it.
 """
 
 from __future__ import annotations
 
-from .recovery import MemoryRecoveryStore, RecoveryStore
-from .recovery_postgres import PostgresRecoveryStore
-from .recovery_sqlite import SQLiteRecoveryStore
-from .urls import backend_of
+from salas.db.urls import backend_of
+
+from .memory import MemoryRecoveryStore
+from .postgres import PostgresRecoveryStore
+from .sqlite import SQLiteRecoveryStore
+from .types import RecoveryStore
 
 __all__ = ["open_recovery_store"]
 
-# Shorter than `SUPPORTED_URLS`, which lists the same URLs; kept as the error text it was.
+# Shorter than `salas.store.SUPPORTED_URLS`, which lists the same URLs.
 _SUPPORTED = "memory://, sqlite:///path.db, a bare file path, postgresql://..."
 
 
 def open_recovery_store(url: str) -> RecoveryStore:
-    """The recovery store for ``url``, not yet opened; StoreError if the URL is bad."""
+    """The recovery store for ``url``, not yet opened; StoreError if the URL is bad, or
+    names PostgreSQL without the ``postgres`` extra installed."""
     backend, url = backend_of(url, _SUPPORTED)
     if backend == "memory":
         return MemoryRecoveryStore()

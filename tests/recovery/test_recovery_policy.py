@@ -1,4 +1,4 @@
-"""Connection state recovery at the wire level (salas.server.recovery)."""
+"""The recovery policy (salas.recovery.policy) at the wire level, through a real Server."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 import websockets
 
 from salas import Server
-from salas.server.recovery import RecoveryOptions
-from salas.store.recovery import MemoryRecoveryStore
+from salas.adapter import BroadcastOptions
+from salas.protocol import SocketPacket, SocketPacketType
+from salas.recovery import MemoryRecoveryStore, Recovery, RecoveryOptions
 
 
 class RawClient:
@@ -368,3 +369,62 @@ async def test_a_client_gone_during_its_recovery_can_recover_on_its_next_try() -
         await again.ws.close()
     finally:
         await io.shutdown()
+
+
+# -- the Recovery object the server holds, on its own ------------------------------------
+
+
+async def test_on_broadcast_stamps_logs_and_encodes_once() -> None:
+    """A broadcast gets the next offset as a last argument and is logged under it."""
+    store = MemoryRecoveryStore()
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    try:
+        packet = SocketPacket(SocketPacketType.EVENT, "/", ["said", "hi"])
+        message = recovery.on_broadcast("/", packet, BroadcastOptions(frozenset({"r"})))
+        assert message.packets == ['42["said","hi","1"]']
+        (logged,) = await store.packets_after("/", 0, 10)
+        assert (logged.offset, logged.rooms, logged.packets) == (
+            1,
+            ("r",),
+            ('42["said","hi","1"]',),
+        )
+        assert recovery.head == 1
+    finally:
+        await recovery.close()
+
+
+async def test_on_broadcast_leaves_volatile_broadcasts_unstamped_and_unlogged() -> None:
+    """A volatile broadcast carries no offset and is not in the log."""
+    store = MemoryRecoveryStore()
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    try:
+        packet = SocketPacket(SocketPacketType.EVENT, "/", ["tick"])
+        message = recovery.on_broadcast("/", packet, BroadcastOptions(volatile=True))
+        assert message.packets == ['42["tick"]']
+        assert await store.packets_after("/", 0, 10) == []
+        assert recovery.head == 0
+    finally:
+        await recovery.close()
+
+
+@pytest.mark.parametrize(
+    ("reason", "saved"), [("transport close", True), ("client namespace disconnect", False)]
+)
+async def test_on_disconnect_saves_only_when_the_client_did_not_leave(
+    reason: str, saved: bool
+) -> None:
+    """A dropped transport leaves a session to recover; a client that said goodbye does not."""
+    store = MemoryRecoveryStore()
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    pid, base = recovery.new_session()
+    recovery.on_disconnect(
+        reason, pid=pid, sid="s1", nsp="/", rooms={"s1", "r"}, data={"k": 1}, base_offset=base
+    )
+    await recovery.close()  # waits for the background save
+    record = await store.take_session(pid)
+    assert (record is not None) is saved
+    if record is not None:
+        assert (record.sid, sorted(record.rooms), record.data) == ("s1", ["r", "s1"], {"k": 1})

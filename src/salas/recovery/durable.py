@@ -1,6 +1,7 @@
-"""What the SQLite and PostgreSQL recovery stores share: :class:`DurableRecoveryStore`.
+"""What the SQLite and PostgreSQL recovery stores share: :class:`DurableRecoveryStore`,
+and the :class:`LogWriter` that writes the broadcast log in batches.
 
-Both queue appended packets for a :class:`~salas.store.recovery.LogWriter`, put session
+Both queue appended packets for a :class:`LogWriter`, put session
 saves and takes through group commit in the order they were asked, and keep the same two
 tables (:class:`RecoverySQL`), in each database's own types. They differ in how a batch is
 written (SQLite: one statement per row, all in one thread hop; PostgreSQL: one statement
@@ -9,40 +10,159 @@ per batch over ``unnest`` arrays, one round trip) and how rows are read.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
-from .base import INT64_MAX, Connections, StoreError, not_open
-from .batching import GroupCommitter
-from .recovery import (
-    LoggedPacket,
-    LogRow,
-    LogWriter,
-    SessionRecord,
-    SessionRow,
-    log_row_or_warn,
-    record_of,
-    session_row,
-    storable_key,
-)
+from salas.db.batching import DEFAULT_MAX_BATCH, BatchWriter, GroupCommitter
+from salas.db.common import INT64_MAX, Connections
+from salas.db.errors import StoreError, not_open
+
+from .codec import log_row_or_warn, record_of, session_row, storable_key
+from .types import LoggedPacket, LogRow, SessionRecord, SessionRow
 
 __all__ = [
     "LOG_COLUMNS",
     "SESSION_COLUMNS",
     "DurableRecoveryStore",
+    "LogWriter",
     "RecoverySQL",
     "SaveSession",
     "SessionOp",
     "TakeSession",
 ]
 
+logger = logging.getLogger("salas.recovery")
+
 #: The columns of the log and sessions tables, in :data:`LogRow` and :data:`SessionRow` order.
 LOG_COLUMNS = "log_offset, nsp, rooms, except_rooms, packets, ts"
 SESSION_COLUMNS = "pid, sid, nsp, rooms, data, base_offset, disconnected_at"
 
 DbT = TypeVar("DbT", bound=Connections)
+
+
+RowT = TypeVar("RowT")
+
+
+class LogWriter(BatchWriter[RowT]):
+    """Rows queued synchronously by `append`, written by one task, one transaction per batch.
+
+    `write(rows)` must write all rows in one transaction, or raise having written none. A
+    batch that fails is tried again (three attempts in all), then dropped with an error in
+    the log: the recovery log is best effort, and a database that is down must not make the
+    queue grow without bound either (beyond `max_pending` rows the oldest are dropped).
+    """
+
+    RETRY_DELAYS = (0.1, 1.0)
+
+    def __init__(
+        self,
+        write: Callable[[list[RowT]], Awaitable[None]],
+        *,
+        name: str,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_pending: int = 100_000,
+    ) -> None:
+        super().__init__(name=name, role="log-writer")
+        self._write = write
+        self._max_batch = max_batch
+        self._max_pending = max_pending
+        self._appended = 0  # rows ever queued
+        self._finished = 0  # rows written, or given up on
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._overflowing = False
+        #: Transactions committed, rows they wrote, and rows dropped (failed or overflowed).
+        self.batches_committed = 0
+        self.rows_committed = 0
+        self.rows_dropped = 0
+
+    @property
+    def pending(self) -> int:
+        """Rows queued and not yet written."""
+        return self._appended - self._finished
+
+    def append(self, row: RowT) -> bool:
+        """Queue `row` (never blocks); False when the writer is closed and drops it."""
+        if not self.running:
+            return False
+        queue = self._queue
+        if len(queue) >= self._max_pending:
+            queue.popleft()
+            self._finished += 1
+            self.rows_dropped += 1
+            if not self._overflowing:
+                self._overflowing = True
+                logger.error(
+                    "%s: %d rows wait to be written; dropping the oldest", self._name, len(queue)
+                )
+        queue.append(row)
+        self._appended += 1
+        if len(queue) == 1:
+            self._wakeup.set()
+        return True
+
+    async def flush(self) -> None:
+        """Return once every row queued before this call is written (or given up on)."""
+        target = self._appended
+        if self._finished >= target or self._task is None:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))
+        await waiter
+
+    async def _write_next(self) -> None:
+        count = min(len(self._queue), self._max_batch)
+        batch = [self._queue.popleft() for _ in range(count)]
+        await self._write_batch(batch)
+        self._finished += count
+        if not self._queue:
+            self._overflowing = False
+        self._release()
+
+    def _stopped(self) -> None:
+        # Reached with waiters only if the task was cancelled (the loop is going away).
+        for _, waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(StoreError(f"{self._name}: closed before writing"))
+        self._waiters.clear()
+
+    async def _write_batch(self, batch: list[RowT]) -> None:
+        for attempt, delay in enumerate((*self.RETRY_DELAYS, None)):
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                if delay is None:
+                    self.rows_dropped += len(batch)
+                    logger.error(
+                        "%s: dropped %d rows after %d failed writes: %s",
+                        self._name,
+                        len(batch),
+                        attempt + 1,
+                        exc,
+                    )
+                    return
+                logger.warning(
+                    "%s: writing %d rows failed (%s); retrying", self._name, len(batch), exc
+                )
+                await asyncio.sleep(delay)
+            else:
+                self.batches_committed += 1
+                self.rows_committed += len(batch)
+                return
+
+    def _release(self) -> None:
+        done = self._finished
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for target, waiter in self._waiters:
+            if target <= done:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((target, waiter))
+        self._waiters = still
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +234,7 @@ class RecoverySQL:
 
 
 class DurableRecoveryStore(ABC, Generic[DbT]):
-    """A :class:`~salas.store.recovery.RecoveryStore` in a database reached through ``db``
+    """A :class:`~salas.recovery.types.RecoveryStore` in a database reached through ``db``
     (opened and closed with the store)."""
 
     backend: ClassVar[str]

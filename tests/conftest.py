@@ -1,4 +1,5 @@
-"""Fixtures of the store suite: every backend behind one ``backend`` fixture.
+"""Fixtures shared by the message store and recovery store suites (tests/store,
+tests/recovery): every database backend behind one ``backend`` fixture.
 
 A test that asks for ``backend`` runs once per backend (``memory``, ``sqlite``,
 ``postgresql``); ``@pytest.mark.backends("sqlite", "postgresql")`` narrows that list.

@@ -8,10 +8,12 @@ ms timestamp; indexed by namespace and offset) and ``<table>_recovery_sessions``
 per disconnected socket, keyed by its private id).
 
 Writes: ``append`` only queues; one writer task writes what is queued with one ``INSERT
-... SELECT FROM unnest(...)`` (:class:`~salas.store.recovery.LogWriter`). Session saves and
-takes go through group commit (:mod:`salas.store.batching`): one transaction per batch,
+... SELECT FROM unnest(...)`` (:class:`~salas.recovery.durable.LogWriter`). Session saves and
+takes go through group commit (:mod:`salas.db.batching`): one transaction per batch,
 applied in the order they were asked (runs of saves as one statement, runs of takes as one
 ``DELETE ... RETURNING``).
+
+asyncpg is the ``postgres`` extra, imported when such a store is made.
 """
 
 from __future__ import annotations
@@ -19,7 +21,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._durable_recovery import (
+from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.db.postgres import (
+    PostgresPool,
+    advisory_lock_key,
+    create_schema,
+    param,
+    postgres_location,
+)
+from salas.db.urls import split_postgres_url
+
+from .codec import packet_of
+from .durable import (
     LOG_COLUMNS,
     SESSION_COLUMNS,
     DurableRecoveryStore,
@@ -28,16 +41,13 @@ from ._durable_recovery import (
     SessionOp,
     TakeSession,
 )
-from ._pg_common import PostgresPool, advisory_lock_key, create_schema, param, postgres_location
-from .batching import DEFAULT_MAX_BATCH
-from .recovery import LoggedPacket, LogRow, SessionRow, packet_of
-from .urls import split_postgres_url
+from .types import LoggedPacket, LogRow, SessionRow
 
 __all__ = ["PostgresRecoveryStore"]
 
 
 class PostgresRecoveryStore(DurableRecoveryStore[PostgresPool]):
-    """A :class:`~salas.store.recovery.RecoveryStore` in two PostgreSQL tables."""
+    """A :class:`~salas.recovery.types.RecoveryStore` in two PostgreSQL tables."""
 
     backend = "postgresql"
 

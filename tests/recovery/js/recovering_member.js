@@ -1,5 +1,5 @@
 // A chat member on the official client (socket.io-client 4.8) with reconnection on, driven
-// by tests/store/test_recovery_restart.py: commands on stdin ("join <room>", "quit"), one
+// by tests/recovery/test_recovery_restart.py: commands on stdin ("join <room>", "quit"), one
 // JSON line on stdout per thing that happens (connect, disconnect, message, joined).
 "use strict";
 

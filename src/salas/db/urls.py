@@ -12,7 +12,7 @@ import re
 from typing import Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from .base import StoreError
+from salas.db.errors import StoreError
 
 __all__ = ["Backend", "backend_of", "redact", "split_postgres_url", "split_sqlite_url"]
 
