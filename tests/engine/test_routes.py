@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,22 @@ def test_find_client_dist_env(tmp_path: Path, monkeypatch) -> None:
     assert find_client_dist() == tmp_path
     monkeypatch.setenv("SALAS_CLIENT_DIR", str(tmp_path / "empty"))
     assert find_client_dist() is None
+
+
+def test_find_client_dist_prefers_the_bundled_client(tmp_path: Path, monkeypatch) -> None:
+    """The copy the installed package carries comes before node_modules; SALAS_CLIENT_DIR wins."""
+    package = tmp_path / "salas"
+    bundled = package / "assets" / "socket.io-client"
+    bundled.mkdir(parents=True)
+    (bundled / "socket.io.js").write_text("// bundled client")
+    monkeypatch.setattr(importlib.resources, "files", lambda name: package)
+    monkeypatch.delenv("SALAS_CLIENT_DIR", raising=False)
+    assert find_client_dist() == bundled
+    explicit = tmp_path / "explicit"
+    explicit.mkdir()
+    (explicit / "socket.io.js").write_text("// chosen client")
+    monkeypatch.setenv("SALAS_CLIENT_DIR", str(explicit))
+    assert find_client_dist() == explicit
 
 
 async def test_official_client_served(engine, http, monkeypatch) -> None:

@@ -6,6 +6,7 @@ Route handlers may be sync or async and return a `Response`.
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import inspect
 import logging
 import mimetypes
@@ -58,15 +59,20 @@ class StaticFiles:
 
 
 def find_client_dist() -> Path | None:
-    """Where the official `socket.io-client` browser bundle was installed by npm.
+    """Where the official `socket.io-client` browser bundle is, None when nowhere.
 
-    `SALAS_CLIENT_DIR` wins; otherwise `node_modules/socket.io-client/dist` in the current
-    folder or any folder above this package (the project's set-up installs it at the root).
+    In order: `SALAS_CLIENT_DIR` when set (an explicit choice wins, and names the only place
+    looked at); the copy an installed salas carries (`salas/assets/socket.io-client`, put
+    there when the wheel is built); `node_modules/socket.io-client/dist` in the current folder
+    or any folder above this package (a checkout after `npm ci`).
     """
     explicit = os.environ.get("SALAS_CLIENT_DIR")
     if explicit:
         path = Path(explicit)
         return path if (path / "socket.io.js").is_file() else None
+    bundled = importlib.resources.files("salas") / "assets" / "socket.io-client"
+    if isinstance(bundled, Path) and (bundled / "socket.io.js").is_file():
+        return bundled
     starts = [Path.cwd(), Path(__file__).resolve()]
     for start in starts:
         for folder in [start, *start.parents]:
