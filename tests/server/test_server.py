@@ -10,7 +10,7 @@ import pytest
 import socketio
 
 from salas import Server, Socket
-from salas.engine.routes import Response
+from salas.http import Response
 from salas.engine.session import EngineSession
 from salas.server.broadcast import BroadcastOperator
 

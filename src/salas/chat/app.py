@@ -51,7 +51,7 @@ from salas.chat.validation import (
     parse_room,
     parse_typing,
 )
-from salas.engine.routes import Response
+from salas.http import Response
 from salas.server import Server, Socket
 from salas.server.recovery import RecoveryOptions
 from salas.store import InvalidInputError, MessageStore, RecoveryStore, StoredMessage, StoreError
