@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 __all__ = ["TaskRegistry"]
@@ -50,6 +50,10 @@ class TaskRegistry:
     def __len__(self) -> int:
         """How many tasks are held (not yet done)."""
         return len(self._tasks)
+
+    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
+        """The tasks held now (a snapshot: spawning meanwhile is safe)."""
+        return iter(list(self._tasks))
 
     async def close(self, timeout: float = 5.0) -> None:
         """Wait up to `timeout` seconds for the tasks to finish, then cancel the rest.
