@@ -404,7 +404,7 @@ async def test_no_task_outlives_shutdown(make_server, start, client, until) -> N
     await raw.send("0/admin,")
     streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
     for (_, writer), target in zip(
-        streams, ["/stuck", "/socket.io/?EIO=4&transport=polling&stuck"]
+        streams, ["/stuck", "/socket.io/?EIO=4&transport=polling&stuck"], strict=True
     ):
         writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     await until(lambda: len(started) == 2 and len(io.tasks) == 6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -88,10 +89,8 @@ async def test_close_gives_up_on_tasks_ignoring_cancellation(caplog) -> None:
 
     async def stubborn() -> None:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                pass
 
     task = tasks.spawn(stubborn(), name="stubborn")
     await asyncio.sleep(0)  # running, so that cancelling throws into it
