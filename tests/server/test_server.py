@@ -295,7 +295,8 @@ def _token_hook(seen: list[Request]):
 
 
 async def test_allow_request_allows(make_server, start) -> None:
-    """A hook returning True lets the handshake open a session; it saw the request."""
+    """A hook returning True lets the handshake open a session (polling, and websocket
+    directly); it saw the request."""
     seen: list[Request] = []
     io = make_server(allow_request=_token_hook(seen))
     port = await start(io)
@@ -308,6 +309,15 @@ async def test_allow_request_allows(make_server, start) -> None:
     finally:
         await sio.disconnect()
     assert seen and seen[0].path == "/socket.io/" and seen[0].query["transport"] == "polling"
+    # A websocket opened directly waits for the (async) hook, then gets its open packet.
+    async with connect(
+        f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
+        additional_headers={"X-Token": "good"},
+        open_timeout=5,
+    ) as ws:
+        opened = await asyncio.wait_for(ws.recv(), 5)
+    assert isinstance(opened, str) and opened.startswith('0{"sid":')
+    assert seen[-1].upgrade
 
 
 async def test_allow_request_refuses_polling(make_server, start) -> None:
