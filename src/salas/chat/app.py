@@ -52,7 +52,7 @@ from salas.chat.validation import (
     parse_typing,
 )
 from salas.db.common import now_ms
-from salas.engine.routes import Response
+from salas.http import Response
 from salas.recovery import RecoveryOptions, RecoveryStore
 from salas.server import Server, Socket
 from salas.store import InvalidInputError, MessageStore, StoredMessage, StoreError

@@ -104,7 +104,7 @@ class Client:
             self._accept(nsp, socket)
 
     def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
-        self._server.track(self._server.engine.loop.create_task(coro))
+        self._server.tasks.spawn(coro)
 
     async def _recover(self, nsp: Namespace, auth: dict[str, Any], recovery: Recovery) -> None:
         """A client presenting a pid: give its session back, or connect it afresh."""
@@ -175,7 +175,8 @@ class Client:
             for message in missed:
                 self.session.send_encoded(message)
         for handler in nsp.connection_handlers:
-            call_handler(handler, [socket], f"socket {socket.id}, connection to {nsp.name}")
+            where = f"socket {socket.id}, connection to {nsp.name}"
+            call_handler(self._server.tasks, handler, [socket], where)
 
     def disconnect_all(self) -> None:
         """Disconnect every namespace of this connection, then close it."""

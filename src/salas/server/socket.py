@@ -198,7 +198,7 @@ class Socket:
         event = str(event)
         where = f"socket {self.id}, event {event!r}"
         for any_handler in self._any_handlers:
-            call_handler(any_handler, [event, *args], where)
+            call_handler(self.nsp.server.tasks, any_handler, [event, *args], where)
         handler = self._handlers.get(event)
         if handler is None:
             return
@@ -211,7 +211,7 @@ class Socket:
                     SocketPacket(SocketPacketType.ACK, self.nsp.name, _ack_args(result), ack_id)
                 )
 
-        call_handler(handler, args, where, on_result)
+        call_handler(self.nsp.server.tasks, handler, args, where, on_result)
 
     def on_close(self, reason: str) -> None:
         """Leave every room and tell the application (once)."""
@@ -220,7 +220,7 @@ class Socket:
         where = f"socket {self.id}, disconnect"
         disconnecting = self._handlers.get("disconnecting")
         if disconnecting is not None:
-            call_handler(disconnecting, [reason], where)
+            call_handler(self.nsp.server.tasks, disconnecting, [reason], where)
         recovery = self.nsp.server.recovery
         if recovery is not None and self.pid is not None:
             recovery.on_disconnect(
@@ -241,7 +241,7 @@ class Socket:
         self._acks.clear()
         handler = self._handlers.get("disconnect")
         if handler is not None:
-            call_handler(handler, [reason], where)
+            call_handler(self.nsp.server.tasks, handler, [reason], where)
 
 
 class _VolatileSelf:
