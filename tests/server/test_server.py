@@ -165,6 +165,23 @@ async def test_sockets_join_and_leave(make_server, start, client) -> None:
     assert s1.rooms == {s1.id, "c"}
 
 
+async def test_server_sockets_join_and_leave(make_server, start, client) -> None:
+    """io.sockets_join / io.sockets_leave (Node's io.socketsJoin) move every main-namespace
+    socket, and broadcasts then follow the new rooms."""
+    io, (s0, s1), (c0, c1) = await serve(make_server, start, client, 2)
+    await io.sockets_join("all", ["everyone"])
+    assert s0.rooms == {s0.id, "all", "everyone"}
+    assert s1.rooms == {s1.id, "all", "everyone"}
+    await io.to("everyone").emit("hello all")
+    assert await c0.event() == ["hello all"]
+    assert await c1.event() == ["hello all"]
+    await io.sockets_leave("all")
+    assert s0.rooms == {s0.id, "everyone"}
+    assert s1.rooms == {s1.id, "everyone"}
+    await io.to("all").emit("nobody")
+    await c0.nothing(0.05)
+
+
 async def test_disconnect_sockets(make_server, start, client, until) -> None:
     """disconnect_sockets disconnects the matching sockets ("server namespace disconnect");
     with close=True their connections close too."""

@@ -177,6 +177,22 @@ class Server:
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         return await self.sockets.fetch_sockets()
 
+    async def sockets_join(self, *rooms: str | Iterable[str]) -> None:
+        """Make every socket of the main namespace join `rooms` (Node's `io.socketsJoin`).
+
+        Args:
+            *rooms: room names, or iterables of them.
+        """
+        await self.sockets.sockets_join(*rooms)
+
+    async def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
+        """Make every socket of the main namespace leave `rooms` (Node's `io.socketsLeave`).
+
+        Args:
+            *rooms: room names, or iterables of them.
+        """
+        await self.sockets.sockets_leave(*rooms)
+
     async def disconnect_sockets(self, close: bool = False) -> None:
         await self.sockets.disconnect_sockets(close)
 
