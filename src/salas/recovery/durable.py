@@ -167,11 +167,15 @@ class LogWriter(BatchWriter[RowT]):
 
 @dataclass(frozen=True, slots=True)
 class SaveSession:
+    """A session save queued for group commit."""
+
     row: SessionRow
 
 
 @dataclass(frozen=True, slots=True)
 class TakeSession:
+    """A session take queued for group commit."""
+
     pid: str
 
 
@@ -234,8 +238,19 @@ class RecoverySQL:
 
 
 class DurableRecoveryStore(ABC, Generic[DbT]):
-    """A :class:`~salas.recovery.types.RecoveryStore` in a database reached through ``db``
-    (opened and closed with the store)."""
+    """A :class:`~salas.recovery.types.RecoveryStore` in a database.
+
+    Subclasses write and read rows their database's way (``_write_log``,
+    ``_commit_sessions``, ``_max_logged_offset``, ``_logged_after``, ``_prune``).
+
+    Args:
+        db: The connections, opened and closed with the store.
+        max_batch: The most packets, or session operations, written in one transaction.
+
+    Attributes:
+        backend: The backend's name, as errors give it.
+        url: The URL the store was made from.
+    """
 
     backend: ClassVar[str]
     url: str
@@ -262,6 +277,11 @@ class DurableRecoveryStore(ABC, Generic[DbT]):
     # -- life cycle ----------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Connect, create the tables if needed, start the writers (idempotent).
+
+        Raises:
+            StoreError: The database cannot be opened or reached, or its tables created.
+        """
         if self._log is not None:
             return
         await self._db.open()
@@ -274,6 +294,7 @@ class DurableRecoveryStore(ABC, Generic[DbT]):
         self._sessions.start()
 
     async def close(self) -> None:
+        """Write what is queued (packets and session operations), then disconnect."""
         log, self._log = self._log, None
         sessions, self._sessions = self._sessions, None
         try:
@@ -287,10 +308,21 @@ class DurableRecoveryStore(ABC, Generic[DbT]):
     # -- the contract --------------------------------------------------------------------
 
     async def last_offset(self) -> int:
+        """The highest offset in the table or appended through this store, 0 when none.
+
+        Raises:
+            StoreError: The store is not open, or the read failed.
+        """
         stored = await self._max_logged_offset()
         return max(stored or 0, self._highest)
 
     def append(self, packet: LoggedPacket) -> None:
+        """Queue ``packet`` for the log writer; never waits, never raises.
+
+        Dropped while the store is closed, and, with a warning, when it cannot be stored
+        (e.g. a namespace with a NUL character). A batch that fails three times is
+        dropped, as are the oldest queued packets beyond 100,000: the log is best effort.
+        """
         log = self._log
         if log is None:
             return  # closed: the sockets it was for are gone too
@@ -299,10 +331,18 @@ class DurableRecoveryStore(ABC, Generic[DbT]):
             self._highest = max(self._highest, packet.offset)
 
     async def flush(self) -> None:
+        """Return once every packet appended before the call is written or given up on."""
         if self._log is not None:
             await self._log.flush()
 
     async def packets_after(self, nsp: str, offset: int, limit: int) -> list[LoggedPacket]:
+        """Up to ``limit`` logged packets of ``nsp`` after ``offset``, oldest first.
+
+        Waits for the packets appended before the call to be written first.
+
+        Raises:
+            StoreError: The store is not open, or the read failed.
+        """
         if self._log is None:
             raise self._not_open()
         if not storable_key(nsp) or limit < 1:
@@ -311,15 +351,32 @@ class DurableRecoveryStore(ABC, Generic[DbT]):
         return await self._logged_after(nsp, max(min(offset, INT64_MAX), -INT64_MAX), limit)
 
     async def save_session(self, record: SessionRecord) -> None:
+        """Save ``record`` (group-committed), replacing any earlier save under its pid.
+
+        Raises:
+            StoreError: The store is not open, or its batch failed.
+        """
         await self._session_op(SaveSession(session_row(record)))
 
     async def take_session(self, pid: str) -> SessionRecord | None:
+        """Delete and return the session saved under ``pid`` (group-committed), or None.
+
+        Raises:
+            StoreError: The store is not open, or its batch failed.
+        """
         if not storable_key(pid):
             return None
         row = await self._session_op(TakeSession(pid))
         return None if row is None else record_of(row)
 
     async def prune(self, before_ms: int) -> None:
+        """Delete packets (but the newest) and sessions older than ``before_ms`` (ms).
+
+        Waits for the packets appended before the call to be written first.
+
+        Raises:
+            StoreError: The store is not open, or the delete failed.
+        """
         if self._log is None:
             raise self._not_open()
         await self._log.flush()  # packets appended before this call are pruned too

@@ -14,7 +14,14 @@ __all__ = ["MemoryRecoveryStore"]
 
 
 class MemoryRecoveryStore:
-    """Recovery within one process (what the Node server offers)."""
+    """A :class:`~salas.recovery.types.RecoveryStore` in this process's memory.
+
+    Recovery within one process (what the Node server offers); the default of
+    :class:`~salas.recovery.RecoveryOptions`. No method raises.
+
+    Attributes:
+        backend: ``"memory"``.
+    """
 
     backend = "memory"
 
@@ -24,22 +31,28 @@ class MemoryRecoveryStore:
         self._sessions: dict[str, SessionRecord] = {}
 
     async def open(self) -> None:
+        """Nothing to open."""
         return None
 
     async def close(self) -> None:
+        """Nothing to close: what it holds stays until the object goes."""
         return None
 
     async def last_offset(self) -> int:
+        """The offset of the newest packet logged, 0 when none."""
         return self._offsets[-1] if self._offsets else 0
 
     def append(self, packet: LoggedPacket) -> None:
+        """Log ``packet``; its offset must be above every one appended before."""
         self._packets.append(packet)
         self._offsets.append(packet.offset)
 
     async def flush(self) -> None:
+        """Nothing to wait for: ``append`` is immediate."""
         return None
 
     async def packets_after(self, nsp: str, offset: int, limit: int) -> list[LoggedPacket]:
+        """Up to ``limit`` logged packets of ``nsp`` after ``offset``, oldest first."""
         start = bisect.bisect_right(self._offsets, offset)
         found: list[LoggedPacket] = []
         for packet in self._packets[start:]:
@@ -50,12 +63,18 @@ class MemoryRecoveryStore:
         return found
 
     async def save_session(self, record: SessionRecord) -> None:
+        """Keep ``record`` under its pid, replacing any earlier save."""
         self._sessions[record.pid] = record
 
     async def take_session(self, pid: str) -> SessionRecord | None:
+        """Remove and return the session saved under ``pid``, or None."""
         return self._sessions.pop(pid, None)
 
     async def prune(self, before_ms: int) -> None:
+        """Forget packets and sessions older than ``before_ms`` (ms since the epoch).
+
+        The newest packet stays, whatever its age.
+        """
         keep = 0
         # The newest packet stays whatever its age: it is what `last_offset` reports.
         while keep < len(self._packets) - 1 and self._packets[keep].ts < before_ms:

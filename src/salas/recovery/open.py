@@ -26,8 +26,20 @@ _SUPPORTED = "memory://, sqlite:///path.db, a bare file path, postgresql://..."
 
 
 def open_recovery_store(url: str) -> RecoveryStore:
-    """The recovery store for ``url``, not yet opened; StoreError if the URL is bad, or
-    names PostgreSQL without the ``postgres`` extra installed."""
+    """The recovery store for a store URL, not yet opened (the server opens it).
+
+    Args:
+        url: ``memory://``, a SQLite URL or bare file path, or a PostgreSQL URL: the same
+            URLs, and options, as :func:`~salas.store.open_store`.
+
+    Returns:
+        A :class:`MemoryRecoveryStore`, :class:`SQLiteRecoveryStore` or
+        :class:`PostgresRecoveryStore`.
+
+    Raises:
+        StoreError: The URL is empty, malformed or of an unknown scheme, has an unknown or
+            invalid option, or names PostgreSQL without the ``postgres`` extra installed.
+    """
     backend, url = backend_of(url, _SUPPORTED)
     if backend == "memory":
         return MemoryRecoveryStore()

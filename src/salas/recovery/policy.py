@@ -51,11 +51,15 @@ _OFFSET = re.compile(r"\d{1,19}")
 
 @dataclass(frozen=True, slots=True)
 class RecoveryOptions:
-    """`Server(connection_state_recovery=RecoveryOptions(...))`.
+    """Connection state recovery's settings: ``Server(connection_state_recovery=...)``.
 
-    `max_disconnection_duration`: seconds a disconnected session waits for its client;
-    `skip_middlewares`: a recovered socket does not go through `use` again; `store`: where
-    the broadcast log and sessions are kept (`open_recovery_store(url)`; default: memory).
+    Attributes:
+        max_disconnection_duration: Seconds a disconnected session waits for its client
+            (default 120.0); the log keeps packets about twice as long.
+        skip_middlewares: Whether a recovered socket skips the namespace's middlewares
+            (``use``) (default True).
+        store: Where the broadcast log and sessions are kept, e.g.
+            ``open_recovery_store(url)`` (default: a new :class:`MemoryRecoveryStore`).
     """
 
     max_disconnection_duration: float = 120.0  # seconds a session waits for its client
@@ -74,7 +78,13 @@ class _Watch:
 
 @dataclass(frozen=True, slots=True)
 class RestoredSession:
-    """A session taken back for a reconnecting client, and what it missed so far."""
+    """A session taken back for a reconnecting client, and what it missed so far.
+
+    Attributes:
+        record: The saved session.
+        offset: The client's last offset: everything after it is replayed.
+        logged: The packets read from the log after ``offset``, for the session's rooms.
+    """
 
     record: SessionRecord
     offset: int  # the client's last offset: everything after it is replayed
@@ -83,7 +93,17 @@ class RestoredSession:
 
 
 class Recovery:
-    """Connection state recovery of one server: offsets, the log, saved sessions."""
+    """Connection state recovery of one server: offsets, the log, saved sessions.
+
+    The server makes one when ``connection_state_recovery`` is set, and is its only user.
+
+    Args:
+        options: The settings.
+
+    Attributes:
+        options: As given.
+        store: ``options.store``.
+    """
 
     def __init__(self, options: RecoveryOptions) -> None:
         self.options = options
@@ -94,7 +114,11 @@ class Recovery:
         self._watches: set[_Watch] = set()
 
     async def start(self) -> None:
-        """Open the store and continue the offsets after the last one it logged."""
+        """Open the store, continue the offsets after the last one it logged, start pruning.
+
+        Raises:
+            StoreError: The store cannot be opened or read.
+        """
         await self.store.open()
         self._next_offset = await self.store.last_offset() + 1
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
@@ -118,9 +142,20 @@ class Recovery:
     def on_broadcast(
         self, nsp: str, packet: SocketPacket, opts: BroadcastOptions
     ) -> EncodedMessage:
-        """`packet` encoded for the broadcast `opts` describes; unless it is volatile, with
-        its offset as a last, extra argument (the official client keeps the latest one it
-        saw and hands it back when it reconnects), and logged under that offset."""
+        """Encode a broadcast's packet, stamped with its offset and logged, once.
+
+        Unless the broadcast is volatile, the next offset is added to ``packet``'s data as a
+        last, extra argument (the official client keeps the latest one it saw and hands it
+        back when it reconnects) and the encoded packet is logged under it.
+
+        Args:
+            nsp: The namespace's name.
+            packet: The EVENT packet; its data is changed in place.
+            opts: The broadcast's recipients.
+
+        Returns:
+            The encoded message to hand to every recipient.
+        """
         if opts.volatile:
             return EncodedMessage.of_socket_packet(packet)
         offset = self._next_offset
@@ -142,8 +177,12 @@ class Recovery:
 
     # -- connect and disconnect -------------------------------------------------------
     def new_session(self) -> tuple[str, int]:
-        """`(pid, base_offset)` of a socket connecting afresh: the private id its client
-        presents to recover it, and the log head, where its replay would start."""
+        """A private id and base offset for a socket connecting afresh.
+
+        Returns:
+            ``(pid, base_offset)``: the private id its client presents to recover it,
+            and the log head, where its replay would start.
+        """
         return secrets.token_urlsafe(15), self.head
 
     def on_disconnect(
@@ -157,8 +196,20 @@ class Recovery:
         data: Any,
         base_offset: int,
     ) -> None:
-        """A socket is going away (still in its `rooms`): save its session in the
-        background when `reason` is one its client did not ask for."""
+        """Save a departing socket's session in the background, if it may come back.
+
+        Saved only when ``reason`` is one of :data:`RECOVERABLE_REASONS` (the client did
+        not ask to disconnect); a failed save is logged, not raised.
+
+        Args:
+            reason: Why the socket disconnects.
+            pid: Its private id.
+            sid: Its socket id.
+            nsp: Its namespace's name.
+            rooms: The rooms it is still in.
+            data: Its ``data``.
+            base_offset: The log head when it connected.
+        """
         if reason in RECOVERABLE_REASONS:
             self._save(SessionRecord(pid, sid, nsp, tuple(rooms), data, base_offset))
 
@@ -180,10 +231,21 @@ class Recovery:
             logger.exception("could not save session of socket %s for recovery", record.sid)
 
     async def restore(self, nsp: str, auth: dict[str, Any]) -> RestoredSession | None:
-        """The session a reconnecting client asks for, or None to connect it afresh.
+        """Take back the session a reconnecting client asks for, if it can be recovered.
 
-        Unless it is None, pass the result to `replay` (when the socket joins its rooms)
-        or to `abandon`: until then it collects what is broadcast."""
+        Unless it is None, pass the result to :meth:`replay` (when the socket joins its
+        rooms) or to :meth:`abandon`: until then it collects what is broadcast. Store
+        failures are logged and give None.
+
+        Args:
+            nsp: The namespace the client connects to.
+            auth: The CONNECT packet's auth, with the client's ``pid`` and ``offset``.
+
+        Returns:
+            The restored session, or None to connect the client afresh (no ``pid``, no
+            such session, another namespace, older than ``max_disconnection_duration``,
+            or more than :data:`MAX_REPLAY` packets missed).
+        """
         pid = auth.get("pid")
         if not isinstance(pid, str) or not pid:
             return None
@@ -228,9 +290,18 @@ class Recovery:
         return RestoredSession(record, offset, [p for p in packets if p.reaches(rooms)], watch)
 
     def replay(self, restored: RestoredSession) -> list[EncodedMessage]:
-        """What the recovered socket missed, oldest first: the log read by `restore` and
-        what was broadcast since. Call it when the socket joins its rooms, without awaiting
-        in between: from then on broadcasts reach it directly."""
+        """What the recovered socket missed, oldest first.
+
+        The log read by :meth:`restore` and what was broadcast since. Call it when the
+        socket joins its rooms, without awaiting in between: from then on broadcasts
+        reach it directly.
+
+        Args:
+            restored: What :meth:`restore` returned.
+
+        Returns:
+            The messages to send the socket, in offset order.
+        """
         self._watches.discard(restored.watch)
         rooms = frozenset(restored.record.rooms)
         missed = {p.offset: p for p in restored.logged}
@@ -240,8 +311,13 @@ class Recovery:
         return [EncodedMessage(list(missed[o].packets)) for o in sorted(missed)]
 
     def abandon(self, restored: RestoredSession, resave: bool = False) -> None:
-        """The restored session will not be used; with `resave`, keep it for another try
-        (its client went away before it could be given back)."""
+        """Give up a restored session that will not be used.
+
+        Args:
+            restored: What :meth:`restore` returned.
+            resave: Save the session again for another try (its client went away
+                before it could be given back) (default False).
+        """
         self._watches.discard(restored.watch)
         if resave:
             self._save(restored.record)

@@ -47,7 +47,30 @@ __all__ = ["PostgresRecoveryStore"]
 
 
 class PostgresRecoveryStore(DurableRecoveryStore[PostgresPool]):
-    """A :class:`~salas.recovery.types.RecoveryStore` in two PostgreSQL tables."""
+    """A :class:`~salas.recovery.types.RecoveryStore` in two PostgreSQL tables.
+
+    Args:
+        dsn: asyncpg's connection string (``postgresql://user:pw@host:5432/db``).
+        schema: The schema holding the tables (default ``"public"``; created if missing).
+        table: The messages table's name, which the recovery tables are named after
+            (default ``"messages"``).
+        url: The URL it came from, for reports; default ``dsn``.
+        max_batch: The most rows written in one transaction (default 4096).
+        max_pool: Connections the pool opens at most (default 4; it keeps 1 open).
+        connect_timeout: Seconds to wait for a connection (default 5.0).
+        command_timeout: Seconds a statement may run (default 30.0).
+
+    Attributes:
+        backend: ``"postgresql"``.
+        dsn: As given.
+        schema: As given.
+        table: As given.
+        url: As given, or ``dsn``.
+
+    Raises:
+        StoreError: asyncpg is not installed (the message names the ``postgres`` extra),
+            or ``schema`` or ``table`` is not up to 40 letters, digits and ``_``.
+    """
 
     backend = "postgresql"
 
@@ -105,7 +128,16 @@ class PostgresRecoveryStore(DurableRecoveryStore[PostgresPool]):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresRecoveryStore:
-        """The same URLs as :meth:`PostgresStore.from_url` (``?schema=``, ``?table=``)."""
+        """The recovery store at a PostgreSQL URL, not yet opened.
+
+        Args:
+            url: The same URLs as :meth:`PostgresStore.from_url` (``?schema=``,
+                ``?table=``; other query parameters go to asyncpg).
+            **options: The constructor's other keyword arguments.
+
+        Raises:
+            StoreError: As the constructor.
+        """
         dsn, schema, table = split_postgres_url(url)
         return cls(dsn, schema=schema, table=table, url=url, **options)
 

@@ -38,7 +38,26 @@ __all__ = ["SQLiteRecoveryStore"]
 
 
 class SQLiteRecoveryStore(DurableRecoveryStore[SQLiteFile]):
-    """A :class:`~salas.recovery.types.RecoveryStore` in a SQLite file."""
+    """A :class:`~salas.recovery.types.RecoveryStore` in a SQLite file.
+
+    Args:
+        path: The database file (the message store's, usually), created on ``open`` if
+            missing (its directory must exist).
+        table: The messages table's name, which the recovery tables are named after
+            (default ``"messages"``).
+        url: The URL it came from, for reports; default ``sqlite:///<path>``.
+        max_batch: The most rows written in one transaction (default 4096).
+
+    Attributes:
+        backend: ``"sqlite"``.
+        path: As given.
+        table: As given.
+        url: As given, or derived from ``path``.
+
+    Raises:
+        StoreError: ``path`` is empty, ``:memory:`` or a ``file:`` URI, or ``table`` is not
+            up to 40 letters, digits and ``_`` (not starting with a digit).
+    """
 
     backend = "sqlite"
 
@@ -66,7 +85,16 @@ class SQLiteRecoveryStore(DurableRecoveryStore[SQLiteFile]):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteRecoveryStore:
-        """The same URLs as :meth:`SQLiteStore.from_url` (``?table=``), the same file."""
+        """The recovery store at a SQLite URL, not yet opened.
+
+        Args:
+            url: The same URLs as :meth:`SQLiteStore.from_url` (``?table=``), for the same
+                file.
+            **options: The constructor's other keyword arguments (``max_batch``).
+
+        Raises:
+            StoreError: An unknown URL option, or as the constructor.
+        """
         path, table = split_sqlite_url(url)
         return cls(path, table=table, url=url, **options)
 

@@ -26,7 +26,17 @@ __all__ = ["LogRow", "LoggedPacket", "RecoveryStore", "SessionRecord", "SessionR
 
 @dataclass(frozen=True, slots=True)
 class LoggedPacket:
-    """One broadcast as it went out: who it was for and its Engine.IO packets."""
+    """One broadcast as it went out: who it was for and its Engine.IO packets.
+
+    Attributes:
+        offset: Its offset, strictly increasing across the server's broadcasts.
+        nsp: The namespace it was broadcast in.
+        rooms: The rooms it was for, sorted; empty: every socket of the namespace.
+        except_rooms: The rooms whose sockets were left out, sorted.
+        packets: Its Engine.IO packets in websocket form (``"42[...]"``, then any binary
+            attachments as bytes).
+        ts: When it was logged, in milliseconds since the epoch.
+    """
 
     offset: int
     nsp: str
@@ -36,7 +46,11 @@ class LoggedPacket:
     ts: int = field(default_factory=now_ms)
 
     def reaches(self, rooms: frozenset[str]) -> bool:
-        """Whether a socket in `rooms` was a recipient."""
+        """Whether a socket in ``rooms`` was a recipient.
+
+        Args:
+            rooms: The socket's rooms, its own id among them.
+        """
         if self.rooms and rooms.isdisjoint(self.rooms):
             return False
         return rooms.isdisjoint(self.except_rooms)
@@ -44,7 +58,19 @@ class LoggedPacket:
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """A disconnected socket, kept so that its client can recover it."""
+    """A disconnected socket, kept so that its client can recover it.
+
+    Attributes:
+        pid: The private id: only the client that had the session knows it.
+        sid: The socket id it had, and gets back.
+        nsp: Its namespace.
+        rooms: The rooms it was in.
+        data: Its ``data`` (durable backends keep it as JSON; ``{}`` if it is not
+            JSON-serialisable).
+        base_offset: The log head when the socket connected: where the replay starts for
+            a client that never received a broadcast.
+        disconnected_at: When it disconnected, in milliseconds since the epoch.
+    """
 
     pid: str  # private id: only the client that had the session knows it
     sid: str
@@ -56,42 +82,103 @@ class SessionRecord:
 
 
 class RecoveryStore(Protocol):
-    """Where the broadcast log and disconnected sessions are kept (see the module's contract)."""
+    """Where the broadcast log and disconnected sessions are kept (see the module's contract).
+
+    Made by :func:`~salas.recovery.open_recovery_store` from a URL and given as
+    ``RecoveryOptions(store=...)``; the server opens and closes it. The durable backends
+    raise :class:`~salas.db.errors.StoreError` from the awaited methods when they are not
+    open or their database fails; the memory backend raises nothing.
+    """
 
     async def open(self) -> None:
-        """Connect, and create the schema on first start (idempotent)."""
+        """Connect, and create the schema on first start (idempotent).
+
+        Raises:
+            StoreError: The database cannot be opened or reached, or its schema created.
+        """
         ...
 
     async def close(self) -> None:
-        """Write what is still queued, then close."""
+        """Write what is still queued, then close (idempotent)."""
         ...
 
     async def last_offset(self) -> int:
-        """The highest offset ever logged (0 when none): new offsets continue after it."""
+        """The highest offset ever logged (0 when none): new offsets continue after it.
+
+        Raises:
+            StoreError: The store is not open, or the read failed.
+        """
         ...
 
     def append(self, packet: LoggedPacket) -> None:
-        """Log `packet` without waiting (durable backends write in batches)."""
+        """Log ``packet`` without waiting and without raising.
+
+        Durable backends queue it and write in batches; a packet that cannot be stored,
+        or one appended while the store is closed, is dropped (with a warning for the
+        former).
+
+        Args:
+            packet: The broadcast; its offset is above every one appended before.
+        """
         ...
 
     async def flush(self) -> None:
-        """Return once everything appended so far is durable."""
+        """Return once everything appended so far is written (or given up on)."""
         ...
 
     async def packets_after(self, nsp: str, offset: int, limit: int) -> list[LoggedPacket]:
-        """Logged packets of `nsp` with an offset above `offset`, oldest first."""
+        """Logged packets of a namespace after an offset, oldest first.
+
+        Args:
+            nsp: The namespace.
+            offset: Only packets with a larger offset.
+            limit: How many packets at most.
+
+        Returns:
+            Up to ``limit`` packets, including every one appended before this call.
+
+        Raises:
+            StoreError: The store is not open, or the read failed.
+        """
         ...
 
     async def save_session(self, record: SessionRecord) -> None:
-        """Keep `record` until it is taken or pruned (a later save under its pid replaces it)."""
+        """Keep ``record`` until it is taken or pruned.
+
+        A later save under the same pid replaces it.
+
+        Args:
+            record: The disconnected socket's session.
+
+        Raises:
+            StoreError: The store is not open, or the write failed.
+        """
         ...
 
     async def take_session(self, pid: str) -> SessionRecord | None:
-        """The session saved under `pid`, removed so that it is recovered at most once."""
+        """Remove and return the session saved under ``pid``: it is recovered at most once.
+
+        Args:
+            pid: The private id the client presented.
+
+        Returns:
+            The session, or None when none is saved under ``pid``.
+
+        Raises:
+            StoreError: The store is not open, or the write failed.
+        """
         ...
 
     async def prune(self, before_ms: int) -> None:
-        """Forget packets and sessions older than `before_ms` (but never the newest packet)."""
+        """Forget packets and sessions older than a time, but never the newest packet.
+
+        Args:
+            before_ms: Milliseconds since the epoch: packets logged and sessions
+                disconnected before it are deleted.
+
+        Raises:
+            StoreError: The store is not open, or the delete failed.
+        """
         ...
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "open_store",
 ]
 
+#: The store URLs ``open_store`` accepts, as its error messages list them.
 SUPPORTED_URLS = (
     "memory://, sqlite:///abs/path.db, sqlite://relative.db, a bare file path such as "
     "salas.db, postgresql://user@host:5432/db (or postgres://)"
@@ -59,8 +60,19 @@ SUPPORTED_URLS = (
 
 
 def open_store(url: str) -> MessageStore:
-    """The store for ``url``, not yet opened (``await store.open()``); StoreError if the URL
-    is bad, or names PostgreSQL without the ``postgres`` extra installed."""
+    """The message store for a URL, not yet opened (``await store.open()``).
+
+    Args:
+        url: ``memory://``, a SQLite URL or bare file path, or a PostgreSQL URL (see the
+            module's docstring for each one's options).
+
+    Returns:
+        A :class:`MemoryStore`, :class:`SQLiteStore` or :class:`PostgresStore`.
+
+    Raises:
+        StoreError: The URL is empty, malformed or of an unknown scheme, has an unknown or
+            invalid option, or names PostgreSQL without the ``postgres`` extra installed.
+    """
     backend, url = backend_of(url, SUPPORTED_URLS)
     if backend == "memory":
         return MemoryStore(url)

@@ -37,6 +37,7 @@ __all__ = [
     "check_history",
 ]
 
+#: How many messages ``history`` returns when no ``limit`` is given.
 HISTORY_LIMIT_DEFAULT = 50
 #: The most messages one ``history`` call returns, whatever ``limit`` asks: a bound on one
 #: query's work (an application may accept less from its clients).
@@ -44,12 +45,25 @@ STORE_PAGE_MAX = 500
 
 
 class InvalidInputError(StoreError, ValueError):
-    """An argument the store refuses (wrong type, NUL character, text that is not Unicode)."""
+    """An argument the store refuses (wrong type, NUL character, text that is not Unicode).
+
+    Both a :class:`~salas.db.errors.StoreError` and a :class:`ValueError`. Raised before
+    anything is queued, so nothing of the call is stored.
+    """
 
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """One chat message as the store keeps it."""
+    """One chat message as the store keeps it.
+
+    Attributes:
+        id: Store-wide id, ``> 0``, strictly increasing in commit order.
+        channel: The room it was posted to.
+        message: Its text.
+        user: Who posted it (kept in the ``author`` column of the SQL backends).
+        ts: When ``append`` accepted it, in milliseconds since the epoch.
+        client_id: The sender's deduplication key, or None.
+    """
 
     id: int
     channel: str
@@ -59,7 +73,11 @@ class StoredMessage:
     client_id: str | None = None
 
     def to_wire(self) -> dict[str, object]:
-        """The ``message`` event's payload: a superset of the seed's ``{channel, message}``."""
+        """The ``message`` event's payload: a superset of the seed's ``{channel, message}``.
+
+        Returns:
+            ``{id, channel, message, user, ts}``, plus ``client_id`` when there is one.
+        """
         wire: dict[str, object] = {
             "id": self.id,
             "channel": self.channel,
@@ -83,27 +101,63 @@ class Draft:
     ts: int
 
     def stored(self, id: int) -> StoredMessage:
+        """The stored message this draft becomes under ``id``."""
         return StoredMessage(id, self.channel, self.message, self.user, self.ts, self.client_id)
 
 
 @runtime_checkable
 class MessageStore(Protocol):
-    """Message history persistence, as the chat layer uses it."""
+    """Message history persistence, as the chat layer uses it (see the module's contract).
+
+    Made by :func:`~salas.store.open_store` from a URL. Every method but ``open`` and
+    ``health`` raises :class:`~salas.db.errors.StoreError` while the store is not open.
+
+    Attributes:
+        url: The URL the store was opened from (for logs and health reports).
+    """
 
     url: str
 
     async def open(self) -> None:
-        """Connect, and create the schema on first start (idempotent)."""
+        """Connect, and create the schema on first start (idempotent).
+
+        Raises:
+            StoreError: The database cannot be opened or reached, or its schema created.
+        """
         ...
 
     async def close(self) -> None:
-        """Write what is still queued, then close; ``append`` fails afterwards."""
+        """Write what is still queued, then close; ``append`` fails afterwards.
+
+        Idempotent. The memory store forgets its messages.
+        """
         ...
 
     async def append(
         self, channel: str, message: str, user: str, client_id: str | None = None
     ) -> StoredMessage:
-        """Store one message durably and return it (or the first one with this client_id)."""
+        """Store one message durably and return it.
+
+        Returns only once the message is committed, so the sender may be acknowledged.
+        Idempotent by ``(channel, client_id)``: a repeat stores nothing.
+
+        Args:
+            channel: The room it is posted to.
+            message: Its text.
+            user: Who posts it.
+            client_id: The sender's deduplication key, or None for none.
+
+        Returns:
+            The stored message; for a repeated ``client_id`` in ``channel``, the first
+            message stored with it (same id, ts, text and user).
+
+        Raises:
+            InvalidInputError: An argument is not a str, contains a NUL character or is
+                not valid Unicode.
+            StoreError: The store is not open, or the write failed (then nothing of the
+                call's batch was stored, except when a PostgreSQL connection dropped
+                while committing: retry with the same ``client_id`` to find out).
+        """
         ...
 
     async def history(
@@ -114,11 +168,37 @@ class MessageStore(Protocol):
         after: int | None = None,
         limit: int = HISTORY_LIMIT_DEFAULT,
     ) -> list[StoredMessage]:
-        """A page of a channel's messages, oldest first."""
+        """A page of a channel's messages, oldest first.
+
+        Without bounds, the latest ``limit`` messages. ``before`` pages back (the latest
+        ``limit`` messages with a smaller id), ``after`` pages forward (the first
+        ``limit`` with a larger id), both together the first ``limit`` strictly between.
+
+        Args:
+            channel: The room.
+            before: Only messages with an id below it; None for no bound.
+            after: Only messages with an id above it; None for no bound.
+            limit: How many messages at most (default :data:`HISTORY_LIMIT_DEFAULT`, 50),
+                clamped to ``1..STORE_PAGE_MAX`` (500).
+
+        Returns:
+            The messages, oldest first; empty for an unknown channel.
+
+        Raises:
+            InvalidInputError: ``channel`` is not storable text, ``before`` or ``after``
+                is not an int or None, or ``limit`` is not an int.
+            StoreError: The store is not open, or the read failed.
+        """
         ...
 
     async def health(self) -> dict[str, object]:
-        """``{"backend": ..., "ok": True, ...}``, or ``ok: False`` with ``"error"``."""
+        """Whether the store works, for health checks; never raises for a store fault.
+
+        Returns:
+            ``{"backend": ..., "ok": True, ...}`` with backend-specific details, or
+            ``{"backend": ..., "ok": False, "error": ...}`` when the store is not open or
+            its database does not answer.
+        """
         ...
 
 
@@ -131,7 +211,21 @@ def _check_text(name: str, value: object) -> None:
 def check_append(
     channel: str, message: str, user: str, client_id: str | None, *, now: int | None = None
 ) -> Draft:
-    """Validate ``append``'s arguments and stamp the message; raises InvalidInputError."""
+    """Validate ``append``'s arguments and stamp the message.
+
+    Args:
+        channel: As ``append``'s.
+        message: As ``append``'s.
+        user: As ``append``'s.
+        client_id: As ``append``'s.
+        now: The timestamp in ms since the epoch; None for the current time.
+
+    Returns:
+        The draft to commit.
+
+    Raises:
+        InvalidInputError: An argument is not storable text.
+    """
     _check_text("channel", channel)
     _check_text("message", message)
     _check_text("user", user)
@@ -152,7 +246,15 @@ def _check_id(name: str, value: object) -> int | None:
 def check_history(
     channel: str, before: int | None, after: int | None, limit: int
 ) -> tuple[int | None, int | None, int]:
-    """Validate ``history``'s arguments: ids clamped to 64 bits, limit to 1..STORE_PAGE_MAX."""
+    """Validate ``history``'s arguments: ids clamped to 64 bits, limit to 1..STORE_PAGE_MAX.
+
+    Returns:
+        ``(before, after, limit)``, clamped.
+
+    Raises:
+        InvalidInputError: ``channel`` is not storable text, ``before`` or ``after`` is not
+            an int or None, or ``limit`` is not an int.
+    """
     _check_text("channel", channel)
     if not isinstance(limit, int) or isinstance(limit, bool):
         raise InvalidInputError(f"limit must be an int, not {type(limit).__name__}")

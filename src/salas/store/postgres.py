@@ -53,7 +53,31 @@ def _message(row: Any) -> StoredMessage:
 
 
 class PostgresStore(BatchedMessageStore[PostgresPool]):
-    """A :class:`~salas.store.base.MessageStore` in one PostgreSQL table."""
+    """A :class:`~salas.store.base.MessageStore` in one PostgreSQL table.
+
+    Args:
+        dsn: asyncpg's connection string (``postgresql://user:pw@host:5432/db``).
+        schema: The schema holding the table (default ``"public"``; created if missing).
+        table: The table's name (default ``"messages"``).
+        url: The URL it came from, for reports; default ``dsn``.
+        max_batch: The most messages written in one transaction (default 4096).
+        min_pool: Connections the pool keeps open (default 1).
+        max_pool: Connections the pool opens at most (default 10).
+        connect_timeout: Seconds to wait for a connection, and for ``health``'s probe
+            (default 5.0).
+        command_timeout: Seconds a statement may run (default 30.0).
+
+    Attributes:
+        backend: ``"postgresql"``.
+        dsn: As given.
+        schema: As given.
+        table: As given.
+        url: As given, or ``dsn``.
+
+    Raises:
+        StoreError: asyncpg is not installed (the message names the ``postgres`` extra),
+            or ``schema`` or ``table`` is not up to 40 letters, digits and ``_``.
+    """
 
     backend = "postgresql"
 
@@ -107,7 +131,18 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
-        """Split salas' own query options (``schema``, ``table``) from asyncpg's DSN."""
+        """The store at a PostgreSQL URL, not yet opened.
+
+        salas' own query options (``schema``, ``table``) are taken out of the URL; every
+        other one stays in the DSN for asyncpg.
+
+        Args:
+            url: ``postgresql://...`` or ``postgres://...``.
+            **options: The constructor's other keyword arguments.
+
+        Raises:
+            StoreError: As the constructor.
+        """
         dsn, schema, table = split_postgres_url(url)
         return cls(dsn, schema=schema, table=table, url=url, **options)
 

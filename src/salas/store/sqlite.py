@@ -39,7 +39,24 @@ def _message(row: Row) -> StoredMessage:
 
 
 class SQLiteStore(BatchedMessageStore[SQLiteFile]):
-    """A :class:`~salas.store.base.MessageStore` in one SQLite file."""
+    """A :class:`~salas.store.base.MessageStore` in one SQLite file.
+
+    Args:
+        path: The database file, created on ``open`` if missing (its directory must exist).
+        table: The messages table's name (default ``"messages"``).
+        url: The URL it came from, for reports; default ``sqlite:///<path>``.
+        max_batch: The most messages written in one transaction (default 4096).
+
+    Attributes:
+        backend: ``"sqlite"``.
+        path: As given.
+        table: As given.
+        url: As given, or derived from ``path``.
+
+    Raises:
+        StoreError: ``path`` is empty, ``:memory:`` or a ``file:`` URI, or ``table`` is not
+            up to 40 letters, digits and ``_`` (not starting with a digit).
+    """
 
     backend = "sqlite"
 
@@ -69,7 +86,16 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
-        """``sqlite:///abs/path.db``, ``sqlite://relative.db`` (``?table=``), or a bare path."""
+        """The store at a SQLite URL, not yet opened.
+
+        Args:
+            url: ``sqlite:///abs/path.db``, ``sqlite://relative.db`` (option ``?table=``),
+                or a bare path, taken literally.
+            **options: The constructor's other keyword arguments (``max_batch``).
+
+        Raises:
+            StoreError: An unknown URL option, or as the constructor.
+        """
         path, table = split_sqlite_url(url)
         return cls(path, table=table, url=url, **options)
 
