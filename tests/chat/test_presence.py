@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from salas.chat.errors import ChatError
-from salas.chat.presence import Departure, Presence, Rename
+from salas.chat.presence import Departure, LocalPresence, Rename
 
 
-def make(*names: str) -> Presence:
-    presence = Presence()
+def make(*names: str) -> LocalPresence:
+    presence = LocalPresence()
     for i, name in enumerate(names):
         presence.connect(f"s{i}", name)
     return presence
