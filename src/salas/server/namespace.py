@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,9 @@ class Namespace:
         self.middlewares: list[Middleware] = []
         self.connection_handlers: list[Handler] = []
         self.adapter: Adapter = adapter_factory(self)
+        # Set by the server while the adapter of a namespace made after `Server.start` is
+        # starting, and kept if that start failed.
+        self.adapter_starting: asyncio.Task[None] | None = None
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """`@nsp.on("connection")`: `handler(socket)` runs for each new socket."""
@@ -79,6 +83,23 @@ class Namespace:
 
     async def disconnect_sockets(self, close: bool = False) -> None:
         await BroadcastOperator(self).disconnect_sockets(close)
+
+    async def adapter_ready(self) -> None:
+        """Wait until this namespace's adapter has started.
+
+        Only a namespace made by ``io.of(...)`` after ``Server.start`` has to wait: its
+        adapter starts in the background. Broadcasts and bulk operations wait for it
+        themselves; calling this first is only needed to be sure that this process
+        receives what other processes publish (with a cluster adapter).
+
+        Raises:
+            Exception: What the adapter's ``init`` raised, such as a Redis connection
+                error; raised again on each call.
+        """
+        starting = self.adapter_starting
+        if starting is not None:
+            # Shielded: a caller cancelled while waiting must not cancel the start.
+            await asyncio.shield(starting)
 
     # -- called by the client layer -----------------------------------------------------
     def add_socket(self, socket: Socket) -> None:

@@ -99,6 +99,8 @@ class Server:
         )
         self._adapter_factory = adapter
         self._namespaces: dict[str, Namespace] = {}
+        # From `start` until `shutdown`: a namespace made meanwhile starts its adapter itself.
+        self._adapters_live = False
         self._stopped: asyncio.Event | None = None
         self._shutting_down: asyncio.Task[None] | None = None
         self.port: int | None = None
@@ -112,7 +114,28 @@ class Server:
         nsp = self._namespaces.get(name)
         if nsp is None:
             nsp = self._namespaces[name] = Namespace(self, name, self._adapter_factory)
+            if self._adapters_live:
+                self._start_adapter(nsp)
         return nsp
+
+    def _start_adapter(self, nsp: Namespace) -> None:
+        """Run the `init` of a namespace made after `start`; its broadcasts wait for it."""
+        task = self.tasks.spawn(nsp.adapter.init(), name=f"salas adapter init {nsp.name}")
+        nsp.adapter_starting = task
+
+        def started(task: asyncio.Task[None]) -> None:
+            if task.cancelled():
+                return  # shutdown came first
+            error = task.exception()
+            if error is None:
+                nsp.adapter_starting = None
+            else:
+                # Kept on the namespace: its broadcasts raise this rather than "not started".
+                logger.error(
+                    "the adapter of namespace %s failed to start", nsp.name, exc_info=error
+                )
+
+        task.add_done_callback(started)
 
     def namespace_for(self, name: str) -> Namespace | None:
         return self._namespaces.get(name)
@@ -210,7 +233,9 @@ class Server:
         """Start listening; returns the bound port (pass 0 for any free one)."""
         if self.recovery is not None:
             await self.recovery.start()
-        for nsp in self._namespaces.values():
+        self._adapters_live = True
+        # A snapshot: a namespace made while these start starts its own (see `of`).
+        for nsp in list(self._namespaces.values()):
             await nsp.adapter.init()
         self._stopped = asyncio.Event()
         self._shutting_down = None
@@ -240,13 +265,14 @@ class Server:
         await asyncio.shield(self._shutting_down)
 
     async def _shutdown(self, timeout: float) -> None:
+        self._adapters_live = False
         await self.engine.close()
         await self.tasks.close(timeout)
         if self.recovery is not None:
             # Sessions of the sockets just closed are saved, so clients can recover them
             # from the next process when the store is durable.
             await self.recovery.close()
-        for nsp in self._namespaces.values():
+        for nsp in list(self._namespaces.values()):
             await nsp.adapter.close()
         if self._stopped is not None:
             self._stopped.set()
