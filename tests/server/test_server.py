@@ -224,8 +224,7 @@ async def test_namespace_broadcast_isolation(make_server, start, client) -> None
 
 
 class StartedAdapter(MemoryAdapter):
-    """A memory adapter that, like a cluster adapter, takes a while to start and refuses
-    to broadcast before it has; it logs its starts and stops."""
+    """A memory adapter that starts slowly and, like Redis, cannot broadcast before."""
 
     def __init__(self, nsp: MemberRegistry, log: list[tuple[str, str]], fail: bool) -> None:
         super().__init__(nsp)
@@ -251,8 +250,7 @@ class StartedAdapter(MemoryAdapter):
 
 
 async def test_namespace_made_after_start_starts_its_adapter(make_server, start, client) -> None:
-    """io.of() after start runs the adapter's init (broadcasts wait for it), and shutdown
-    closes it."""
+    """io.of() after start runs its adapter's init, broadcasts wait for it, shutdown closes it."""
     log: list[tuple[str, str]] = []
     io = make_server(adapter=lambda nsp: StartedAdapter(nsp, log, fail=False))
     port = await start(io)
