@@ -18,6 +18,15 @@ from salas.adapter import (
     RemoteSocket,
     redis_adapter,
 )
+from salas.http import (
+    Request,
+    RequestHooks,
+    RequestRefused,
+    Response,
+    Router,
+    StaticFiles,
+    find_client_dist,
+)
 from salas.recovery import (
     LoggedPacket,
     MemoryRecoveryStore,
@@ -34,6 +43,7 @@ from salas.server import Namespace
 from salas.server.broadcast import BroadcastOperator, event_packet, room_names
 from salas.server.errors import AckTimeout, ConnectionRefused, Disconnected
 from salas.server.socket import Socket
+from salas.server.tasks import TaskRegistry
 from salas.store import (
     InvalidInputError,
     MemoryStore,
@@ -45,14 +55,10 @@ from salas.store import (
     open_store,
 )
 
-# Not yet documented: their modules are being reworked elsewhere; drop the marks once they are.
-PENDING = pytest.mark.xfail(
-    strict=False, reason="Server and Namespace docstrings are still to be written"
-)
-
 CLASSES = [
-    pytest.param(salas.Server, marks=PENDING, id="Server"),
-    pytest.param(Namespace, marks=PENDING, id="Namespace"),
+    salas.Server,
+    Namespace,
+    TaskRegistry,
     Socket,
     BroadcastOperator,
     ConnectionRefused,
@@ -80,9 +86,22 @@ CLASSES = [
     RecoveryOptions,
     RestoredSession,
     Recovery,
+    Request,
+    RequestHooks,
+    RequestRefused,
+    Response,
+    Router,
+    StaticFiles,
 ]
 
-FUNCTIONS = [open_store, open_recovery_store, redis_adapter, event_packet, room_names]
+FUNCTIONS = [
+    open_store,
+    open_recovery_store,
+    redis_adapter,
+    event_packet,
+    room_names,
+    find_client_dist,
+]
 
 
 def _problem(doc: str | None) -> str | None:

@@ -33,13 +33,18 @@ async def redis_reachable() -> bool:
 
 
 @pytest.fixture
-async def pair() -> AsyncIterator[tuple[Server, Server, list[Socket]]]:
-    """Two servers on one Redis channel prefix (unique per test); every socket they accept."""
+async def prefix() -> str:
+    """A channel prefix unique to the test; skips the test when Redis is unreachable."""
     if not await redis_reachable():
         if os.environ.get("SALAS_REQUIRE_SERVICES") == "1":
             pytest.fail(f"Redis is required and unreachable at {REDIS_URL}")
         pytest.skip(f"Redis unreachable at {REDIS_URL}")
-    prefix = "salas-test-" + secrets.token_hex(4)
+    return "salas-test-" + secrets.token_hex(4)
+
+
+@pytest.fixture
+async def pair(prefix: str) -> AsyncIterator[tuple[Server, Server, list[Socket]]]:
+    """Two servers on one Redis channel prefix (unique per test); every socket they accept."""
     sockets: list[Socket] = []
     servers = []
     for _ in range(2):
@@ -62,15 +67,16 @@ class Raw:
         self.sid = sid
 
     @classmethod
-    async def connect(cls, io: Server) -> Raw:
+    async def connect(cls, io: Server, nsp: str = "/") -> Raw:
         ws = await websockets.connect(
             f"ws://127.0.0.1:{io.port}/socket.io/?EIO=4&transport=websocket"
         )
         await ws.recv()
-        await ws.send("40")
+        named = "" if nsp == "/" else nsp + ","
+        await ws.send("40" + named)
         reply = await ws.recv()
         assert isinstance(reply, str)
-        return cls(ws, json.loads(reply[2:])["sid"])
+        return cls(ws, json.loads(reply[2 + len(named) :])["sid"])
 
     async def recv(self, timeout: float = 2.0) -> str | bytes:
         return await asyncio.wait_for(self.ws.recv(), timeout)
@@ -146,6 +152,30 @@ async def test_local_flag_stays_on_this_server(pair: Any) -> None:
     await socket_of(sockets, remote.sid).join("room")
     await a.local.to("room").emit("x")
     await remote.nothing()
+
+
+async def test_namespace_made_after_start_is_shared_then_closed(pair: Any, prefix: str) -> None:
+    """A namespace made after start subscribes to Redis, broadcasts across, and unsubscribes."""
+    a, b, _sockets = pair
+    channel = f"{prefix}#/late#"
+    redis = aioredis.from_url(REDIS_URL)
+    try:
+        b.of("/late")
+        on_b = await Raw.connect(b, "/late")
+        for _ in range(100):  # b's adapter starts in the background; a's must not miss it
+            if await redis.pubsub_numsub(channel) == [(channel.encode(), 1)]:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the namespace made after start never subscribed")
+        await a.of("/late").emit("hello", 1)  # waits for a's adapter to start
+        assert await on_b.recv() == '42/late,["hello",1]'
+        assert await redis.pubsub_numsub(channel) == [(channel.encode(), 2)]
+        await a.shutdown()
+        await b.shutdown()
+        assert await redis.pubsub_numsub(channel) == [(channel.encode(), 0)]
+    finally:
+        await redis.aclose()
 
 
 def test_without_redis_py_the_adapter_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,8 +13,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from salas import Server, Socket
+from salas.adapter import MemoryAdapter
+from salas.adapter.base import BroadcastOptions, MemberRegistry
 from salas.engine.session import EngineSession
 from salas.http import Request, RequestRefused, Response
+from salas.protocol.outgoing import EncodedMessage
 from salas.server.broadcast import BroadcastOperator
 
 
@@ -218,6 +221,63 @@ async def test_namespace_broadcast_isolation(make_server, start, client) -> None
     await admin_client.nothing(0.05)
     await io.of("/admin").to("room").emit("admin room")
     assert await admin_client.recv() == '42/admin,["admin room"]'
+
+
+class StartedAdapter(MemoryAdapter):
+    """A memory adapter that starts slowly and, like Redis, cannot broadcast before."""
+
+    def __init__(self, nsp: MemberRegistry, log: list[tuple[str, str]], fail: bool) -> None:
+        super().__init__(nsp)
+        self.log = log
+        self.fail = fail
+        self.started = False
+
+    async def init(self) -> None:
+        await asyncio.sleep(0.02)
+        if self.fail:
+            raise ConnectionError("no cluster")
+        self.started = True
+        self.log.append(("init", self.nsp.name))
+
+    async def close(self) -> None:
+        self.started = False
+        self.log.append(("close", self.nsp.name))
+
+    async def broadcast(self, message: EncodedMessage, opts: BroadcastOptions) -> None:
+        if not self.started:
+            raise RuntimeError("adapter not started")
+        await super().broadcast(message, opts)
+
+
+async def test_namespace_made_after_start_starts_its_adapter(make_server, start, client) -> None:
+    """io.of() after start runs its adapter's init, broadcasts wait for it, shutdown closes it."""
+    log: list[tuple[str, str]] = []
+    io = make_server(adapter=lambda nsp: StartedAdapter(nsp, log, fail=False))
+    port = await start(io)
+    assert log == [("init", "/")]
+    late = io.of("/late")
+    await late.emit("nobody yet")  # before its adapter has started: waits for it
+    assert log == [("init", "/"), ("init", "/late")]
+    late_client = await client(port, nsp="/late")
+    await late.emit("hello")
+    assert await late_client.recv() == '42/late,["hello"]'
+    await io.shutdown()
+    assert sorted(log[2:]) == [("close", "/"), ("close", "/late")]
+
+
+async def test_namespace_made_after_start_reports_a_failed_start(
+    make_server, start, caplog
+) -> None:
+    """If that init fails, it is logged and each broadcast raises its error."""
+    io = make_server(adapter=lambda nsp: StartedAdapter(nsp, [], fail=nsp.name == "/late"))
+    await start(io)
+    late = io.of("/late")
+    with pytest.raises(ConnectionError, match="no cluster"):
+        await late.adapter_ready()
+    with pytest.raises(ConnectionError, match="no cluster"):
+        await late.to("room").emit("x")
+    assert "the adapter of namespace /late failed to start" in caplog.text
+    await io.emit("the main namespace is fine")
 
 
 def test_namespace_on_only_connection(make_server) -> None:

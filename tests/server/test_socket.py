@@ -4,6 +4,7 @@ against a real Server with raw websocket clients."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import pytest
@@ -233,6 +234,32 @@ async def test_reserved_event_names_refused(make_server, start, client, name: st
     with pytest.raises(ValueError, match="reserved"):
         await socket.emit_with_ack(name, timeout=0.1)
     await raw.nothing()
+
+
+@pytest.mark.parametrize(
+    ("event", "args", "error"),
+    [("disconnect", (), ValueError), (42, (), TypeError), ("q", (object(),), TypeError)],
+    ids=["reserved-name", "name-not-string", "argument-not-json"],
+)
+async def test_refused_emit_with_ack_leaves_no_pending_ack(
+    make_server, start, client, until, event, args, error
+) -> None:
+    """A refused emit_with_ack sends nothing and leaves no ack to fail unawaited at disconnect."""
+    _io, socket, raw, _ = await serve_one(make_server, start, client)
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        with pytest.raises(error):
+            await socket.emit_with_ack(event, *args, timeout=1)
+        await raw.nothing()
+        await raw.close()
+        await until(lambda: not socket.connected)
+        gc.collect()  # a failed future nobody awaited reports itself when collected
+        await asyncio.sleep(0)
+        assert unhandled == []
+    finally:
+        loop.set_exception_handler(None)
 
 
 async def test_event_name_must_be_string(make_server, start, client) -> None:

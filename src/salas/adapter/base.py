@@ -99,11 +99,14 @@ class Adapter(Protocol):
     """One namespace's rooms, and how its broadcasts and bulk operations reach sockets.
 
     The server makes one per namespace with the :class:`AdapterFactory` given as
-    ``Server(adapter=...)`` (default :class:`~salas.adapter.MemoryAdapter`); ``Server.start``
-    runs ``init`` for the namespaces that exist by then, ``Server.shutdown`` runs ``close``.
-    The membership methods are synchronous and
-    concern this process's sockets only; the operations taking :class:`BroadcastOptions`
-    reach every process's sockets unless ``opts.local`` is set.
+    ``Server(adapter=...)`` (default :class:`~salas.adapter.MemoryAdapter`).
+    ``Server.start`` runs ``init`` for the namespaces that exist by then; a namespace made
+    later by ``io.of(...)`` runs it in the background as it is made, and its broadcasts and
+    bulk operations wait for it. ``Server.shutdown`` runs ``close`` for every namespace
+    (also one whose ``init`` never ran or did not finish, so ``close`` must allow that).
+    The membership methods are synchronous and concern this process's sockets only; the
+    operations taking :class:`BroadcastOptions` reach every process's sockets unless
+    ``opts.local`` is set.
 
     Attributes:
         nsp: The namespace whose rooms it keeps.

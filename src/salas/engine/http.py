@@ -72,6 +72,7 @@ class HttpRequest:
 
     @property
     def remote_address(self) -> str:
+        """The client's IP address ("" when the connection has gone)."""
         peer = (
             self.connection.transport.get_extra_info("peername")
             if self.connection.transport
@@ -90,6 +91,14 @@ class HttpRequest:
         headers: list[tuple[str, str]] | None = None,
         content_type: str = "text/plain; charset=UTF-8",
     ) -> None:
+        """Send the response; only the first call counts, later ones do nothing.
+
+        Args:
+            status: The HTTP status code.
+            body: The body (default empty; not sent to a HEAD request).
+            headers: Extra headers as (name, value) pairs.
+            content_type: The ``Content-Type`` (default plain UTF-8 text).
+        """
         if self.responded:
             return
         self.responded = True

@@ -146,6 +146,10 @@ class BroadcastOperator:
             # Once per broadcast: the offset, the encoding and the log entry are shared by
             # every recipient.
             message = recovery.on_broadcast(nsp.name, packet, self._opts)
+        # Checked here rather than by always awaiting adapter_ready: emit runs for every
+        # message a chat relays, and the adapter has almost always started long before.
+        if nsp.adapter_starting is not None:
+            await nsp.adapter_ready()
         await nsp.adapter.broadcast(message, self._opts)
 
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
@@ -158,8 +162,11 @@ class BroadcastOperator:
             This process's sockets as :class:`Socket`, other processes' as
             :class:`~salas.adapter.RemoteSocket` (a snapshot of id, rooms and ``data``).
         """
-        local = self._nsp.sockets
-        found = await self._nsp.adapter.fetch_sockets(self._opts)
+        nsp = self._nsp
+        if nsp.adapter_starting is not None:
+            await nsp.adapter_ready()
+        local = nsp.sockets
+        found = await nsp.adapter.fetch_sockets(self._opts)
         return [
             m if isinstance(m, RemoteSocket) else local[m.id]
             for m in found
@@ -176,6 +183,7 @@ class BroadcastOperator:
         Args:
             *rooms: Room names, each a string or an iterable of strings.
         """
+        await self._nsp.adapter_ready()
         await self._nsp.adapter.add_sockets(self._opts, room_names(rooms))
 
     async def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
@@ -186,6 +194,7 @@ class BroadcastOperator:
         Args:
             *rooms: Room names, each a string or an iterable of strings.
         """
+        await self._nsp.adapter_ready()
         await self._nsp.adapter.del_sockets(self._opts, room_names(rooms))
 
     async def disconnect_sockets(self, close: bool = False) -> None:
@@ -196,4 +205,5 @@ class BroadcastOperator:
         Args:
             close: Also end each socket's whole connection (default False).
         """
+        await self._nsp.adapter_ready()
         await self._nsp.adapter.disconnect_sockets(self._opts, close)

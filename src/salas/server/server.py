@@ -33,7 +33,51 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Server:
-    """A Socket.IO server.
+    """A Socket.IO server: namespaces, broadcasting, plain HTTP routes, listening.
+
+    Every argument is keyword-only and has a default that runs the tutorial.
+
+    Args:
+        cors_origins: Origins browsers may call from: ``"*"`` for any, origins separated
+            by commas, or a sequence of them; None (default) sends no CORS headers.
+        cors_credentials: Allow credentialed cross-origin requests (default False).
+        path: The URL path of the Socket.IO endpoint (default ``"/socket.io/"``; a
+            trailing ``"/"`` is added when missing).
+        ping_interval: Seconds between the server's pings (default 25.0).
+        ping_timeout: Seconds a client has to answer a ping before its connection is
+            closed (default 20.0).
+        max_payload: The largest long-polling body or websocket message accepted, in
+            bytes (default 1,000,000).
+        connect_timeout: Seconds a connection may stay without joining a namespace before
+            it is closed (default 45.0).
+        max_buffer: Bytes queued unsent for one connection above which it is cut off
+            (default 4 MiB).
+        volatile_buffer: Bytes queued unsent above which volatile packets to that
+            connection are dropped (default 256 KiB; at most ``max_buffer``).
+        transports: The Engine.IO transports allowed (default both ``"polling"`` and
+            ``"websocket"``).
+        adapter: Makes each namespace's adapter (default :class:`~salas.adapter.MemoryAdapter`;
+            :func:`~salas.adapter.redis_adapter` for several processes).
+        serve_client: Serve the official browser client at ``<path>socket.io.js`` (default
+            True; a warning is logged when it is not installed).
+        static_dir: A directory of files to serve under ``/`` (default None: none).
+        connection_state_recovery: True, or :class:`~salas.recovery.RecoveryOptions`, to
+            let clients that reconnect get back their session and the packets they missed
+            (default False).
+        allow_request: A first request hook (see :meth:`allow_request`).
+
+    Attributes:
+        sockets: The main namespace ``"/"``.
+        tasks: Every background task of this server, ended by :meth:`shutdown`.
+        router: The plain HTTP routes and static files.
+        engine: The Engine.IO server underneath.
+        recovery: Connection state recovery, or None when it is off.
+        port: The bound port once :meth:`start` has run, else None.
+
+    Raises:
+        ValueError: A setting that cannot work: a timeout, interval or ``max_payload``
+            that is not positive, a ``path`` not starting with ``"/"``, a
+            ``volatile_buffer`` above ``max_buffer``, an unknown or no transport.
 
     >>> io = Server(cors_origins="*")
     >>> @io.on("connection")
@@ -60,8 +104,7 @@ class Server:
         connection_state_recovery: bool | RecoveryOptions = False,
         allow_request: RequestHook | None = None,
     ) -> None:
-        """Every argument has a default that runs the tutorial; `allow_request` is a first
-        request hook (see `Server.allow_request`). ValueError for settings that cannot work."""
+        """Configure the server (see the class for the arguments); nothing listens yet."""
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
         self.connect_timeout = connect_timeout
@@ -99,6 +142,8 @@ class Server:
         )
         self._adapter_factory = adapter
         self._namespaces: dict[str, Namespace] = {}
+        # From `start` until `shutdown`: a namespace made meanwhile starts its adapter itself.
+        self._adapters_live = False
         self._stopped: asyncio.Event | None = None
         self._shutting_down: asyncio.Task[None] | None = None
         self.port: int | None = None
@@ -106,36 +151,108 @@ class Server:
 
     # -- namespaces and handlers ----------------------------------------------------------
     def of(self, name: str) -> Namespace:
-        """The namespace `name`, created on first use."""
+        """The namespace ``name``, created on first use.
+
+        A namespace made after :meth:`start` starts its adapter in the background (see
+        :meth:`Namespace.adapter_ready`).
+
+        Args:
+            name: The namespace's name; a leading ``"/"`` is added when missing.
+
+        Returns:
+            The namespace, the same object on every call with that name.
+        """
         if not name.startswith("/"):
             name = "/" + name
         nsp = self._namespaces.get(name)
         if nsp is None:
             nsp = self._namespaces[name] = Namespace(self, name, self._adapter_factory)
+            if self._adapters_live:
+                self._start_adapter(nsp)
         return nsp
 
+    def _start_adapter(self, nsp: Namespace) -> None:
+        """Run the `init` of a namespace made after `start`; its broadcasts wait for it."""
+        task = self.tasks.spawn(nsp.adapter.init(), name=f"salas adapter init {nsp.name}")
+        nsp.adapter_starting = task
+
+        def started(task: asyncio.Task[None]) -> None:
+            if task.cancelled():
+                return  # shutdown came first
+            error = task.exception()
+            if error is None:
+                nsp.adapter_starting = None
+            else:
+                # Kept on the namespace: its broadcasts raise this rather than "not started".
+                logger.error(
+                    "the adapter of namespace %s failed to start", nsp.name, exc_info=error
+                )
+
+        task.add_done_callback(started)
+
     def namespace_for(self, name: str) -> Namespace | None:
+        """The namespace ``name`` if it exists; unlike :meth:`of`, never creates one.
+
+        Args:
+            name: The exact name, leading ``"/"`` included.
+
+        Returns:
+            The namespace, or None: clients asking to join it are refused.
+        """
         return self._namespaces.get(name)
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
-        """`@io.on("connection")` on the main namespace."""
+        """Register a connection handler on the main namespace: ``@io.on("connection")``.
+
+        As :meth:`Namespace.on`.
+
+        Args:
+            event: ``"connection"`` (or its alias ``"connect"``).
+            handler: ``handler(socket)``, sync or async; omitted when used as a decorator.
+
+        Returns:
+            ``handler``, or a decorator when it is omitted.
+
+        Raises:
+            ValueError: ``event`` is another name.
+        """
         return self.sockets.on(event, handler)
 
     def use(self, middleware: Middleware) -> Middleware:
+        """Add a middleware to the main namespace: ``@io.use``; as :meth:`Namespace.use`.
+
+        Args:
+            middleware: ``middleware(socket)``, sync or async.
+
+        Returns:
+            ``middleware``, so that ``use`` also works as a decorator.
+        """
         return self.sockets.use(middleware)
 
     def mount_static(self, directory: str | os.PathLike[str], prefix: str = "/") -> None:
-        """Serve the files of `directory` under the URL `prefix`."""
+        """Serve the files of ``directory`` under the URL ``prefix``.
+
+        Args:
+            directory: The directory whose files are served.
+            prefix: The URL path they are served under (default ``"/"``).
+        """
         self.router.mount_static(StaticFiles(directory), prefix)
 
     def route(
         self, path: str, methods: Iterable[str] = DEFAULT_METHODS
     ) -> Callable[[RouteHandler], RouteHandler]:
-        """`@io.route("/healthz", methods=("GET",))`: answer plain HTTP at exactly `path`.
+        """Answer plain HTTP at exactly ``path``: ``@io.route("/healthz", methods=("GET",))``.
 
-        The handler takes the `salas.http.Request` and returns a `salas.http.Response` (or
-        an awaitable of one). GET also answers HEAD (without the body); another method
-        answers 405 with an `Allow` header. By default GET and POST.
+        The handler takes the :class:`salas.http.Request` and returns a
+        :class:`salas.http.Response` (or an awaitable of one). GET also answers HEAD
+        (without the body); another method answers 405 with an ``Allow`` header.
+
+        Args:
+            path: The URL path, matched exactly.
+            methods: The HTTP methods answered (default GET and POST).
+
+        Returns:
+            A decorator that registers the handler and returns it unchanged.
         """
 
         def register(handler: RouteHandler) -> RouteHandler:
@@ -145,36 +262,84 @@ class Server:
         return register
 
     def allow_request(self, hook: RequestHook) -> RequestHook:
-        """`@io.allow_request`: check each Engine.IO handshake before a session opens.
+        """Check each Engine.IO handshake before a session opens: ``@io.allow_request``.
 
-        `hook(request)` (sync or async) returns True to allow, False to refuse; raising
-        `salas.http.RequestRefused("why")` refuses with that message, any other exception
+        ``hook(request)`` (sync or async) returns True to allow, False to refuse; raising
+        ``salas.http.RequestRefused("why")`` refuses with that message, any other exception
         refuses and is logged. Refused handshakes, over long-polling or websocket, answer
-        403 `{"code": 4, "message": ...}`. Hooks run in the order they were added.
+        403 ``{"code": 4, "message": ...}``. Hooks run in the order they were added.
+
+        Args:
+            hook: Takes the :class:`salas.http.Request` of the handshake.
+
+        Returns:
+            ``hook``, so that ``allow_request`` also works as a decorator.
         """
         return self._request_hooks.add(hook)
 
     # -- broadcasting on the main namespace -------------------------------------------------
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Select the sockets of the main namespace in any of these rooms.
+
+        ``in_`` is the same method.
+
+        Args:
+            *rooms: Room names, each a string or an iterable of strings.
+
+        Returns:
+            A :class:`~salas.server.broadcast.BroadcastOperator` for those rooms.
+        """
         return self.sockets.to(*rooms)
 
     in_ = to
 
     def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Select every socket of the main namespace except those in these rooms.
+
+        Args:
+            *rooms: Room names, each a string or an iterable of strings.
+
+        Returns:
+            A :class:`~salas.server.broadcast.BroadcastOperator` leaving those rooms out.
+        """
         return self.sockets.except_(*rooms)
 
     @property
     def volatile(self) -> BroadcastOperator:
+        """The main namespace's sockets; emits are dropped on congested connections."""
         return self.sockets.volatile
 
     @property
     def local(self) -> BroadcastOperator:
+        """The main namespace's sockets connected to this process only."""
         return self.sockets.local
 
     async def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` with ``args`` to every socket of the main namespace.
+
+        As :meth:`BroadcastOperator.emit <salas.server.broadcast.BroadcastOperator.emit>`:
+        returns once it is queued, not delivered.
+
+        Args:
+            event: The event name.
+            *args: The event's arguments: JSON-serialisable values or ``bytes``.
+
+        Raises:
+            TypeError: ``event`` is not a string.
+            ValueError: ``event`` is a reserved event name.
+        """
         await self.sockets.emit(event, *args)
 
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        """The sockets of the main namespace, here and (with a cluster adapter) elsewhere.
+
+        With :class:`~salas.adapter.RedisAdapter` it waits for the other processes'
+        answers, at most 5 seconds.
+
+        Returns:
+            This process's sockets as :class:`~salas.server.socket.Socket`, other
+            processes' as :class:`~salas.adapter.RemoteSocket`.
+        """
         return await self.sockets.fetch_sockets()
 
     async def sockets_join(self, *rooms: str | Iterable[str]) -> None:
@@ -194,6 +359,11 @@ class Server:
         await self.sockets.sockets_leave(*rooms)
 
     async def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the main namespace, in every process.
+
+        Args:
+            close: Also end each socket's whole connection (default False).
+        """
         await self.sockets.disconnect_sockets(close)
 
     # -- engine events ------------------------------------------------------------------
@@ -201,16 +371,39 @@ class Server:
         Client(self, session)
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
-        """Run `coro` in the background, held by `io.tasks` until done; `shutdown` waits for
-        it (up to its timeout), then cancels it."""
+        """Run ``coro`` in the background, held by ``io.tasks`` until it is done.
+
+        :meth:`shutdown` waits for it (up to its timeout), then cancels it. What it raises
+        is left to the task.
+
+        Args:
+            coro: The coroutine to run.
+            name: The task's name (default: asyncio's).
+
+        Returns:
+            The task.
+        """
         return self.tasks.spawn(coro, name=name)
 
     # -- running ------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 8000) -> int:
-        """Start listening; returns the bound port (pass 0 for any free one)."""
+        """Start the adapters and connection state recovery, then listen.
+
+        Args:
+            host: The address to listen on (default ``"127.0.0.1"``).
+            port: The port (default 8000); 0 for any free one.
+
+        Returns:
+            The bound port (also kept as ``io.port``).
+
+        Raises:
+            OSError: The address cannot be bound.
+        """
         if self.recovery is not None:
             await self.recovery.start()
-        for nsp in self._namespaces.values():
+        self._adapters_live = True
+        # A snapshot: a namespace made while these start starts its own (see `of`).
+        for nsp in list(self._namespaces.values()):
             await nsp.adapter.init()
         self._stopped = asyncio.Event()
         self._shutting_down = None
@@ -232,6 +425,10 @@ class Server:
         what the application spawned), then cancel those left; close connection state
         recovery (saving the sessions just closed) and the adapters; release
         `wait_closed`.
+
+        Args:
+            timeout: Seconds to wait for the background tasks before cancelling them
+                (default 5.0).
         """
         if self._shutting_down is None:
             self._shutting_down = asyncio.get_running_loop().create_task(
@@ -240,13 +437,14 @@ class Server:
         await asyncio.shield(self._shutting_down)
 
     async def _shutdown(self, timeout: float) -> None:
+        self._adapters_live = False
         await self.engine.close()
         await self.tasks.close(timeout)
         if self.recovery is not None:
             # Sessions of the sockets just closed are saved, so clients can recover them
             # from the next process when the store is durable.
             await self.recovery.close()
-        for nsp in self._namespaces.values():
+        for nsp in list(self._namespaces.values()):
             await nsp.adapter.close()
         if self._stopped is not None:
             self._stopped.set()
@@ -273,14 +471,26 @@ class Server:
                     loop.remove_signal_handler(sig)
 
     async def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
-        """Listen until SIGINT/SIGTERM (or `shutdown`), then shut down cleanly."""
+        """Listen until SIGINT or SIGTERM (or :meth:`shutdown`), then shut down cleanly.
+
+        Args:
+            host: The address to listen on (default ``"127.0.0.1"``).
+            port: The port (default 8000); 0 for any free one.
+        """
         bound = await self.start(host, port)
         logger.info("salas listening on http://%s:%d/", host, bound)
         await self.until_stopped()
         await self.shutdown()
 
     def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
-        """Blocking: `serve` on uvloop when it is installed, plain asyncio otherwise."""
+        """Run :meth:`serve` to its end, blocking: on uvloop when installed, else asyncio.
+
+        Logs at INFO to stderr when logging is not configured yet.
+
+        Args:
+            host: The address to listen on (default ``"127.0.0.1"``).
+            port: The port (default 8000); 0 for any free one.
+        """
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         run_loop(self.serve(host, port))

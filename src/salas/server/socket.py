@@ -197,16 +197,20 @@ class Socket:
             Disconnected: The socket is not connected, or disconnects before the
                 acknowledgement arrives.
             AckTimeout: No acknowledgement within ``timeout`` seconds.
-            TypeError: ``event`` is not a string.
+            TypeError: ``event`` is not a string, or an argument is not
+                JSON-serialisable.
             ValueError: ``event`` is a reserved event name.
         """
         if not self.connected:
             raise Disconnected(f"socket {self.id} is not connected")
         ack_id = self._next_ack
         self._next_ack += 1
+        # Encoded before the ack is registered: a bad event name or argument raises here
+        # and leaves no pending ack behind (whose future would fail unawaited at disconnect).
+        message = EncodedMessage.of_socket_packet(event_packet(self.nsp.name, event, args, ack_id))
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = future
-        self._send_packet(event_packet(self.nsp.name, event, args, ack_id))
+        self.client.session.send_encoded(message)
         try:
             return _ack_value(await asyncio.wait_for(future, timeout))
         except TimeoutError:
