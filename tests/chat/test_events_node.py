@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from chat_support import FAST, run_js, running_chat
+
+from tests.chat.chat_support import FAST, run_js, running_chat
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from salas.engine.routes import Response, Router, StaticFiles, find_client_dist
+from tests.support.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -205,12 +206,13 @@ def test_find_client_dist_env(tmp_path: Path, monkeypatch) -> None:
     assert find_client_dist() is None
 
 
+@pytest.mark.node
 async def test_official_client_served(engine, http, monkeypatch) -> None:
     """The official client is served at <engine path>socket.io.js when npm installed it."""
     monkeypatch.delenv("SALAS_CLIENT_DIR", raising=False)
     dist = find_client_dist()
     if dist is None:
-        pytest.skip("node_modules/socket.io-client is not installed (run scripts/setup.sh)")
+        unavailable("node_modules/socket.io-client is not installed (run scripts/setup.sh)")
     router = Router()
     h = await engine(fallback=router, path="/socket.io/")
     assert router.serve_client(h.config.path) is True
