@@ -4,45 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 import websockets
 
 from salas import Server
 from salas.adapter import RemoteSocket, redis_adapter
 from salas.server.socket import Socket
 
-REDIS_URL = os.environ.get("SALAS_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-async def redis_reachable() -> bool:
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        await asyncio.wait_for(client.ping(), 2)
-        return True
-    except Exception:
-        return False
-    finally:
-        await client.aclose()
-
 
 @pytest.fixture
-async def pair() -> AsyncIterator[tuple[Server, Server, list[Socket]]]:
+async def pair(redis_url: str) -> AsyncIterator[tuple[Server, Server, list[Socket]]]:
     """Two servers on one Redis channel prefix (unique per test); every socket they accept."""
-    if not await redis_reachable():
-        if os.environ.get("SALAS_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis is required and unreachable at {REDIS_URL}")
-        pytest.skip(f"Redis unreachable at {REDIS_URL}")
     prefix = "salas-test-" + secrets.token_hex(4)
     sockets: list[Socket] = []
     servers = []
     for _ in range(2):
-        io = Server(adapter=redis_adapter(REDIS_URL, prefix), serve_client=False)
+        io = Server(adapter=redis_adapter(redis_url, prefix), serve_client=False)
 
         @io.on("connection")
         def connection(socket: Socket) -> None:
@@ -139,9 +120,15 @@ async def test_sockets_join_and_disconnect_cross_servers(pair: Any) -> None:
 
 
 async def test_local_flag_stays_on_this_server(pair: Any) -> None:
-    """A `local` broadcast is not published to the other server."""
+    """A `local` broadcast reaches the room's members on this server and is not published
+    to the other server; the same broadcast without `local` reaches both."""
     a, b, sockets = pair
-    remote = await Raw.connect(b)
+    here, remote = await Raw.connect(a), await Raw.connect(b)
+    await socket_of(sockets, here.sid).join("room")
     await socket_of(sockets, remote.sid).join("room")
     await a.local.to("room").emit("x")
+    assert await here.recv() == '42["x"]'
     await remote.nothing()
+    await a.to("room").emit("y")
+    assert await here.recv() == '42["y"]'
+    assert await remote.recv() == '42["y"]'
