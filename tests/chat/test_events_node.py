@@ -9,7 +9,7 @@ import pytest
 
 from tests.chat.chat_support import FAST, run_js, running_chat
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.node, pytest.mark.timeout(60)]
 
 
 def _real(messages: list[str]) -> list[str]:

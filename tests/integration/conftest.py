@@ -3,8 +3,8 @@
 The same application exists twice, with identical behaviour: ``tests/apps/reference_app.js``
 on the Node.js ``socket.io`` reference server and ``tests/apps/salas_app.py`` on salas.
 ``SALAS_TEST_TARGETS`` (comma list, default ``salas``) chooses which ones every test runs
-against: ``node,salas`` runs each test on both, so the reference shows that each
-expectation is real Socket.IO behaviour.
+against: ``node,salas`` (what ``make test`` and CI use) runs each test on both, so the
+reference shows that each expectation is real Socket.IO behaviour.
 
 A test asks for the ``app`` fixture; ``@pytest.mark.app_env(NAME=value, ...)`` starts it
 with other settings (short heartbeats, small payload limit, ...). One process is kept per
