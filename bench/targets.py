@@ -106,7 +106,7 @@ def _salas_versions() -> dict[str, str]:
 
 
 def _chat_versions() -> dict[str, str]:
-    return _salas_versions() | _pkg("aiosqlite", "asyncpg")
+    return _salas_versions() | _pkg("asyncpg")
 
 
 def _node_versions() -> dict[str, str]:

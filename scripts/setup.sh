@@ -1,27 +1,43 @@
 #!/usr/bin/env bash
 # Installs everything salas needs on a bare machine, idempotently:
-#   scripts/setup.sh          the server: a virtualenv in .venv with salas, and the official
-#                             browser client from npm (salas serves it at /socket.io/socket.io.js)
-#   scripts/setup.sh --test   also the test tools: test extras, Node's reference packages and
-#                             Debian's Chromium for the browser tests
+#   scripts/setup.sh          the server: a virtualenv in .venv with salas and its core
+#                             dependencies (SQLite needs nothing more), and the official browser
+#                             client from npm (salas serves it at /socket.io/socket.io.js)
+#   scripts/setup.sh --test   also the test tools: the test extras (every optional backend with
+#                             them), Node's reference packages, Debian's Chromium for the browser
+#                             tests and a C compiler for the load generators
+# Missing system packages (python3-venv, npm, chromium, gcc) come from apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
-  "$python" -m venv .venv
+  if ! "$python" -m venv .venv >/dev/null 2>&1; then
+    # Debian's python3 creates no venv (no ensurepip) without python3-venv.
+    rm -rf .venv
+    apt_install python3-venv
+    "$python" -m venv .venv
+  fi
 fi
 extras=""
 [ $want_test = 1 ] && extras="[test]"
 stamp=".venv/.installed$extras"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e ".$extras"
   touch "$stamp"
 fi
 
+command -v npm >/dev/null || apt_install npm
 if [ ! -f node_modules/socket.io-client/dist/socket.io.js ] || [ package.json -nt node_modules/.package-lock.json ]; then
   if [ -f package-lock.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
@@ -30,11 +46,9 @@ if [ ! -f node_modules/socket.io-client/dist/socket.io.js ] || [ package.json -n
   fi
 fi
 
-if [ $want_test = 1 ] && [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    apt-get install -y -qq chromium >/dev/null
-  else
-    sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null
-  fi
+if [ $want_test = 1 ]; then
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v cc >/dev/null || command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+  [ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
 fi

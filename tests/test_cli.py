@@ -5,6 +5,7 @@ that survives a restart on SQLite)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import os
 import re
 import signal
@@ -167,6 +168,19 @@ def test_store_url_makes_sqlite_paths_absolute(tmp_path: Path) -> None:
     assert store_url("sqlite:////abs/x.db") == "sqlite:///abs/x.db"
     assert store_url("memory://") == "memory://"
     assert store_url("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_store_url_leaves_what_it_cannot_resolve() -> None:
+    """SQLite's ":memory:", URLs the store will refuse, and an empty sqlite:// stay as given."""
+    assert store_url(":memory:") == ":memory:"
+    assert store_url(" memory: ") == "memory:"
+    assert store_url("sqlite:///x.db?bogus=1") == "sqlite:///x.db?bogus=1"
+    assert store_url("sqlite://") == "sqlite://"
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    """salas.__version__ is the installed distribution's version (pyproject.toml's)."""
+    assert __version__ == importlib.metadata.version("salas")
 
 
 # ---------------------------------------------------------------------------- the process
@@ -354,6 +368,16 @@ async def test_serve_logs_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert sum("listening on" in line for line in served.lines) == 1
     assert any("stopped" in line for line in served.lines)
     assert not any("Traceback" in line for line in served.lines)
+
+
+async def test_listening_line_shown_at_warning_level(tmp_path: Path) -> None:
+    """--log-level warning hides INFO logs but not the line with the bound address."""
+    async with serving("--db", "memory://", "--log-level", "warning", cwd=tmp_path) as served:
+        assert served.match is not None and int(served.match["port"]) > 0
+        async with aiohttp.ClientSession() as session, session.get(served.url + "/healthz") as r:
+            assert r.status == 200
+        assert await served.stop(signal.SIGTERM) == 0
+    assert not any("stopped" in line for line in served.lines)  # INFO stays hidden
 
 
 async def test_sigint_exits_0(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """salas: a real-time chat-room server for Python on the Socket.IO protocol."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from salas.server import (
     AckTimeout,
     BroadcastOperator,
@@ -11,7 +13,11 @@ from salas.server import (
     Socket,
 )
 
-__version__ = "0.1.0"
+try:
+    # One home for the version: pyproject.toml, read back from the installed metadata.
+    __version__ = version("salas")
+except PackageNotFoundError:  # a source tree on sys.path, never installed
+    __version__ = "0+unknown"
 __all__ = [
     "AckTimeout",
     "BroadcastOperator",

@@ -8,19 +8,22 @@ program with one line on stderr and exit code 2, before anything starts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
-import re
 import signal
 import sys
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote
 
 from salas import __version__
+from salas.chat.config import ChatConfig
+from salas.db.urls import backend_of, redact, split_sqlite_url
+from salas.engine import CorsConfig
+from salas.server.server import run_loop
+from salas.store import SUPPORTED_URLS, StoreError
 
 __all__ = ["ConfigError", "ServeSettings", "main", "parse_settings", "store_url"]
 
@@ -30,14 +33,14 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DB = "salas.db"
 DEFAULT_LOG_LEVEL = "info"
-DEFAULT_MESSAGE_RATE = 10.0
-DEFAULT_MESSAGE_BURST = 20
+# The chat's own defaults, so that `salas serve` and `create_app(ChatConfig())` agree.
+_CHAT_DEFAULTS = ChatConfig()
+DEFAULT_SINGLE_ROOM = _CHAT_DEFAULTS.single_room
+DEFAULT_MESSAGE_RATE = _CHAT_DEFAULTS.message_rate
+DEFAULT_MESSAGE_BURST = _CHAT_DEFAULTS.message_burst
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
-
-# "name:" at the start: a URL with a typo ("memory:", "sqlite:x.db"), not a file name.
-_NOT_A_PATH = re.compile(r":|[A-Za-z][A-Za-z0-9+.\-]+:")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # could not start: store or port unusable
@@ -53,7 +56,7 @@ class ServeSettings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     db: str = DEFAULT_DB  # a store URL, or a bare path meaning a SQLite file
-    single_room: bool = False
+    single_room: bool = DEFAULT_SINGLE_ROOM
     cors_origins: str | tuple[str, ...] | None = None
     log_level: str = DEFAULT_LOG_LEVEL
     message_rate: float = DEFAULT_MESSAGE_RATE  # per connection and second; 0: no limit
@@ -153,24 +156,22 @@ def _bool(raw: str, source: str) -> bool:
 
 
 def _origins(raw: str, source: str) -> str | tuple[str, ...] | None:
-    text = raw.strip()
-    if not text:
-        return None
-    if text == "*":
+    origins = CorsConfig.parse(raw).origins
+    if origins == "*":
         return "*"
-    origins = []
-    for item in text.split(","):
-        origin = item.strip().rstrip("/")  # a browser's Origin never ends with "/"
+    checked = []
+    for item in origins:
+        origin = item.rstrip("/")  # a browser's Origin never ends with "/"
         if not origin:
             continue
         scheme, sep, host = origin.partition("://")
         if scheme not in ("http", "https") or not sep or not host or "/" in host:
             raise ConfigError(
-                f"{source}: {item.strip()!r} is not an origin (expected '*' or "
+                f"{source}: {item!r} is not an origin (expected '*' or "
                 "http(s)://host[:port], comma-separated)"
             )
-        origins.append(origin)
-    return tuple(origins) or None
+        checked.append(origin)
+    return tuple(checked) or None
 
 
 def _rate(raw: str, source: str) -> float:
@@ -200,18 +201,17 @@ def _log_level(raw: str, source: str) -> str:
 def store_url(db: str) -> str:
     """`db` as a store URL; SQLite paths made absolute, so the log says which file it is."""
     text = db.strip()
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        if text and not _NOT_A_PATH.match(text):
-            return "sqlite://" + os.path.abspath(text)
-        return text  # "memory:", "file:x.db"...: the store explains what is wrong with it
-    if scheme.lower() == "sqlite" and rest:
-        if rest.startswith("//"):  # sqlite:////abs.db, SQLAlchemy's spelling: the same file
-            return "sqlite://" + rest[1:]
-        if not rest.startswith("/"):
-            path, q, query = rest.partition("?")
-            return "sqlite://" + os.path.abspath(path) + q + query
-    return text
+    try:
+        backend, url = backend_of(text, SUPPORTED_URLS)
+        if backend != "sqlite":
+            return url
+        path, _ = split_sqlite_url(url)
+    except StoreError:
+        return text  # "memory:", "file:x.db", an unknown option...: the store explains
+    if not path or path.startswith(":"):
+        return url  # nothing to resolve, or one of SQLite's own names (":memory:")
+    query = url.partition("?")[2] if "://" in url else ""
+    return "sqlite://" + quote(os.path.abspath(path)) + ("?" + query if query else "")
 
 
 def parse_settings(
@@ -235,7 +235,7 @@ def parse_settings(
         host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
         port=_port(*port) if port else DEFAULT_PORT,
         db=db[0].strip() if db and db[0].strip() else DEFAULT_DB,
-        single_room=_flag(single, default=False),
+        single_room=_flag(single, default=DEFAULT_SINGLE_ROOM),
         cors_origins=_origins(*cors) if cors else None,
         log_level=_log_level(*level) if level else DEFAULT_LOG_LEVEL,
         message_rate=_rate(*rate) if rate else DEFAULT_MESSAGE_RATE,
@@ -260,7 +260,7 @@ def _flag(picked: tuple[Any, str] | None, *, default: bool) -> bool:
 
 
 def _check_store(db: str, source: str) -> None:
-    from salas.store import StoreError, open_store
+    from salas.store import open_store
 
     try:
         open_store(store_url(db))  # only parses the URL; nothing is opened yet
@@ -268,32 +268,29 @@ def _check_store(db: str, source: str) -> None:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _shown(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
-
-
 def _http_url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/"
 
 
+def _announce(message: str, *args: object) -> None:
+    """Log `message` at INFO even when the log level hides INFO: with `--port 0` the bound
+    address is known only from this line, so `--log-level warning` must not swallow it."""
+    logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, args, None))
+
+
 async def serve(settings: ServeSettings) -> int:
     """Run the chat until SIGINT/SIGTERM; the exit code."""
-    from salas.chat import ChatConfig, create_app
-    from salas.store import StoreError, open_recovery_store, open_store
+    from salas.chat import create_app
+    from salas.recovery import open_recovery_store
+    from salas.store import StoreError, open_store
 
     url = store_url(settings.db)
     store = open_store(url)
     try:
         await store.open()
     except StoreError as exc:
-        print(f"salas: error: cannot open the store {_shown(url)}: {exc}", file=sys.stderr)
+        print(f"salas: error: cannot open the store {redact(url)}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     try:
         config = ChatConfig(
@@ -316,22 +313,14 @@ async def serve(settings: ServeSettings) -> int:
                 file=sys.stderr,
             )
             return EXIT_FAILURE
-        logger.info(
+        _announce(
             "salas chat listening on %s (store: %s, single-room: %s, recovery: %s)",
             _http_url(settings.host, port),
-            _shown(url),
+            redact(url),
             "on" if settings.single_room else "off",
             "on" if settings.recovery else "off",
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+        await app.io.until_stopped()
         logger.info("salas chat shutting down")
         # Stop accepting and close every connection, then write what the store still
         # holds and close it (below).
@@ -340,14 +329,6 @@ async def serve(settings: ServeSettings) -> int:
         await store.close()
     logger.info("salas chat stopped")
     return EXIT_OK
-
-
-def _run(main: Coroutine[Any, Any, int]) -> int:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return int(uvloop.run(main))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -364,5 +345,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     assert command == "serve"  # the only command; argparse refuses others
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
-        return _run(serve(settings))
+        return run_loop(serve(settings))
     return 128 + signal.SIGINT

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import websockets
 from salas import Server
 from salas.adapter import RemoteSocket, redis_adapter
 from salas.server.socket import Socket
+from tests.support.services import REDIS_URL
 
 
 @pytest.fixture
@@ -132,3 +134,11 @@ async def test_local_flag_stays_on_this_server(pair: Any) -> None:
     await a.to("room").emit("y")
     assert await here.recv() == '42["y"]'
     assert await remote.recv() == '42["y"]'
+
+
+def test_without_redis_py_the_adapter_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing the Redis adapter without redis-py installed says which extra brings it."""
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ImportError, match=r"pip install 'salas\[redis\]'"):
+        redis_adapter(REDIS_URL)

@@ -19,7 +19,8 @@ import socketio
 import websockets
 
 from salas.chat import ChatApp, ChatConfig, create_app
-from salas.store import MessageStore, RecoveryStore, StoredMessage, StoreError, open_store
+from salas.recovery import RecoveryStore
+from salas.store import MessageStore, StoredMessage, StoreError, open_store
 from tests.support.node import run_node
 
 JS_DIR = Path(__file__).resolve().parent / "js"

@@ -9,7 +9,7 @@ import dataclasses
 import aiohttp
 import pytest
 
-from salas.chat import ChatConfig, create_app
+from salas.chat import ChatApp, ChatConfig, LocalPresence, create_app
 from salas.store import open_store
 from tests.chat.chat_support import (
     FAST,
@@ -273,3 +273,19 @@ async def test_shutdown_disconnects_clients() -> None:
         await chat.app.shutdown()
         await _wait_until(lambda: not ana.sio.connected, timeout=5)
         assert (await store.health())["ok"] is True
+
+
+async def test_presence_backend_is_the_one_given() -> None:
+    """A ChatApp built with a presence backend keeps its members there."""
+    presence = LocalPresence()
+    store = open_store("memory://")
+    await store.open()
+    app = ChatApp(FAST, store, presence=presence)
+    port = await app.start("127.0.0.1", 0)
+    try:
+        async with clients(f"http://127.0.0.1:{port}", "ana") as (ana,):
+            await ana.call("channel_join", "room1")
+            assert app.presence is presence and presence.members("room1") == ["ana"]
+    finally:
+        await app.shutdown()
+        await store.close()

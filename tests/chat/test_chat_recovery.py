@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from salas.chat import create_app
-from salas.store import open_recovery_store, open_store
+from salas.recovery import open_recovery_store
+from salas.store import open_store
 from tests.chat.chat_support import FAST, GatedStore, RawClient, RunningChat, running_chat
 
 pytestmark = pytest.mark.timeout(30)
@@ -245,7 +246,7 @@ async def test_shutdown_broadcasts_what_it_is_storing_and_leaves_new_messages_un
         storing = asyncio.ensure_future(ana.call("message", "being stored"))
         await until(lambda: store.waiting == 1)
         stopping = asyncio.ensure_future(app.shutdown())
-        await until(lambda: app._closing)
+        await until(lambda: app.closing)
         late = asyncio.ensure_future(ana.call("message", "too late"))
         await asyncio.sleep(0.1)
         assert not stopping.done()  # it waits for the message being stored

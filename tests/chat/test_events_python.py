@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import socketio
 
-from salas.store import MemoryRecoveryStore
+from salas.recovery import MemoryRecoveryStore
 from tests.chat.chat_support import (
     FAST,
     ChatClient,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from salas.chat.errors import ChatError
-from salas.chat.presence import Departure, Presence, Rename
+from salas.chat.presence import Departure, LocalPresence, PresenceBackend, Rename
 
 
-def make(*names: str) -> Presence:
-    presence = Presence()
+def make(*names: str) -> LocalPresence:
+    presence = LocalPresence()
     for i, name in enumerate(names):
         presence.connect(f"s{i}", name)
     return presence
@@ -169,3 +171,25 @@ def test_join_prefers_a_given_name_if_nobody_shows_it() -> None:
     assert p.join("s0", "r", prefer="ana#2") == ("ana#2", True)
     assert p.join("s1", "r") == ("ana", True)
     assert p.join("s2", "r", prefer="ana") == ("bob", True)
+
+
+def _members(cls: type) -> dict[str, inspect.Signature]:
+    """Public methods and properties of `cls` with their signatures (a property's getter)."""
+    found = {}
+    for name, value in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        function = value.fget if isinstance(value, property) else value
+        found[name] = inspect.signature(function)
+    return found
+
+
+def test_local_presence_implements_the_protocol() -> None:
+    """LocalPresence has every member of PresenceBackend, with the same signature."""
+    wanted = _members(PresenceBackend)
+    have = _members(LocalPresence)
+    assert wanted.keys() <= have.keys(), wanted.keys() - have.keys()
+    for name, signature in wanted.items():
+        assert have[name] == signature, name
+        kind = type(vars(PresenceBackend)[name])
+        assert isinstance(vars(LocalPresence)[name], kind), name

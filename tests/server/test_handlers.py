@@ -9,12 +9,13 @@ import logging
 import pytest
 
 from salas.server.handlers import call_handler
+from salas.server.tasks import TaskRegistry
 
 
 async def test_sync_handler_result() -> None:
     """A sync handler runs at once and its return value goes to on_result."""
     results = []
-    call_handler(lambda a, b: a + b, (1, 2), "here", results.append)
+    call_handler(TaskRegistry(), lambda a, b: a + b, (1, 2), "here", results.append)
     assert results == [3]
 
 
@@ -25,7 +26,8 @@ async def test_async_handler_without_suspension_completes_at_once() -> None:
     async def quick(x):
         return x * 2
 
-    call_handler(quick, [21], "here", results.append)
+    tasks = TaskRegistry()
+    call_handler(tasks, quick, [21], "here", results.append)
     assert results == [42]
 
 
@@ -39,12 +41,15 @@ async def test_async_handler_with_suspension_completes_later() -> None:
         await gate.wait()
         return "finished"
 
-    call_handler(waits, [], "here", results.append)
+    tasks = TaskRegistry()
+    call_handler(tasks, waits, [], "here", results.append)
     assert results == ["started"]  # ran up to its first suspension
+    assert len(tasks) == 1  # held while suspended
     gate.set()
     for _ in range(5):
         await asyncio.sleep(0)
     assert results == ["started", "finished"]
+    assert len(tasks) == 0  # let go once done
 
 
 async def test_async_handler_many_suspensions() -> None:
@@ -61,7 +66,7 @@ async def test_async_handler_many_suspensions() -> None:
         total += await fut
         return total
 
-    call_handler(steps, [], "here", results.append)
+    call_handler(TaskRegistry(), steps, [], "here", results.append)
     for _ in range(50):
         if results:
             break
@@ -73,7 +78,7 @@ async def test_awaitable_result_other_than_coroutine() -> None:
     """A handler returning a Future (not a coroutine) is awaited too."""
     results = []
     future = asyncio.get_running_loop().create_future()
-    call_handler(lambda: future, [], "here", results.append)
+    call_handler(TaskRegistry(), lambda: future, [], "here", results.append)
     future.set_result("from future")
     for _ in range(5):
         await asyncio.sleep(0)
@@ -97,7 +102,7 @@ async def test_exceptions_logged_with_where(kind: str, caplog) -> None:
         raise ValueError("bad suspended")
 
     handler = {"sync": sync, "async-eager": eager, "async-suspended": suspended}[kind]
-    call_handler(handler, [], "socket abc, event 'x'", results.append)
+    call_handler(TaskRegistry(), handler, [], "socket abc, event 'x'", results.append)
     for _ in range(5):
         await asyncio.sleep(0)
     assert results == []
@@ -110,7 +115,7 @@ async def test_exceptions_logged_with_where(kind: str, caplog) -> None:
 async def test_wrong_arguments_logged(caplog) -> None:
     """A handler called with the wrong number of arguments is a logged error, not a crash."""
     caplog.set_level(logging.ERROR, logger="salas.server")
-    call_handler(lambda: None, [1, 2], "where it happened")
+    call_handler(TaskRegistry(), lambda: None, [1, 2], "where it happened")
     assert "where it happened" in caplog.text
 
 
@@ -124,9 +129,9 @@ async def test_suspended_handler_cancelled_runs_cleanup() -> None:
         finally:
             cleanup.append("done")
 
-    before = asyncio.all_tasks()
-    call_handler(long_running, [], "here")
-    (task,) = asyncio.all_tasks() - before
+    tasks = TaskRegistry()
+    call_handler(tasks, long_running, [], "here")
+    (task,) = tasks
     await asyncio.sleep(0)  # the task has started waiting for the handler
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -144,9 +149,9 @@ async def test_handler_cancelled_before_its_task_starts_runs_cleanup() -> None:
         finally:
             cleanup.append("done")
 
-    before = asyncio.all_tasks()
-    call_handler(long_running, [], "here")
-    (task,) = asyncio.all_tasks() - before
+    tasks = TaskRegistry()
+    call_handler(tasks, long_running, [], "here")
+    (task,) = tasks
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

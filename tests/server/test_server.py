@@ -1,17 +1,20 @@
-"""`Server`: broadcasting, socket operations across rooms, routes, shutdown, and the
-python-socketio client (salas.server.server, broadcast, namespace)."""
+"""`Server`: broadcasting, socket operations across rooms, routes, request hooks, shutdown
+and its tasks, and the python-socketio client (salas.server.server, broadcast, namespace)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
+import orjson
 import pytest
 import socketio
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from salas import Server, Socket
-from salas.engine.routes import Response
 from salas.engine.session import EngineSession
+from salas.http import Request, RequestRefused, Response
 from salas.server.broadcast import BroadcastOperator
 
 
@@ -162,6 +165,23 @@ async def test_sockets_join_and_leave(make_server, start, client) -> None:
     assert s1.rooms == {s1.id, "c"}
 
 
+async def test_server_sockets_join_and_leave(make_server, start, client) -> None:
+    """io.sockets_join / io.sockets_leave (Node's io.socketsJoin) move every main-namespace
+    socket, and broadcasts then follow the new rooms."""
+    io, (s0, s1), (c0, c1) = await serve(make_server, start, client, 2)
+    await io.sockets_join("all", ["everyone"])
+    assert s0.rooms == {s0.id, "all", "everyone"}
+    assert s1.rooms == {s1.id, "all", "everyone"}
+    await io.to("everyone").emit("hello all")
+    assert await c0.event() == ["hello all"]
+    assert await c1.event() == ["hello all"]
+    await io.sockets_leave("all")
+    assert s0.rooms == {s0.id, "everyone"}
+    assert s1.rooms == {s1.id, "everyone"}
+    await io.to("all").emit("nobody")
+    await c0.nothing(0.05)
+
+
 async def test_disconnect_sockets(make_server, start, client, until) -> None:
     """disconnect_sockets disconnects the matching sockets ("server namespace disconnect");
     with close=True their connections close too."""
@@ -245,6 +265,219 @@ async def test_shutdown(make_server, start, client, until) -> None:
     assert io.sockets.sockets == {}
     with pytest.raises(OSError):
         await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+
+
+async def test_routes_by_method(make_server, start) -> None:
+    """@io.route(path, methods=...) answers those methods (GET also HEAD), 405 otherwise."""
+    import aiohttp
+
+    io = make_server()
+
+    @io.route("/items", methods=("POST",))
+    async def create(request) -> Response:
+        return Response.json({"made": request.body.decode()}, status=201)
+
+    port = await start(io)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"http://127.0.0.1:{port}/items", data=b"x") as response:
+            assert response.status == 201
+            assert await response.json() == {"made": "x"}
+        async with http.get(f"http://127.0.0.1:{port}/items") as response:
+            assert response.status == 405
+            assert response.headers["Allow"] == "POST"
+
+
+async def _status_and_body(port: int, target: str) -> tuple[int, bytes]:
+    """One raw GET; the status and the body (read to the close)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    data = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def _token_hook(seen: list[Request]):
+    """A request hook admitting requests with `X-Token: good`; async, to show both kinds."""
+
+    async def check(request: Request) -> bool:
+        seen.append(request)
+        await asyncio.sleep(0)
+        token = request.headers.get("x-token")
+        if token == "expired":
+            raise RequestRefused("token expired")
+        return token == "good"
+
+    return check
+
+
+async def test_allow_request_allows(make_server, start) -> None:
+    """A hook returning True lets the handshake open a session (polling, and websocket
+    directly); it saw the request."""
+    seen: list[Request] = []
+    io = make_server(allow_request=_token_hook(seen))
+    port = await start(io)
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(
+        f"http://127.0.0.1:{port}", headers={"X-Token": "good"}, transports=["polling"]
+    )
+    try:
+        assert sio.connected
+    finally:
+        await sio.disconnect()
+    assert seen and seen[0].path == "/socket.io/" and seen[0].query["transport"] == "polling"
+    # A websocket opened directly waits for the (async) hook, then gets its open packet.
+    async with connect(
+        f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
+        additional_headers={"X-Token": "good"},
+        open_timeout=5,
+    ) as ws:
+        opened = await asyncio.wait_for(ws.recv(), 5)
+    assert isinstance(opened, str) and opened.startswith('0{"sid":')
+    assert seen[-1].upgrade
+
+
+async def test_allow_request_refuses_polling(make_server, start) -> None:
+    """A refused polling handshake answers 403 with the Engine.IO error body; no session."""
+    seen: list[Request] = []
+    io = make_server()
+    io.allow_request(_token_hook(seen))
+    port = await start(io)
+    status, body = await _status_and_body(port, "/socket.io/?EIO=4&transport=polling")
+    assert (status, orjson.loads(body)) == (403, {"code": 4, "message": "Forbidden"})
+    assert io.engine.sessions == {} and len(seen) == 1
+
+
+async def test_allow_request_refuses_websocket(make_server, start) -> None:
+    """A direct websocket handshake goes through the hook too: 403 with the hook's message."""
+    seen: list[Request] = []
+    io = make_server(allow_request=_token_hook(seen))
+    port = await start(io)
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(
+            f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
+            additional_headers={"X-Token": "expired"},
+            open_timeout=5,
+        )
+    response = refused.value.response
+    assert response.status_code == 403
+    assert orjson.loads(response.body) == {"code": 4, "message": "token expired"}
+    assert io.engine.sessions == {} and seen[0].upgrade
+
+
+async def test_allow_request_honest_client_unaffected(make_server, start) -> None:
+    """With a hook refusing others, a client with a good token connects (polling, then the
+    upgrade, which the hook does not see again) and exchanges events."""
+    seen: list[Request] = []
+    io = make_server(allow_request=_token_hook(seen))
+
+    @io.on("connection")
+    def connection(socket: Socket) -> None:
+        socket.on("echo", lambda value: value)
+
+    port = await start(io)
+    assert (await _status_and_body(port, "/socket.io/?EIO=4&transport=polling"))[0] == 403
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(f"http://127.0.0.1:{port}", headers={"X-Token": "good"})
+    try:
+        assert await sio.call("echo", "hi", timeout=5) == "hi"
+        await asyncio.sleep(0.3)  # the upgrade to websocket has happened meanwhile
+        assert sio.transport() == "websocket"
+    finally:
+        await sio.disconnect()
+    assert len(seen) == 2  # the refused request and the honest handshake, nothing else
+
+
+async def test_no_task_outlives_shutdown(make_server, start, client, until) -> None:
+    """Handlers that sleep forever, one waiting for an ack, a stuck middleware, async route
+    and request hook, and a task the application spawned: shutdown() ends every one."""
+    before = asyncio.all_tasks()
+    forever = asyncio.Event()
+    started: list[str] = []
+    io = make_server()
+
+    @io.allow_request
+    async def hook(request: Request) -> bool:
+        if "stuck" in request.query:
+            await forever.wait()
+        return True
+
+    @io.route("/stuck")
+    async def stuck(request: Request) -> Response:
+        await forever.wait()
+        return Response()
+
+    @io.of("/admin").use
+    async def middleware(socket: Socket) -> None:
+        await forever.wait()
+
+    @io.on("connection")
+    def connection(socket: Socket) -> None:
+        @socket.on("sleep")
+        async def sleep() -> None:
+            started.append("sleep")
+            await forever.wait()
+
+        @socket.on("ask")
+        async def ask() -> None:
+            started.append("ask")
+            await socket.emit_with_ack("question", timeout=3600)
+
+    io.spawn(forever.wait(), name="the application's task")
+    port = await start(io)
+    raw = await client(port)
+    await raw.send('2["sleep"]')
+    await raw.send('2["ask"]')
+    await raw.send("0/admin,")
+    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+    for (_, writer), target in zip(
+        streams, ["/stuck", "/socket.io/?EIO=4&transport=polling&stuck"], strict=True
+    ):
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await until(lambda: len(started) == 2 and len(io.tasks) == 6)
+    await io.shutdown(timeout=0.05)
+    assert len(io.tasks) == 0
+    await raw.close()
+    for _, writer in streams:
+        writer.close()
+    await asyncio.sleep(0.01)
+    assert asyncio.all_tasks() - before == set()
+
+
+async def test_shutdown_lets_handlers_finish_within_timeout(make_server, start, client) -> None:
+    """A handler still working at shutdown finishes (not cancelled) if it can in time."""
+    io = make_server()
+    finished: list[str] = []
+
+    @io.on("connection")
+    def connection(socket: Socket) -> None:
+        @socket.on("work")
+        async def work() -> None:
+            await asyncio.sleep(0.05)
+            finished.append("work")
+
+    port = await start(io)
+    raw = await client(port)
+    await raw.send('2["work"]')
+    await asyncio.sleep(0.01)
+    await io.shutdown(timeout=2)
+    assert finished == ["work"]
+
+
+async def test_shutdown_twice_waits_for_the_first(make_server, start) -> None:
+    """A second shutdown() (say, a signal during shutdown) waits for the first, once."""
+    io = make_server()
+    await start(io)
+    closed = []
+    original = io.engine.close
+
+    async def counting_close() -> None:
+        closed.append(1)
+        await original()
+
+    io.engine.close = counting_close  # type: ignore[method-assign]
+    await asyncio.gather(io.shutdown(), io.shutdown())
+    assert closed == [1]
 
 
 async def test_polling_cut_off_during_room_broadcast(make_server, start, client) -> None:

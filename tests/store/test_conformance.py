@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from salas.db.batching import DEFAULT_MAX_BATCH
 from salas.store import (
-    HISTORY_LIMIT_MAX,
+    STORE_PAGE_MAX,
     InvalidInputError,
     MessageStore,
     StoredMessage,
     StoreError,
 )
-from salas.store.batching import DEFAULT_MAX_BATCH
 
 if TYPE_CHECKING:
     from conftest import BackendUnderTest
@@ -217,7 +217,7 @@ async def test_history_limit_is_clamped(backend: BackendUnderTest) -> None:
     """limit below 1 returns one message, above 500 returns 500."""
     store = await backend.open()
     await asyncio.gather(*(store.append("lobby", f"m{i}", "ana") for i in range(510)))
-    everything = await store.history("lobby", limit=HISTORY_LIMIT_MAX)
+    everything = await store.history("lobby", limit=STORE_PAGE_MAX)
     assert len(everything) == 500
     assert len(await store.history("lobby", limit=10_000)) == 500
     assert await store.history("lobby", limit=0) == everything[-1:]

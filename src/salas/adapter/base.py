@@ -19,22 +19,42 @@ __all__ = [
 
 
 class Transport(Protocol):
-    def send_encoded(self, message: EncodedMessage, volatile: bool = False) -> bool: ...
+    """What an adapter needs of a socket's connection: a way to queue an encoded message."""
+
+    def send_encoded(self, message: EncodedMessage, volatile: bool = False) -> bool:
+        """Queue ``message``; False if it was dropped (volatile and congested, or closed)."""
+        ...
 
 
 class Member(Protocol):
     """What an adapter needs of a connected socket (salas.server.Socket is one)."""
 
     @property
-    def id(self) -> str: ...
+    def id(self) -> str:
+        """The socket id (also a room of its own)."""
+        ...
+
     @property
-    def session(self) -> Transport: ...
-    async def disconnect(self, close: bool = False) -> None: ...
+    def session(self) -> Transport:
+        """The connection a broadcast is queued on."""
+        ...
+
+    async def disconnect(self, close: bool = False) -> None:
+        """Disconnect the socket from its namespace; with ``close``, its whole connection."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class RemoteSocket:
-    """A socket connected to another process (cluster adapters' fetch_sockets)."""
+    """A socket connected to another process, as a cluster adapter's ``fetch_sockets`` sees it.
+
+    A snapshot taken when that process answered; it has no methods.
+
+    Attributes:
+        id: The socket id.
+        rooms: The rooms it was in, its own id among them.
+        data: Its ``data``, or None when that was not JSON-serialisable.
+    """
 
     id: str
     rooms: frozenset[str]
@@ -45,16 +65,28 @@ class MemberRegistry(Protocol):
     """What an adapter needs of its namespace: the local sockets by id, and its name."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The namespace's name, such as ``"/"``."""
+        ...
+
     @property
-    def sockets(self) -> Mapping[str, Member]: ...
+    def sockets(self) -> Mapping[str, Member]:
+        """The namespace's sockets connected to this process, by id."""
+        ...
 
 
 class BroadcastOptions(NamedTuple):
-    """Recipients: sockets in any of `rooms` (all sockets if empty), minus any in `except_rooms`.
+    """Which sockets a broadcast or a bulk operation is for, and how it is sent.
 
-    A named tuple rather than a frozen dataclass: one is built for every `io.to(room)`, and
-    tuples are several times cheaper to create.
+    A named tuple rather than a frozen dataclass: one is built for every ``io.to(room)``,
+    and tuples are several times cheaper to create.
+
+    Attributes:
+        rooms: Recipients are the sockets in any of these rooms; empty: every socket of
+            the namespace.
+        except_rooms: Sockets in any of these rooms are left out.
+        volatile: Drop the packet, rather than queue it, for congested connections.
+        local: This process's sockets only, even with a cluster adapter.
     """
 
     rooms: frozenset[str] = frozenset()
@@ -64,26 +96,73 @@ class BroadcastOptions(NamedTuple):
 
 
 class Adapter(Protocol):
+    """One namespace's rooms, and how its broadcasts and bulk operations reach sockets.
+
+    The server makes one per namespace with the :class:`AdapterFactory` given as
+    ``Server(adapter=...)`` (default :class:`~salas.adapter.MemoryAdapter`); ``Server.start``
+    runs ``init`` for the namespaces that exist by then, ``Server.shutdown`` runs ``close``.
+    The membership methods are synchronous and
+    concern this process's sockets only; the operations taking :class:`BroadcastOptions`
+    reach every process's sockets unless ``opts.local`` is set.
+
+    Attributes:
+        nsp: The namespace whose rooms it keeps.
+    """
+
     nsp: MemberRegistry
 
-    async def init(self) -> None: ...
-    async def close(self) -> None: ...
-
-    def add_all(self, sid: str, rooms: Iterable[str]) -> None: ...
-    def remove(self, sid: str, room: str) -> None: ...
-    def remove_all(self, sid: str) -> None: ...
-    def socket_rooms(self, sid: str) -> set[str]: ...
-    def room_members(self, room: str) -> set[str]: ...
-
-    async def broadcast(self, message: EncodedMessage, opts: BroadcastOptions) -> None:
-        """Deliver `message` (encoded once by the caller) to every socket matching `opts`."""
+    async def init(self) -> None:
+        """Start: connect to whatever the adapter shares rooms through."""
         ...
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Member | RemoteSocket]: ...
-    async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None: ...
-    async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None: ...
-    async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None: ...
+    async def close(self) -> None:
+        """Stop, and release what ``init`` acquired."""
+        ...
+
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        """Put socket ``sid`` in each of ``rooms`` (those it is already in stay as they are)."""
+        ...
+
+    def remove(self, sid: str, room: str) -> None:
+        """Take socket ``sid`` out of ``room``; nothing happens if it is not in it."""
+        ...
+
+    def remove_all(self, sid: str) -> None:
+        """Take socket ``sid`` out of every room (it is going away)."""
+        ...
+
+    def socket_rooms(self, sid: str) -> set[str]:
+        """A copy of the rooms socket ``sid`` is in (empty for an unknown socket)."""
+        ...
+
+    def room_members(self, room: str) -> set[str]:
+        """A copy of the ids of this process's sockets in ``room`` (empty if none)."""
+        ...
+
+    async def broadcast(self, message: EncodedMessage, opts: BroadcastOptions) -> None:
+        """Deliver ``message`` (encoded once by the caller) to every socket matching ``opts``."""
+        ...
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Member | RemoteSocket]:
+        """The sockets matching ``opts``: local ones as members, others as RemoteSocket."""
+        ...
+
+    async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """Put every socket matching ``opts`` in ``rooms``."""
+        ...
+
+    async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """Take every socket matching ``opts`` out of ``rooms``."""
+        ...
+
+    async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        """Disconnect every socket matching ``opts``; with ``close``, their connections."""
+        ...
 
 
 class AdapterFactory(Protocol):
-    def __call__(self, nsp: MemberRegistry) -> Adapter: ...
+    """What ``Server(adapter=...)`` takes: makes a namespace's adapter."""
+
+    def __call__(self, nsp: MemberRegistry) -> Adapter:
+        """The adapter of namespace ``nsp``, not yet started (``init`` not run)."""
+        ...

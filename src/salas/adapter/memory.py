@@ -17,19 +17,42 @@ __all__ = ["MemoryAdapter"]
 
 
 class MemoryAdapter:
+    """The :class:`~salas.adapter.base.Adapter` of one process: rooms in two dicts of sets.
+
+    The default of ``Server(adapter=...)``. Every operation concerns this process's
+    sockets only; ``opts.local`` makes no difference.
+
+    Args:
+        nsp: The namespace whose rooms it keeps.
+
+    Attributes:
+        nsp: The namespace whose rooms it keeps.
+        rooms: Room name to the ids of the sockets in it; a room exists while it is not
+            empty.
+        sids: Socket id to the names of the rooms it is in.
+    """
+
     def __init__(self, nsp: MemberRegistry) -> None:
         self.nsp = nsp
         self.rooms: dict[str, set[str]] = {}
         self.sids: dict[str, set[str]] = {}
 
     async def init(self) -> None:
+        """Nothing to start."""
         return None
 
     async def close(self) -> None:
+        """Nothing to release."""
         return None
 
     # -- membership -------------------------------------------------------------------
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        """Put socket ``sid`` in each of ``rooms``, creating the rooms that do not exist.
+
+        Args:
+            sid: The socket id.
+            rooms: Room names.
+        """
         joined = self.sids.get(sid)
         if joined is None:
             joined = self.sids[sid] = set()
@@ -42,6 +65,12 @@ class MemoryAdapter:
                 members.add(sid)
 
     def remove(self, sid: str, room: str) -> None:
+        """Take socket ``sid`` out of ``room`` (a room left empty is deleted).
+
+        Args:
+            sid: The socket id.
+            room: The room's name; nothing happens if the socket is not in it.
+        """
         joined = self.sids.get(sid)
         if joined is not None:
             joined.discard(room)
@@ -52,6 +81,7 @@ class MemoryAdapter:
                 del self.rooms[room]  # rooms exist only while someone is in them
 
     def remove_all(self, sid: str) -> None:
+        """Take socket ``sid`` out of every room it is in (rooms left empty are deleted)."""
         joined = self.sids.pop(sid, None)
         if not joined:
             return
@@ -63,14 +93,16 @@ class MemoryAdapter:
                     del self.rooms[room]
 
     def socket_rooms(self, sid: str) -> set[str]:
+        """A copy of the rooms socket ``sid`` is in (empty for an unknown socket)."""
         return set(self.sids.get(sid, ()))
 
     def room_members(self, room: str) -> set[str]:
+        """A copy of the ids of the sockets in ``room`` (empty if it does not exist)."""
         return set(self.rooms.get(room, ()))
 
     # -- recipients -------------------------------------------------------------------
     def recipients(self, opts: BroadcastOptions) -> Iterable[str]:
-        """Socket ids matching `opts`, each once."""
+        """The ids of the sockets matching ``opts``, each once, in no particular order."""
         if opts.rooms:
             if len(opts.rooms) == 1 and not opts.except_rooms:
                 (room,) = opts.rooms
@@ -89,10 +121,16 @@ class MemoryAdapter:
 
     # -- operations -------------------------------------------------------------------
     async def broadcast(self, message: EncodedMessage, opts: BroadcastOptions) -> None:
+        """Queue ``message`` on every matching socket's connection; see :meth:`deliver`."""
         self.deliver(message, opts)
 
     def deliver(self, message: EncodedMessage, opts: BroadcastOptions) -> None:
-        """Hand `message` to each local recipient (the per-recipient loop; keep it lean)."""
+        """Queue ``message`` on the connection of each local socket matching ``opts``.
+
+        Synchronous: when it returns the message is queued everywhere (not yet written).
+        With ``opts.volatile`` congested connections drop it.
+        """
+        # The per-recipient loop of every broadcast: keep it lean.
         sockets = self.nsp.sockets
         volatile = opts.volatile
         for sid in self.recipients(opts):
@@ -105,19 +143,28 @@ class MemoryAdapter:
         return [sockets[sid] for sid in list(self.recipients(opts)) if sid in sockets]
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Member | RemoteSocket]:
+        """The sockets matching ``opts`` (all of them local members)."""
         return list(self._matching(opts))
 
     async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """Put every socket matching ``opts`` in ``rooms``; done when it returns."""
         rooms = list(rooms)
         for socket in self._matching(opts):
             self.add_all(socket.id, rooms)
 
     async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """Take every socket matching ``opts`` out of ``rooms``; done when it returns."""
         rooms = list(rooms)
         for socket in self._matching(opts):
             for room in rooms:
                 self.remove(socket.id, room)
 
     async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        """Disconnect every socket matching ``opts``, one after another.
+
+        Args:
+            opts: Which sockets.
+            close: Also end each socket's whole connection.
+        """
         for socket in self._matching(opts):
             await socket.disconnect(close)

@@ -5,9 +5,12 @@ locally as fast as ever; a broadcast is also published, already encoded, on the 
 Redis channel, and every other process delivers it to its own matching sockets — no
 re-encoding on the receiving side. Cross-process operations (fetch_sockets, sockets_join,
 sockets_leave, disconnect_sockets) travel as requests on a second channel; fetch_sockets
-waits for one answer from each other process subscribed to it.
+waits for one answer from each other process subscribed to it, the others wait for none.
 
     io = Server(adapter=redis_adapter("redis://127.0.0.1:6379/0"))
+
+redis-py is the ``redis`` extra (``pip install 'salas[redis]'``): it is imported when an
+adapter is made, not when this module is, so ``import salas`` works without it.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Iterable
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import redis.asyncio as aioredis
 
+from salas._extras import extra_needed
 from salas.adapter.base import (
     AdapterFactory,
     BroadcastOptions,
@@ -33,11 +37,14 @@ from salas.adapter.base import (
 from salas.adapter.memory import MemoryAdapter
 from salas.protocol.outgoing import EncodedMessage
 
-__all__ = ["RedisAdapter", "redis_adapter"]
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+__all__ = ["RedisAdapter", "load_redis", "redis_adapter"]
 
 logger = logging.getLogger("salas.adapter")
 
-# How long fetch_sockets waits for the other processes' answers.
+# Seconds fetch_sockets waits for the other processes' answers.
 REQUEST_TIMEOUT = 5.0
 
 
@@ -66,8 +73,46 @@ def _decode_opts(raw: dict[str, Any]) -> BroadcastOptions:
     )
 
 
+def load_redis() -> ModuleType:
+    """Import redis-py's asyncio API.
+
+    Returns:
+        The ``redis.asyncio`` module.
+
+    Raises:
+        ImportError: redis-py is not installed; the message names the ``redis`` extra.
+    """
+    try:
+        import redis.asyncio
+    except ImportError as exc:
+        raise ImportError(extra_needed("The Redis adapter", "redis"), name="redis") from exc
+    return redis.asyncio
+
+
 class RedisAdapter(MemoryAdapter):
+    """The adapter of one namespace shared by every process on one Redis, over pub/sub.
+
+    Each process keeps its own sockets' rooms (the :class:`MemoryAdapter` part); what
+    concerns other processes' sockets is published on Redis channels named after
+    ``prefix`` and the namespace, and each process applies what it receives to its own
+    sockets. Nothing about rooms is stored in Redis. Usually made by
+    :func:`redis_adapter`; ``Server.start`` runs :meth:`init`.
+
+    Args:
+        nsp: The namespace whose rooms it keeps.
+        url: The Redis URL, as redis-py's ``from_url`` takes it.
+        prefix: The first part of every channel name (default ``"salas"``); see
+            :func:`redis_adapter`.
+
+    Attributes:
+        uid: This adapter's random id; it ignores what it published itself.
+
+    Raises:
+        ImportError: redis-py is not installed; the message names the ``redis`` extra.
+    """
+
     def __init__(self, nsp: MemberRegistry, url: str, prefix: str = "salas") -> None:
+        self._driver = load_redis()
         super().__init__(nsp)
         self.uid = secrets.token_hex(8)
         self._url = url
@@ -80,12 +125,19 @@ class RedisAdapter(MemoryAdapter):
         self._waiting: dict[str, tuple[asyncio.Future[None], list[Any], int]] = {}
 
     async def init(self) -> None:
-        self._redis = aioredis.from_url(self._url)
+        """Connect to Redis, subscribe to the namespace's channels and start reading them.
+
+        Raises:
+            redis.exceptions.RedisError: Redis cannot be reached (redis-py's errors, e.g.
+                ``ConnectionError``).
+        """
+        self._redis = self._driver.from_url(self._url)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._channel, self._request_channel, self._response_channel)
         self._reader = asyncio.get_running_loop().create_task(self._read_forever())
 
     async def close(self) -> None:
+        """Stop reading, unsubscribe and disconnect from Redis (idempotent)."""
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -100,6 +152,17 @@ class RedisAdapter(MemoryAdapter):
 
     # -- broadcasting ---------------------------------------------------------------------
     async def broadcast(self, message: EncodedMessage, opts: BroadcastOptions) -> None:
+        """Deliver ``message`` to local matching sockets, then publish it for the others.
+
+        The other processes get the packets as they were encoded here and deliver them
+        to their own matching sockets when they read them; this returns once the message
+        is published, not when they have delivered it. With ``opts.local`` nothing is
+        published.
+
+        Raises:
+            RuntimeError: :meth:`init` has not run (local sockets did get the message).
+            redis.exceptions.RedisError: Publishing failed (likewise).
+        """
         self.deliver(message, opts)
         if not opts.local:
             await self._publish(
@@ -118,6 +181,16 @@ class RedisAdapter(MemoryAdapter):
 
     # -- operations on every process's sockets ----------------------------------------------
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Member | RemoteSocket]:
+        """The sockets matching ``opts`` in this process and, unless ``opts.local``, others.
+
+        Asks every other process subscribed to the namespace's request channel and waits
+        for all their answers, at most :data:`REQUEST_TIMEOUT` (5.0) seconds; on timeout it
+        logs a warning and returns what came in time.
+
+        Returns:
+            Local sockets as members, the others' as :class:`RemoteSocket` (``data`` None
+            when it is not JSON-serialisable).
+        """
         found: list[Member | RemoteSocket] = list(await super().fetch_sockets(opts))
         if opts.local:
             return found
@@ -126,18 +199,33 @@ class RedisAdapter(MemoryAdapter):
         return found
 
     async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """Put every socket matching ``opts`` in ``rooms``, in every process.
+
+        Local sockets have joined when it returns; for the others the request is only
+        published: it returns before the other processes have applied it, and nothing
+        tells whether they did.
+        """
         rooms = list(rooms)
         await super().add_sockets(opts, rooms)
         if not opts.local:
             await self._tell("join", opts, rooms=rooms)
 
     async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """Take every socket matching ``opts`` out of ``rooms``, in every process.
+
+        As :meth:`add_sockets`: it returns before the other processes have applied it.
+        """
         rooms = list(rooms)
         await super().del_sockets(opts, rooms)
         if not opts.local:
             await self._tell("leave", opts, rooms=rooms)
 
     async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        """Disconnect every socket matching ``opts``, in every process.
+
+        As :meth:`add_sockets`: local sockets are disconnected when it returns, other
+        processes' sockets when those processes read the request, after it returns.
+        """
         await super().disconnect_sockets(opts, close)
         if not opts.local:
             await self._tell("disconnect", opts, close=close)
@@ -225,7 +313,27 @@ def _data_of(member: Member) -> Any:
 
 
 def redis_adapter(url: str = "redis://127.0.0.1:6379/0", prefix: str = "salas") -> AdapterFactory:
-    """An adapter factory for `Server(adapter=...)`: every namespace shares rooms over `url`."""
+    """An adapter factory for ``Server(adapter=...)``: every namespace shares rooms over Redis.
+
+    Each namespace gets a :class:`RedisAdapter`. Cross-process ``sockets_join``,
+    ``sockets_leave`` and ``disconnect_sockets`` return before the other processes have
+    applied them; ``fetch_sockets`` waits for their answers (5 seconds at most).
+
+    Args:
+        url: The Redis URL (default ``"redis://127.0.0.1:6379/0"``).
+        prefix: The first part of every pub/sub channel name (default ``"salas"``).
+            Processes with the same prefix on one Redis form one cluster: two
+            applications on one Redis with the same prefix see each other's broadcasts
+            and room operations, so give each its own prefix. Redis pub/sub ignores the
+            database number in the URL, so distinct databases do not separate them.
+
+    Returns:
+        The factory, called by the server once per namespace.
+
+    Raises:
+        ImportError: redis-py is not installed; the message names the ``redis`` extra.
+    """
+    load_redis()  # fail where the adapter is chosen, not when the first namespace is made
 
     def factory(nsp: MemberRegistry) -> RedisAdapter:
         return RedisAdapter(nsp, url, prefix)

@@ -6,11 +6,22 @@
 >>> app = create_app(ChatConfig(single_room=False), store)
 >>> port = await app.start("127.0.0.1", 8000)
 
+`app.messages.post(room, text, user=...)` posts a message without a socket.
 The wire protocol is docs/chat-protocol.md; `salas serve` (salas.cli) runs this app.
 """
 
 from salas.chat.app import ChatApp, create_app
 from salas.chat.config import ChatConfig
 from salas.chat.errors import ChatError
+from salas.chat.messages import MessageService
+from salas.chat.presence import LocalPresence, PresenceBackend
 
-__all__ = ["ChatApp", "ChatConfig", "ChatError", "create_app"]
+__all__ = [
+    "ChatApp",
+    "ChatConfig",
+    "ChatError",
+    "LocalPresence",
+    "MessageService",
+    "PresenceBackend",
+    "create_app",
+]

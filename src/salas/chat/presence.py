@@ -1,5 +1,8 @@
 """Who is connected, which rooms each socket is in, and the name it shows in each.
 
+`PresenceBackend` is what the chat needs of presence; `LocalPresence` keeps it for the
+sockets of this process (a backend shared by a cluster's processes can come beside it).
+
 Pure bookkeeping (no I/O): the app updates it synchronously in its handlers, so what a
 handler sees cannot change under it between two awaits of another handler. Rooms with no
 members do not exist here (their history lives on in the store).
@@ -10,11 +13,12 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from salas.chat.errors import NAME_TAKEN, ChatError
 from salas.chat.identity import display_name, name_key
 
-__all__ = ["Departure", "Presence", "Rename"]
+__all__ = ["Departure", "LocalPresence", "PresenceBackend", "Rename"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,81 @@ class Rename:
     user: str
 
 
+class PresenceBackend(Protocol):
+    """The chat's view of connected sockets, room membership and the names shown.
+
+    Every method is synchronous and changes the state before it returns: the chat's
+    handlers rely on that to see no change between two of their awaits. A socket shows one
+    name per room, unique there (case-insensitively); `join` picks it."""
+
+    @property
+    def connections(self) -> int:
+        """How many sockets are connected."""
+        ...
+
+    def connect(self, sid: str, name: str) -> None:
+        """A socket connected, having chosen `name`; ValueError if `sid` is connected."""
+        ...
+
+    def disconnect(self, sid: str) -> list[Departure]:
+        """Forget the socket; the rooms it left, in join order (empty if unknown)."""
+        ...
+
+    def is_connected(self, sid: str) -> bool:
+        """Whether the socket is connected."""
+        ...
+
+    def name(self, sid: str) -> str:
+        """The name the connected socket chose (KeyError if it is not connected)."""
+        ...
+
+    def name_in_use(self, name: str) -> bool:
+        """Whether a connected socket chose this name (to pick guest names nobody has)."""
+        ...
+
+    def join(self, sid: str, room: str, prefer: str | None = None) -> tuple[str, bool]:
+        """Add the socket to `room`: (the name it shows there, whether it is new there)."""
+        ...
+
+    def leave(self, sid: str, room: str) -> str | None:
+        """Remove the socket from `room`: the name it showed there, None if not a member."""
+        ...
+
+    def rooms_of(self, sid: str) -> list[str]:
+        """The socket's rooms in join order: the last one is its current room."""
+        ...
+
+    def current(self, sid: str) -> str | None:
+        """The room the socket joined last (None if it is in none)."""
+        ...
+
+    def in_room(self, sid: str, room: str) -> bool:
+        """Whether the socket is a member of `room`."""
+        ...
+
+    def shown_as(self, sid: str, room: str) -> str | None:
+        """The name the socket shows in `room`, None if it is not a member."""
+        ...
+
+    def members(self, room: str) -> list[str]:
+        """Names shown in `room`, sorted case-insensitively."""
+        ...
+
+    def count(self, room: str) -> int:
+        """How many sockets are in `room`."""
+        ...
+
+    def room_list(self, limit: int | None = None) -> list[dict[str, object]]:
+        """``[{"name", "count"}]`` of the rooms with members, by name (with `limit`, the
+        most populated)."""
+        ...
+
+    def rename(self, sid: str, new: str) -> list[Rename]:
+        """Show `new` in every room of the socket; ``name_taken`` (changing nothing) if
+        another member of one of them shows it. The rooms where the shown name changed."""
+        ...
+
+
 class _Room:
     __slots__ = ("display", "keys")
 
@@ -42,8 +121,8 @@ class _Room:
         self.keys: dict[str, str] = {}  # name_key(shown name) -> sid
 
 
-class Presence:
-    """The chat's view of connected sockets and room membership, on this process."""
+class LocalPresence:
+    """`PresenceBackend` for the sockets of this process, in memory."""
 
     def __init__(self) -> None:
         self._names: dict[str, str] = {}  # sid -> the name the socket chose
@@ -54,9 +133,11 @@ class Presence:
     # -- connections -------------------------------------------------------------------
     @property
     def connections(self) -> int:
+        """How many sockets are connected."""
         return len(self._names)
 
     def connect(self, sid: str, name: str) -> None:
+        """A socket connected, having chosen `name`; ValueError if `sid` is connected."""
         if sid in self._names:
             raise ValueError(f"socket {sid} is already connected")
         self._names[sid] = name
@@ -77,9 +158,11 @@ class Presence:
         return departures
 
     def is_connected(self, sid: str) -> bool:
+        """Whether the socket is connected."""
         return sid in self._names
 
     def name(self, sid: str) -> str:
+        """The name the connected socket chose (KeyError if it is not connected)."""
         return self._names[sid]
 
     def name_in_use(self, name: str) -> bool:
@@ -134,14 +217,17 @@ class Presence:
         return list(self._joined.get(sid, ()))
 
     def current(self, sid: str) -> str | None:
+        """The room the socket joined last (None if it is in none)."""
         joined = self._joined.get(sid)
         return joined[-1] if joined else None
 
     def in_room(self, sid: str, room: str) -> bool:
+        """Whether the socket is a member of `room`."""
         state = self._rooms.get(room)
         return state is not None and sid in state.display
 
     def shown_as(self, sid: str, room: str) -> str | None:
+        """The name the socket shows in `room`, None if it is not a member."""
         state = self._rooms.get(room)
         return None if state is None else state.display.get(sid)
 
@@ -153,6 +239,7 @@ class Presence:
         return sorted(state.display.values(), key=lambda n: (name_key(n), n))
 
     def count(self, room: str) -> int:
+        """How many sockets are in `room`."""
         state = self._rooms.get(room)
         return 0 if state is None else len(state.display)
 

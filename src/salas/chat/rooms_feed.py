@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 __all__ = ["Coalescer"]
 
@@ -26,13 +27,23 @@ class Coalescer:
         interval: float,
         flush: Callable[[], Awaitable[None]],
         clock: Callable[[], float] = time.monotonic,
+        spawn: Callable[[Coroutine[Any, Any, None]], object] | None = None,
     ) -> None:
+        """Args:
+        interval: the least time between two flushes, in seconds.
+        flush: sends the list; what it raises is logged.
+        clock: the monotonic clock (tests pass their own).
+        spawn: runs each flush in the background and keeps it (the server's
+            `io.spawn`, so shutdown drains or cancels it); without one the flushes are
+            kept here.
+        """
         self._interval = interval
         self._flush = flush
         self._clock = clock
         self._last = -float("inf")
         self._handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._spawn = spawn if spawn is not None else self._keep
         self.flushes = 0
 
     def poke(self) -> None:
@@ -46,7 +57,10 @@ class Coalescer:
         self._handle = None
         self._last = self._clock()
         self.flushes += 1
-        task = asyncio.get_running_loop().create_task(self._run())
+        self._spawn(self._run())
+
+    def _keep(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

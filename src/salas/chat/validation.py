@@ -34,6 +34,7 @@ __all__ = [
     "HistoryRequest",
     "MessageRequest",
     "TypingRequest",
+    "check_client_id",
     "check_name",
     "check_room",
     "check_text",
@@ -116,7 +117,9 @@ def check_text(value: object) -> str:
     return text
 
 
-def _check_client_id(value: object) -> str | None:
+def check_client_id(value: object) -> str | None:
+    """A message's optional client_id: None, or 1 to 128 printable characters;
+    ``bad_request`` otherwise."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -190,7 +193,7 @@ def parse_message(args: tuple[Any, ...]) -> MessageRequest:
         )
     channel = check_room(_required(arg, "channel", "message"))
     text = check_text(_required(arg, "message", "message"))
-    return MessageRequest(channel, text, _check_client_id(arg.get("client_id")))
+    return MessageRequest(channel, text, check_client_id(arg.get("client_id")))
 
 
 @dataclass(frozen=True, slots=True)

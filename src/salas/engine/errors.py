@@ -28,7 +28,8 @@ _MESSAGES = {
 }
 
 
-def error_body(code: EngineErrorCode) -> tuple[int, bytes]:
-    """HTTP status and JSON body for an Engine.IO error code."""
+def error_body(code: EngineErrorCode, message: str | None = None) -> tuple[int, bytes]:
+    """HTTP status and JSON body for an Engine.IO error code (`message` replaces the
+    standard one, as the reference server does for a refusal with a reason)."""
     status = 403 if code is EngineErrorCode.FORBIDDEN else 400
-    return status, orjson.dumps({"code": int(code), "message": _MESSAGES[code]})
+    return status, orjson.dumps({"code": int(code), "message": message or _MESSAGES[code]})

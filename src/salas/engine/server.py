@@ -1,8 +1,9 @@
 """The Engine.IO server: routes HTTP requests under its path to sessions.
 
 Usable on its own like Node's `engine.io` package: give it `on_connection` and read each
-session's `on_message` / `on_close`. Requests outside its path go to `fallback` (static
-files, health checks, the application's pages).
+session's `on_message` / `on_close`. Requests outside its path go to `fallback` (any
+callable taking the request: `salas.http.Router` serves static files, health checks and the
+application's pages). `allow_request` checks each handshake before a session is opened.
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ import orjson
 from salas.engine.config import EngineConfig
 from salas.engine.cors import cors_headers, preflight_headers
 from salas.engine.errors import EngineErrorCode, error_body
-from salas.engine.http import DEFAULT_MAX_BODY, HttpConnection, HttpRequest
+from salas.engine.http import DEFAULT_MAX_BODY, HttpConnection, HttpRequest, RequestHandler
 from salas.engine.scheduler import FlushScheduler
 from salas.engine.session import EngineSession
 from salas.engine.websocket import WebSocket
 
-__all__ = ["EngineServer"]
+__all__ = ["EngineServer", "HandshakeCheck"]
 
 logger = logging.getLogger("salas.engine")
+
+
+# `check(request, verdict)`: decide, now or later, whether a handshake may open a session by
+# calling `verdict(True, None)`, or `verdict(False, message)` to refuse it with 403
+# (`message`, or None for the standard "Forbidden").
+HandshakeCheck = Callable[[HttpRequest, Callable[[bool, str | None], None]], None]
 
 
 def _not_found(request: HttpRequest) -> None:
@@ -32,15 +39,19 @@ def _not_found(request: HttpRequest) -> None:
 
 
 class EngineServer:
+    """Engine.IO sessions over asyncio, on the path `config.path`."""
+
     def __init__(
         self,
         config: EngineConfig | None = None,
         on_connection: Callable[[EngineSession], None] | None = None,
-        fallback: Callable[[HttpRequest], None] = _not_found,
+        fallback: RequestHandler = _not_found,
+        allow_request: HandshakeCheck | None = None,
     ) -> None:
         self.config = config or EngineConfig()
         self.on_connection = on_connection or (lambda session: None)
         self.fallback = fallback
+        self.allow_request = allow_request
         self.sessions: dict[str, EngineSession] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: FlushScheduler | None = None
@@ -172,6 +183,29 @@ class EngineServer:
         if transport == "websocket" and not request.upgrade:
             self._error(request, EngineErrorCode.BAD_REQUEST)
             return
+        check = self.allow_request
+        if check is None:
+            self._open(request, transport)
+            return
+
+        def verdict(allowed: bool, message: str | None) -> None:
+            if allowed:
+                self._open(request, transport)
+            else:
+                self._error(request, EngineErrorCode.FORBIDDEN, message)
+
+        check(request, verdict)
+
+    def _open(self, request: HttpRequest, transport: str) -> None:
+        """Open a session for a handshake that passed every check."""
+        if request.responded or request.connection.transport is None:
+            return
+        if request.connection.transport.is_closing():
+            return  # the client left while the check ran
+        if self._closed:
+            request.respond(503, b"Service Unavailable", [("Connection", "close")])
+            request.connection.close()
+            return
         sid = secrets.token_urlsafe(15)
         session = EngineSession(self, sid, request)
         upgrades = (
@@ -203,8 +237,10 @@ class EngineServer:
         if transport == "websocket":
             session.start_transport()
 
-    def _error(self, request: HttpRequest, code: EngineErrorCode) -> None:
-        status, body = error_body(code)
+    def _error(
+        self, request: HttpRequest, code: EngineErrorCode, message: str | None = None
+    ) -> None:
+        status, body = error_body(code, message)
         request.respond(status, body, self.cors(request), "application/json")
         if request.upgrade and request.connection.transport is not None:
             request.connection.transport.close()

@@ -1,9 +1,9 @@
 """Public API: Server, Namespace, Socket, BroadcastOperator, acks, middleware, rooms."""
 
+from salas.recovery import RecoveryOptions
 from salas.server.broadcast import BroadcastOperator
 from salas.server.errors import AckTimeout, ConnectionRefused, Disconnected
 from salas.server.namespace import Namespace
-from salas.server.recovery import RecoveryOptions
 from salas.server.server import Server
 from salas.server.socket import Socket
 

@@ -20,6 +20,18 @@ __all__ = ["RESERVED_EVENTS", "BroadcastOperator", "event_packet", "room_names"]
 def event_packet(
     nsp: str, event: str, args: tuple[Any, ...], ack_id: int | None = None
 ) -> SocketPacket:
+    """The EVENT packet of ``event`` with ``args`` in namespace ``nsp``.
+
+    Args:
+        nsp: The namespace's name.
+        event: The event name.
+        args: The event's arguments.
+        ack_id: The acknowledgement id, when an ack is awaited.
+
+    Raises:
+        TypeError: ``event`` is not a string.
+        ValueError: ``event`` is reserved (:data:`RESERVED_EVENTS`).
+    """
     if not isinstance(event, str):
         raise TypeError(f"event name must be a string, not {type(event).__name__}")
     if event in RESERVED_EVENTS:
@@ -28,6 +40,7 @@ def event_packet(
 
 
 def room_names(rooms: tuple[str | Iterable[str], ...]) -> frozenset[str]:
+    """The room names of ``to(*rooms)``-style arguments: strings or iterables of strings."""
     if len(rooms) == 1 and type(rooms[0]) is str:
         return frozenset((rooms[0],))
     names: set[str] = set()
@@ -40,7 +53,13 @@ def room_names(rooms: tuple[str | Iterable[str], ...]) -> frozenset[str]:
 
 
 class BroadcastOperator:
-    """An immutable selection of recipients; each method returns a new one."""
+    """An immutable selection of recipients, and the operations on them.
+
+    Made by ``io.to(...)``, ``io.except_(...)``, ``socket.to(...)``, ``socket.broadcast``
+    and the like. The selecting methods (``to``, ``except_``, ``volatile``, ``local``)
+    return a new operator and leave this one unchanged, so one can be kept and reused.
+    With no room selected, every socket of the namespace is a recipient.
+    """
 
     __slots__ = ("_nsp", "_opts")
 
@@ -52,7 +71,16 @@ class BroadcastOperator:
         return BroadcastOperator(self._nsp, self._opts._replace(**changes))
 
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
-        """Add rooms: recipients are in at least one of them."""
+        """Add rooms: recipients are in at least one of the selected rooms.
+
+        ``in_`` is the same method.
+
+        Args:
+            *rooms: Room names, each a string or an iterable of strings.
+
+        Returns:
+            A new operator.
+        """
         opts = self._opts
         # Built directly rather than with dataclasses.replace: `io.to(room)` runs for
         # every message a chat relays.
@@ -66,37 +94,70 @@ class BroadcastOperator:
     in_ = to
 
     def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
-        """Exclude the sockets in these rooms (a socket id is a room of its own)."""
+        """Exclude the sockets in these rooms (a socket id is a room of its own).
+
+        Args:
+            *rooms: Room names, each a string or an iterable of strings.
+
+        Returns:
+            A new operator.
+        """
         return self._with(except_rooms=self._opts.except_rooms | room_names(rooms))
 
     @property
     def volatile(self) -> BroadcastOperator:
-        """Drop the packet for connections that are congested instead of queueing it."""
+        """A new operator whose emits are dropped, not queued, on congested connections.
+
+        Volatile broadcasts are also not logged for connection state recovery.
+        """
         return self._with(volatile=True)
 
     @property
     def local(self) -> BroadcastOperator:
-        """Only sockets connected to this process (with a cluster adapter)."""
+        """A new operator limited to sockets connected to this process.
+
+        It only makes a difference with a cluster adapter (:class:`~salas.adapter.RedisAdapter`).
+        """
         return self._with(local=True)
 
     async def emit(self, event: str, *args: Any) -> None:
-        """Send `event` with `args` to every selected socket."""
+        """Send ``event`` with ``args`` to every selected socket.
+
+        The packet is encoded once for all recipients. Returns once it is queued on
+        every local recipient's connection (and, with a cluster adapter, published to
+        the other processes), not when it is delivered. With connection state recovery,
+        a non-volatile broadcast carries its offset as an extra last argument and is
+        logged.
+
+        Args:
+            event: The event name.
+            *args: The event's arguments: JSON-serialisable values or ``bytes``.
+
+        Raises:
+            TypeError: ``event`` is not a string.
+            ValueError: ``event`` is a reserved event name.
+        """
         nsp = self._nsp
         packet = event_packet(nsp.name, event, args)
         recovery = nsp.server.recovery
-        if recovery is not None and not self._opts.volatile:
-            # The offset rides as a last, extra argument; the official client keeps the
-            # latest one it saw and hands it back when it reconnects.
-            offset = recovery.next_offset()
-            packet.data.append(str(offset))
+        if recovery is None:
             message = EncodedMessage.of_socket_packet(packet)
-            recovery.log(offset, nsp.name, self._opts, message)
         else:
-            message = EncodedMessage.of_socket_packet(packet)
+            # Once per broadcast: the offset, the encoding and the log entry are shared by
+            # every recipient.
+            message = recovery.on_broadcast(nsp.name, packet, self._opts)
         await nsp.adapter.broadcast(message, self._opts)
 
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
-        """The matching sockets: this process's as `Socket`, other processes' as `RemoteSocket`."""
+        """The selected sockets, in this process and (with a cluster adapter) others.
+
+        With :class:`~salas.adapter.RedisAdapter` this waits for every other process's
+        answer, at most 5 seconds; then it returns what came in time.
+
+        Returns:
+            This process's sockets as :class:`Socket`, other processes' as
+            :class:`~salas.adapter.RemoteSocket` (a snapshot of id, rooms and ``data``).
+        """
         local = self._nsp.sockets
         found = await self._nsp.adapter.fetch_sockets(self._opts)
         return [
@@ -106,10 +167,33 @@ class BroadcastOperator:
         ]
 
     async def sockets_join(self, *rooms: str | Iterable[str]) -> None:
+        """Put every selected socket in these rooms.
+
+        Sockets of this process have joined when it returns. With a cluster adapter the
+        request is published to the other processes, which apply it when they receive
+        it: it returns without waiting for them.
+
+        Args:
+            *rooms: Room names, each a string or an iterable of strings.
+        """
         await self._nsp.adapter.add_sockets(self._opts, room_names(rooms))
 
     async def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
+        """Take every selected socket out of these rooms.
+
+        As :meth:`sockets_join`, other processes apply it after this returns.
+
+        Args:
+            *rooms: Room names, each a string or an iterable of strings.
+        """
         await self._nsp.adapter.del_sockets(self._opts, room_names(rooms))
 
     async def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every selected socket, as :meth:`Socket.disconnect` does.
+
+        As :meth:`sockets_join`, other processes apply it after this returns.
+
+        Args:
+            close: Also end each socket's whole connection (default False).
+        """
         await self._nsp.adapter.disconnect_sockets(self._opts, close)

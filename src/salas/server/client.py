@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from salas.engine.session import EngineSession
 from salas.protocol import PacketDecoder, ProtocolError, SocketPacket, SocketPacketType
 from salas.protocol.outgoing import EncodedMessage
+from salas.recovery import Recovery, RestoredSession
 from salas.server.errors import ConnectionRefused
 from salas.server.handlers import call_handler
-from salas.server.recovery import Recovery, RestoredSession
 from salas.server.socket import Socket
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class Client:
             self._accept(nsp, socket)
 
     def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
-        self._server.track(self._server.engine.loop.create_task(coro))
+        self._server.tasks.spawn(coro)
 
     async def _recover(self, nsp: Namespace, auth: dict[str, Any], recovery: Recovery) -> None:
         """A client presenting a pid: give its session back, or connect it afresh."""
@@ -120,7 +120,7 @@ class Client:
         if isinstance(record.data, dict):
             socket.data = record.data
         try:
-            if recovery.options.skip_middlewares:
+            if recovery.skip_middlewares:
                 self._accept(nsp, socket, restored)
             else:
                 await self._admit(nsp, socket, restored)
@@ -165,8 +165,7 @@ class Client:
         recovery = self._server.recovery
         if recovery is not None:
             if socket.pid is None:
-                socket.pid = secrets.token_urlsafe(15)
-                socket.base_offset = recovery.head
+                socket.pid, socket.base_offset = recovery.new_session()
             reply["pid"] = socket.pid
         self.send(SocketPacket(SocketPacketType.CONNECT, nsp.name, reply))
         if restored is not None and recovery is not None:
@@ -176,7 +175,8 @@ class Client:
             for message in missed:
                 self.session.send_encoded(message)
         for handler in nsp.connection_handlers:
-            call_handler(handler, [socket], f"socket {socket.id}, connection to {nsp.name}")
+            where = f"socket {socket.id}, connection to {nsp.name}"
+            call_handler(self._server.tasks, handler, [socket], where)
 
     def disconnect_all(self) -> None:
         """Disconnect every namespace of this connection, then close it."""

@@ -5,6 +5,8 @@ the handler's first step runs inside the call (with that task as the current tas
 of on a later turn of the loop. A handler that does not really suspend (the tutorial's
 relay with the memory adapter) therefore broadcasts in the same iteration the message came
 in, and `asyncio.current_task()`, `asyncio.timeout()` and cancellation behave as in any task.
+A handler that suspends is held by the server's `TaskRegistry` until it finishes, so shutdown
+can wait for it or cancel it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
+from salas.server.tasks import TaskRegistry
+
 __all__ = ["Handler", "call_handler"]
 
 logger = logging.getLogger("salas.server")
@@ -25,17 +29,16 @@ logger = logging.getLogger("salas.server")
 Handler = Callable[..., Any]
 ResultCallback = Callable[[Any], None]
 
-# Tasks of suspended handlers, kept so they are not garbage-collected mid-flight.
-_running: set[asyncio.Task[Any]] = set()
-
 
 def call_handler(
+    tasks: TaskRegistry,
     handler: Handler,
     args: tuple[Any, ...] | list[Any],
     where: str,
     on_result: ResultCallback | None = None,
 ) -> None:
-    """Run `handler(*args)`; pass its (awaited) result to `on_result`.
+    """Run `handler(*args)`; pass its (awaited) result to `on_result`; `tasks` holds the
+    handler's task while it is suspended.
 
     An exception is logged with `where` (socket id and event) and goes no further: the
     connection and the server keep working.
@@ -46,18 +49,11 @@ def call_handler(
         logger.exception("error in handler (%s)", where)
         return
     if type(result) is types.CoroutineType:
-        _keep(_start_eagerly(_Guarded(result, where, on_result)))
+        tasks.track(_start_eagerly(_Guarded(result, where, on_result)))
     elif inspect.isawaitable(result):
-        guarded = _Guarded(_awaiting(result), where, on_result)
-        _keep(asyncio.get_running_loop().create_task(guarded))
+        tasks.spawn(_Guarded(_awaiting(result), where, on_result))
     elif on_result is not None:
         on_result(result)
-
-
-def _keep(task: asyncio.Task[Any]) -> None:
-    if not task.done():
-        _running.add(task)
-        task.add_done_callback(_running.discard)
 
 
 async def _awaiting(awaitable: Awaitable[Any]) -> Any:

@@ -8,22 +8,28 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from salas.adapter.base import AdapterFactory, RemoteSocket
 from salas.adapter.memory import MemoryAdapter
 from salas.engine import CorsConfig, EngineConfig, EngineServer, EngineSession
-from salas.engine.routes import RouteHandler, Router, StaticFiles
+from salas.http import RequestHook, RequestHooks, RouteHandler, Router, StaticFiles
+from salas.http.router import DEFAULT_METHODS
+from salas.recovery import Recovery, RecoveryOptions
 from salas.server.broadcast import BroadcastOperator
 from salas.server.client import Client
 from salas.server.handlers import Handler
 from salas.server.namespace import Middleware, Namespace
-from salas.server.recovery import Recovery, RecoveryOptions
 from salas.server.socket import Socket
+from salas.server.tasks import TaskRegistry
 
-__all__ = ["Server"]
+__all__ = ["Server", "run_loop"]
 
 logger = logging.getLogger("salas.server")
+
+T = TypeVar("T")
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Server:
@@ -52,11 +58,19 @@ class Server:
         serve_client: bool = True,
         static_dir: str | os.PathLike[str] | None = None,
         connection_state_recovery: bool | RecoveryOptions = False,
+        allow_request: RequestHook | None = None,
     ) -> None:
+        """Every argument has a default that runs the tutorial; `allow_request` is a first
+        request hook (see `Server.allow_request`). ValueError for settings that cannot work."""
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
         self.connect_timeout = connect_timeout
-        self.router = Router()
+        # Every background task of this server, ended by `shutdown`.
+        self.tasks = TaskRegistry()
+        self.router = Router(self.tasks.spawn)
+        self._request_hooks = RequestHooks(self.tasks.spawn)
+        if allow_request is not None:
+            self._request_hooks.add(allow_request)
         config = EngineConfig(
             path=path,
             ping_interval=ping_interval,
@@ -67,7 +81,9 @@ class Server:
             transports=tuple(transports),
             cors=CorsConfig.parse(cors_origins, cors_credentials),
         )
-        self.engine = EngineServer(config, self._on_engine_connection, self.router)
+        self.engine = EngineServer(
+            config, self._on_engine_connection, self.router, self._request_hooks
+        )
         if serve_client and not self.router.serve_client(config.path):
             logger.warning(
                 "the official client (npm socket.io-client) is not installed: %ssocket.io.js "
@@ -83,8 +99,8 @@ class Server:
         )
         self._adapter_factory = adapter
         self._namespaces: dict[str, Namespace] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped: asyncio.Event | None = None
+        self._shutting_down: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.sockets = self.of("/")
 
@@ -112,14 +128,31 @@ class Server:
         """Serve the files of `directory` under the URL `prefix`."""
         self.router.mount_static(StaticFiles(directory), prefix)
 
-    def route(self, path: str) -> Callable[[RouteHandler], RouteHandler]:
-        """`@io.route("/healthz")`: answer plain HTTP GET/POST at `path`."""
+    def route(
+        self, path: str, methods: Iterable[str] = DEFAULT_METHODS
+    ) -> Callable[[RouteHandler], RouteHandler]:
+        """`@io.route("/healthz", methods=("GET",))`: answer plain HTTP at exactly `path`.
+
+        The handler takes the `salas.http.Request` and returns a `salas.http.Response` (or
+        an awaitable of one). GET also answers HEAD (without the body); another method
+        answers 405 with an `Allow` header. By default GET and POST.
+        """
 
         def register(handler: RouteHandler) -> RouteHandler:
-            self.router.add(path, handler)
+            self.router.add(path, handler, methods)
             return handler
 
         return register
+
+    def allow_request(self, hook: RequestHook) -> RequestHook:
+        """`@io.allow_request`: check each Engine.IO handshake before a session opens.
+
+        `hook(request)` (sync or async) returns True to allow, False to refuse; raising
+        `salas.http.RequestRefused("why")` refuses with that message, any other exception
+        refuses and is logged. Refused handshakes, over long-polling or websocket, answer
+        403 `{"code": 4, "message": ...}`. Hooks run in the order they were added.
+        """
+        return self._request_hooks.add(hook)
 
     # -- broadcasting on the main namespace -------------------------------------------------
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
@@ -144,6 +177,22 @@ class Server:
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         return await self.sockets.fetch_sockets()
 
+    async def sockets_join(self, *rooms: str | Iterable[str]) -> None:
+        """Make every socket of the main namespace join `rooms` (Node's `io.socketsJoin`).
+
+        Args:
+            *rooms: room names, or iterables of them.
+        """
+        await self.sockets.sockets_join(*rooms)
+
+    async def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
+        """Make every socket of the main namespace leave `rooms` (Node's `io.socketsLeave`).
+
+        Args:
+            *rooms: room names, or iterables of them.
+        """
+        await self.sockets.sockets_leave(*rooms)
+
     async def disconnect_sockets(self, close: bool = False) -> None:
         await self.sockets.disconnect_sockets(close)
 
@@ -151,10 +200,10 @@ class Server:
     def _on_engine_connection(self, session: EngineSession) -> None:
         Client(self, session)
 
-    def track(self, task: asyncio.Task[Any]) -> None:
-        """Keep a reference to a background task until it finishes."""
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+        """Run `coro` in the background, held by `io.tasks` until done; `shutdown` waits for
+        it (up to its timeout), then cancels it."""
+        return self.tasks.spawn(coro, name=name)
 
     # -- running ------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 8000) -> int:
@@ -164,6 +213,7 @@ class Server:
         for nsp in self._namespaces.values():
             await nsp.adapter.init()
         self._stopped = asyncio.Event()
+        self._shutting_down = None
         self.port = await self.engine.listen(host, port)
         return self.port
 
@@ -172,9 +222,26 @@ class Server:
         if self._stopped is not None:
             await self._stopped.wait()
 
-    async def shutdown(self) -> None:
-        """Stop accepting, disconnect every socket, close adapters."""
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the server; a second call waits for the first.
+
+        In this order: stop accepting and close every connection (each socket's
+        `disconnecting` and `disconnect` handlers run, pending acks fail with
+        `Disconnected`); wait up to `timeout` seconds for the background tasks in
+        `io.tasks` (handlers still running, middlewares, async routes and request hooks,
+        what the application spawned), then cancel those left; close connection state
+        recovery (saving the sessions just closed) and the adapters; release
+        `wait_closed`.
+        """
+        if self._shutting_down is None:
+            self._shutting_down = asyncio.get_running_loop().create_task(
+                self._shutdown(timeout), name="salas shutdown"
+            )
+        await asyncio.shield(self._shutting_down)
+
+    async def _shutdown(self, timeout: float) -> None:
         await self.engine.close()
+        await self.tasks.close(timeout)
         if self.recovery is not None:
             # Sessions of the sockets just closed are saved, so clients can recover them
             # from the next process when the store is durable.
@@ -184,20 +251,33 @@ class Server:
         if self._stopped is not None:
             self._stopped.set()
 
+    async def until_stopped(self) -> None:
+        """Wait for SIGINT or SIGTERM, or for `shutdown` to have run (from elsewhere).
+
+        Signals are handled only while this waits; where the loop cannot handle them
+        (not the main thread, Windows) it waits for `shutdown` alone.
+        """
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        waits = [loop.create_task(stop.wait()), loop.create_task(self.wait_closed())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            for sig in _SIGNALS:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+
     async def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
         """Listen until SIGINT/SIGTERM (or `shutdown`), then shut down cleanly."""
         bound = await self.start(host, port)
         logger.info("salas listening on http://%s:%d/", host, bound)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, lambda: self.track(loop.create_task(self.shutdown())))
-        try:
-            await self.wait_closed()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
+        await self.until_stopped()
+        await self.shutdown()
 
     def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
         """Blocking: `serve` on uvloop when it is installed, plain asyncio otherwise."""
@@ -206,10 +286,10 @@ class Server:
         run_loop(self.serve(host, port))
 
 
-def run_loop(main: Coroutine[Any, Any, None]) -> None:
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` to its end on uvloop when it is installed, plain asyncio otherwise."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(main)
-        return
-    uvloop.run(main)
+        return asyncio.run(main)
+    return uvloop.run(main)

@@ -15,8 +15,6 @@ from salas.protocol.outgoing import EncodedMessage
 from salas.server.broadcast import BroadcastOperator, event_packet
 from salas.server.errors import AckTimeout, Disconnected
 from salas.server.handlers import Handler, call_handler
-from salas.server.recovery import RECOVERABLE_REASONS
-from salas.store.recovery import SessionRecord
 
 if TYPE_CHECKING:
     from salas.server.client import Client
@@ -48,7 +46,27 @@ def _ack_value(args: list[Any]) -> Any:
 class Socket:
     """The server side of a client's connection to one namespace.
 
-    `data` is yours: whatever the application wants to remember about this socket.
+    The server makes one for each client that connects to a namespace and hands it to
+    the namespace's ``connection`` handler; applications do not construct it.
+
+    Attributes:
+        nsp: The namespace this socket is connected to.
+        client: The connection-level client (one per Engine.IO session) it belongs to.
+        id: The socket id, unique per connection to a namespace; also the name of a room
+            that only this socket is in, so ``io.to(socket.id)`` reaches it.
+        data: Yours: whatever the application wants to remember about this socket. With
+            connection state recovery it is saved with the session (durable stores keep
+            it as JSON; data that is not JSON-serialisable is saved as ``{}``).
+        connected: True from the connection until the socket disconnects.
+        pid: With connection state recovery, the private id its client presents to get
+            this socket back; None without recovery.
+        recovered: True when this socket is a recovered session (same id, rooms and
+            ``data`` as before the client's transport dropped).
+        base_offset: With recovery, the broadcast log's head when the socket first
+            connected: where the replay starts for a client that never got a broadcast.
+        handshake: What the client sent when it connected: ``auth``, ``headers``,
+            ``query``, ``address``, ``time``, ``issued`` (ms since the epoch), ``url``,
+            ``secure`` and ``xdomain``.
     """
 
     def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any], sid: str) -> None:
@@ -82,20 +100,40 @@ class Socket:
     # -- identity and transport -------------------------------------------------------
     @property
     def session(self) -> EngineSession:
+        """The Engine.IO session under this socket (what the adapter delivers to)."""
         return self.client.session
 
     @property
     def conn(self) -> EngineSession:
-        """The Engine.IO connection under this socket (`conn.close()`, `conn.transport`)."""
+        """The Engine.IO connection under this socket (``conn.close()``, ``conn.transport``).
+
+        The same object as :attr:`session`, under the name the Node server uses.
+        """
         return self.client.session
 
     @property
     def rooms(self) -> set[str]:
+        """A copy of the names of the rooms this socket is in, its own id among them."""
         return self.nsp.adapter.socket_rooms(self.id)
 
     # -- handlers ---------------------------------------------------------------------
     def on(self, event: str, handler: Handler | None = None) -> Any:
-        """Register a handler: `socket.on("ev", fn)` or as a decorator `@socket.on("ev")`."""
+        """Register the handler of a client event.
+
+        Use it as ``socket.on("ev", fn)`` or as a decorator, ``@socket.on("ev")``. One
+        handler per event: registering another replaces it. The handler, sync or async,
+        gets the event's arguments; when the client asked for an acknowledgement, what it
+        returns is sent back (a tuple as several arguments, None as none). The
+        ``disconnecting`` and ``disconnect`` events get the reason, a string.
+
+        Args:
+            event: The event name.
+            handler: The handler; omit it to use ``on`` as a decorator.
+
+        Returns:
+            ``handler`` itself, or, without it, a decorator that registers and returns
+            the function it decorates.
+        """
         if handler is not None:
             self._handlers[event] = handler
             return handler
@@ -107,7 +145,17 @@ class Socket:
         return register
 
     def on_any(self, handler: Handler) -> Handler:
-        """Call `handler(event, *args)` for every event from the client."""
+        """Call ``handler(event, *args)`` for every event from the client.
+
+        Catch-all handlers run, in the order they were added, before the event's own
+        handler, also for events that have none; what they return is ignored.
+
+        Args:
+            handler: The catch-all handler, sync or async.
+
+        Returns:
+            ``handler``, so that ``on_any`` also works as a decorator.
+        """
         self._any_handlers.append(handler)
         return handler
 
@@ -117,14 +165,40 @@ class Socket:
             self.client.session.send_encoded(EncodedMessage.of_socket_packet(packet), volatile)
 
     async def emit(self, event: str, *args: Any) -> None:
-        """Send `event` with `args` to this client."""
+        """Send ``event`` with ``args`` to this client.
+
+        The packet is queued on the connection and the call returns without waiting for
+        it to be written. Nothing is sent once the socket has disconnected.
+
+        Args:
+            event: The event name.
+            *args: The event's arguments: JSON-serialisable values or ``bytes``.
+
+        Raises:
+            TypeError: ``event`` is not a string.
+            ValueError: ``event`` is a reserved event name (such as ``connect`` or
+                ``disconnect``).
+        """
         self._send_packet(event_packet(self.nsp.name, event, args))
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float = 10.0) -> Any:
-        """Send `event` and wait for the client's acknowledgement.
+        """Send ``event`` and wait for the client's acknowledgement.
 
-        Returns the ack's argument (a tuple if several, None if none). Raises AckTimeout
-        after `timeout` seconds, Disconnected if the socket goes away first.
+        Args:
+            event: The event name.
+            *args: The event's arguments: JSON-serialisable values or ``bytes``.
+            timeout: Seconds to wait for the acknowledgement (default 10.0).
+
+        Returns:
+            What the client acknowledged with: None for no argument, the value for one,
+            a tuple for several.
+
+        Raises:
+            Disconnected: The socket is not connected, or disconnects before the
+                acknowledgement arrives.
+            AckTimeout: No acknowledgement within ``timeout`` seconds.
+            TypeError: ``event`` is not a string.
+            ValueError: ``event`` is a reserved event name.
         """
         if not self.connected:
             raise Disconnected(f"socket {self.id} is not connected")
@@ -141,7 +215,16 @@ class Socket:
             self._acks.pop(ack_id, None)
 
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
-        """Everyone in these rooms except this socket."""
+        """Select everyone in these rooms except this socket.
+
+        ``in_`` is the same method.
+
+        Args:
+            *rooms: Room names, each a string or an iterable of strings.
+
+        Returns:
+            A :class:`BroadcastOperator` for those rooms, excluding this socket.
+        """
         return BroadcastOperator(self.nsp, BroadcastOptions(except_rooms=frozenset({self.id}))).to(
             *rooms
         )
@@ -150,15 +233,32 @@ class Socket:
 
     @property
     def broadcast(self) -> BroadcastOperator:
-        """Everyone in the namespace except this socket."""
+        """A :class:`BroadcastOperator` for everyone in the namespace except this socket."""
         return BroadcastOperator(self.nsp, BroadcastOptions(except_rooms=frozenset({self.id})))
 
     @property
     def volatile(self) -> _VolatileSelf:
+        """This socket, for ``socket.volatile.emit(...)``: dropped, not queued, if congested.
+
+        A volatile packet is dropped, never retried, when the connection cannot take it
+        now: on a websocket, more than ``volatile_buffer`` bytes (256 KiB by default) are
+        still unsent; on long-polling, no GET is waiting or packets are already queued.
+        """
         return _VolatileSelf(self)
 
     # -- rooms ------------------------------------------------------------------------
     async def join(self, *rooms: str | Iterable[str]) -> None:
+        """Put this socket in rooms (a room exists while someone is in it).
+
+        Joining a room the socket is already in does nothing; a socket that has
+        disconnected joins nothing.
+
+        Args:
+            *rooms: Room names, each a string or an iterable of strings.
+
+        Raises:
+            TypeError: A room name is not a string (then no room is joined).
+        """
         if not self.connected:
             return  # a socket that is gone must not reappear in rooms
         names = [r for group in rooms for r in ([group] if isinstance(group, str) else group)]
@@ -168,11 +268,25 @@ class Socket:
         self.nsp.adapter.add_all(self.id, names)
 
     async def leave(self, room: str) -> None:
+        """Take this socket out of ``room``; nothing happens if it is not in it.
+
+        Args:
+            room: The room's name.
+        """
         self.nsp.adapter.remove(self.id, room)
 
     # -- disconnecting ------------------------------------------------------------------
     async def disconnect(self, close: bool = False) -> None:
-        """Disconnect from this namespace; with `close`, end the whole connection."""
+        """Disconnect this socket from its namespace; nothing happens if it already is.
+
+        The client is told, and the ``disconnecting`` and ``disconnect`` handlers run with
+        the reason ``"server namespace disconnect"``. A server-initiated disconnection
+        leaves no session for connection state recovery.
+
+        Args:
+            close: Also end the whole connection, disconnecting the client's sockets in
+                every namespace (default False).
+        """
         if not self.connected:
             return
         if close:
@@ -184,6 +298,11 @@ class Socket:
 
     # -- called by the client layer -----------------------------------------------------
     def on_packet(self, packet: SocketPacket) -> None:
+        """Handle a packet the client sent to this namespace (called by the client layer).
+
+        Args:
+            packet: An EVENT, ACK or DISCONNECT packet (binary ones already reassembled).
+        """
         kind = packet.type
         if kind is SocketPacketType.EVENT or kind is SocketPacketType.BINARY_EVENT:
             self._on_event(packet)
@@ -200,7 +319,7 @@ class Socket:
         event = str(event)
         where = f"socket {self.id}, event {event!r}"
         for any_handler in self._any_handlers:
-            call_handler(any_handler, [event, *args], where)
+            call_handler(self.nsp.server.tasks, any_handler, [event, *args], where)
         handler = self._handlers.get(event)
         if handler is None:
             return
@@ -213,27 +332,37 @@ class Socket:
                     SocketPacket(SocketPacketType.ACK, self.nsp.name, _ack_args(result), ack_id)
                 )
 
-        call_handler(handler, args, where, on_result)
+        call_handler(self.nsp.server.tasks, handler, args, where, on_result)
 
     def on_close(self, reason: str) -> None:
-        """Leave every room and tell the application (once)."""
+        """Close this socket: leave every room and tell the application (only once).
+
+        Called by the client layer when the connection ends, and by :meth:`disconnect`.
+        Runs the ``disconnecting`` handler (still in its rooms), saves the session for
+        connection state recovery when ``reason`` is one the client did not ask for,
+        leaves every room, fails pending :meth:`emit_with_ack` calls with
+        :class:`Disconnected`, then runs the ``disconnect`` handler.
+
+        Args:
+            reason: Why, as the Node server words it (e.g. ``"transport close"``,
+                ``"client namespace disconnect"``).
+        """
         if not self.connected:
             return
         where = f"socket {self.id}, disconnect"
         disconnecting = self._handlers.get("disconnecting")
         if disconnecting is not None:
-            call_handler(disconnecting, [reason], where)
+            call_handler(self.nsp.server.tasks, disconnecting, [reason], where)
         recovery = self.nsp.server.recovery
-        if recovery is not None and self.pid is not None and reason in RECOVERABLE_REASONS:
-            recovery.save(
-                SessionRecord(
-                    self.pid,
-                    self.id,
-                    self.nsp.name,
-                    tuple(self.rooms),
-                    self.data,
-                    self.base_offset,
-                )
+        if recovery is not None and self.pid is not None:
+            recovery.on_disconnect(
+                reason,
+                pid=self.pid,
+                sid=self.id,
+                nsp=self.nsp.name,
+                rooms=self.rooms,
+                data=self.data,
+                base_offset=self.base_offset,
             )
         self.connected = False
         self.nsp.remove_socket(self)
@@ -244,7 +373,7 @@ class Socket:
         self._acks.clear()
         handler = self._handlers.get("disconnect")
         if handler is not None:
-            call_handler(handler, [reason], where)
+            call_handler(self.nsp.server.tasks, handler, [reason], where)
 
 
 class _VolatileSelf:
@@ -256,5 +385,6 @@ class _VolatileSelf:
         self._socket = socket
 
     async def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` unless the connection is congested; as :meth:`Socket.emit`."""
         socket = self._socket
         socket._send_packet(event_packet(socket.nsp.name, event, args), volatile=True)

@@ -11,56 +11,48 @@ Backends, by URL scheme:
 - ``sqlite:///abs/path.db``, ``sqlite://relative.db`` or a bare path like ``salas.db`` —
   the default, a SQLite file in WAL mode (option ``?table=``);
 - ``postgresql://...`` or ``postgres://...`` — PostgreSQL via asyncpg (options
-  ``?schema=`` and ``?table=``; other query parameters go to asyncpg).
+  ``?schema=`` and ``?table=``; other query parameters go to asyncpg). asyncpg is the
+  ``postgres`` extra (``pip install 'salas[postgres]'``), imported when such a URL is
+  opened.
 
-SQLite and PostgreSQL write through group commit (:mod:`salas.store.batching`);
+SQLite and PostgreSQL write through group commit (:mod:`salas.db.batching`);
 their ``batches_committed`` counts the transactions.
 
-Connection state recovery (the server's broadcast log and disconnected sessions) has its
-own Protocol, :class:`RecoveryStore`, with the same three backends on the same URLs:
-``open_recovery_store(url)`` puts its tables beside the messages table.
+Connection state recovery (the server's broadcast log and disconnected sessions) is
+:mod:`salas.recovery`, on the same URLs and the same plumbing (:mod:`salas.db`).
 """
 
 from __future__ import annotations
 
+from salas.db.errors import StoreError
+from salas.db.urls import backend_of
+
 from .base import (
     HISTORY_LIMIT_DEFAULT,
-    HISTORY_LIMIT_MAX,
+    STORE_PAGE_MAX,
     InvalidInputError,
     MessageStore,
     StoredMessage,
-    StoreError,
 )
 from .memory import MemoryStore
 from .postgres import PostgresStore
-from .recovery import LoggedPacket, MemoryRecoveryStore, RecoveryStore, SessionRecord
-from .recovery_open import open_recovery_store
-from .recovery_postgres import PostgresRecoveryStore
-from .recovery_sqlite import SQLiteRecoveryStore
 from .sqlite import SQLiteStore
-from .urls import backend_of
 
 __all__ = [
     "HISTORY_LIMIT_DEFAULT",
-    "HISTORY_LIMIT_MAX",
+    "STORE_PAGE_MAX",
     "SUPPORTED_URLS",
     "InvalidInputError",
-    "LoggedPacket",
-    "MemoryRecoveryStore",
     "MemoryStore",
     "MessageStore",
-    "PostgresRecoveryStore",
     "PostgresStore",
-    "RecoveryStore",
-    "SQLiteRecoveryStore",
     "SQLiteStore",
-    "SessionRecord",
     "StoreError",
     "StoredMessage",
-    "open_recovery_store",
     "open_store",
 ]
 
+#: The store URLs ``open_store`` accepts, as its error messages list them.
 SUPPORTED_URLS = (
     "memory://, sqlite:///abs/path.db, sqlite://relative.db, a bare file path such as "
     "salas.db, postgresql://user@host:5432/db (or postgres://)"
@@ -68,7 +60,19 @@ SUPPORTED_URLS = (
 
 
 def open_store(url: str) -> MessageStore:
-    """The store for ``url``, not yet opened (``await store.open()``); StoreError if bad."""
+    """The message store for a URL, not yet opened (``await store.open()``).
+
+    Args:
+        url: ``memory://``, a SQLite URL or bare file path, or a PostgreSQL URL (see the
+            module's docstring for each one's options).
+
+    Returns:
+        A :class:`MemoryStore`, :class:`SQLiteStore` or :class:`PostgresStore`.
+
+    Raises:
+        StoreError: The URL is empty, malformed or of an unknown scheme, has an unknown or
+            invalid option, or names PostgreSQL without the ``postgres`` extra installed.
+    """
     backend, url = backend_of(url, SUPPORTED_URLS)
     if backend == "memory":
         return MemoryStore(url)

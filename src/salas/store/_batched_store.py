@@ -1,6 +1,6 @@
 """What the SQLite and PostgreSQL message stores share: :class:`BatchedMessageStore`.
 
-Both write through group commit (:mod:`salas.store.batching`) and page history with the
+Both write through group commit (:mod:`salas.db.batching`) and page history with the
 same four statements; they differ in how a batch is written (the ``_commit`` of each),
 how rows are read, and what their health report names. The table they keep is the same,
 column for column (:func:`messages_ddl`), in each database's own types.
@@ -13,17 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
+from salas.db.batching import GroupCommitter
+from salas.db.common import Connections
+from salas.db.errors import StoreError, not_open
+
 from .base import (
     HISTORY_LIMIT_DEFAULT,
-    Connections,
     Draft,
     StoredMessage,
-    StoreError,
     check_append,
     check_history,
-    not_open,
 )
-from .batching import GroupCommitter
 
 __all__ = ["COLUMNS", "BatchedMessageStore", "HistoryQueries", "messages_ddl"]
 
@@ -62,8 +62,13 @@ class HistoryQueries:
 
     @classmethod
     def on(cls, qualified: str, param: Callable[[int], str]) -> HistoryQueries:
-        """The statements on table ``qualified``; ``param(n)`` is the database's placeholder
-        for the n-th parameter ("?" in SQLite, "$n" in PostgreSQL)."""
+        """The statements on table ``qualified``.
+
+        Args:
+            qualified: The table's name, quoted (and schema-qualified) for SQL.
+            param: ``param(n)`` is the database's placeholder for the n-th parameter
+                (``?`` in SQLite, ``$n`` in PostgreSQL).
+        """
         select = f"SELECT {COLUMNS} FROM {qualified} WHERE channel = {param(1)}"
         return cls(
             latest=f"{select} ORDER BY id DESC LIMIT {param(2)}",
@@ -76,8 +81,20 @@ class HistoryQueries:
 
 
 class BatchedMessageStore(ABC, Generic[DbT]):
-    """A :class:`~salas.store.base.MessageStore` whose appends are group-committed through
-    ``db`` (opened and closed with the store), paging history with ``queries``."""
+    """A :class:`~salas.store.base.MessageStore` whose appends are group-committed.
+
+    Subclasses write a batch (``_commit``), read rows (``_fetch``) and say where the
+    messages are (``_whereabouts``, ``_probe``) their database's way.
+
+    Args:
+        db: The connections, opened and closed with the store.
+        queries: The statements of ``history``.
+        max_batch: The most messages written in one transaction.
+
+    Attributes:
+        backend: The backend's name, as health reports and errors give it.
+        url: The URL the store was made from.
+    """
 
     backend: ClassVar[str]
     url: str
@@ -103,6 +120,11 @@ class BatchedMessageStore(ABC, Generic[DbT]):
     # -- life cycle ----------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Connect, create the schema if needed, start group commit (idempotent).
+
+        Raises:
+            StoreError: The database cannot be opened or reached, or its schema created.
+        """
         if self._committer is not None:
             return
         await self._db.open()
@@ -110,6 +132,7 @@ class BatchedMessageStore(ABC, Generic[DbT]):
         self._committer.start()
 
     async def close(self) -> None:
+        """Write every message already queued, then disconnect (idempotent)."""
         committer, self._committer = self._committer, None
         try:
             if committer is not None:
@@ -122,6 +145,15 @@ class BatchedMessageStore(ABC, Generic[DbT]):
     async def append(
         self, channel: str, message: str, user: str, client_id: str | None = None
     ) -> StoredMessage:
+        """Store one message durably and return it; see :meth:`MessageStore.append`.
+
+        The message joins the batch being formed and the call returns when that batch's
+        transaction has committed.
+
+        Raises:
+            InvalidInputError: An argument is not storable text.
+            StoreError: The store is not open, or its batch failed.
+        """
         draft = check_append(channel, message, user, client_id)
         if self._committer is None:
             raise not_open(self.backend)
@@ -135,6 +167,12 @@ class BatchedMessageStore(ABC, Generic[DbT]):
         after: int | None = None,
         limit: int = HISTORY_LIMIT_DEFAULT,
     ) -> list[StoredMessage]:
+        """A page of a channel's messages, oldest first; see :meth:`MessageStore.history`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the query failed.
+        """
         before, after, limit = check_history(channel, before, after, limit)
         q = self._queries
         params: tuple[object, ...]
@@ -152,6 +190,13 @@ class BatchedMessageStore(ABC, Generic[DbT]):
         return messages
 
     async def health(self) -> dict[str, object]:
+        """Whether the database answers; see :meth:`MessageStore.health`.
+
+        Returns:
+            The backend, where the messages are, ``ok``, and when ok the database's
+            details plus ``batches_committed``, ``batches_failed`` and ``pending`` (messages
+            queued for the next batch); otherwise ``error``.
+        """
         report: dict[str, object] = {"backend": self.backend, **self._whereabouts()}
         committer = self._committer
         if committer is None:

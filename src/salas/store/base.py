@@ -12,7 +12,7 @@ Contract, in short:
   repeat stores nothing and returns the first message (same id, ts, text, user).
 - ``history`` returns oldest first; ``before=`` pages back, ``after=`` pages forward,
   both together bound a range (the first ``limit`` messages strictly between them);
-  ``limit`` is clamped to ``1..500``.
+  ``limit`` is clamped to ``1..STORE_PAGE_MAX`` (500).
 - Text that no backend can store the same way (a NUL character, lone surrogates) is
   refused up front with :class:`InvalidInputError`, on every backend, before it is queued
   — one bad message must never fail a whole group-commit batch of other users' messages.
@@ -20,53 +20,50 @@ Contract, in short:
 
 from __future__ import annotations
 
-import re
-import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from salas.db.common import INT64_MAX, INT64_MIN, now_ms, unstorable
+from salas.db.errors import StoreError
+
 __all__ = [
     "HISTORY_LIMIT_DEFAULT",
-    "HISTORY_LIMIT_MAX",
-    "INT64_MAX",
-    "INT64_MIN",
-    "Connections",
+    "STORE_PAGE_MAX",
     "Draft",
     "InvalidInputError",
     "MessageStore",
-    "StoreError",
     "StoredMessage",
     "check_append",
     "check_history",
-    "check_identifier",
-    "not_open",
-    "now_ms",
-    "unstorable",
 ]
 
+#: How many messages ``history`` returns when no ``limit`` is given.
 HISTORY_LIMIT_DEFAULT = 50
-HISTORY_LIMIT_MAX = 500
-
-# SQLite and PostgreSQL both store 64-bit signed integers; a larger bound coming from a
-# client (``before=1e30``) would overflow their drivers, and means "no bound" anyway.
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-# Table and schema names go into SQL text, so only plain identifiers; 40 characters leave
-# room for the index names derived from them within PostgreSQL's 63.
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
-
-
-class StoreError(Exception):
-    """The store cannot do what was asked: bad URL, unreachable database, failed write, closed."""
+#: The most messages one ``history`` call returns, whatever ``limit`` asks: a bound on one
+#: query's work (an application may accept less from its clients).
+STORE_PAGE_MAX = 500
 
 
 class InvalidInputError(StoreError, ValueError):
-    """An argument the store refuses (wrong type, NUL character, text that is not Unicode)."""
+    """An argument the store refuses (wrong type, NUL character, text that is not Unicode).
+
+    Both a :class:`~salas.db.errors.StoreError` and a :class:`ValueError`. Raised before
+    anything is queued, so nothing of the call is stored.
+    """
 
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """One chat message as the store keeps it."""
+    """One chat message as the store keeps it.
+
+    Attributes:
+        id: Store-wide id, ``> 0``, strictly increasing in commit order.
+        channel: The room it was posted to.
+        message: Its text.
+        user: Who posted it (kept in the ``author`` column of the SQL backends).
+        ts: When ``append`` accepted it, in milliseconds since the epoch.
+        client_id: The sender's deduplication key, or None.
+    """
 
     id: int
     channel: str
@@ -76,7 +73,11 @@ class StoredMessage:
     client_id: str | None = None
 
     def to_wire(self) -> dict[str, object]:
-        """The ``message`` event's payload: a superset of the seed's ``{channel, message}``."""
+        """The ``message`` event's payload: a superset of the seed's ``{channel, message}``.
+
+        Returns:
+            ``{id, channel, message, user, ts}``, plus ``client_id`` when there is one.
+        """
         wire: dict[str, object] = {
             "id": self.id,
             "channel": self.channel,
@@ -100,27 +101,63 @@ class Draft:
     ts: int
 
     def stored(self, id: int) -> StoredMessage:
+        """The stored message this draft becomes under ``id``."""
         return StoredMessage(id, self.channel, self.message, self.user, self.ts, self.client_id)
 
 
 @runtime_checkable
 class MessageStore(Protocol):
-    """Message history persistence, as the chat layer uses it."""
+    """Message history persistence, as the chat layer uses it (see the module's contract).
+
+    Made by :func:`~salas.store.open_store` from a URL. Every method but ``open`` and
+    ``health`` raises :class:`~salas.db.errors.StoreError` while the store is not open.
+
+    Attributes:
+        url: The URL the store was opened from (for logs and health reports).
+    """
 
     url: str
 
     async def open(self) -> None:
-        """Connect, and create the schema on first start (idempotent)."""
+        """Connect, and create the schema on first start (idempotent).
+
+        Raises:
+            StoreError: The database cannot be opened or reached, or its schema created.
+        """
         ...
 
     async def close(self) -> None:
-        """Write what is still queued, then close; ``append`` fails afterwards."""
+        """Write what is still queued, then close; ``append`` fails afterwards.
+
+        Idempotent. The memory store forgets its messages.
+        """
         ...
 
     async def append(
         self, channel: str, message: str, user: str, client_id: str | None = None
     ) -> StoredMessage:
-        """Store one message durably and return it (or the first one with this client_id)."""
+        """Store one message durably and return it.
+
+        Returns only once the message is committed, so the sender may be acknowledged.
+        Idempotent by ``(channel, client_id)``: a repeat stores nothing.
+
+        Args:
+            channel: The room it is posted to.
+            message: Its text.
+            user: Who posts it.
+            client_id: The sender's deduplication key, or None for none.
+
+        Returns:
+            The stored message; for a repeated ``client_id`` in ``channel``, the first
+            message stored with it (same id, ts, text and user).
+
+        Raises:
+            InvalidInputError: An argument is not a str, contains a NUL character or is
+                not valid Unicode.
+            StoreError: The store is not open, or the write failed (then nothing of the
+                call's batch was stored, except when a PostgreSQL connection dropped
+                while committing: retry with the same ``client_id`` to find out).
+        """
         ...
 
     async def history(
@@ -131,47 +168,38 @@ class MessageStore(Protocol):
         after: int | None = None,
         limit: int = HISTORY_LIMIT_DEFAULT,
     ) -> list[StoredMessage]:
-        """A page of a channel's messages, oldest first."""
+        """A page of a channel's messages, oldest first.
+
+        Without bounds, the latest ``limit`` messages. ``before`` pages back (the latest
+        ``limit`` messages with a smaller id), ``after`` pages forward (the first
+        ``limit`` with a larger id), both together the first ``limit`` strictly between.
+
+        Args:
+            channel: The room.
+            before: Only messages with an id below it; None for no bound.
+            after: Only messages with an id above it; None for no bound.
+            limit: How many messages at most (default :data:`HISTORY_LIMIT_DEFAULT`, 50),
+                clamped to ``1..STORE_PAGE_MAX`` (500).
+
+        Returns:
+            The messages, oldest first; empty for an unknown channel.
+
+        Raises:
+            InvalidInputError: ``channel`` is not storable text, ``before`` or ``after``
+                is not an int or None, or ``limit`` is not an int.
+            StoreError: The store is not open, or the read failed.
+        """
         ...
 
     async def health(self) -> dict[str, object]:
-        """``{"backend": ..., "ok": True, ...}``, or ``ok: False`` with ``"error"``."""
+        """Whether the store works, for health checks; never raises for a store fault.
+
+        Returns:
+            ``{"backend": ..., "ok": True, ...}`` with backend-specific details, or
+            ``{"backend": ..., "ok": False, "error": ...}`` when the store is not open or
+            its database does not answer.
+        """
         ...
-
-
-class Connections(Protocol):
-    """What a durable store reaches its database through (a SQLite file's threads, a
-    PostgreSQL pool): opened with the store, closed with it."""
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-def not_open(name: str) -> StoreError:
-    """The error of the ``name`` store used while it is not open."""
-    return StoreError(f"{name} store is not open")
-
-
-def now_ms() -> int:
-    """Wall-clock milliseconds since the epoch (the ``ts`` of a message or a packet)."""
-    return time.time_ns() // 1_000_000
-
-
-def unstorable(value: object) -> str | None:
-    """Why not every backend can store ``value`` as text ("contains a NUL character, ..."),
-    or None when every backend can."""
-    if not isinstance(value, str):
-        return f"must be a str, not {type(value).__name__}"
-    if "\x00" in value:
-        return "contains a NUL character, which is not storable"
-    # ASCII (the common case) is valid UTF-8; only other text can hold a lone surrogate.
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "is not valid Unicode text (lone surrogate)"
-    return None
 
 
 def _check_text(name: str, value: object) -> None:
@@ -183,7 +211,21 @@ def _check_text(name: str, value: object) -> None:
 def check_append(
     channel: str, message: str, user: str, client_id: str | None, *, now: int | None = None
 ) -> Draft:
-    """Validate ``append``'s arguments and stamp the message; raises InvalidInputError."""
+    """Validate ``append``'s arguments and stamp the message.
+
+    Args:
+        channel: As ``append``'s.
+        message: As ``append``'s.
+        user: As ``append``'s.
+        client_id: As ``append``'s.
+        now: The timestamp in ms since the epoch; None for the current time.
+
+    Returns:
+        The draft to commit.
+
+    Raises:
+        InvalidInputError: An argument is not storable text.
+    """
     _check_text("channel", channel)
     _check_text("message", message)
     _check_text("user", user)
@@ -204,22 +246,20 @@ def _check_id(name: str, value: object) -> int | None:
 def check_history(
     channel: str, before: int | None, after: int | None, limit: int
 ) -> tuple[int | None, int | None, int]:
-    """Validate ``history``'s arguments: ids clamped to 64 bits, limit clamped to 1..500."""
+    """Validate ``history``'s arguments: ids clamped to 64 bits, limit to 1..STORE_PAGE_MAX.
+
+    Returns:
+        ``(before, after, limit)``, clamped.
+
+    Raises:
+        InvalidInputError: ``channel`` is not storable text, ``before`` or ``after`` is not
+            an int or None, or ``limit`` is not an int.
+    """
     _check_text("channel", channel)
     if not isinstance(limit, int) or isinstance(limit, bool):
         raise InvalidInputError(f"limit must be an int, not {type(limit).__name__}")
     return (
         _check_id("before", before),
         _check_id("after", after),
-        max(1, min(HISTORY_LIMIT_MAX, limit)),
+        max(1, min(STORE_PAGE_MAX, limit)),
     )
-
-
-def check_identifier(kind: str, name: str) -> str:
-    """A table or schema name safe to put in SQL; StoreError otherwise."""
-    if not _IDENTIFIER.fullmatch(name):
-        raise StoreError(
-            f"invalid {kind} name {name!r}: use up to 40 letters, digits and '_', "
-            "not starting with a digit"
-        )
-    return name

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 
-from .base import (
-    HISTORY_LIMIT_DEFAULT,
-    StoredMessage,
-    check_append,
-    check_history,
-    not_open,
-)
+from salas.db.errors import not_open
+
+from .base import HISTORY_LIMIT_DEFAULT, StoredMessage, check_append, check_history
 
 __all__ = ["MemoryStore"]
 
@@ -25,7 +21,15 @@ def _id(message: StoredMessage) -> int:
 
 
 class MemoryStore:
-    """A :class:`~salas.store.base.MessageStore` kept in dicts and lists."""
+    """A :class:`~salas.store.base.MessageStore` kept in dicts and lists.
+
+    Args:
+        url: The URL it is reported under (default ``"memory://"``).
+
+    Attributes:
+        backend: ``"memory"``.
+        url: As given.
+    """
 
     backend = "memory"
 
@@ -39,9 +43,11 @@ class MemoryStore:
         self._by_client_id: dict[tuple[str, str], StoredMessage] = {}
 
     async def open(self) -> None:
+        """Start accepting messages (idempotent)."""
         self._open = True
 
     async def close(self) -> None:
+        """Stop, and forget every message (ids keep increasing if it is opened again)."""
         self._open = False
         self._channels.clear()
         self._by_client_id.clear()
@@ -49,6 +55,12 @@ class MemoryStore:
     async def append(
         self, channel: str, message: str, user: str, client_id: str | None = None
     ) -> StoredMessage:
+        """Store one message and return it; see :meth:`MessageStore.append`.
+
+        Raises:
+            InvalidInputError: An argument is not storable text.
+            StoreError: The store is not open.
+        """
         draft = check_append(channel, message, user, client_id)
         if not self._open:
             raise not_open(self.backend)
@@ -71,6 +83,12 @@ class MemoryStore:
         after: int | None = None,
         limit: int = HISTORY_LIMIT_DEFAULT,
     ) -> list[StoredMessage]:
+        """A page of a channel's messages, oldest first; see :meth:`MessageStore.history`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open.
+        """
         before, after, limit = check_history(channel, before, after, limit)
         if not self._open:
             raise not_open(self.backend)
@@ -82,6 +100,7 @@ class MemoryStore:
         return messages[max(start, end - limit) : end]
 
     async def health(self) -> dict[str, object]:
+        """``ok`` while open, with the number of ``channels`` and the ``last_id`` given."""
         if not self._open:
             return {"backend": self.backend, "ok": False, "error": "store is not open"}
         return {

@@ -9,7 +9,7 @@ parameter is asyncpg's, e.g. ``sslmode``):
 Both accept letters, digits and ``_`` (up to 40). Several salas deployments, or test
 runs, can share one database with distinct schemas or tables.
 
-Writes go through group commit (:mod:`salas.store.batching`): one transaction per batch.
+Writes go through group commit (:mod:`salas.db.batching`): one transaction per batch.
 Every batch first takes a transaction-level advisory lock keyed by the table, then draws
 its ids from the sequence, so when several salas processes write to one table their
 batches commit one after another in id order: ids are strictly increasing in commit
@@ -18,7 +18,7 @@ the ``(channel, client_id)`` check cannot race. The lock is held for one short
 transaction per batch, not per message.
 
 If the connection drops while a batch commits, its outcome is unknown: its callers get
-:class:`~salas.store.base.StoreError`, and a retry with the same ``client_id`` is
+:class:`~salas.db.errors.StoreError`, and a retry with the same ``client_id`` is
 answered with the stored message if it did commit.
 """
 
@@ -28,20 +28,22 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from ._batched_store import COLUMNS, BatchedMessageStore, HistoryQueries, messages_ddl
-from ._pg_common import (
-    DB_ERRORS,
+from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.db.errors import StoreError
+from salas.db.postgres import (
     PostgresPool,
     advisory_lock_key,
     create_schema,
+    db_errors,
     param,
     postgres_location,
 )
-from .base import Draft, StoredMessage, StoreError
-from .batching import DEFAULT_MAX_BATCH
-from .urls import redact, split_postgres_url  # redact: still importable from here
+from salas.db.urls import split_postgres_url
 
-__all__ = ["PostgresStore", "redact"]
+from ._batched_store import COLUMNS, BatchedMessageStore, HistoryQueries, messages_ddl
+from .base import Draft, StoredMessage
+
+__all__ = ["PostgresStore"]
 
 
 def _message(row: Any) -> StoredMessage:
@@ -51,7 +53,31 @@ def _message(row: Any) -> StoredMessage:
 
 
 class PostgresStore(BatchedMessageStore[PostgresPool]):
-    """A :class:`~salas.store.base.MessageStore` in one PostgreSQL table."""
+    """A :class:`~salas.store.base.MessageStore` in one PostgreSQL table.
+
+    Args:
+        dsn: asyncpg's connection string (``postgresql://user:pw@host:5432/db``).
+        schema: The schema holding the table (default ``"public"``; created if missing).
+        table: The table's name (default ``"messages"``).
+        url: The URL it came from, for reports; default ``dsn``.
+        max_batch: The most messages written in one transaction (default 4096).
+        min_pool: Connections the pool keeps open (default 1).
+        max_pool: Connections the pool opens at most (default 10).
+        connect_timeout: Seconds to wait for a connection, and for ``health``'s probe
+            (default 5.0).
+        command_timeout: Seconds a statement may run (default 30.0).
+
+    Attributes:
+        backend: ``"postgresql"``.
+        dsn: As given.
+        schema: As given.
+        table: As given.
+        url: As given, or ``dsn``.
+
+    Raises:
+        StoreError: asyncpg is not installed (the message names the ``postgres`` extra),
+            or ``schema`` or ``table`` is not up to 40 letters, digits and ``_``.
+    """
 
     backend = "postgresql"
 
@@ -105,7 +131,18 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
-        """Split salas' own query options (``schema``, ``table``) from asyncpg's DSN."""
+        """The store at a PostgreSQL URL, not yet opened.
+
+        salas' own query options (``schema``, ``table``) are taken out of the URL; every
+        other one stays in the DSN for asyncpg.
+
+        Args:
+            url: ``postgresql://...`` or ``postgres://...``.
+            **options: The constructor's other keyword arguments.
+
+        Raises:
+            StoreError: As the constructor.
+        """
         dsn, schema, table = split_postgres_url(url)
         return cls(dsn, schema=schema, table=table, url=url, **options)
 
@@ -175,6 +212,6 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
     async def _probe(self) -> dict[str, object]:
         try:
             await asyncio.wait_for(self._db.pool.fetchval("SELECT 1"), self._connect_timeout)
-        except DB_ERRORS as exc:
+        except db_errors() as exc:
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
         return {}

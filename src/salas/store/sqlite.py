@@ -6,9 +6,9 @@ The file and its schema are created on first start. Options (URL query):
 
 Durability and speed: the database runs in WAL mode with ``synchronous=FULL``, so a
 message whose ``append`` returned survives a crash or power loss. What makes that cheap
-is group commit (:mod:`salas.store.batching`): one transaction, one WAL sync per batch.
+is group commit (:mod:`salas.db.batching`): one transaction, one WAL sync per batch.
 
-Threads (:class:`~salas.store._sqlite_common.SQLiteFile`): a writer thread writes each
+Threads (:class:`~salas.db.sqlite.SQLiteFile`): a writer thread writes each
 batch in one hop and one ``BEGIN IMMEDIATE`` transaction, so several processes may share one
 file: ids (``AUTOINCREMENT``, never reused) stay strictly increasing in commit order, and
 the ``(channel, client_id)`` check runs inside the writing transaction. A reader thread
@@ -22,11 +22,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.db.sqlite import SQLiteFile, param, sqlite_location
+from salas.db.urls import split_sqlite_url
+
 from ._batched_store import COLUMNS, BatchedMessageStore, HistoryQueries, messages_ddl
-from ._sqlite_common import SQLiteFile, param, sqlite_location
 from .base import Draft, StoredMessage
-from .batching import DEFAULT_MAX_BATCH
-from .urls import split_sqlite_url
 
 __all__ = ["SQLiteStore"]
 
@@ -38,7 +39,24 @@ def _message(row: Row) -> StoredMessage:
 
 
 class SQLiteStore(BatchedMessageStore[SQLiteFile]):
-    """A :class:`~salas.store.base.MessageStore` in one SQLite file."""
+    """A :class:`~salas.store.base.MessageStore` in one SQLite file.
+
+    Args:
+        path: The database file, created on ``open`` if missing (its directory must exist).
+        table: The messages table's name (default ``"messages"``).
+        url: The URL it came from, for reports; default ``sqlite:///<path>``.
+        max_batch: The most messages written in one transaction (default 4096).
+
+    Attributes:
+        backend: ``"sqlite"``.
+        path: As given.
+        table: As given.
+        url: As given, or derived from ``path``.
+
+    Raises:
+        StoreError: ``path`` is empty, ``:memory:`` or a ``file:`` URI, or ``table`` is not
+            up to 40 letters, digits and ``_`` (not starting with a digit).
+    """
 
     backend = "sqlite"
 
@@ -68,7 +86,16 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
-        """``sqlite:///abs/path.db``, ``sqlite://relative.db`` (``?table=``), or a bare path."""
+        """The store at a SQLite URL, not yet opened.
+
+        Args:
+            url: ``sqlite:///abs/path.db``, ``sqlite://relative.db`` (option ``?table=``),
+                or a bare path, taken literally.
+            **options: The constructor's other keyword arguments (``max_batch``).
+
+        Raises:
+            StoreError: An unknown URL option, or as the constructor.
+        """
         path, table = split_sqlite_url(url)
         return cls(path, table=table, url=url, **options)
 

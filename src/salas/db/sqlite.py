@@ -1,0 +1,157 @@
+"""What the SQLite stores (messages and recovery) share: what they accept, and :class:`SQLiteFile`.
+
+Threads: the stdlib ``sqlite3`` module runs in two dedicated threads, one per connection.
+The writer thread runs a whole batch in one hop (aiosqlite would cost one thread hop per
+statement), inside one ``BEGIN IMMEDIATE`` transaction: the file's write lock is taken up
+front, so several connections and processes sharing the file write one after another. The
+reader thread serves queries on a query-only connection and never waits for a write, since
+WAL readers do not block on the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from salas.db.common import check_identifier
+from salas.db.errors import StoreError, not_open
+
+__all__ = ["SQLiteFile", "param", "sqlite_location"]
+
+_T = TypeVar("_T")
+# How long a write waits for another connection or process holding the file's write lock.
+_BUSY_TIMEOUT_S = 10.0
+
+
+def param(n: int) -> str:
+    """SQLite's placeholder for the n-th parameter of a statement: ``?`` (by position)."""
+    return "?"
+
+
+def sqlite_location(path: str, table: str, url: str | None) -> tuple[str, str, str]:
+    """``(path, table, url)`` of a SQLite store, checked, so that the message and recovery
+    stores accept the same: StoreError for a path SQLite cannot keep a store in or a table
+    name unfit for SQL. ``url`` is the URL the store came from, or ``sqlite:///<path>``."""
+    if path.lstrip("/") == ":memory:" or path.startswith("file:"):
+        raise StoreError(
+            f"SQLite path {path!r} is not supported: use memory:// for an in-memory store"
+        )
+    if not path:
+        raise StoreError("SQLite store needs a file path, e.g. sqlite:///var/salas.db")
+    table = check_identifier("table", table)
+    return path, table, url if url is not None else f"sqlite:///{path}"
+
+
+async def _in(thread: ThreadPoolExecutor, fn: Callable[..., _T], *args: object) -> _T:
+    return await asyncio.get_running_loop().run_in_executor(thread, fn, *args)
+
+
+def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+class SQLiteFile:
+    """One SQLite file in WAL mode with ``synchronous=FULL``: a writer and a reader thread.
+
+    ``schema`` (``CREATE ... IF NOT EXISTS`` statements) runs in one transaction on
+    ``open``. ``name`` says whose file this is in "<name> store is not open"; ``threads``
+    names the threads (``salas-<threads>-writer``, ``salas-<threads>-reader``).
+    """
+
+    def __init__(self, path: str, schema: str, *, name: str, threads: str) -> None:
+        self.path = path
+        #: What ``PRAGMA journal_mode=WAL`` answered on ``open`` ("wal" where it took).
+        self.journal_mode = ""
+        self._schema = schema
+        self._name = name
+        self._threads = threads
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_thread: ThreadPoolExecutor | None = None
+        self._read_thread: ThreadPoolExecutor | None = None
+
+    async def open(self) -> None:
+        """Connect both threads, creating the file and its schema; StoreError if it cannot."""
+        self._write_thread = ThreadPoolExecutor(
+            1, thread_name_prefix=f"salas-{self._threads}-writer"
+        )
+        self._read_thread = ThreadPoolExecutor(
+            1, thread_name_prefix=f"salas-{self._threads}-reader"
+        )
+        try:
+            self._writer = await _in(self._write_thread, self._connect_writer)
+            self._reader = await _in(self._read_thread, self._connect_reader)
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Close both connections and stop their threads (idempotent)."""
+        reader, read_thread = self._reader, self._read_thread
+        writer, write_thread = self._writer, self._write_thread
+        self._reader = self._writer = None
+        self._read_thread = self._write_thread = None
+        for conn, thread in ((reader, read_thread), (writer, write_thread)):
+            if thread is None:
+                continue
+            if conn is not None:
+                # Closed in its own thread: a connection belongs to the thread that made it.
+                await _in(thread, conn.close)
+            thread.shutdown(wait=True)  # idle by now, so this does not block the loop
+
+    async def read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``query(conn)`` in the reader thread; StoreError if closed or if it fails."""
+        reader, thread = self._reader, self._read_thread
+        if reader is None or thread is None:
+            raise not_open(self._name)
+        try:
+            return await _in(thread, query, reader)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite read from {self.path!r} failed: {exc}") from exc
+
+    async def write(
+        self, work: Callable[[sqlite3.Connection], _T], *, failing: str | None = None
+    ) -> _T:
+        """``work(conn)`` in the writer thread, in one ``BEGIN IMMEDIATE`` transaction
+        (rolled back if it raises); StoreError, starting with ``failing``, if it fails."""
+        writer, thread = self._writer, self._write_thread
+        if writer is None or thread is None:
+            raise not_open(self._name)
+        try:
+            return await _in(thread, _in_transaction, writer, work)
+        except sqlite3.Error as exc:
+            failing = failing or f"SQLite write to {self.path!r} failed"
+            raise StoreError(f"{failing}: {exc}") from exc
+
+    # -- the threads' side -------------------------------------------------------------
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; `write` says BEGIN itself.
+        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            self.journal_mode = str(mode)
+            # FULL: the WAL is synced at every commit — i.e. once per batch.
+            conn.execute("PRAGMA synchronous=FULL")
+            # One transaction (inside the script: executescript commits any open one first).
+            conn.executescript(f"BEGIN IMMEDIATE; {self._schema} COMMIT;")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        conn.execute("PRAGMA query_only=ON")
+        return conn

@@ -1,0 +1,156 @@
+"""`Router`: plain HTTP beside Engine.IO — exact routes by method, static folders, the
+official browser client.
+
+The engine hands it every request outside its path. Route handlers may be sync or async
+and return a `Response`; an async one runs as a task started with the router's `spawn`
+(the server's task registry), so shutdown can wait for it or cancel it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import mimetypes
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from pathlib import Path
+from typing import Any
+
+from salas.http.request import Request
+from salas.http.response import Response
+from salas.http.static import CLIENT_FILES, StaticFiles, find_client_dist
+
+__all__ = ["DEFAULT_METHODS", "RouteHandler", "Router", "Spawn"]
+
+logger = logging.getLogger("salas.http")
+
+RouteHandler = Callable[[Request], Response | Awaitable[Response]]
+# Starts a coroutine in the background and keeps it until it is done (`TaskRegistry.spawn`).
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
+
+# What a route answers when `add` is not told: GET (and so HEAD) and POST.
+DEFAULT_METHODS = ("GET", "POST")
+# Static files and the client are read-only.
+_READ_METHODS = ("GET", "HEAD")
+_Found = tuple[Path, str] | str  # a file and its content type, or where to redirect
+
+
+class Router:
+    """The server's answer to every request outside the Engine.IO path.
+
+    Exact routes first (by path, then method: a known path with another method answers
+    405 with an `Allow` header), then the official client under the engine's path, then
+    static folders (longest prefix first), else 404.
+    """
+
+    def __init__(self, spawn: Spawn | None = None) -> None:
+        """`spawn` runs async route handlers; without one the router keeps its own tasks."""
+        self._routes: dict[str, dict[str, RouteHandler]] = {}
+        self._static: list[tuple[str, StaticFiles]] = []  # (URL prefix, files), longest first
+        self._client_prefix: str | None = None
+        self._client_dist: Path | None = None
+        self._spawn = spawn if spawn is not None else self._keep
+        self._own_tasks: set[asyncio.Task[None]] = set()
+
+    def add(
+        self, path: str, handler: RouteHandler, methods: Iterable[str] = DEFAULT_METHODS
+    ) -> None:
+        """Answer `methods` at exactly `path` with `handler`; GET also answers HEAD.
+
+        A path and method added again replace the earlier handler. ValueError for a path
+        without a leading "/" or an empty method list.
+        """
+        if not path.startswith("/"):
+            raise ValueError(f"a route path starts with '/': {path!r}")
+        wanted = [method.strip().upper() for method in methods]
+        if not wanted or not all(wanted):
+            raise ValueError(f"a route needs at least one method: {path!r}")
+        if "GET" in wanted and "HEAD" not in wanted:
+            wanted.append("HEAD")
+        by_method = self._routes.setdefault(path, {})
+        for method in wanted:
+            by_method[method] = handler
+
+    def mount_static(self, files: StaticFiles, prefix: str = "/") -> None:
+        """Serve `files` under the URL `prefix` ("/" for the site root)."""
+        if not prefix.endswith("/"):
+            prefix += "/"
+        self._static.append((prefix, files))
+        self._static.sort(key=lambda mount: len(mount[0]), reverse=True)
+
+    def serve_client(self, engine_path: str) -> bool:
+        """Serve the official browser client under `engine_path`; False if it isn't installed."""
+        self._client_dist = find_client_dist()
+        self._client_prefix = engine_path
+        return self._client_dist is not None
+
+    def __call__(self, request: Request) -> None:
+        """Answer `request` (now, or when its async handler finishes)."""
+        routes = self._routes.get(request.path)
+        if routes is not None:
+            handler = routes.get(request.method)
+            if handler is None:
+                allow = ", ".join(sorted(routes))
+                request.respond(405, b"Method Not Allowed", [("Allow", allow)])
+            else:
+                self._run(handler, request)
+            return
+        found = self._find(request.path)
+        if found is None:
+            request.respond(404, b"Not Found")
+        elif request.method not in _READ_METHODS:
+            request.respond(405, b"Method Not Allowed", [("Allow", ", ".join(_READ_METHODS))])
+        elif isinstance(found, str):
+            request.respond(301, b"", [("Location", found)])
+        else:
+            self._send_file(request, *found)
+
+    def _find(self, path: str) -> _Found | None:
+        if self._client_prefix and path.startswith(self._client_prefix):
+            name = path[len(self._client_prefix) :]
+            if name in CLIENT_FILES and self._client_dist is not None:
+                return self._client_dist / name, CLIENT_FILES[name]
+        for prefix, files in self._static:
+            if path == prefix[:-1] and prefix != "/":
+                # "/tutorial" → "/tutorial/" so that the page's relative URLs resolve.
+                return prefix
+            if not path.startswith(prefix):
+                continue
+            found = files.lookup(path[len(prefix) - 1 :])
+            if found is not None:
+                kind = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
+                if kind.startswith("text/") or kind == "application/javascript":
+                    kind += "; charset=utf-8"
+                return found, kind
+        return None
+
+    @staticmethod
+    def _send_file(request: Request, path: Path, content_type: str) -> None:
+        try:
+            body = path.read_bytes()
+        except OSError:
+            request.respond(404, b"Not Found")
+            return
+        request.respond(200, body, [("Cache-Control", "no-cache")], content_type)
+
+    def _run(self, handler: RouteHandler, request: Request) -> None:
+        result = handler(request)
+        if inspect.isawaitable(result):
+            self._spawn(_finish(result, request))
+        else:
+            assert isinstance(result, Response)
+            request.respond(result.status, result.body, result.headers, result.content_type)
+
+    def _keep(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._own_tasks.add(task)
+        task.add_done_callback(self._own_tasks.discard)
+
+
+async def _finish(result: Awaitable[Response], request: Request) -> None:
+    try:
+        response = await result
+    except Exception:
+        logger.exception("error in route %s", request.path)
+        response = Response(500, b"Internal Server Error")
+    request.respond(response.status, response.body, response.headers, response.content_type)

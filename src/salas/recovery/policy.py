@@ -1,0 +1,334 @@
+"""Connection state recovery, as the official client (>= 4.6) expects it: the policy, and
+the one object (:class:`Recovery`) through which the server reaches it.
+
+With recovery on, the CONNECT reply carries `{sid, pid}`, and every event broadcast through
+the adapter carries its offset as a last, extra argument (the client remembers the last one
+it saw). When a transport drops, the socket's session is saved; a client reconnecting with
+`{pid, offset}` in its CONNECT gets the same socket id, rooms and `data` back, then every
+logged broadcast after `offset` meant for its rooms, and `socket.recovered` is True.
+
+Reading the log takes time (a database query); broadcasts made meanwhile are in neither the
+answer nor the socket's rooms yet. So each restore in progress also collects what is
+logged while it runs (`_Watch`), and the replay is the union of both, by offset, computed
+when the socket joins its rooms (synchronously, so nothing falls between the two).
+
+The server calls :class:`Recovery` at five points and nowhere else: ``on_broadcast``
+(stamp, encode and log a broadcast: once per broadcast, never per recipient),
+``new_session`` (a socket connects afresh), ``on_disconnect`` (a socket goes away),
+``restore`` then ``replay`` or ``abandon`` (a client comes back), and ``start``/``close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from salas.adapter.base import BroadcastOptions
+from salas.db.common import now_ms
+from salas.protocol import SocketPacket
+from salas.protocol.outgoing import EncodedMessage
+
+from .memory import MemoryRecoveryStore
+from .types import LoggedPacket, RecoveryStore, SessionRecord
+
+__all__ = ["MAX_REPLAY", "RECOVERABLE_REASONS", "Recovery", "RecoveryOptions", "RestoredSession"]
+
+logger = logging.getLogger("salas.recovery")
+
+# Disconnections the client did not ask for: only these leave a session to recover.
+RECOVERABLE_REASONS = frozenset(
+    {"transport error", "transport close", "forced close", "ping timeout", "server shutting down"}
+)
+# Packets replayed to one recovering socket at most; beyond that it starts afresh.
+MAX_REPLAY = 10_000
+_OFFSET = re.compile(r"\d{1,19}")
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryOptions:
+    """Connection state recovery's settings: ``Server(connection_state_recovery=...)``.
+
+    Attributes:
+        max_disconnection_duration: Seconds a disconnected session waits for its client
+            (default 120.0); the log keeps packets about twice as long.
+        skip_middlewares: Whether a recovered socket skips the namespace's middlewares
+            (``use``) (default True).
+        store: Where the broadcast log and sessions are kept, e.g.
+            ``open_recovery_store(url)`` (default: a new :class:`MemoryRecoveryStore`).
+    """
+
+    max_disconnection_duration: float = 120.0  # seconds a session waits for its client
+    skip_middlewares: bool = True  # a recovered socket does not go through `use` again
+    store: RecoveryStore = field(default_factory=MemoryRecoveryStore)
+
+
+class _Watch:
+    """Broadcasts logged while a restore is in progress."""
+
+    __slots__ = ("packets",)
+
+    def __init__(self) -> None:
+        self.packets: list[LoggedPacket] = []
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredSession:
+    """A session taken back for a reconnecting client, and what it missed so far.
+
+    Attributes:
+        record: The saved session.
+        offset: The client's last offset: everything after it is replayed.
+        logged: The packets read from the log after ``offset``, for the session's rooms.
+    """
+
+    record: SessionRecord
+    offset: int  # the client's last offset: everything after it is replayed
+    logged: list[LoggedPacket]  # read from the log, for the session's rooms
+    watch: _Watch = field(default_factory=_Watch, repr=False)
+
+
+class Recovery:
+    """Connection state recovery of one server: offsets, the log, saved sessions.
+
+    The server makes one when ``connection_state_recovery`` is set, and is its only user.
+
+    Args:
+        options: The settings.
+
+    Attributes:
+        options: As given.
+        store: ``options.store``.
+    """
+
+    def __init__(self, options: RecoveryOptions) -> None:
+        self.options = options
+        self.store = options.store
+        self._next_offset = 1
+        self._pending: set[asyncio.Task[None]] = set()
+        self._pruner: asyncio.Task[None] | None = None
+        self._watches: set[_Watch] = set()
+
+    async def start(self) -> None:
+        """Open the store, continue the offsets after the last one it logged, start pruning.
+
+        Raises:
+            StoreError: The store cannot be opened or read.
+        """
+        await self.store.open()
+        self._next_offset = await self.store.last_offset() + 1
+        self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
+
+    async def close(self) -> None:
+        """Wait for pending session saves, make the log durable, close the store."""
+        if self._pruner is not None:
+            self._pruner.cancel()
+            self._pruner = None
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self.store.flush()
+        await self.store.close()
+
+    @property
+    def head(self) -> int:
+        """The offset of the latest broadcast."""
+        return self._next_offset - 1
+
+    # -- broadcasting -----------------------------------------------------------------
+    def on_broadcast(
+        self, nsp: str, packet: SocketPacket, opts: BroadcastOptions
+    ) -> EncodedMessage:
+        """Encode a broadcast's packet, stamped with its offset and logged, once.
+
+        Unless the broadcast is volatile, the next offset is added to ``packet``'s data as a
+        last, extra argument (the official client keeps the latest one it saw and hands it
+        back when it reconnects) and the encoded packet is logged under it.
+
+        Args:
+            nsp: The namespace's name.
+            packet: The EVENT packet; its data is changed in place.
+            opts: The broadcast's recipients.
+
+        Returns:
+            The encoded message to hand to every recipient.
+        """
+        if opts.volatile:
+            return EncodedMessage.of_socket_packet(packet)
+        offset = self._next_offset
+        self._next_offset += 1
+        packet.data.append(str(offset))
+        message = EncodedMessage.of_socket_packet(packet)
+        logged = LoggedPacket(
+            offset,
+            nsp,
+            tuple(sorted(opts.rooms)),
+            tuple(sorted(opts.except_rooms)),
+            tuple(message.packets),
+        )
+        self.store.append(logged)
+        if self._watches:
+            for watch in self._watches:
+                watch.packets.append(logged)
+        return message
+
+    # -- connect and disconnect -------------------------------------------------------
+    def new_session(self) -> tuple[str, int]:
+        """A private id and base offset for a socket connecting afresh.
+
+        Returns:
+            ``(pid, base_offset)``: the private id its client presents to recover it,
+            and the log head, where its replay would start.
+        """
+        return secrets.token_urlsafe(15), self.head
+
+    def on_disconnect(
+        self,
+        reason: str,
+        *,
+        pid: str,
+        sid: str,
+        nsp: str,
+        rooms: Iterable[str],
+        data: Any,
+        base_offset: int,
+    ) -> None:
+        """Save a departing socket's session in the background, if it may come back.
+
+        Saved only when ``reason`` is one of :data:`RECOVERABLE_REASONS` (the client did
+        not ask to disconnect); a failed save is logged, not raised.
+
+        Args:
+            reason: Why the socket disconnects.
+            pid: Its private id.
+            sid: Its socket id.
+            nsp: Its namespace's name.
+            rooms: The rooms it is still in.
+            data: Its ``data``.
+            base_offset: The log head when it connected.
+        """
+        if reason in RECOVERABLE_REASONS:
+            self._save(SessionRecord(pid, sid, nsp, tuple(rooms), data, base_offset))
+
+    # -- reconnect --------------------------------------------------------------------
+    @property
+    def skip_middlewares(self) -> bool:
+        """Whether a recovered socket skips the namespace's middlewares."""
+        return self.options.skip_middlewares
+
+    def _save(self, record: SessionRecord) -> None:
+        task = asyncio.get_running_loop().create_task(self._store_session(record))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _store_session(self, record: SessionRecord) -> None:
+        try:
+            await self.store.save_session(record)
+        except Exception:
+            logger.exception("could not save session of socket %s for recovery", record.sid)
+
+    async def restore(self, nsp: str, auth: dict[str, Any]) -> RestoredSession | None:
+        """Take back the session a reconnecting client asks for, if it can be recovered.
+
+        Unless it is None, pass the result to :meth:`replay` (when the socket joins its
+        rooms) or to :meth:`abandon`: until then it collects what is broadcast. Store
+        failures are logged and give None.
+
+        Args:
+            nsp: The namespace the client connects to.
+            auth: The CONNECT packet's auth, with the client's ``pid`` and ``offset``.
+
+        Returns:
+            The restored session, or None to connect the client afresh (no ``pid``, no
+            such session, another namespace, older than ``max_disconnection_duration``,
+            or more than :data:`MAX_REPLAY` packets missed).
+        """
+        pid = auth.get("pid")
+        if not isinstance(pid, str) or not pid:
+            return None
+        watch = _Watch()
+        self._watches.add(watch)
+        try:
+            restored = await self._restore(nsp, auth, pid, watch)
+        except BaseException:
+            self._watches.discard(watch)
+            raise
+        if restored is None:
+            self._watches.discard(watch)
+        return restored
+
+    async def _restore(
+        self, nsp: str, auth: dict[str, Any], pid: str, watch: _Watch
+    ) -> RestoredSession | None:
+        try:
+            record = await self.store.take_session(pid)
+        except Exception:
+            logger.exception("could not look up session %r for recovery", pid)
+            return None
+        if record is None or record.nsp != nsp:
+            return None
+        age = now_ms() - record.disconnected_at
+        if age > self.options.max_disconnection_duration * 1000:
+            return None
+        raw_offset = auth.get("offset")
+        if isinstance(raw_offset, str) and _OFFSET.fullmatch(raw_offset):
+            offset = int(raw_offset)
+        else:
+            offset = record.base_offset  # the client never received a broadcast
+        try:
+            packets = await self.store.packets_after(nsp, offset, MAX_REPLAY + 1)
+        except Exception:
+            logger.exception("could not read the recovery log; connecting %s afresh", record.sid)
+            return None
+        if len(packets) > MAX_REPLAY:
+            logger.info("session %s missed too much to replay; connecting afresh", record.sid)
+            return None
+        rooms = frozenset(record.rooms)
+        return RestoredSession(record, offset, [p for p in packets if p.reaches(rooms)], watch)
+
+    def replay(self, restored: RestoredSession) -> list[EncodedMessage]:
+        """What the recovered socket missed, oldest first.
+
+        The log read by :meth:`restore` and what was broadcast since. Call it when the
+        socket joins its rooms, without awaiting in between: from then on broadcasts
+        reach it directly.
+
+        Args:
+            restored: What :meth:`restore` returned.
+
+        Returns:
+            The messages to send the socket, in offset order.
+        """
+        self._watches.discard(restored.watch)
+        rooms = frozenset(restored.record.rooms)
+        missed = {p.offset: p for p in restored.logged}
+        for packet in restored.watch.packets:
+            if packet.offset > restored.offset and packet.reaches(rooms):
+                missed.setdefault(packet.offset, packet)
+        return [EncodedMessage(list(missed[o].packets)) for o in sorted(missed)]
+
+    def abandon(self, restored: RestoredSession, resave: bool = False) -> None:
+        """Give up a restored session that will not be used.
+
+        Args:
+            restored: What :meth:`restore` returned.
+            resave: Save the session again for another try (its client went away
+                before it could be given back) (default False).
+        """
+        self._watches.discard(restored.watch)
+        if resave:
+            self._save(restored.record)
+
+    async def _prune_forever(self) -> None:
+        window_ms = int(self.options.max_disconnection_duration * 1000)
+        while True:
+            await asyncio.sleep(min(60.0, max(1.0, self.options.max_disconnection_duration / 2)))
+            try:
+                # A margin beyond the window: packets a socket had not yet received when it
+                # dropped stay until its session has expired.
+                await self.store.prune(now_ms() - 2 * window_ms - 60_000)
+            except Exception:
+                logger.exception("could not prune the recovery log")

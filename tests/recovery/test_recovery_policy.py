@@ -1,0 +1,430 @@
+"""The recovery policy (salas.recovery.policy) at the wire level, through a real Server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import websockets
+
+from salas import Server
+from salas.adapter import BroadcastOptions
+from salas.protocol import SocketPacket, SocketPacketType
+from salas.recovery import MemoryRecoveryStore, Recovery, RecoveryOptions
+
+
+class RawClient:
+    """A Socket.IO client over a raw websocket, to see every packet exactly."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def connect(
+        cls, port: int, auth: dict[str, Any] | None = None
+    ) -> tuple[RawClient, dict[str, Any]]:
+        ws = await websockets.connect(f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket")
+        client = cls(ws)
+        opening = await client.recv()
+        assert opening.startswith("0{")
+        await ws.send("40" + (json.dumps(auth) if auth else ""))
+        reply = await client.recv()
+        assert reply.startswith("40{"), reply
+        return client, json.loads(reply[2:])
+
+    async def recv(self) -> str:
+        while True:
+            message = await asyncio.wait_for(self.ws.recv(), 3)
+            assert isinstance(message, str)
+            if message == "2":  # answer heartbeats, keep them out of the way
+                await self.ws.send("3")
+                continue
+            return message
+
+    async def event(self) -> list[Any]:
+        message = await self.recv()
+        assert message.startswith("42"), message
+        data: list[Any] = json.loads(message[2:])
+        return data
+
+    async def emit(self, *args: Any, ack_id: int | None = None) -> None:
+        await self.ws.send("42" + ("" if ack_id is None else str(ack_id)) + json.dumps(args))
+
+    async def ack(self, *args: Any) -> Any:
+        await self.emit(*args, ack_id=7)
+        while True:
+            message = await self.recv()
+            if message.startswith("437"):
+                return json.loads(message[3:])
+
+    async def drop(self) -> None:
+        """Cut the transport without a DISCONNECT: the server sees 'transport close'."""
+        await self.ws.close()
+
+
+def make_server(**options: Any) -> Server:
+    io = Server(connection_state_recovery=RecoveryOptions(**options), serve_client=False)
+
+    @io.on("connection")
+    def connection(socket: Any) -> None:
+        @socket.on("join")
+        async def join(room: str) -> str:
+            await socket.join(room)
+            return "joined"
+
+        @socket.on("say")
+        async def say(room: str, text: str) -> None:
+            await io.to(room).emit("said", text)
+
+        @socket.on("direct")
+        async def direct(text: str) -> None:
+            await socket.emit("direct", text)
+
+        @socket.on("remember")
+        def remember(value: Any) -> None:
+            socket.data["value"] = value
+
+        @socket.on("whoami")
+        def whoami() -> dict[str, Any]:
+            return {
+                "id": socket.id,
+                "recovered": socket.recovered,
+                "rooms": sorted(socket.rooms),
+                "data": socket.data,
+            }
+
+    return io
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Server, int]]:
+    io = make_server()
+    port = await io.start("127.0.0.1", 0)
+    yield io, port
+    await io.shutdown()
+
+
+async def until_saved(io: Server, pid: str) -> None:
+    """Wait until the server has saved the session of `pid` (it does so on disconnect)."""
+    assert io.recovery is not None
+    store = io.recovery.store
+    assert isinstance(store, MemoryRecoveryStore)
+    for _ in range(100):
+        if pid in store._sessions:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("session was never saved")
+
+
+async def test_connect_reply_carries_sid_and_pid(server: tuple[Server, int]) -> None:
+    """With recovery on, CONNECT is answered with both the socket id and a private id."""
+    _, port = server
+    client, reply = await RawClient.connect(port)
+    assert set(reply) == {"sid", "pid"}
+    assert reply["sid"] != reply["pid"]
+    await client.ws.close()
+
+
+async def test_room_broadcasts_end_with_an_increasing_offset(server: tuple[Server, int]) -> None:
+    """Broadcasts end with an increasing string offset; direct emits carry none."""
+    _, port = server
+    client, _ = await RawClient.connect(port)
+    assert await client.ack("join", "r") == ["joined"]
+    await client.emit("say", "r", "one")
+    first = await client.event()
+    await client.emit("say", "r", "two")
+    second = await client.event()
+    assert first[:2] == ["said", "one"] and second[:2] == ["said", "two"]
+    assert int(second[2]) > int(first[2])
+    await client.emit("direct", "hi")
+    assert await client.event() == ["direct", "hi"]
+    await client.ws.close()
+
+
+async def test_reconnect_with_pid_and_offset_recovers_everything_missed(
+    server: tuple[Server, int],
+) -> None:
+    """A dropped client gets its id, rooms and data back, then what it missed, in order."""
+    io, port = server
+    sender, _ = await RawClient.connect(port)
+    client, reply = await RawClient.connect(port)
+    await client.ack("join", "r")
+    await client.ack("join", "other")
+    await client.emit("remember", {"k": 1})
+    await sender.emit("say", "r", "before")
+    offset = (await client.event())[-1]
+    await client.drop()
+    await until_saved(io, reply["pid"])
+    for text in ("m1", "m2", "m3"):
+        await sender.emit("say", "r", text)
+    await sender.emit("say", "elsewhere", "not for you")
+    await asyncio.sleep(0.05)
+
+    again, reply2 = await RawClient.connect(port, {"pid": reply["pid"], "offset": offset})
+    assert reply2 == reply
+    replayed = [(await again.event())[1] for _ in range(3)]
+    assert replayed == ["m1", "m2", "m3"]
+    me = (await again.ack("whoami"))[0]
+    assert me["id"] == reply["sid"]
+    assert me["recovered"] is True
+    assert me["rooms"] == sorted([reply["sid"], "r", "other"])
+    assert me["data"] == {"value": {"k": 1}}
+    await sender.ws.close()
+    await again.ws.close()
+
+
+async def test_session_is_recovered_once(server: tuple[Server, int]) -> None:
+    """A pid works once: a second reconnect with it is a fresh connection."""
+    io, port = server
+    client, reply = await RawClient.connect(port)
+    await client.drop()
+    await until_saved(io, reply["pid"])
+    again, reply2 = await RawClient.connect(port, {"pid": reply["pid"]})
+    assert reply2["sid"] == reply["sid"]
+    await again.ws.send("41")  # a clean namespace disconnect leaves nothing to recover
+    await asyncio.sleep(0.05)
+    third, reply3 = await RawClient.connect(port, {"pid": reply["pid"]})
+    assert reply3["sid"] != reply["sid"]
+    assert (await third.ack("whoami"))[0]["recovered"] is False
+    await third.ws.close()
+
+
+async def test_client_without_offset_gets_broadcasts_since_it_connected(
+    server: tuple[Server, int],
+) -> None:
+    """A client that never saw a broadcast replays from when it connected."""
+    io, port = server
+    sender, _ = await RawClient.connect(port)
+    await sender.ack("join", "r")
+    await sender.emit("say", "r", "before it existed")
+    await sender.event()
+    client, reply = await RawClient.connect(port)
+    await client.ack("join", "r")
+    await client.drop()
+    await until_saved(io, reply["pid"])
+    await sender.emit("say", "r", "missed")
+    await sender.event()
+    again, _ = await RawClient.connect(port, {"pid": reply["pid"], "offset": "not-an-offset"})
+    assert (await again.event())[1] == "missed"
+    await sender.ws.close()
+    await again.ws.close()
+
+
+async def test_unknown_pid_connects_afresh(server: tuple[Server, int]) -> None:
+    """An unknown or malformed pid is simply a new connection."""
+    _, port = server
+    for pid in ("nope", 42, None, ""):
+        client, reply = await RawClient.connect(port, {"pid": pid, "offset": "1"})
+        assert (await client.ack("whoami"))[0]["recovered"] is False
+        assert reply["pid"] != pid
+        await client.ws.close()
+
+
+async def test_expired_session_connects_afresh() -> None:
+    """Past max_disconnection_duration the session is gone."""
+    io = make_server(max_disconnection_duration=0.05)
+    port = await io.start("127.0.0.1", 0)
+    try:
+        client, reply = await RawClient.connect(port)
+        await client.drop()
+        await until_saved(io, reply["pid"])
+        await asyncio.sleep(0.1)
+        again, reply2 = await RawClient.connect(port, {"pid": reply["pid"]})
+        assert reply2["sid"] != reply["sid"]
+        await again.ws.close()
+    finally:
+        await io.shutdown()
+
+
+async def test_volatile_broadcasts_are_not_logged() -> None:
+    """Volatile emits carry no offset and are not replayed."""
+    io = make_server()
+
+    @io.on("connection")
+    def extra(socket: Any) -> None:
+        @socket.on("blip")
+        async def blip() -> None:
+            await io.volatile.emit("blip")
+
+    port = await io.start("127.0.0.1", 0)
+    try:
+        client, _ = await RawClient.connect(port)
+        await client.emit("blip")
+        assert await client.event() == ["blip"]
+        assert io.recovery is not None and io.recovery.head == 0
+        await client.ws.close()
+    finally:
+        await io.shutdown()
+
+
+class FailingLogStore(MemoryRecoveryStore):
+    """A recovery store whose log cannot be read (a database gone away)."""
+
+    async def packets_after(self, nsp: str, offset: int, limit: int) -> list[Any]:
+        raise OSError("database unreachable")
+
+
+async def test_unreadable_log_connects_afresh_at_once() -> None:
+    """When the log cannot be read, a recovering client is connected afresh, not left hanging."""
+    io = make_server(store=FailingLogStore())
+    port = await io.start("127.0.0.1", 0)
+    try:
+        client, reply = await RawClient.connect(port)
+        await client.drop()
+        await until_saved(io, reply["pid"])
+        again, reply2 = await RawClient.connect(port, {"pid": reply["pid"], "offset": "0"})
+        assert reply2["sid"] != reply["sid"]
+        assert (await again.ack("whoami"))[0]["recovered"] is False
+        await again.ws.close()
+    finally:
+        await io.shutdown()
+
+
+class SlowLogStore(MemoryRecoveryStore):
+    """A recovery store whose log reads wait for `release` (a busy database)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def packets_after(self, nsp: str, offset: int, limit: int) -> list[Any]:
+        found = await super().packets_after(nsp, offset, limit)
+        self.reading.set()
+        await self.release.wait()
+        return found
+
+
+async def test_broadcasts_during_the_log_read_reach_the_recovering_socket() -> None:
+    """A broadcast made while the log is being read for a recovering socket is not lost:
+    the socket gets it after the replay, once, in order."""
+    store = SlowLogStore()
+    store.release.set()
+    io = make_server(store=store)
+    port = await io.start("127.0.0.1", 0)
+    try:
+        sender, _ = await RawClient.connect(port)
+        client, reply = await RawClient.connect(port)
+        await client.ack("join", "r")
+        await sender.emit("say", "r", "seen")
+        offset = (await client.event())[-1]
+        await client.drop()
+        await until_saved(io, reply["pid"])
+        await sender.emit("say", "r", "logged")
+        await asyncio.sleep(0.05)
+        store.release.clear()
+        store.reading.clear()
+        connecting = asyncio.ensure_future(
+            RawClient.connect(port, {"pid": reply["pid"], "offset": offset})
+        )
+        await asyncio.wait_for(store.reading.wait(), 3)
+        await sender.emit("say", "r", "during the read")
+        await sender.emit("say", "r", "also during")
+        await asyncio.sleep(0.05)
+        store.release.set()
+        again, reply2 = await connecting
+        assert reply2["sid"] == reply["sid"]
+        await sender.emit("say", "r", "after")
+        got = [(await again.event())[1] for _ in range(4)]
+        assert got == ["logged", "during the read", "also during", "after"]
+        await sender.ws.close()
+        await again.ws.close()
+    finally:
+        await io.shutdown()
+
+
+async def test_a_client_gone_during_its_recovery_can_recover_on_its_next_try() -> None:
+    """A client whose transport drops while its session is being restored keeps the session
+    for its next reconnect, instead of losing it to the attempt that never completed."""
+    store = SlowLogStore()
+    store.release.set()
+    io = make_server(store=store)
+    port = await io.start("127.0.0.1", 0)
+    try:
+        client, reply = await RawClient.connect(port)
+        await client.ack("join", "r")
+        await client.drop()
+        await until_saved(io, reply["pid"])
+        store.release.clear()
+        store.reading.clear()
+        url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+        async with websockets.connect(url) as ws:
+            assert str(await ws.recv()).startswith("0{")
+            await ws.send("40" + json.dumps({"pid": reply["pid"], "offset": "0"}))
+            await asyncio.wait_for(store.reading.wait(), 3)
+        for _ in range(300):  # until the server has seen the close
+            if not io.engine.sessions:
+                break
+            await asyncio.sleep(0.01)
+        assert not io.engine.sessions
+        store.release.set()
+        await until_saved(io, reply["pid"])
+        again, reply2 = await RawClient.connect(port, {"pid": reply["pid"], "offset": "0"})
+        assert reply2["sid"] == reply["sid"]
+        me = (await again.ack("whoami"))[0]
+        assert me["recovered"] is True and "r" in me["rooms"]
+        await again.ws.close()
+    finally:
+        await io.shutdown()
+
+
+# -- the Recovery object the server holds, on its own ------------------------------------
+
+
+async def test_on_broadcast_stamps_logs_and_encodes_once() -> None:
+    """A broadcast gets the next offset as a last argument and is logged under it."""
+    store = MemoryRecoveryStore()
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    try:
+        packet = SocketPacket(SocketPacketType.EVENT, "/", ["said", "hi"])
+        message = recovery.on_broadcast("/", packet, BroadcastOptions(frozenset({"r"})))
+        assert message.packets == ['42["said","hi","1"]']
+        (logged,) = await store.packets_after("/", 0, 10)
+        assert (logged.offset, logged.rooms, logged.packets) == (
+            1,
+            ("r",),
+            ('42["said","hi","1"]',),
+        )
+        assert recovery.head == 1
+    finally:
+        await recovery.close()
+
+
+async def test_on_broadcast_leaves_volatile_broadcasts_unstamped_and_unlogged() -> None:
+    """A volatile broadcast carries no offset and is not in the log."""
+    store = MemoryRecoveryStore()
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    try:
+        packet = SocketPacket(SocketPacketType.EVENT, "/", ["tick"])
+        message = recovery.on_broadcast("/", packet, BroadcastOptions(volatile=True))
+        assert message.packets == ['42["tick"]']
+        assert await store.packets_after("/", 0, 10) == []
+        assert recovery.head == 0
+    finally:
+        await recovery.close()
+
+
+@pytest.mark.parametrize(
+    ("reason", "saved"), [("transport close", True), ("client namespace disconnect", False)]
+)
+async def test_on_disconnect_saves_only_when_the_client_did_not_leave(
+    reason: str, saved: bool
+) -> None:
+    """A dropped transport leaves a session to recover; a client that said goodbye does not."""
+    store = MemoryRecoveryStore()
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    pid, base = recovery.new_session()
+    recovery.on_disconnect(
+        reason, pid=pid, sid="s1", nsp="/", rooms={"s1", "r"}, data={"k": 1}, base_offset=base
+    )
+    await recovery.close()  # waits for the background save
+    record = await store.take_session(pid)
+    assert (record is not None) is saved
+    if record is not None:
+        assert (record.sid, sorted(record.rooms), record.data) == ("s1", ["r", "s1"], {"k": 1})
