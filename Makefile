@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make run    start the chat on its embedded default (SQLite file salas.db, one process) at http://127.0.0.1:8000/
-#   make test   install what the tests need and run every test
+#   make test   install what the tests need, lint, and run every test (the integration suite
+#               against both the Node.js reference server and salas: SALAS_TEST_TARGETS)
 .PHONY: run test lint bench
 
 run:
@@ -9,9 +10,8 @@ run:
 
 test:
 	scripts/setup.sh --test
-	.venv/bin/ruff check src tests bench examples
-	.venv/bin/mypy
-	.venv/bin/python -m pytest
+	$(MAKE) --no-print-directory lint
+	SALAS_TEST_TARGETS=$${SALAS_TEST_TARGETS:-node,salas} .venv/bin/python -m pytest
 
 lint:
 	.venv/bin/ruff check src tests bench examples

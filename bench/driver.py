@@ -34,6 +34,7 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 LOADGEN_SRC = HERE / "loadgen" / "loadgen.c"
 BLAST_SRC = HERE / "loadgen" / "blast.c"
+WS_HEADER = HERE / "loadgen" / "ws.h"
 LOADGEN = HERE / "loadgen" / "loadgen"
 BLAST = HERE / "loadgen" / "blast"
 
@@ -52,7 +53,8 @@ def build(force: bool = False) -> tuple[Path, Path]:
     """Compile loadgen and blast with ``gcc -O2`` when missing or older than their sources."""
     gcc = shutil.which("gcc") or shutil.which("cc")
     for src, out in ((LOADGEN_SRC, LOADGEN), (BLAST_SRC, BLAST)):
-        if not force and out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        newest = max(src.stat().st_mtime, WS_HEADER.stat().st_mtime)  # both include ws.h
+        if not force and out.exists() and out.stat().st_mtime >= newest:
             continue
         if gcc is None:
             raise BuildError("gcc not found: the load generator is written in C")

@@ -1,20 +1,18 @@
-"""Fixtures shared by the message store and recovery store suites (tests/store,
-tests/recovery): every database backend behind one ``backend`` fixture.
+"""Fixtures every test folder may ask for: PostgreSQL and Redis, probed once per session
+(tests/support/services.py: skipped when missing, failed under ``SALAS_REQUIRE_SERVICES=1``);
+and, for the message store and recovery store suites (tests/store, tests/recovery), every
+database backend behind one ``backend`` fixture.
 
 A test that asks for ``backend`` runs once per backend (``memory``, ``sqlite``,
 ``postgresql``); ``@pytest.mark.backends("sqlite", "postgresql")`` narrows that list.
 
 SQLite lives in ``tmp_path``. PostgreSQL is reached at ``SALAS_TEST_POSTGRES_URL`` or,
 failing that, ``postgresql://postgres@127.0.0.1:5432/test`` then the same as ``root``;
-each test gets its own schema (``?schema=salas_test_<random>``), dropped afterwards. When
-no server answers the PostgreSQL tests skip, saying why, unless
-``SALAS_REQUIRE_SERVICES=1`` (CI), where they fail.
+each test gets its own schema (``?schema=salas_test_<random>``), dropped afterwards.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -25,17 +23,10 @@ import asyncpg
 import pytest
 
 from salas.store import MessageStore, open_store
+from tests.support.services import probe_postgres, probe_redis
 
 ALL_BACKENDS = ("memory", "sqlite", "postgresql")
 PERSISTENT = ("sqlite", "postgresql")
-POSTGRES_CANDIDATES = (
-    "postgresql://postgres@127.0.0.1:5432/test",
-    "postgresql://root@127.0.0.1:5432/test",
-)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "backends(*names): run only on these store backends")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -45,33 +36,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend_name", names)
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("SALAS_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (SALAS_REQUIRE_SERVICES=1: PostgreSQL is required)")
-    pytest.skip(reason)
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL URL that accepts a connection (sync: the probe runs its own loop)."""
+    return probe_postgres()
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A PostgreSQL URL that accepts a connection, probed once per session."""
-    explicit = os.environ.get("SALAS_TEST_POSTGRES_URL")
-    candidates = (explicit,) if explicit else POSTGRES_CANDIDATES
-    errors: list[str] = []
-
-    async def probe(url: str) -> None:
-        conn = await asyncpg.connect(url, timeout=3)
-        await conn.close()
-
-    for url in candidates:
-        # Only "cannot connect" means unreachable; anything else is a bug to see.
-        try:
-            asyncio.run(probe(url))
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            errors.append(f"{url}: {type(exc).__name__}: {exc}")
-        else:
-            return url
-    _unavailable("PostgreSQL unreachable: " + "; ".join(errors))
-    raise AssertionError("unreachable")
+def redis_url() -> str:
+    """A Redis URL whose server answers."""
+    return probe_redis()
 
 
 class BackendUnderTest:

@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "chat"))
-from conftest_browser import (  # noqa: F401  (fixtures are found by name)
+from tests.support.browser import (  # noqa: F401  (fixtures are found by name)
     Chat,
     browser_fixture,
     new_context_fixture,

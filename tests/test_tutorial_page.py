@@ -8,30 +8,26 @@ controls: Room 1/2/3 buttons, "Send new message" (asks with `prompt`) and one bo
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "chat"))
-from conftest_browser import (  # noqa: F401  (fixtures are found by name)
+from tests.support.browser import (  # noqa: F401  (fixtures are found by name)
     Chat,
-    ServerProcess,
     browser_fixture,
     new_context_fixture,
     record_dialogs,
-    salas_serve,
-    seed_example,
 )
+from tests.support.processes import ServerProcess, salas_serve, seed_example
 
 with contextlib.suppress(ImportError):  # without it the browser fixture skips (CI: fails)
     from playwright.sync_api import expect
 
 
 # The browser first: without Chromium every test skips (CI: fails) before starting a server.
-pytestmark = pytest.mark.usefixtures("browser")
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("browser")]
 
 
 @pytest.fixture(params=["salas serve", "examples/seed.py"])

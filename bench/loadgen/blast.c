@@ -15,7 +15,7 @@
  * 0 = never, default 25000), --chunk N (write at most N bytes per write call, to exercise
  * frames split across reads; default unlimited).
  *
- * Build: gcc -O2 -Wall -o blast blast.c
+ * Build: gcc -O2 -Wall -o blast blast.c  (the websocket framing is in ws.h, beside it)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -33,6 +33,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "ws.h"
 
 #define MAX_ROOMS 4096
 #define OUT_LIMIT (32u << 20)
@@ -120,26 +122,9 @@ static int out_append(conn_t *c, const void *p, uint32_t n) {
     return 0;
 }
 
-static uint32_t frame_header(uint8_t *h, uint64_t n) {
-    h[0] = 0x81;
-    if (n < 126) {
-        h[1] = (uint8_t)n;
-        return 2;
-    }
-    if (n < 65536) {
-        h[1] = 126;
-        h[2] = (uint8_t)(n >> 8);
-        h[3] = (uint8_t)n;
-        return 4;
-    }
-    h[1] = 127;
-    for (int k = 0; k < 8; k++) h[2 + k] = (uint8_t)(n >> (56 - 8 * k));
-    return 10;
-}
-
 static void send_text(conn_t *c, const char *s, size_t n) {
-    uint8_t h[10];
-    uint32_t hl = frame_header(h, n);
+    uint8_t h[WS_MAX_HEADER];
+    uint32_t hl = (uint32_t)ws_write_header(h, WS_TEXT, n, NULL);
     out_append(c, h, hl);
     out_append(c, s, (uint32_t)n);
 }
@@ -181,7 +166,7 @@ static void relay(int r, const uint8_t *text, size_t tn) {
     char head[160];
     int hn = snprintf(head, sizeof head, "42[\"message\",{\"channel\":\"%s\",\"message\":", rm->name);
     uint64_t n = (uint64_t)hn + tn + 2;
-    uint32_t fl = frame_header(frame, n);
+    uint32_t fl = (uint32_t)ws_write_header(frame, WS_TEXT, n, NULL);
     memcpy(frame + fl, head, (size_t)hn);
     memcpy(frame + fl + hn, text, tn);
     memcpy(frame + fl + hn + tn, "}]", 2);
@@ -250,37 +235,20 @@ static void on_ws_bytes(conn_t *c) {
     while (c->fd >= 0) {
         size_t avail = c->in_len - off;
         uint8_t *f = c->in + off;
-        if (avail < 2) break;
-        uint64_t plen = f[1] & 0x7f;
-        size_t hl = 2;
-        if (plen == 126) {
-            if (avail < 4) break;
-            plen = ((uint64_t)f[2] << 8) | f[3];
-            hl = 4;
-        } else if (plen == 127) {
-            if (avail < 10) break;
-            plen = 0;
-            for (int k = 2; k < 10; k++) plen = (plen << 8) | f[k];
-            hl = 10;
-        }
-        int masked = f[1] & 0x80;
-        if (masked) hl += 4;
-        if (avail < hl + plen) break;
-        uint8_t *d = f + hl;
-        if (masked) {
-            const uint8_t *key = f + hl - 4;
-            for (uint64_t k = 0; k < plen; k++) d[k] ^= key[k & 3];
-        }
-        int op = f[0] & 0x0f;
-        if (op == 1) on_text(c, d, (size_t)plen);
-        else if (op == 8) {
+        ws_header_t wh;
+        if (!ws_parse_header(f, avail, &wh) || avail - wh.header_len < wh.payload_len) break;
+        uint8_t *d = f + wh.header_len;
+        uint64_t plen = wh.payload_len;
+        if (wh.masked) ws_mask(d, d, plen, d - 4);
+        if (wh.opcode == WS_TEXT) on_text(c, d, (size_t)plen);
+        else if (wh.opcode == WS_CLOSE) {
             drop(c);
             return;
-        } else if (op == 9) {
-            uint8_t h[2] = {0x8a, 0};
-            out_append(c, h, 2);
+        } else if (wh.opcode == WS_PING) {
+            uint8_t h[WS_MAX_HEADER];
+            out_append(c, h, (uint32_t)ws_write_header(h, WS_PONG, 0, NULL));
         }
-        off += hl + (size_t)plen;
+        off += wh.header_len + (size_t)plen;
     }
     if (c->fd < 0) return;
     memmove(c->in, c->in + off, c->in_len - off);

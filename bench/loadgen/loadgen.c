@@ -38,7 +38,7 @@
  * small values exercise frames split across reads), --inflight N (handshakes in progress at
  * once), --path PATH (default /socket.io/).
  *
- * Build: gcc -O2 -Wall -o loadgen loadgen.c
+ * Build: gcc -O2 -Wall -o loadgen loadgen.c  (the websocket framing is in ws.h, beside it)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -57,6 +57,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "ws.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -235,22 +237,10 @@ static void queue_frame(conn_t *c, int opcode, const uint8_t *data, uint32_t n) 
         g_overflow++;
         return;
     }
-    ob_reserve(c, n + 14);
+    ob_reserve(c, n + WS_MAX_HEADER);
     uint8_t *p = c->ob + c->ob_len;
-    *p++ = (uint8_t)(0x80 | opcode);
-    if (n < 126) {
-        *p++ = (uint8_t)(0x80 | n);
-    } else if (n < 65536) {
-        *p++ = 0x80 | 126;
-        *p++ = (uint8_t)(n >> 8);
-        *p++ = (uint8_t)n;
-    } else {
-        *p++ = 0x80 | 127;
-        for (int s = 56; s >= 0; s -= 8) *p++ = (uint8_t)((uint64_t)n >> s);
-    }
-    memcpy(p, key, 4);
-    p += 4;
-    for (uint32_t k = 0; k < n; k++) p[k] = data[k] ^ key[k & 3];
+    p += ws_write_header(p, opcode, n, key);
+    ws_mask(p, data, n, key);
     p += n;
     c->ob_len = (uint32_t)(p - c->ob);
     mark_dirty((uint32_t)(c - conns));
@@ -447,7 +437,7 @@ static void on_ack(conn_t *c, const uint8_t *d, size_t n) {
 
 static void handle_frame(conn_t *c, int op, const uint8_t *d, size_t n) {
     g_frames++;
-    if (op == 1) {
+    if (op == WS_TEXT) {
         if (n >= 2 && d[0] == '4' && d[1] == '2') {
             if (n >= 12 && memcmp(d, "42[\"message\"", 12) == 0)
                 on_delivery(c, d, n);
@@ -481,10 +471,10 @@ static void handle_frame(conn_t *c, int op, const uint8_t *d, size_t n) {
         } else {
             g_other_frames++;
         }
-    } else if (op == 8) {
+    } else if (op == WS_CLOSE) {
         close_conn(c, 2);
-    } else if (op == 9) {
-        queue_frame(c, 0xA, d, n <= 125 ? (uint32_t)n : 0);
+    } else if (op == WS_PING) {
+        queue_frame(c, WS_PONG, d, n <= 125 ? (uint32_t)n : 0);
     } else {
         g_other_frames++;
     }
@@ -522,23 +512,14 @@ static size_t parse_frames(conn_t *c, const uint8_t *p, size_t len) {
     }
     while (off < len) {
         size_t avail = len - off;
-        if (avail < 2) break;
         const uint8_t *f = p + off;
-        int op = f[0] & 0x0f;
-        uint64_t plen = f[1] & 0x7f;
-        size_t hl = 2;
-        if (plen == 126) {
-            if (avail < 4) break;
-            plen = ((uint64_t)f[2] << 8) | f[3];
-            hl = 4;
-        } else if (plen == 127) {
-            if (avail < 10) break;
-            plen = 0;
-            for (int k = 2; k < 10; k++) plen = (plen << 8) | f[k];
-            hl = 10;
-        }
-        if (f[1] & 0x80) hl += 4; /* servers do not mask; tolerate it (payload left masked) */
-        if (avail < hl || avail - hl < plen) {
+        ws_header_t wh;
+        /* servers do not mask; a masked frame is tolerated (its payload left masked) */
+        if (!ws_parse_header(f, avail, &wh)) break; /* an incomplete header: keep it */
+        int op = wh.opcode;
+        uint64_t plen = wh.payload_len;
+        size_t hl = wh.header_len;
+        if (avail - hl < plen) {
             if (avail >= LEFTOVER_MAX) { /* a large frame: look at its start now, skip the rest */
                 handle_frame(c, op, f + hl, avail - hl);
                 c->skip = plen - (avail - hl);

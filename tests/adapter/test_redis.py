@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -17,28 +16,12 @@ import websockets
 from salas import Server
 from salas.adapter import RemoteSocket, redis_adapter
 from salas.server.socket import Socket
-
-REDIS_URL = os.environ.get("SALAS_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-async def redis_reachable() -> bool:
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        await asyncio.wait_for(client.ping(), 2)
-        return True
-    except Exception:
-        return False
-    finally:
-        await client.aclose()
+from tests.support.services import REDIS_URL
 
 
 @pytest.fixture
-async def prefix() -> str:
-    """A channel prefix unique to the test; skips the test when Redis is unreachable."""
-    if not await redis_reachable():
-        if os.environ.get("SALAS_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis is required and unreachable at {REDIS_URL}")
-        pytest.skip(f"Redis unreachable at {REDIS_URL}")
+async def prefix(redis_url: str) -> str:
+    """A channel prefix unique to the test (Redis must be reachable: the redis_url fixture)."""
     return "salas-test-" + secrets.token_hex(4)
 
 
@@ -146,12 +129,18 @@ async def test_sockets_join_and_disconnect_cross_servers(pair: Any) -> None:
 
 
 async def test_local_flag_stays_on_this_server(pair: Any) -> None:
-    """A `local` broadcast is not published to the other server."""
+    """A `local` broadcast reaches the room's members on this server and is not published
+    to the other server; the same broadcast without `local` reaches both."""
     a, b, sockets = pair
-    remote = await Raw.connect(b)
+    here, remote = await Raw.connect(a), await Raw.connect(b)
+    await socket_of(sockets, here.sid).join("room")
     await socket_of(sockets, remote.sid).join("room")
     await a.local.to("room").emit("x")
+    assert await here.recv() == '42["x"]'
     await remote.nothing()
+    await a.to("room").emit("y")
+    assert await here.recv() == '42["y"]'
+    assert await remote.recv() == '42["y"]'
 
 
 async def test_namespace_made_after_start_is_shared_then_closed(pair: Any, prefix: str) -> None:

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from bench.driver import BLAST, LoadGen, build
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from tests.support.processes import free_port
+from tests.support.services import require_c_compiler
 
-from bench.driver import BLAST, LoadGen, build  # noqa: E402
-from bench.targets import free_port  # noqa: E402
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("gcc") is None and shutil.which("cc") is None,
-    reason="gcc is absent: the load generator is C",
-)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def blast_port() -> Iterator[int]:
+    require_c_compiler()  # skipped without one (fails under SALAS_REQUIRE_SERVICES=1)
     build()
     port = free_port()
     proc = subprocess.Popen(

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import socketio
 import websockets
 
 from salas.chat import ChatApp, ChatConfig, create_app
 from salas.recovery import RecoveryStore
 from salas.store import MessageStore, StoredMessage, StoreError, open_store
+from tests.support.node import run_node
 
-ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = Path(__file__).resolve().parent / "js"
 TIMEOUT = 5.0
 
@@ -331,29 +329,4 @@ class GatedStore:
 # ------------------------------------------------------------------------------ Node client
 async def run_js(script: str, *args: str, timeout: float = 30.0) -> Any:
     """Run ``tests/chat/js/<script>`` with node; the JSON object it prints last."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("the Node client scenarios need `node` on PATH")
-    if not (ROOT / "node_modules" / "socket.io-client").is_dir():
-        pytest.fail("socket.io-client is not installed: run scripts/setup.sh --test")
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(JS_DIR / script),
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        pytest.fail(f"{script} did not finish within {timeout}s")
-    lines = [line for line in out.decode().splitlines() if line.strip()]
-    if proc.returncode != 0 or not lines:
-        pytest.fail(
-            f"{script} {' '.join(args)} exited {proc.returncode}\n"
-            f"stdout:\n{out.decode()}\nstderr:\n{err.decode()}"
-        )
-    return json.loads(lines[-1])
+    return await run_node(JS_DIR / script, *args, timeout=timeout)

@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_browser import (  # noqa: F401  (fixtures are found by name)
+
+from tests.support.browser import (  # noqa: F401  (fixtures are found by name)
     Chat,
-    ServerProcess,
     browser_fixture,
     crowd,
     new_context_fixture,
     post_messages,
-    salas_serve,
     salas_server_fixture,
 )
+from tests.support.processes import ServerProcess, salas_serve
 
 with contextlib.suppress(ImportError):  # without it the browser fixture skips (CI: fails)
     from playwright.sync_api import expect
@@ -37,7 +37,7 @@ def unique(prefix: str) -> str:
 
 
 # The browser first: without Chromium every test skips (CI: fails) before starting a server.
-pytestmark = pytest.mark.usefixtures("browser")
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("browser")]
 
 
 @pytest.fixture

@@ -8,7 +8,10 @@ import dataclasses
 
 import aiohttp
 import pytest
-from chat_support import (
+
+from salas.chat import ChatApp, ChatConfig, LocalPresence, create_app
+from salas.store import open_store
+from tests.chat.chat_support import (
     FAST,
     GatedStore,
     clients,
@@ -16,9 +19,6 @@ from chat_support import (
     running_chat,
     sentinel,
 )
-
-from salas.chat import ChatApp, ChatConfig, LocalPresence, create_app
-from salas.store import open_store
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from salas.chat.errors import CODES, ChatError
+from tests.support.services import ROOT
 
 
 def test_wire_form() -> None:
@@ -23,8 +24,6 @@ def test_unknown_code_is_a_bug() -> None:
 
 def test_codes_are_the_documented_ones() -> None:
     """Every code is listed in docs/chat-protocol.md's table of codes."""
-    from chat_support import ROOT
-
     doc = (ROOT / "docs" / "chat-protocol.md").read_text()
     for code in CODES:
         assert f"| `{code}` |" in doc, code

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chat_support import FAST, GatedStore, RawClient, RunningChat, running_chat
 
 from salas.chat import create_app
 from salas.recovery import open_recovery_store
 from salas.store import open_store
+from tests.chat.chat_support import FAST, GatedStore, RawClient, RunningChat, running_chat
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -22,31 +22,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_support import (
+
+from salas.store import StoredMessage
+from tests.chat.fault_support import (
+    Check,
     History,
     Members,
-    Relay,
-    Serve,
     check_delivery,
-    free_port,
-    needs_node,
     totals,
     until,
 )
+from tests.support.processes import SalasServe, salas_serve
+from tests.support.relay import Relay
 
-pytestmark = needs_node
+# Each fault test needs Node.js and npm's socket.io-client: Members.start skips without them
+# (fails under SALAS_REQUIRE_SERVICES=1).
 
 ROOMS = ["sala-a", "sala-b", "sala-c"]
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, *flags: str) -> AsyncIterator[Serve]:
-    server = Serve(free_port(), f"sqlite://{tmp_path / 'chat.db'}", *flags)
-    await server.start()
+async def serving(tmp_path: Path, *flags: str) -> AsyncIterator[SalasServe]:
+    server = await salas_serve(tmp_path, *flags).astart()
     try:
         yield server
     finally:
-        await server.stop()
+        await server.astop()
 
 
 def stored_grew(history: History, room: str, beyond: int) -> Callable[[], Awaitable[bool]]:
@@ -103,6 +104,8 @@ async def finish(members: Members, history: History, label: str) -> dict[str, An
 
 
 # --------------------------------------------------------------------------- (a) one victim
+@pytest.mark.slow
+@pytest.mark.node
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("side", ["server", "client"])
 async def test_cut_transport_is_recovered_with_every_missed_message(
@@ -156,6 +159,8 @@ async def test_cut_transport_is_recovered_with_every_missed_message(
 
 
 # ------------------------------------------------------------------------------- (b) soak
+@pytest.mark.slow
+@pytest.mark.node
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("recovery", ["--recovery", "--no-recovery"])
 async def test_soak_random_disconnects_lose_and_duplicate_nothing(
@@ -199,6 +204,8 @@ async def test_soak_random_disconnects_lose_and_duplicate_nothing(
 
 
 # ------------------------------------------------------------------------------ (c) restarts
+@pytest.mark.slow
+@pytest.mark.node
 @pytest.mark.timeout(180)
 async def test_serve_restarted_mid_stream_loses_no_acknowledged_message(tmp_path: Path) -> None:
     """SIGTERM and start `salas serve` again (same port, same SQLite file) three times while
@@ -235,9 +242,9 @@ async def test_serve_restarted_mid_stream_loses_no_acknowledged_message(tmp_path
                         return any(m.client_id == "late-1" for m in await history.of(ROOMS[0]))
 
                     await until("the unlucky message is stored", stored, 30)
-                assert await server.stop() == 0, server.log
+                assert await server.astop() == 0, server.log
                 relay.muted = False
-                await server.start()
+                await server.astart()
 
                 async def all_back(n: int = n) -> bool:
                     return all(
@@ -264,6 +271,8 @@ async def test_serve_restarted_mid_stream_loses_no_acknowledged_message(tmp_path
 
 
 # -------------------------------------------------------------------------- (d) lost acks
+@pytest.mark.slow
+@pytest.mark.node
 @pytest.mark.timeout(90)
 async def test_retried_send_with_a_lost_ack_appears_once(tmp_path: Path) -> None:
     """A send whose acks are lost on purpose (the relay throws away what the server says)
@@ -306,3 +315,51 @@ async def test_retried_send_with_a_lost_ack_appears_once(tmp_path: Path) -> None
         finally:
             await members.stop()
             await relay.close()
+
+
+# ------------------------------------------------------------------ the check itself
+class _StoredRooms:
+    """A stand-in for `History`: the stored ids per room, acked to client ids c<id>."""
+
+    def __init__(self, rooms: dict[str, list[int]]) -> None:
+        self.rooms = rooms
+
+    async def of(self, room: str) -> list[StoredMessage]:
+        return [
+            StoredMessage(id=i, channel=room, message="m", user="u", ts=0, client_id=f"c{i}")
+            for i in self.rooms[room]
+        ]
+
+
+async def _check(got: list[int], stored: list[int]) -> Check:
+    member = {
+        "name": "m",
+        "seq": {"sala": got},
+        "acked": {f"c{i}": i for i in stored},
+        "stats": {"dups": 0},
+    }
+    return await check_delivery([member], _StoredRooms({"sala": stored}))  # type: ignore[arg-type]
+
+
+async def test_check_accepts_exactly_the_stored_sequence() -> None:
+    """The stored ids, each once and in order, are ok."""
+    check = await _check([1, 2, 3], [1, 2, 3])
+    assert check.ok, check.problems
+    assert check.deliveries == 3 and check.messages == 3
+
+
+@pytest.mark.parametrize(
+    ("got", "what"),
+    [
+        ([1, 3], "lost"),
+        ([1, 2, 3, 99], "extra"),
+        ([1, 2, 2, 3], "duplicated"),
+        ([2, 1, 3], "out_of_order"),
+    ],
+)
+async def test_check_fails_on_any_difference(got: list[int], what: str) -> None:
+    """An id lost, received but never stored, received twice, or out of order is not ok."""
+    check = await _check(got, [1, 2, 3])
+    assert not check.ok
+    assert getattr(check, what) > 0, check
+    assert check.problems

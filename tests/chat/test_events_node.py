@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from chat_support import FAST, run_js, running_chat
 
-pytestmark = pytest.mark.timeout(60)
+from tests.chat.chat_support import FAST, run_js, running_chat
+
+pytestmark = [pytest.mark.node, pytest.mark.timeout(60)]
 
 
 def _real(messages: list[str]) -> list[str]:

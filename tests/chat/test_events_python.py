@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 import socketio
-from chat_support import (
+
+from salas.recovery import MemoryRecoveryStore
+from tests.chat.chat_support import (
     FAST,
     ChatClient,
     clients,
@@ -18,8 +20,6 @@ from chat_support import (
     running_chat,
     sentinel,
 )
-
-from salas.recovery import MemoryRecoveryStore
 
 pytestmark = pytest.mark.timeout(30)
 

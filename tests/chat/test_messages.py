@@ -7,9 +7,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from chat_support import ChatClient, GatedStore, clients, running_chat, sentinel
 
 from salas.chat import ChatError, MessageService
+from tests.chat.chat_support import ChatClient, GatedStore, clients, running_chat, sentinel
 
 pytestmark = pytest.mark.timeout(30)
 

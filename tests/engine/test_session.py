@@ -495,22 +495,34 @@ async def test_volatile_over_polling_needs_waiting_get(engine) -> None:
     assert response.body == b"4volatile"
 
 
+# The slow-consumer bound of these tests: above the transport's high-water mark (256 KB), so
+# that the cut-off point is the configured bound and not the mark.
+SLOW_MAX_BUFFER = 512 * 1024
+SLOW_CHUNK = "4" + "y" * 32 * 1024
+SLOW_FLOOR = SLOW_MAX_BUFFER - 2 * len(SLOW_CHUNK)  # held at least this much before the cut
+
+
 async def test_slow_consumer_cut_off_other_client_unaffected(engine, raw_ws, until) -> None:
-    """A websocket client that never reads is cut off ("transport error"); others go on."""
-    h = await engine(max_buffer=64 * 1024, volatile_buffer=16 * 1024)
+    """A websocket client that never reads is cut off ("transport error") once more than
+    max_buffer bytes are unsent, not before and not later; others go on."""
+    h = await engine(max_buffer=SLOW_MAX_BUFFER, volatile_buffer=16 * 1024)
     target = h.ws_url().split(str(h.port), 1)[1]
     slow = await raw_ws(h.port, target, rcvbuf=4096)
     await until(lambda: len(h.sessions) == 1)
     (slow_sid,) = h.sessions
+    transport = h.sessions[slow_sid].request.connection.transport
     fast, fast_sid = await h.ws_open()
-    chunk = "4" + "y" * 32 * 1024
+    peak = 0  # the most bytes left unsent while the slow client was still connected
     for tick in range(2000):  # at most 64 MB: the kernel buffers fill long before that
         if slow_sid in h.closed:
             break
-        h.sessions[slow_sid].send(chunk)
+        peak = max(peak, transport.get_write_buffer_size())
+        h.sessions[slow_sid].send(SLOW_CHUNK)
         h.sessions[fast_sid].send_message(f"tick {tick}")
         assert await asyncio.wait_for(fast.recv(), 3) == f"4tick {tick}"
     assert h.closed.get(slow_sid) == "transport error"
+    # Cut off at the configured bound: it held up to it (less the last chunk), never above.
+    assert SLOW_FLOOR < peak <= SLOW_MAX_BUFFER
     assert fast_sid not in h.closed
     h.sessions[fast_sid].send_message("still here")
     assert await asyncio.wait_for(fast.recv(), 3) == "4still here"
@@ -521,20 +533,24 @@ async def test_slow_consumer_cut_off_other_client_unaffected(engine, raw_ws, unt
 
 
 async def test_slow_consumer_cut_off_releases_its_buffer(engine, raw_ws, until) -> None:
-    """After a slow consumer is cut off, its unsent bytes are released (connection aborted)."""
-    h = await engine(max_buffer=64 * 1024, volatile_buffer=16 * 1024)
+    """A slow consumer is cut off at max_buffer unsent bytes, and those bytes are released
+    (connection aborted)."""
+    h = await engine(max_buffer=SLOW_MAX_BUFFER, volatile_buffer=16 * 1024)
     target = h.ws_url().split(str(h.port), 1)[1]
     slow = await raw_ws(h.port, target, rcvbuf=4096)
     await until(lambda: len(h.sessions) == 1)
     (sid,) = h.sessions
     session = h.sessions[sid]
     transport = session.request.connection.transport
+    peak = 0
     for _ in range(2000):
         if sid in h.closed:
             break
-        session.send("4" + "z" * 32 * 1024)
+        peak = max(peak, transport.get_write_buffer_size())
+        session.send(SLOW_CHUNK)
         await asyncio.sleep(0)
     assert h.closed.get(sid) == "transport error"
+    assert SLOW_FLOOR < peak <= SLOW_MAX_BUFFER
     await asyncio.sleep(0.1)
     try:
         assert transport.get_write_buffer_size() == 0

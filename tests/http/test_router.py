@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from salas.http import Response, Router, StaticFiles, find_client_dist
+from tests.support.services import unavailable
 
 
 async def test_exact_routes_sync_and_async(serve, http) -> None:
@@ -85,12 +86,13 @@ async def test_unknown_paths_are_404(serve, http, site: Path) -> None:
     assert (await http(port, "POST", "/missing.html", b"x")).status == 404
 
 
+@pytest.mark.node
 async def test_official_client_served(serve, http, monkeypatch) -> None:
     """The official client is served at <engine path>socket.io.js when npm installed it."""
     monkeypatch.delenv("SALAS_CLIENT_DIR", raising=False)
     dist = find_client_dist()
     if dist is None:
-        pytest.skip("node_modules/socket.io-client is not installed (run scripts/setup.sh)")
+        unavailable("node_modules/socket.io-client is not installed (run scripts/setup.sh)")
     router = Router()
     port = await serve(router, path="/socket.io/")
     assert router.serve_client("/socket.io/") is True

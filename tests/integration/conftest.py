@@ -3,8 +3,8 @@
 The same application exists twice, with identical behaviour: ``tests/apps/reference_app.js``
 on the Node.js ``socket.io`` reference server and ``tests/apps/salas_app.py`` on salas.
 ``SALAS_TEST_TARGETS`` (comma list, default ``salas``) chooses which ones every test runs
-against: ``node,salas`` runs each test on both, so the reference shows that each
-expectation is real Socket.IO behaviour.
+against: ``node,salas`` (what ``make test`` and CI use) runs each test on both, so the
+reference shows that each expectation is real Socket.IO behaviour.
 
 A test asks for the ``app`` fixture; ``@pytest.mark.app_env(NAME=value, ...)`` starts it
 with other settings (short heartbeats, small payload limit, ...). One process is kept per
@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from itest_support import KNOWN_TARGETS, AppProcess, start_app
+
+from tests.integration.itest_support import KNOWN_TARGETS, AppProcess, start_app
 
 
 def _targets() -> list[str]:
@@ -29,11 +31,16 @@ def _targets() -> list[str]:
     return targets
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "app_env(**env): environment of the test application (PING_INTERVAL_MS, ...)"
-    )
-    config.addinivalue_line("markers", "targets(*names): run only against these targets")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this folder is marked `integration` (and `node` where it runs on Node)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+            callspec = getattr(item, "callspec", None)
+            on_node = callspec is not None and callspec.params.get("target") == "node"
+            if on_node or item.path.name == "test_node_client.py":
+                item.add_marker(pytest.mark.node)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -4,12 +4,9 @@ whatever other conftest.py files exist.)"""
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
-import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,17 +18,14 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.node import run_node
+from tests.support.processes import free_port
+from tests.support.services import ROOT, require_node
+
 APPS = ROOT / "tests" / "apps"
 JS_DIR = Path(__file__).resolve().parent / "js"
 KNOWN_TARGETS = ("node", "salas")
 STARTUP_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -70,10 +64,7 @@ class AppProcess:
 
 def _command(target: str) -> list[str]:
     if target == "node":
-        node = shutil.which("node")
-        if node is None:
-            pytest.fail("the node target needs `node` on PATH")
-        return [node, str(APPS / "reference_app.js")]
+        return [require_node(), str(APPS / "reference_app.js")]
     return [sys.executable, str(APPS / "salas_app.py")]
 
 
@@ -91,8 +82,6 @@ def start_app(target: str, env: dict[str, str]) -> AppProcess:
     full_env.update(env)
     full_env["PORT"] = str(port)
     full_env.setdefault("PYTHONUNBUFFERED", "1")
-    src = str(ROOT / "src")
-    full_env["PYTHONPATH"] = src + os.pathsep + full_env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
         _command(target),
         cwd=ROOT,
@@ -143,27 +132,4 @@ def start_app(target: str, env: dict[str, str]) -> AppProcess:
 
 async def run_js(script: str, *args: str, timeout: float = 30.0) -> Any:
     """Run ``tests/integration/js/<script>`` with node; return the JSON it prints last."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("the Node client scenarios need `node` on PATH")
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(JS_DIR / script),
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        pytest.fail(f"{script} {' '.join(args)} did not finish within {timeout}s")
-    lines = [line for line in out.decode().splitlines() if line.strip()]
-    if proc.returncode != 0 or not lines:
-        pytest.fail(
-            f"{script} {' '.join(args)} exited {proc.returncode}\n"
-            f"stdout:\n{out.decode()}\nstderr:\n{err.decode()}"
-        )
-    return json.loads(lines[-1])
+    return await run_node(JS_DIR / script, *args, timeout=timeout)

@@ -16,8 +16,9 @@ from typing import Any
 
 import aiohttp
 import websockets
-from itest_support import AppProcess
 from websockets.asyncio.client import ClientConnection, connect
+
+from tests.integration.itest_support import AppProcess
 
 PATH = "/socket.io/"
 SEP = "\x1e"

@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import websockets
-from itest_support import AppProcess
-from itest_wire import PATH, Polling, RawWS, http
 from websockets.asyncio.client import connect
+
+from tests.integration.itest_support import AppProcess
+from tests.integration.itest_wire import PATH, Polling, RawWS, http
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,8 @@ import uuid
 from typing import Any
 
 import pytest
-from itest_support import AppProcess, run_js
+
+from tests.integration.itest_support import AppProcess, run_js
 
 pytestmark = pytest.mark.timeout(60)
 

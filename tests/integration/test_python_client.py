@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import socketio
-from itest_support import AppProcess
+
+from tests.integration.itest_support import AppProcess
 
 TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"]}
 # python-engineio's polling client can lose its CLOSE packet when disconnect() runs while its

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from itest_support import AppProcess
-from itest_wire import Frame, Polling, RawWS, sio_decode
+
+from tests.integration.itest_support import AppProcess
+from tests.integration.itest_wire import Frame, Polling, RawWS, sio_decode
 
 pytestmark = pytest.mark.timeout(60)
 

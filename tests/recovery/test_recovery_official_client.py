@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,14 +9,12 @@ from typing import Any
 import pytest
 
 from salas import Server
+from tests.support.node import run_node
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).parent / "js" / "recovery.js"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not (ROOT / "node_modules" / "socket.io-client").is_dir(),
-    reason="needs node and npm's socket.io-client (scripts/setup.sh --test)",
-)
+# run_node skips without node and socket.io-client (fails under SALAS_REQUIRE_SERVICES=1).
+pytestmark = pytest.mark.node
 
 
 @pytest.fixture
@@ -51,16 +46,7 @@ async def port() -> AsyncIterator[int]:
 
 
 async def run_scenario(port: int, cut: str) -> dict[str, Any]:
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        str(SCRIPT),
-        f"http://127.0.0.1:{port}",
-        cut,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), 20)
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result: dict[str, Any] = await run_node(SCRIPT, f"http://127.0.0.1:{port}", cut, timeout=20)
     return result
 
 

@@ -11,11 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
-import shutil
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,133 +18,13 @@ from typing import Any
 import pytest
 import socketio
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import SalasServe, free_port, salas_serve
+from tests.support.relay import Relay
+from tests.support.services import ROOT, require_node
+
 MEMBER = Path(__file__).parent / "js" / "recovering_member.js"
-LISTENING = re.compile(r"salas chat listening on http://127\.0\.0\.1:(\d+)/")
 
-pytestmark = [
-    pytest.mark.timeout(90),
-    pytest.mark.skipif(
-        shutil.which("node") is None or not (ROOT / "node_modules" / "socket.io-client").is_dir(),
-        reason="needs node and npm's socket.io-client (scripts/setup.sh --test)",
-    ),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-class Gate:
-    """A TCP relay to the server; while closed it hangs up on every new connection."""
-
-    def __init__(self, upstream: int) -> None:
-        self.upstream = upstream
-        self.open = True
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.open:
-            writer.close()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
-        except OSError:
-            writer.close()
-            return
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except OSError:
-                pass
-            finally:
-                dst.close()
-
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(pipe(src, dst))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-
-
-class Serve:
-    """`salas serve` as a real process, stopped with SIGTERM."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._reader: asyncio.Task[None] | None = None
-
-    @classmethod
-    async def start(cls, port: int, db: str) -> Serve:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "salas",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            db,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        served = cls(proc)
-        listening = asyncio.get_running_loop().create_future()
-
-        async def read() -> None:
-            assert proc.stderr is not None
-            while line := await proc.stderr.readline():
-                text = line.decode().rstrip("\n")
-                served.lines.append(text)
-                if LISTENING.search(text) and not listening.done():
-                    listening.set_result(None)
-            if not listening.done():
-                listening.set_exception(AssertionError("salas serve ended before listening"))
-
-        served._reader = asyncio.create_task(read())
-        try:
-            await asyncio.wait_for(listening, 20)
-        except BaseException:
-            await served.stop()
-            raise AssertionError("salas serve did not start:\n" + served.log) from None
-        return served
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    async def stop(self) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), 15)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-            raise AssertionError("salas serve did not stop:\n" + self.log) from None
-        if self._reader is not None:
-            await asyncio.wait_for(self._reader, 5)
-        return code
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow, pytest.mark.node]
 
 
 class Member:
@@ -164,7 +39,7 @@ class Member:
     @classmethod
     async def start(cls, url: str) -> Member:
         proc = await asyncio.create_subprocess_exec(
-            "node",
+            require_node(),
             str(MEMBER),
             url,
             cwd=ROOT,
@@ -229,12 +104,11 @@ async def test_member_recovers_after_serve_restart_on_sqlite(tmp_path: Path) -> 
     (same id, still in its room) and gets the messages sent meanwhile once each, in order."""
     port = free_port()
     db = f"sqlite://{tmp_path / 'chat.db'}"
-    gate = Gate(port)
-    await gate.start()
+    gate = await Relay(port).start()
     member: Member | None = None
-    servers: list[Serve] = []
+    servers: list[SalasServe] = []
     try:
-        servers.append(await Serve.start(port, db))
+        servers.append(await salas_serve(tmp_path, db=db, port=port).astart())
         member = await Member.start(f"http://127.0.0.1:{gate.port}")
         first = await member.expect("connect")
         assert first["recovered"] is False
@@ -247,13 +121,13 @@ async def test_member_recovers_after_serve_restart_on_sqlite(tmp_path: Path) -> 
         assert m0["message"] == "m0" and m0["offset"] is not None
 
         gate.open = False  # from now on the member's reconnection attempts fail
-        assert await servers[0].stop() == 0
+        assert await servers[0].astop() == 0
         dropped = await member.expect("disconnect")
         assert dropped["reason"] == "transport close"
         last_offset = int(dropped["offset"])  # what the member hands back to be recovered
         assert last_offset >= int(m0["offset"])
 
-        servers.append(await Serve.start(port, db))
+        servers.append(await salas_serve(tmp_path, db=db, port=port).astart())
         async with chat_client(port, "ana") as ana:
             assert (await ana.call("channel_join", "lobby", timeout=5))["ok"] is True
             for text in ("m1", "m2", "m3"):
@@ -272,10 +146,10 @@ async def test_member_recovers_after_serve_restart_on_sqlite(tmp_path: Path) -> 
             assert (await member.expect("message"))["message"] == "m4"
             await asyncio.sleep(0.3)
             assert [e for e in member.unread() if e["type"] == "message"] == []
-        assert await servers[1].stop() == 0
+        assert await servers[1].astop() == 0
     finally:
         if member is not None:
             await member.stop()
         for server in servers:
-            await server.stop()
+            await server.astop()
         await gate.close()

@@ -1,12 +1,13 @@
 """Helpers of the browser tests: Chromium through Playwright, and real servers as subprocesses.
 
 Not a conftest.py on purpose: test modules import what they use, e.g.
-``from conftest_browser import browser_fixture  # noqa: F401``. The fixtures are registered
+``from tests.support.browser import browser_fixture  # noqa: F401``. The fixtures are registered
 under the names ``browser`` and ``salas_server``; the Python names end in ``_fixture`` so that a
 test's ``browser`` argument does not shadow an import.
 
 Every test that asks for ``browser`` is skipped, with the reason, when /usr/bin/chromium or the
-``playwright`` package is missing; with ``SALAS_REQUIRE_SERVICES=1`` (CI) it fails instead.
+``playwright`` package is missing; with ``SALAS_REQUIRE_SERVICES=1`` (CI) it fails instead
+(tests/support/services.py).
 Playwright never downloads a browser here: Debian's Chromium is launched by path.
 """
 
@@ -14,18 +15,27 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.processes import ServerProcess, salas_serve
+from tests.support.services import unavailable
+
+__all__ = [
+    "Chat",
+    "browser_fixture",
+    "crowd",
+    "css_string",
+    "new_context_fixture",
+    "post_messages",
+    "record_dialogs",
+    "salas_server_fixture",
+]
 
 try:
     from playwright.sync_api import (
@@ -40,7 +50,6 @@ try:
 except ImportError:  # pragma: no cover - reported by the browser fixture
     sync_playwright = None
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -52,7 +61,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-START_TIMEOUT = 20.0
 
 if sync_playwright is not None:
     # Waits end as soon as the page shows what is expected; the limit only matters on a
@@ -61,90 +69,6 @@ if sync_playwright is not None:
 
 
 # ------------------------------------------------------------------------------- servers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> None:
-    """Until `url` answers over HTTP (any status: the server is up), or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}") from None
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no answer from {url} in {timeout:.0f} s") from None
-            time.sleep(0.05)
-
-
-class ServerProcess:
-    """A server run as a subprocess on a fixed loopback port, which can be stopped and restarted."""
-
-    def __init__(self, argv: list[str], port: int, log: Path, ready_path: str = "/healthz"):
-        self.argv = argv
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}/"
-        self.log = log
-        self.ready_path = ready_path
-        self.env = dict(os.environ)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ServerProcess:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        try:
-            wait_http(self.url + self.ready_path.lstrip("/"), self.proc)
-        except RuntimeError as e:
-            self.stop()
-            raise RuntimeError(f"{' '.join(self.argv)}: {e}\n{self.log_tail()}") from None
-        return self
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-def salas_serve(tmp: Path, *extra: str) -> ServerProcess:
-    """`salas serve` with its own SQLite file under `tmp` (not started yet)."""
-    port = free_port()
-    argv = [sys.executable, "-m", "salas", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--db", f"sqlite:///{tmp}/chat.db", *extra]
-    return ServerProcess(argv, port, tmp / "server.log")
-
-
-def seed_example(tmp: Path) -> ServerProcess:
-    """examples/seed.py, the tutorial's server translated to salas (not started yet)."""
-    port = free_port()
-    server = ServerProcess(
-        [sys.executable, str(ROOT / "examples" / "seed.py")], port, tmp / "seed.log", "/"
-    )
-    server.env.update(PORT=str(port), HOST="127.0.0.1")
-    return server
-
-
 @pytest.fixture(scope="module", name="salas_server")
 def salas_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One multi-room `salas serve` for a test module; tests use their own room names."""
@@ -225,12 +149,6 @@ def post_messages(url: str, room: str, prefix: str, count: int) -> None:
 
 
 # ------------------------------------------------------------------------------- browser
-def _unavailable(reason: str) -> None:
-    if os.environ.get("SALAS_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (SALAS_REQUIRE_SERVICES=1: browser tests must run)")
-    pytest.skip(reason)
-
-
 # Module scope, not session: while Playwright's sync API is running, asyncio sees a running
 # event loop in this thread, which breaks every asyncio test after it (asyncio.run, pytest-asyncio).
 # So it is stopped at the end of each module that uses it.
@@ -238,9 +156,9 @@ def _unavailable(reason: str) -> None:
 def browser_fixture() -> Iterator[Browser]:
     """Debian's headless Chromium, launched once per test module."""
     if sync_playwright is None:
-        _unavailable("the playwright Python package is not installed")
+        unavailable("the playwright Python package is not installed")
     if not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"{CHROMIUM} is missing: run scripts/setup.sh --test")
+        unavailable(f"{CHROMIUM} is missing: run scripts/setup.sh --test")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -1,0 +1,35 @@
+"""A missing service skips the test, or fails it under SALAS_REQUIRE_SERVICES=1."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import require_c_compiler, require_node, unavailable
+
+
+def test_unavailable_skips_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without SALAS_REQUIRE_SERVICES the test is skipped, with the reason."""
+    monkeypatch.delenv("SALAS_REQUIRE_SERVICES", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no database"):
+        unavailable("no database")
+
+
+def test_unavailable_fails_when_services_are_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With SALAS_REQUIRE_SERVICES=1 the test fails, with the reason."""
+    monkeypatch.setenv("SALAS_REQUIRE_SERVICES", "1")
+    with pytest.raises(pytest.fail.Exception, match="no database"):
+        unavailable("no database")
+
+
+@pytest.mark.parametrize("require", [require_node, require_c_compiler])
+def test_missing_programs_fail_when_services_are_required(
+    require: Callable[[], str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Node.js and the C compiler are services too: not on PATH fails under CI."""
+    monkeypatch.setenv("SALAS_REQUIRE_SERVICES", "1")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception):
+        require()
