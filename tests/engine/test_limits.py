@@ -109,9 +109,7 @@ async def test_over_total_limit_gets_503(engine, until) -> None:
     await h.handshake()
 
 
-async def test_flood_from_one_address_refused_while_honest_client_exchanges(
-    engine, until
-) -> None:
+async def test_flood_from_one_address_refused_while_honest_client_exchanges(engine, until) -> None:
     """A flood of connections from one address (127.0.0.2) is capped at its limit, while a
     client from another address (127.0.0.1) opens a session and exchanges messages."""
     h = await engine(max_connections_per_ip=20)
