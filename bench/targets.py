@@ -144,7 +144,8 @@ TARGETS: dict[str, Target] = {
             "salas",
             "salas (seed relay)",
             "relay",
-            lambda port, env: [PYTHON, str(ROOT / "examples" / "seed.py")],
+            # seed.py with the connection limits off (see bench/servers/salas_relay.py)
+            lambda port, env: [PYTHON, str(ROOT / "bench" / "servers" / "salas_relay.py")],
             _salas_versions,
         ),
         Target(
@@ -162,7 +163,13 @@ TARGETS: dict[str, Target] = {
             _chat_versions,
             # the chat's per-client message rate limit off, as for trusted clients: a single
             # sender must be able to offer more than 10 messages/s
-            env={"SALAS_MESSAGE_RATE": "0"},
+            # The connection limits off too: every benchmark client comes from 127.0.0.1, and
+            # the scenarios open more than the per-address (and total) defaults admit.
+            env={
+                "SALAS_MESSAGE_RATE": "0",
+                "SALAS_MAX_CONNECTIONS": "0",
+                "SALAS_MAX_CONNECTIONS_PER_IP": "0",
+            },
         ),
         Target(
             "node",

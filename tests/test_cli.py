@@ -155,6 +155,56 @@ def test_bad_settings_name_their_source(argv: list[str], env: dict[str, str], me
     assert str(info.value).startswith(message)
 
 
+def test_http_hardening_settings() -> None:
+    """Timeouts, connection limits and trusted proxies from flags or SALAS_* variables, a
+    flag winning, handed to the Server as its keyword arguments."""
+    env = {
+        "SALAS_TIMEOUT_HEAD": "3",
+        "SALAS_TIMEOUT_BODY": "4.5",
+        "SALAS_TIMEOUT_KEEP_ALIVE": "2",
+        "SALAS_MAX_CONNECTIONS": "0",
+        "SALAS_MAX_CONNECTIONS_PER_IP": "50",
+        "SALAS_FORWARDED_ALLOW_IPS": "10.0.0.0/8, 127.0.0.1",
+    }
+    _, settings = parse_settings(["serve", "--max-connections-per-ip", "0"], env)
+    assert settings.server_options() == {
+        "head_timeout": 3.0,
+        "body_timeout": 4.5,
+        "keep_alive_timeout": 2.0,
+        "max_connections": 0,
+        "max_connections_per_ip": 0,
+        "forwarded_allow_ips": ("10.0.0.0/8", "127.0.0.1"),
+    }
+    defaults = ServeSettings()
+    assert (defaults.timeout_head, defaults.timeout_body, defaults.timeout_keep_alive) == (
+        10.0,
+        10.0,
+        5.0,
+    )
+    assert (defaults.max_connections, defaults.max_connections_per_ip) == (10_000, 1000)
+    assert defaults.forwarded_allow_ips == ()
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["serve", "--timeout-head", "0"], {}, "--timeout-head: '0' must be a positive"),
+        (["serve"], {"SALAS_TIMEOUT_BODY": "soon"}, "SALAS_TIMEOUT_BODY: 'soon' is not a number"),
+        (["serve"], {"SALAS_TIMEOUT_KEEP_ALIVE": "inf"}, "SALAS_TIMEOUT_KEEP_ALIVE: 'inf' must"),
+        (["serve", "--max-connections", "-1"], {}, "--max-connections: '-1' is not a whole"),
+        (["serve"], {"SALAS_MAX_CONNECTIONS_PER_IP": "many"}, "SALAS_MAX_CONNECTIONS_PER_IP:"),
+        (["serve", "--forwarded-allow-ips", "proxy"], {}, "--forwarded-allow-ips: forwarded"),
+    ],
+)
+def test_bad_hardening_settings_name_their_source(
+    argv: list[str], env: dict[str, str], message: str
+) -> None:
+    """A bad timeout, limit or proxy list is a ConfigError naming its flag or variable."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings(argv, env)
+    assert str(info.value).startswith(message)
+
+
 def test_store_url_makes_sqlite_paths_absolute(tmp_path: Path) -> None:
     """Bare paths and relative sqlite:// URLs become absolute sqlite:/// URLs; others stay."""
     cwd = os.getcwd()
@@ -473,3 +523,25 @@ async def test_recovery_flag_reaches_serve(tmp_path: Path, flag: str) -> None:
         assert len(args) == 2 and isinstance(args[1], str) and int(args[1]) > 0
     else:
         assert len(args) == 1
+
+
+async def test_connection_limit_and_origin_reach_serve(tmp_path: Path) -> None:
+    """--max-connections-per-ip and the same-origin check are in force in `salas serve`."""
+    async with serving(
+        "--db", "memory://", "--max-connections-per-ip", "1", cwd=tmp_path
+    ) as served:
+        assert served.match is not None
+        port = int(served.match["port"])
+        held = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 429 ")
+        writer.close()
+        held[1].close()
+        await asyncio.sleep(0.2)
+        async with aiohttp.ClientSession() as session:
+            target = served.url + "/socket.io/?EIO=4&transport=polling"
+            async with session.get(target, headers={"Origin": "http://evil.example"}) as r:
+                assert r.status == 403
+            async with session.get(target, headers={"Origin": served.url}) as r:
+                assert r.status == 200

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import salas
 
-salas.Server = functools.partial(salas.Server, connection_state_recovery=True)  # type: ignore[misc,assignment]
+# Connection limits off as in salas_relay.py: the benchmark's clients all come from 127.0.0.1.
+salas.Server = functools.partial(  # type: ignore[misc,assignment]
+    salas.Server, connection_state_recovery=True, max_connections=0, max_connections_per_ip=0
+)
 runpy.run_path(
     str(Path(__file__).resolve().parents[2] / "examples" / "seed.py"), run_name="__main__"
 )

@@ -21,7 +21,8 @@ from urllib.parse import quote
 from salas import __version__
 from salas.chat.config import ChatConfig
 from salas.db.urls import backend_of, redact, split_sqlite_url
-from salas.engine import CorsConfig
+from salas.engine import CorsConfig, EngineConfig
+from salas.engine.forwarded import TrustedProxies, parse_forwarded_allow_ips
 from salas.server.server import run_loop
 from salas.store import SUPPORTED_URLS, StoreError
 
@@ -38,6 +39,13 @@ _CHAT_DEFAULTS = ChatConfig()
 DEFAULT_SINGLE_ROOM = _CHAT_DEFAULTS.single_room
 DEFAULT_MESSAGE_RATE = _CHAT_DEFAULTS.message_rate
 DEFAULT_MESSAGE_BURST = _CHAT_DEFAULTS.message_burst
+# The engine's HTTP defaults, from the one place they are set.
+_ENGINE_DEFAULTS = EngineConfig()
+DEFAULT_TIMEOUT_HEAD = _ENGINE_DEFAULTS.head_timeout
+DEFAULT_TIMEOUT_BODY = _ENGINE_DEFAULTS.body_timeout
+DEFAULT_TIMEOUT_KEEP_ALIVE = _ENGINE_DEFAULTS.keep_alive_timeout
+DEFAULT_MAX_CONNECTIONS = _ENGINE_DEFAULTS.max_connections
+DEFAULT_MAX_CONNECTIONS_PER_IP = _ENGINE_DEFAULTS.max_connections_per_ip
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -62,6 +70,23 @@ class ServeSettings:
     message_rate: float = DEFAULT_MESSAGE_RATE  # per connection and second; 0: no limit
     message_burst: int = DEFAULT_MESSAGE_BURST
     recovery: bool = True  # connection state recovery, its state in the --db database
+    timeout_head: float = DEFAULT_TIMEOUT_HEAD
+    timeout_body: float = DEFAULT_TIMEOUT_BODY
+    timeout_keep_alive: float = DEFAULT_TIMEOUT_KEEP_ALIVE
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # 0: no limit
+    max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP  # 0: no limit
+    forwarded_allow_ips: tuple[str, ...] = ()
+
+    def server_options(self) -> dict[str, Any]:
+        """The `salas.Server` keyword arguments these settings stand for."""
+        return {
+            "head_timeout": self.timeout_head,
+            "body_timeout": self.timeout_body,
+            "keep_alive_timeout": self.timeout_keep_alive,
+            "max_connections": self.max_connections,
+            "max_connections_per_ip": self.max_connections_per_ip,
+            "forwarded_allow_ips": self.forwarded_allow_ips,
+        }
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,6 +144,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="connection state recovery: a client that reconnects within 2 minutes gets "
         "what it missed, also across a restart (its state is kept in --db); broadcasts then "
         "carry their offset as a last extra argument [SALAS_RECOVERY=1/0] (on)",
+    )
+    serve.add_argument(
+        "--timeout-head",
+        help="seconds a request's head (request line and headers) may take to arrive "
+        f"[SALAS_TIMEOUT_HEAD] ({DEFAULT_TIMEOUT_HEAD:g})",
+    )
+    serve.add_argument(
+        "--timeout-body",
+        help="seconds a request body may go without progress "
+        f"[SALAS_TIMEOUT_BODY] ({DEFAULT_TIMEOUT_BODY:g})",
+    )
+    serve.add_argument(
+        "--timeout-keep-alive",
+        help="seconds an HTTP connection may stay idle between requests; never applied to "
+        "a held long-polling request or a websocket "
+        f"[SALAS_TIMEOUT_KEEP_ALIVE] ({DEFAULT_TIMEOUT_KEEP_ALIVE:g})",
+    )
+    serve.add_argument(
+        "--max-connections",
+        help="open connections in total, beyond which new ones get 503, 0 for no limit "
+        f"[SALAS_MAX_CONNECTIONS] ({DEFAULT_MAX_CONNECTIONS})",
+    )
+    serve.add_argument(
+        "--max-connections-per-ip",
+        help="open connections per client address, beyond which new ones get 429, 0 for "
+        f"no limit [SALAS_MAX_CONNECTIONS_PER_IP] ({DEFAULT_MAX_CONNECTIONS_PER_IP})",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        help="proxies whose X-Forwarded-For names the client: a comma list of IPs/CIDRs, "
+        "or '*' [SALAS_FORWARDED_ALLOW_IPS] (none)",
     )
     serve.add_argument(
         "--log-level",
@@ -191,6 +247,32 @@ def _burst(raw: str, source: str) -> int:
     return int(text)
 
 
+def _seconds(raw: str, source: str) -> float:
+    try:
+        seconds = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{source}: {raw!r} is not a number of seconds") from None
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"{source}: {raw!r} must be a positive number of seconds")
+    return seconds
+
+
+def _limit(raw: str, source: str) -> int:
+    text = raw.strip()
+    if not text.isdecimal() or not text.isascii():
+        raise ConfigError(f"{source}: {raw!r} is not a whole number (0 for no limit)")
+    return int(text)
+
+
+def _proxies(raw: str, source: str) -> tuple[str, ...]:
+    items = parse_forwarded_allow_ips(raw)
+    try:
+        TrustedProxies(items)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return items
+
+
 def _log_level(raw: str, source: str) -> str:
     level = raw.strip().lower()
     if level not in LOG_LEVELS:
@@ -231,6 +313,21 @@ def parse_settings(
     rate = _pick(args.message_rate, environ, "SALAS_MESSAGE_RATE", "--message-rate")
     burst = _pick(args.message_burst, environ, "SALAS_MESSAGE_BURST", "--message-burst")
     recovery = _pick(args.recovery, environ, "SALAS_RECOVERY", "--recovery")
+    head = _pick(args.timeout_head, environ, "SALAS_TIMEOUT_HEAD", "--timeout-head")
+    body = _pick(args.timeout_body, environ, "SALAS_TIMEOUT_BODY", "--timeout-body")
+    idle = _pick(
+        args.timeout_keep_alive, environ, "SALAS_TIMEOUT_KEEP_ALIVE", "--timeout-keep-alive"
+    )
+    conns = _pick(args.max_connections, environ, "SALAS_MAX_CONNECTIONS", "--max-connections")
+    per_ip = _pick(
+        args.max_connections_per_ip,
+        environ,
+        "SALAS_MAX_CONNECTIONS_PER_IP",
+        "--max-connections-per-ip",
+    )
+    proxies = _pick(
+        args.forwarded_allow_ips, environ, "SALAS_FORWARDED_ALLOW_IPS", "--forwarded-allow-ips"
+    )
     settings = ServeSettings(
         host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
         port=_port(*port) if port else DEFAULT_PORT,
@@ -241,6 +338,12 @@ def parse_settings(
         message_rate=_rate(*rate) if rate else DEFAULT_MESSAGE_RATE,
         message_burst=_burst(*burst) if burst else DEFAULT_MESSAGE_BURST,
         recovery=_flag(recovery, default=True),
+        timeout_head=_seconds(*head) if head else DEFAULT_TIMEOUT_HEAD,
+        timeout_body=_seconds(*body) if body else DEFAULT_TIMEOUT_BODY,
+        timeout_keep_alive=_seconds(*idle) if idle else DEFAULT_TIMEOUT_KEEP_ALIVE,
+        max_connections=_limit(*conns) if conns else DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_ip=_limit(*per_ip) if per_ip else DEFAULT_MAX_CONNECTIONS_PER_IP,
+        forwarded_allow_ips=_proxies(*proxies) if proxies else (),
     )
     _check_store(settings.db, db[1] if db else "--db")
     return str(args.command), settings
@@ -300,7 +403,12 @@ async def serve(settings: ServeSettings) -> int:
             message_burst=settings.message_burst,
         )
         # Connection state recovery in the same database: it survives restarts.
-        app = create_app(config, store, open_recovery_store(url) if settings.recovery else None)
+        app = create_app(
+            config,
+            store,
+            open_recovery_store(url) if settings.recovery else None,
+            server_options=settings.server_options(),
+        )
         try:
             port = await app.start(settings.host, settings.port)
         except StoreError as exc:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from salas.chat.announce import Announcer
 from salas.chat.config import ChatConfig
@@ -57,6 +59,7 @@ class ChatApp:
         recovery: RecoveryStore | None = None,
         *,
         presence: PresenceBackend | None = None,
+        server_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -65,6 +68,8 @@ class ChatApp:
             connection_state_recovery=(
                 RecoveryOptions(store=recovery) if recovery is not None else False
             ),
+            # The engine's own settings (timeouts, connection limits...): `Server` arguments.
+            **(server_options or {}),
         )
         self.presence: PresenceBackend = presence if presence is not None else LocalPresence()
         announce = Announcer(self.io, self.presence, config)
@@ -131,11 +136,13 @@ def create_app(
     config: ChatConfig | None = None,
     store: MessageStore | None = None,
     recovery: RecoveryStore | None = None,
+    server_options: Mapping[str, Any] | None = None,
 ) -> ChatApp:
     """The chat app; `store` defaults to a fresh ``memory://`` one (opened by the caller);
-    `recovery` (e.g. ``open_recovery_store(url)``) turns connection state recovery on."""
+    `recovery` (e.g. ``open_recovery_store(url)``) turns connection state recovery on;
+    `server_options` are more keyword arguments of its `salas.Server`."""
     if store is None:
         from salas.store import open_store
 
         store = open_store("memory://")
-    return ChatApp(config or ChatConfig(), store, recovery)
+    return ChatApp(config or ChatConfig(), store, recovery, server_options=server_options)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from salas.engine.forwarded import TrustedProxies
+
 __all__ = ["CorsConfig", "EngineConfig"]
 
 
@@ -44,15 +46,39 @@ class EngineConfig:
     volatile_buffer: int = 256 * 1024
     transports: tuple[str, ...] = ("polling", "websocket")
     cors: CorsConfig = field(default_factory=CorsConfig)
+    # Seconds the complete head of a request may take to arrive, counted from its first byte
+    # (from the connection's opening for its first request): slow-header attacks end here.
+    head_timeout: float = 10.0
+    # Seconds a request body may go without a new byte arriving.
+    body_timeout: float = 10.0
+    # Seconds an HTTP connection may stay idle between requests. None of these apply while the
+    # server holds a request (a long-polling GET) or after a websocket upgrade.
+    keep_alive_timeout: float = 5.0
+    # Open TCP connections in total, and per client address; 0: no limit.
+    max_connections: int = 10_000
+    max_connections_per_ip: int = 1000
+    # Peers (IPs, CIDRs, or "*") whose X-Forwarded-For names the client; empty: none.
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
             raise ValueError(f"path must start with '/': {self.path!r}")
         if not self.path.endswith("/"):
             object.__setattr__(self, "path", self.path + "/")
-        for name in ("ping_interval", "ping_timeout", "upgrade_timeout"):
-            if getattr(self, name) <= 0:
+        for name in (
+            "ping_interval",
+            "ping_timeout",
+            "upgrade_timeout",
+            "head_timeout",
+            "body_timeout",
+            "keep_alive_timeout",
+        ):
+            if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+        for name in ("max_connections", "max_connections_per_ip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative (0: no limit)")
+        TrustedProxies(self.forwarded_allow_ips)  # raises ValueError on a bad address
         if self.max_payload <= 0:
             raise ValueError("max_payload must be positive")
         if self.volatile_buffer > self.max_buffer:

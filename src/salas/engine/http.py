@@ -3,6 +3,14 @@
 A connection handles one request at a time (requests that arrive meanwhile wait in order),
 because a long-polling GET may stay unanswered for up to a ping interval. A request asking
 for a websocket upgrade hands the connection over to `salas.engine.websocket`.
+
+Timeouts (`HttpTimeouts`): the client's turn is bounded, the server's is not. A request head
+must be complete within `head` seconds of its first byte (of the connection's opening, for
+the first request), a body must progress at least every `body` seconds, and a connection
+with nothing in flight closes after `keep_alive` idle seconds. While the server holds a
+request (a long-polling GET waits up to a ping interval) no timeout runs, nor after an
+upgrade: the websocket's heartbeat takes over. One timer handle per connection, re-armed
+lazily: a state change only records a deadline, and a timer that fires early re-arms.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Protocol as TypingProtocol
 from typing import cast
@@ -18,13 +27,45 @@ from urllib.parse import parse_qsl, unquote
 
 import httptools
 
-__all__ = ["HttpConnection", "HttpRequest", "RequestHandler", "StreamHandler"]
+from salas.engine.logsafe import printable
+
+__all__ = [
+    "Admission",
+    "HttpConnection",
+    "HttpRequest",
+    "HttpTimeouts",
+    "RequestHandler",
+    "StreamHandler",
+]
 
 logger = logging.getLogger("salas.engine")
 
 # Bodies above this size are refused for routes that don't set their own bound.
 DEFAULT_MAX_BODY = 1_000_000
 _MAX_HEADER_BYTES = 64 * 1024
+# A refused connection reads (and drops) what its client sends for this long after the
+# answer, so that closing with unread data does not reset the answer away before it is read.
+_LINGER = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTimeouts:
+    """Seconds the client has for a request head, for each step of a body, and between
+    requests on a kept-alive connection (see the module)."""
+
+    head: float = 10.0
+    body: float = 10.0
+    keep_alive: float = 5.0
+
+
+class Admission(TypingProtocol):
+    """Decides, when a connection is accepted, whether it may stay.
+
+    `admit` returns None to accept, or (status, body) to answer and close it; `release` is
+    called when an admitted connection closes."""
+
+    def admit(self, connection: HttpConnection) -> tuple[int, bytes] | None: ...
+    def release(self, connection: HttpConnection) -> None: ...
 
 
 class StreamHandler(TypingProtocol):
@@ -42,6 +83,7 @@ class HttpRequest:
     __slots__ = (
         "_on_abort",
         "body",
+        "client_address",
         "connection",
         "headers",
         "keep_alive",
@@ -69,16 +111,14 @@ class HttpRequest:
         self.upgrade_tail = b""
         self.responded = False
         self._on_abort: Callable[[], None] | None = None
+        # The client's address: the peer's, or the one a trusted proxy forwarded (set by the
+        # server once the head is in; see salas.engine.forwarded).
+        self.client_address = connection.peer_address
 
     @property
     def remote_address(self) -> str:
-        """The client's IP address ("" when the connection has gone)."""
-        peer = (
-            self.connection.transport.get_extra_info("peername")
-            if self.connection.transport
-            else None
-        )
-        return str(peer[0]) if peer else ""
+        """The peer's IP address: the client's, or a proxy's ("" if unknown)."""
+        return self.connection.peer_address
 
     def on_abort(self, callback: Callable[[], None] | None) -> None:
         """Call `callback` if the client goes away before this request is answered."""
@@ -118,9 +158,17 @@ class HttpConnection(asyncio.Protocol):
         handler: RequestHandler,
         head_parsed: Callable[[HttpRequest], int],
         on_lost: Callable[[HttpConnection], None] | None = None,
+        timeouts: HttpTimeouts | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._handler = handler
         self._on_lost = on_lost
+        self._timeouts = timeouts or HttpTimeouts()
+        self._admission = admission
+        # Set by the admission: the address this connection is counted under, if any.
+        self.counted_as: str | None = None
+        self.admitted = False
+        self.peer_address = ""
         # Called once a request's head is parsed, before its body: returns the body's size
         # limit, and may answer the request at once (it is then not handled again).
         self._head_parsed = head_parsed
@@ -136,16 +184,40 @@ class HttpConnection(asyncio.Protocol):
         self._stream: StreamHandler | None = None
         self._closing = False
         self._paused_reading = False
+        self._refused = False
+        # Timeouts: one timer handle, armed at `_timer_at`; the deadline itself is computed
+        # from the state below whenever the timer fires (see `_deadline`).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._idle_since = 0.0  # when the connection last had nothing in flight
+        self._head_since = 0.0  # when the head being parsed began (see on_message_begin)
+        self._progress = 0.0  # when the body being parsed last grew
+        self._in_body = False
+        self._served = False  # a request of this connection was complete
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer_address = str(peer[0]) if peer else ""
+        self._loop = asyncio.get_running_loop()
+        self._idle_since = self._loop.time()
+        if self._admission is not None:
+            refusal = self._admission.admit(self)
+            if refusal is not None:
+                self._refuse(*refusal)
+                return
+            self.admitted = True
+        self._rearm()
 
     def data_received(self, data: bytes) -> None:
         if self._stream is not None:
             self._stream.data_received(data)
             return
+        if self._refused:
+            return  # dropped: the answer has been sent
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -164,6 +236,11 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        self._cancel_timer()
+        if self.admitted:
+            self.admitted = False
+            assert self._admission is not None
+            self._admission.release(self)
         if self._on_lost is not None:
             self._on_lost(self)
         if self._stream is not None:
@@ -187,6 +264,14 @@ class HttpConnection(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------
     def on_message_begin(self) -> None:
         self._request = HttpRequest(self)
+        self._in_body = False
+        # The first request's head is timed from the connection's opening: a client that
+        # connects and waits gains nothing by sending its first byte late.
+        if self._served or self._current is not None or self._waiting:
+            assert self._loop is not None
+            self._head_since = self._loop.time()
+        else:
+            self._head_since = self._idle_since
         self._header_bytes = 0
         self._body_parts = []
         self._body_size = 0
@@ -227,8 +312,13 @@ class HttpConnection(asyncio.Protocol):
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._body_limit:
             raise _BodyTooLarge
+        self._in_body = True
+        assert self._loop is not None
+        self._progress = self._loop.time()
 
     def on_body(self, body: bytes) -> None:
+        assert self._loop is not None
+        self._progress = self._loop.time()
         self._body_size += len(body)
         if self._body_size > self._body_limit:
             raise _BodyTooLarge
@@ -240,6 +330,8 @@ class HttpConnection(asyncio.Protocol):
         request.body = b"".join(self._body_parts)
         self._body_parts = []
         self._request = None
+        self._in_body = False
+        self._served = True
         self._waiting.append(request)
         # Stop reading from a client that sends requests faster than we answer them.
         if len(self._waiting) > 8 and self.transport is not None and not self._paused_reading:
@@ -259,10 +351,13 @@ class HttpConnection(asyncio.Protocol):
             try:
                 self._handler(request)
             except Exception:
-                logger.exception("error handling %s %s", request.method, request.path)
+                logger.exception(
+                    "error handling %s %s", printable(request.method), printable(request.path)
+                )
                 request.respond(HTTPStatus.INTERNAL_SERVER_ERROR, b"Internal Server Error")
             if request.upgrade and self._stream is not None:
                 return
+        self._rearm()
 
     def write_response(
         self,
@@ -295,10 +390,14 @@ class HttpConnection(asyncio.Protocol):
             # Answering may happen inside another connection's callback; handle the next
             # request of this one on its own turn of the loop.
             asyncio.get_running_loop().call_soon(self._handle_next)
+        elif self._current is None and self._loop is not None:
+            self._idle_since = self._loop.time()
+            self._rearm()
 
     def close(self) -> None:
         """Close the connection once what was written has gone out."""
         self._closing = True
+        self._cancel_timer()
         if self.transport is not None:
             self.transport.close()
 
@@ -307,6 +406,80 @@ class HttpConnection(asyncio.Protocol):
         self._stream = stream
         self._current = None
         self._waiting.clear()
+        self._cancel_timer()
+
+    # -- timeouts ---------------------------------------------------------------------
+    def _deadline(self) -> float | None:
+        """When the client's current turn runs out; None while it is the server's turn."""
+        if self._stream is not None or self._closing:
+            return None
+        timeouts = self._timeouts
+        if self._request is not None:
+            if self._in_body:
+                return self._progress + timeouts.body
+            return self._head_since + timeouts.head
+        if self._current is not None or self._waiting:
+            return None  # the server holds a request (a long poll): no limit here
+        return self._idle_since + (timeouts.keep_alive if self._served else timeouts.head)
+
+    def _rearm(self) -> None:
+        """Make sure the timer fires no later than the current deadline."""
+        deadline = self._deadline()
+        if deadline is None:
+            return  # a timer still armed finds nothing due and lapses
+        timer = self._timer
+        if timer is not None:
+            if self._timer_at <= deadline:
+                return  # it fires first and re-arms for the rest
+            timer.cancel()
+        assert self._loop is not None
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline()
+        if deadline is None:
+            return
+        assert self._loop is not None
+        if self._loop.time() < deadline:
+            self._rearm()
+            return
+        if self._request is not None:
+            logger.debug(
+                "closing HTTP connection from %s: request %s timed out",
+                printable(self.peer_address),
+                "body" if self._in_body else "head",
+            )
+            self._reject(HTTPStatus.REQUEST_TIMEOUT, b"Request Timeout")
+        else:
+            self.close()  # idle: nothing to answer
+
+    # -- refusals ---------------------------------------------------------------------
+    def _refuse(self, status: int, body: bytes) -> None:
+        """Answer a connection refused at accept, then close it after a short linger."""
+        transport = self.transport
+        assert transport is not None and self._loop is not None
+        self._refused = True
+        self._closing = True
+        reason = HTTPStatus(status).phrase
+        transport.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("latin-1")
+            + body
+        )
+        if transport.can_write_eof():
+            # The answer and a FIN now; what the client still sends is read and dropped
+            # until it closes or the linger ends.
+            transport.write_eof()
+            self._timer = self._loop.call_later(_LINGER, transport.close)
+        else:
+            transport.close()
 
     def _reject(self, status: int, body: bytes) -> None:
         transport = self.transport

@@ -4,6 +4,10 @@ Usable on its own like Node's `engine.io` package: give it `on_connection` and r
 session's `on_message` / `on_close`. Requests outside its path go to `fallback` (any
 callable taking the request: `salas.http.Router` serves static files, health checks and the
 application's pages). `allow_request` checks each handshake before a session is opened.
+
+Before any of that: connections over the limits (`salas.engine.limits`) are refused at
+accept, requests under the path whose `Origin` is not allowed (`salas.engine.cors`) get 403,
+and each request's `client_address` is set (`salas.engine.forwarded`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,18 @@ from collections.abc import Callable
 import orjson
 
 from salas.engine.config import EngineConfig
-from salas.engine.cors import cors_headers, preflight_headers
+from salas.engine.cors import cors_headers, origin_allowed, preflight_headers
 from salas.engine.errors import EngineErrorCode, error_body
-from salas.engine.http import DEFAULT_MAX_BODY, HttpConnection, HttpRequest, RequestHandler
+from salas.engine.forwarded import TrustedProxies
+from salas.engine.http import (
+    DEFAULT_MAX_BODY,
+    HttpConnection,
+    HttpRequest,
+    HttpTimeouts,
+    RequestHandler,
+)
+from salas.engine.limits import ConnectionLimits
+from salas.engine.logsafe import printable
 from salas.engine.scheduler import FlushScheduler
 from salas.engine.session import EngineSession
 from salas.engine.websocket import WebSocket
@@ -26,6 +39,9 @@ from salas.engine.websocket import WebSocket
 __all__ = ["EngineServer", "HandshakeCheck"]
 
 logger = logging.getLogger("salas.engine")
+
+# Seconds between two log lines about refused connections.
+_REFUSAL_LOG_INTERVAL = 10.0
 
 
 # `check(request, verdict)`: decide, now or later, whether a handshake may open a session by
@@ -58,6 +74,14 @@ class EngineServer:
         self._server: asyncio.Server | None = None
         self._connections: set[HttpConnection] = set()
         self._closed = False
+        config = self.config
+        self._timeouts = HttpTimeouts(
+            config.head_timeout, config.body_timeout, config.keep_alive_timeout
+        )
+        self.limits = ConnectionLimits(config.max_connections, config.max_connections_per_ip)
+        self.proxies = TrustedProxies(config.forwarded_allow_ips)
+        self._refused = 0  # refusals since the last one logged
+        self._refusal_logged_at = float("-inf")
         self._handshake_template = {
             "pingInterval": round(self.config.ping_interval * 1000),
             "pingTimeout": round(self.config.ping_timeout * 1000),
@@ -80,7 +104,7 @@ class EngineServer:
     # -- listening --------------------------------------------------------------------
     def protocol_factory(self) -> HttpConnection:
         connection = HttpConnection(
-            self.handle_request, self._head_parsed, self._connections.discard
+            self.handle_request, self._head_parsed, self._connections.discard, self._timeouts, self
         )
         self._connections.add(connection)
         return connection
@@ -110,9 +134,61 @@ class EngineServer:
             await self._server.wait_closed()
             self._server = None
 
+    # -- admission (salas.engine.http.Admission) ---------------------------------------
+    def admit(self, connection: HttpConnection) -> tuple[int, bytes] | None:
+        """Count a new connection, or the answer that refuses it (503 full, 429 address)."""
+        peer = connection.peer_address
+        # A trusted proxy's connections carry many clients: they count in the total only,
+        # and each is attributed to its client once a request names it (`_head_parsed`).
+        address = None if self.proxies and self.proxies.trusts(peer) else peer
+        status = self.limits.acquire(address)
+        if status is None:
+            connection.counted_as = address
+            return None
+        if status == 503:
+            self._log_refusal("%d connections open (max_connections)", self.limits.total)
+            return status, b"Server full: too many open connections\n"
+        self._log_refusal(
+            "%d connections open from %s (max_connections_per_ip)",
+            self.limits.count(peer),
+            printable(peer),
+        )
+        return status, b"Too many open connections from this address\n"
+
+    def _log_refusal(self, why: str, *args: object) -> None:
+        """Log a refused connection, at most once per `_REFUSAL_LOG_INTERVAL` (a flood of
+        refusals must not become a flood of log lines)."""
+        self._refused += 1
+        now = self.loop.time()
+        if now - self._refusal_logged_at < _REFUSAL_LOG_INTERVAL:
+            return
+        logger.warning("refusing connections: " + why + " (%d refused)", *args, self._refused)
+        self._refusal_logged_at = now
+        self._refused = 0
+
+    def release(self, connection: HttpConnection) -> None:
+        """An admitted connection has closed."""
+        self.limits.release(connection.counted_as)
+
     # -- routing ----------------------------------------------------------------------
     def _head_parsed(self, request: HttpRequest) -> int:
         """A request's head is in: its body limit; a second concurrent POST is refused here."""
+        connection = request.connection
+        if self.proxies and self.proxies.trusts(connection.peer_address):
+            client = self.proxies.client_address(
+                connection.peer_address, request.headers.get("x-forwarded-for")
+            )
+            request.client_address = client
+            if connection.admitted and not self.limits.reattribute(connection.counted_as, client):
+                self._log_refusal(
+                    "%d connections open from %s, forwarded (max_connections_per_ip)",
+                    self.limits.count(client),
+                    printable(client),
+                )
+                request.keep_alive = False
+                request.respond(429, b"Too many open connections from this address\n")
+                return DEFAULT_MAX_BODY
+            connection.counted_as = client
         if not self._is_engine_path(request.path):
             return DEFAULT_MAX_BODY
         if request.method == "POST":
@@ -140,6 +216,15 @@ class EngineServer:
             return
         if request.method == "OPTIONS":
             request.respond(204, b"", preflight_headers(self.config.cors, request))
+            return
+        if not origin_allowed(self.config.cors, request, self._forwarded_host(request)):
+            # A page of another site must not drive a visitor's browser into a session
+            # (cross-site websocket hijacking; polling too).
+            logger.debug(
+                "refusing a request from origin %s (not allowed; see cors_origins)",
+                printable(request.headers.get("origin", "")),
+            )
+            self._error(request, EngineErrorCode.FORBIDDEN, "Origin not allowed")
             return
         query = request.query
         if query.get("EIO") != "4":
@@ -236,6 +321,13 @@ class EngineServer:
             return
         if transport == "websocket":
             session.start_transport()
+
+    def _forwarded_host(self, request: HttpRequest) -> str | None:
+        """The `X-Forwarded-Host` a trusted proxy sent (the Host the browser used), if any."""
+        if not self.proxies or not self.proxies.trusts(request.connection.peer_address):
+            return None
+        forwarded = request.headers.get("x-forwarded-host")
+        return forwarded.split(",")[0].strip() if forwarded else None
 
     def _error(
         self, request: HttpRequest, code: EngineErrorCode, message: str | None = None

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from salas.engine.logsafe import printable
 from salas.http.request import Request
 from salas.http.router import Spawn
 
@@ -88,5 +89,7 @@ def _refusal(exc: Exception, request: Request) -> str | None:
     """The message a hook's exception gives the client (None: the default one)."""
     if isinstance(exc, RequestRefused):
         return str(exc) or None
-    logger.exception("error in request hook for %s %s", request.method, request.path)
+    logger.exception(
+        "error in request hook for %s %s", printable(request.method), printable(request.path)
+    )
     return None

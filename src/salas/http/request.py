@@ -4,7 +4,7 @@ The type lives with the HTTP/1.1 connection that parses and answers it
 (`salas.engine.http.HttpRequest`); this is its public name. What a handler reads:
 `method`, `path` (percent-decoded), `query` (a dict), `query_string`, `headers`
 (lower-case names, repeated headers joined with ", "), `raw_headers`, `body`,
-`remote_address`.
+`remote_address` (the peer), `client_address` (the client, behind trusted proxies).
 """
 
 from __future__ import annotations

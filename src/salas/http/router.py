@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
+from salas.engine.logsafe import printable
 from salas.http.request import Request
 from salas.http.response import Response
 from salas.http.static import CLIENT_FILES, StaticFiles, find_client_dist
@@ -151,6 +152,6 @@ async def _finish(result: Awaitable[Response], request: Request) -> None:
     try:
         response = await result
     except Exception:
-        logger.exception("error in route %s", request.path)
+        logger.exception("error in route %s", printable(request.path))
         response = Response(500, b"Internal Server Error")
     request.respond(response.status, response.body, response.headers, response.content_type)

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from salas.engine.logsafe import printable
 from salas.engine.session import EngineSession
 from salas.protocol import PacketDecoder, ProtocolError, SocketPacket, SocketPacketType
 from salas.protocol.outgoing import EncodedMessage
@@ -54,7 +55,7 @@ class Client:
         try:
             packet = self._decoder.feed(message)
         except ProtocolError as exc:
-            logger.info("closing session %s: invalid packet (%s)", self.session.sid, exc)
+            logger.info("closing session %s: invalid packet (%s)", self.session.sid, printable(exc))
             self.session.close("parse error")
             return
         if packet is None:
@@ -74,7 +75,7 @@ class Client:
             self._refuse(packet, "packet for a namespace in the wrong state")
 
     def _refuse(self, packet: SocketPacket, why: str) -> None:
-        logger.info("closing session %s: %s (%s)", self.session.sid, why, packet.nsp)
+        logger.info("closing session %s: %s (%s)", self.session.sid, why, printable(packet.nsp))
         self.session.close("parse error")
 
     def _on_close(self, reason: str) -> None:

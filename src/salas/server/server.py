@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from salas.adapter.base import AdapterFactory, RemoteSocket
 from salas.adapter.memory import MemoryAdapter
 from salas.engine import CorsConfig, EngineConfig, EngineServer, EngineSession
+from salas.engine.forwarded import parse_forwarded_allow_ips
 from salas.http import RequestHook, RequestHooks, RouteHandler, Router, StaticFiles
 from salas.http.router import DEFAULT_METHODS
 from salas.recovery import Recovery, RecoveryOptions
@@ -39,7 +40,10 @@ class Server:
 
     Args:
         cors_origins: Origins browsers may call from: ``"*"`` for any, origins separated
-            by commas, or a sequence of them; None (default) sends no CORS headers.
+            by commas, or a sequence of them; None (default) sends no CORS headers. The
+            same setting decides which pages may open a session: a websocket upgrade or a
+            polling request whose ``Origin`` is not allowed gets 403 (None: only pages of
+            the origin in the request's ``Host``; requests without ``Origin`` pass).
         cors_credentials: Allow credentialed cross-origin requests (default False).
         path: The URL path of the Socket.IO endpoint (default ``"/socket.io/"``; a
             trailing ``"/"`` is added when missing).
@@ -65,6 +69,20 @@ class Server:
             let clients that reconnect get back their session and the packets they missed
             (default False).
         allow_request: A first request hook (see :meth:`allow_request`).
+        head_timeout: Seconds a request head may take to arrive (default 10.0); a slow one
+            is answered 408 and closed.
+        body_timeout: Seconds a request body may go without progress (default 10.0).
+        keep_alive_timeout: Seconds an HTTP connection may stay idle between requests
+            (default 5.0). No timeout cuts a long-polling GET the server holds, nor a
+            websocket.
+        max_connections: Open connections in total; beyond, new ones get 503 and are
+            closed (default 10,000; 0: no limit).
+        max_connections_per_ip: Open connections per client address; beyond, new ones get
+            429 and are closed (default 1,000; 0: no limit).
+        forwarded_allow_ips: Proxies (IPs, CIDRs, ``"*"``; a comma list or a sequence)
+            whose ``X-Forwarded-For`` names the client (default None: none). Their own
+            connections count in the total only; each request they forward counts for its
+            client (``request.client_address``).
 
     Attributes:
         sockets: The main namespace ``"/"``.
@@ -77,7 +95,8 @@ class Server:
     Raises:
         ValueError: A setting that cannot work: a timeout, interval or ``max_payload``
             that is not positive, a ``path`` not starting with ``"/"``, a
-            ``volatile_buffer`` above ``max_buffer``, an unknown or no transport.
+            ``volatile_buffer`` above ``max_buffer``, an unknown or no transport, a
+            negative connection limit, a ``forwarded_allow_ips`` item that is no address.
 
     >>> io = Server(cors_origins="*")
     >>> @io.on("connection")
@@ -103,6 +122,12 @@ class Server:
         static_dir: str | os.PathLike[str] | None = None,
         connection_state_recovery: bool | RecoveryOptions = False,
         allow_request: RequestHook | None = None,
+        head_timeout: float = 10.0,
+        body_timeout: float = 10.0,
+        keep_alive_timeout: float = 5.0,
+        max_connections: int = 10_000,
+        max_connections_per_ip: int = 1000,
+        forwarded_allow_ips: str | Sequence[str] | None = None,
     ) -> None:
         """Configure the server (see the class for the arguments); nothing listens yet."""
         if connect_timeout <= 0:
@@ -123,6 +148,12 @@ class Server:
             volatile_buffer=volatile_buffer,
             transports=tuple(transports),
             cors=CorsConfig.parse(cors_origins, cors_credentials),
+            head_timeout=head_timeout,
+            body_timeout=body_timeout,
+            keep_alive_timeout=keep_alive_timeout,
+            max_connections=max_connections,
+            max_connections_per_ip=max_connections_per_ip,
+            forwarded_allow_ips=parse_forwarded_allow_ips(forwarded_allow_ips),
         )
         self.engine = EngineServer(
             config, self._on_engine_connection, self.router, self._request_hooks

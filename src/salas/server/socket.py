@@ -85,7 +85,7 @@ class Socket:
             "auth": auth,
             "headers": dict(request.headers),
             "query": dict(request.query),
-            "address": request.remote_address,
+            "address": request.client_address,
             "time": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
             "issued": int(time.time() * 1000),
             "url": request.path + ("?" + request.query_string if request.query_string else ""),
