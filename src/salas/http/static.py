@@ -8,6 +8,10 @@ from pathlib import Path
 
 __all__ = ["CLIENT_FILES", "StaticFiles", "find_client_dist"]
 
+# A URL path longer than this names no file here: it is "not found" without asking the file
+# system (which refuses names over 255 bytes and paths over 4096 with an error).
+_MAX_PATH = 1024
+
 
 class StaticFiles:
     """Files under one folder, by URL path; never anything outside it."""
@@ -20,12 +24,22 @@ class StaticFiles:
             raise ValueError(f"static folder does not exist: {self.directory}")
 
     def lookup(self, url_path: str) -> Path | None:
-        """The file `url_path` names inside the folder, or None (missing or outside it)."""
+        """The file `url_path` names inside the folder, or None (missing or outside it).
+
+        Never raises for a hostile path: a NUL byte, a backslash (a separator on Windows, so
+        refused everywhere for the same URLs to mean the same files), an over-long path or
+        file name, or any other path the file system refuses is None.
+        """
         relative = url_path.lstrip("/")
         if not relative or relative.endswith("/"):
             relative += self.index
-        candidate = (self.directory / relative).resolve()
-        if not candidate.is_relative_to(self.directory) or not candidate.is_file():
+        if "\x00" in relative or "\\" in relative or len(relative) > _MAX_PATH:
+            return None
+        try:
+            candidate = (self.directory / relative).resolve()
+            if not candidate.is_relative_to(self.directory) or not candidate.is_file():
+                return None
+        except (OSError, ValueError):  # ENAMETOOLONG, ELOOP (a symlink loop), EACCES
             return None
         return candidate
 
