@@ -473,3 +473,44 @@ async def test_recovery_flag_reaches_serve(tmp_path: Path, flag: str) -> None:
         assert len(args) == 2 and isinstance(args[1], str) and int(args[1]) > 0
     else:
         assert len(args) == 1
+
+
+# ------------------------------------------------------------------ passwords never shown
+SECRET = "hunter2secret"
+
+
+@pytest.mark.parametrize(
+    "db",
+    [
+        f"postgresql://salas:{SECRET}@127.0.0.1:1/chat",
+        f"postgresql://salas@127.0.0.1:1/chat?password={SECRET}",
+        f"postgresql://salas@127.0.0.1:1/chat?sslmode=disable&sslpassword={SECRET}",
+    ],
+)
+async def test_unreachable_store_error_hides_the_password(tmp_path: Path, db: str) -> None:
+    """A PostgreSQL URL that cannot be reached: exit 1, and its password (userinfo or
+    ?password=) appears nowhere in the output."""
+    code, out, err = await _run("serve", "--port", "0", "--db", db, cwd=tmp_path)
+    assert code == 1
+    assert "cannot open the store" in err
+    assert SECRET not in out + err
+    assert "***" in err
+
+
+@pytest.mark.parametrize("where", ["userinfo", "query"])
+async def test_startup_line_hides_the_password(
+    tmp_path: Path, postgres_url: str, where: str
+) -> None:
+    """The listening line shows the store URL without its password (userinfo or ?password=)."""
+    scheme, _, rest = postgres_url.partition("://")
+    user, _, host = rest.partition("@")
+    if where == "userinfo":
+        db = f"{scheme}://{user}:{SECRET}@{host}"
+    else:
+        db = f"{postgres_url}{'&' if '?' in postgres_url else '?'}password={SECRET}"
+    db += ("&" if "?" in db else "?") + "table=redact_test"
+    async with serving("--db", db, "--log-level", "info", cwd=tmp_path) as served:
+        assert served.match is not None
+        assert "***" in served.match["store"]
+        assert await served.stop(signal.SIGTERM) == 0
+    assert SECRET not in "\n".join(served.lines)
