@@ -359,7 +359,7 @@ async def test_serve_logs_url_and_stops_on_sigterm(tmp_path: Path) -> None:
         async with aiohttp.ClientSession() as session, session.get(served.url + "/healthz") as r:
             assert r.status == 200
             body = await r.json()
-        assert body["ok"] is True and body["store"]["backend"] == "sqlite"
+        assert body == {"ok": True, "store": {"ok": True}, "connections": 0}  # no file path
         sio, _ = await _client(served.url, "ana")
         assert await served.stop(signal.SIGTERM) == 0
         await asyncio.sleep(0.2)
@@ -473,6 +473,32 @@ async def test_recovery_flag_reaches_serve(tmp_path: Path, flag: str) -> None:
         assert len(args) == 2 and isinstance(args[1], str) and int(args[1]) > 0
     else:
         assert len(args) == 1
+
+
+# ------------------------------------------------------------------ /healthz details
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([], {}, False),
+        (["--healthz-details"], {}, True),
+        ([], {"SALAS_HEALTHZ_DETAILS": "1"}, True),
+        (["--no-healthz-details"], {"SALAS_HEALTHZ_DETAILS": "yes"}, False),
+    ],
+)
+def test_healthz_details_flag_and_environment(
+    argv: list[str], env: dict[str, str], expected: bool
+) -> None:
+    """--healthz-details / SALAS_HEALTHZ_DETAILS turn the details on (off by default)."""
+    assert parse_settings(["serve", *argv], env)[1].healthz_details is expected
+
+
+async def test_healthz_details_reach_serve(tmp_path: Path) -> None:
+    """With --healthz-details, the running server's /healthz shows the SQLite file."""
+    async with serving("--healthz-details", cwd=tmp_path) as served:
+        async with aiohttp.ClientSession() as session, session.get(served.url + "/healthz") as r:
+            body = await r.json()
+        assert body["store"]["backend"] == "sqlite"
+        assert body["store"]["path"] == f"{tmp_path}/salas.db"
 
 
 # ------------------------------------------------------------------ passwords never shown

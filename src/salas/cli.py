@@ -62,6 +62,7 @@ class ServeSettings:
     message_rate: float = DEFAULT_MESSAGE_RATE  # per connection and second; 0: no limit
     message_burst: int = DEFAULT_MESSAGE_BURST
     recovery: bool = True  # connection state recovery, its state in the --db database
+    healthz_details: bool = False  # /healthz shows the store's path and error text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="connection state recovery: a client that reconnects within 2 minutes gets "
         "what it missed, also across a restart (its state is kept in --db); broadcasts then "
         "carry their offset as a last extra argument [SALAS_RECOVERY=1/0] (on)",
+    )
+    serve.add_argument(
+        "--healthz-details",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="/healthz also shows the store's details: backend, file path or schema, error "
+        "text, counters [SALAS_HEALTHZ_DETAILS=1/0] (off: only whether the server and store "
+        "are ok, and the number of connections)",
     )
     serve.add_argument(
         "--log-level",
@@ -231,6 +240,7 @@ def parse_settings(
     rate = _pick(args.message_rate, environ, "SALAS_MESSAGE_RATE", "--message-rate")
     burst = _pick(args.message_burst, environ, "SALAS_MESSAGE_BURST", "--message-burst")
     recovery = _pick(args.recovery, environ, "SALAS_RECOVERY", "--recovery")
+    details = _pick(args.healthz_details, environ, "SALAS_HEALTHZ_DETAILS", "--healthz-details")
     settings = ServeSettings(
         host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
         port=_port(*port) if port else DEFAULT_PORT,
@@ -241,6 +251,7 @@ def parse_settings(
         message_rate=_rate(*rate) if rate else DEFAULT_MESSAGE_RATE,
         message_burst=_burst(*burst) if burst else DEFAULT_MESSAGE_BURST,
         recovery=_flag(recovery, default=True),
+        healthz_details=_flag(details, default=False),
     )
     _check_store(settings.db, db[1] if db else "--db")
     return str(args.command), settings
@@ -298,6 +309,7 @@ async def serve(settings: ServeSettings) -> int:
             cors_origins=settings.cors_origins,
             message_rate=settings.message_rate,
             message_burst=settings.message_burst,
+            healthz_details=settings.healthz_details,
         )
         # Connection state recovery in the same database: it survives restarts.
         app = create_app(config, store, open_recovery_store(url) if settings.recovery else None)

@@ -118,12 +118,17 @@ class ChatApp:
         await self.io.wait_closed()
 
     async def _healthz(self, request: object) -> Response:
+        """`{"ok", "store": {"ok"}, "connections"}`; 503 when the store is not ok.
+
+        The store's report (file path, schema, error text, counters) is added only with
+        `config.healthz_details`: /healthz is open to anyone who reaches the server."""
         try:
             store = await asyncio.wait_for(self.store.health(), _HEALTH_TIMEOUT)
         except Exception as exc:  # a health check reports failures, it does not raise them
             store = {"ok": False, "error": str(exc) or type(exc).__name__}
         ok = store.get("ok") is True
-        body = {"ok": ok, "store": store, "connections": self.presence.connections}
+        shown = store if self.config.healthz_details else {"ok": ok}
+        body = {"ok": ok, "store": shown, "connections": self.presence.connections}
         return Response.json(body, 200 if ok else 503)
 
 
