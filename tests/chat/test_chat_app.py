@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from salas.chat import ChatApp, ChatConfig, LocalPresence, create_app
+from salas.http import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 from salas.store import open_store
 from tests.chat.chat_support import (
     FAST,
@@ -281,6 +282,21 @@ async def test_pages_are_served() -> None:
         assert status == 200 and "channel_join" in body
         status, _, _ = await _get(chat.url + "/socket.io/socket.io.js")
         assert status == 200
+
+
+async def test_pages_carry_security_headers() -> None:
+    """The chat page, the tutorial's page and their files carry CSP, nosniff, frame denial
+    and no-referrer; Engine.IO responses do not."""
+    async with running_chat() as chat, aiohttp.ClientSession() as session:
+        for page in ("/", "/app.js", "/style.css", "/tutorial/", "/tutorial/views/index.js"):
+            async with session.get(chat.url + page) as resp:
+                assert resp.status == 200
+                for name, value in SECURITY_HEADERS:
+                    assert resp.headers.get(name) == value, (page, name)
+        assert "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
+        async with session.get(chat.url + "/socket.io/?EIO=4&transport=polling") as resp:
+            assert resp.status == 200
+            assert "Content-Security-Policy" not in resp.headers
 
 
 async def test_create_app_defaults_to_a_memory_store() -> None:

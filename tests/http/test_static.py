@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from salas.http import Router, StaticFiles, find_client_dist
+from salas.http import SECURITY_HEADERS, Router, StaticFiles, find_client_dist
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,3 +174,20 @@ async def test_hostile_static_paths_answer_404_without_a_traceback(
 def test_static_lookup_of_hostile_paths_is_none(site: Path, url_path: str) -> None:
     """lookup answers None, never raises, for NUL, over-long, backslashed or unencodable paths."""
     assert StaticFiles(site).lookup(url_path) is None
+
+
+async def test_static_headers_go_with_every_file(serve, http, site: Path) -> None:
+    """A folder's `headers` are sent with each of its files, not with 404s or redirects."""
+    router = Router()
+    router.mount_static(StaticFiles(site, headers=SECURITY_HEADERS), "/app")
+    router.mount_static(StaticFiles(site), "/plain")
+    port = await serve(router)
+    for target in ("/app/", "/app/css/site.css"):
+        response = await http(port, "GET", target)
+        assert response.status == 200
+        for name, value in SECURITY_HEADERS:
+            assert response.headers[name.lower()] == value
+    plain = await http(port, "GET", "/plain/")
+    assert plain.status == 200 and "content-security-policy" not in plain.headers
+    for target in ("/app/missing.txt", "/app"):
+        assert "content-security-policy" not in (await http(port, "GET", target)).headers

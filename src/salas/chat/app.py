@@ -25,7 +25,7 @@ from salas.chat.pages import STATIC_DIR, TUTORIAL_PAGE
 from salas.chat.presence import LocalPresence, PresenceBackend
 from salas.chat.rooms_feed import Coalescer
 from salas.chat.typing_status import TypingTracker
-from salas.http import Response
+from salas.http import SECURITY_HEADERS, Response
 from salas.recovery import RecoveryOptions, RecoveryStore
 from salas.server import Server
 from salas.store import MessageStore
@@ -83,9 +83,10 @@ class ChatApp:
         )
         self.io.on("connection", self.events.on_connection)
         self.io.route("/healthz")(self._healthz)
-        # The chat page (index.html, the web engineer's) at /, the tutorial's page beside it.
-        self.io.mount_static(STATIC_DIR, "/")
-        self.io.mount_static(TUTORIAL_PAGE, "/tutorial/")
+        # The chat page (index.html, the web engineer's) at /, the tutorial's page beside it;
+        # both work under the strict policy of SECURITY_HEADERS (no inline script or style).
+        self.io.mount_static(STATIC_DIR, "/", headers=SECURITY_HEADERS)
+        self.io.mount_static(TUTORIAL_PAGE, "/tutorial/", headers=SECURITY_HEADERS)
 
     @property
     def port(self) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["CLIENT_FILES", "StaticFiles", "find_client_dist"]
@@ -16,10 +17,17 @@ _MAX_PATH = 1024
 class StaticFiles:
     """Files under one folder, by URL path; never anything outside it."""
 
-    def __init__(self, directory: str | os.PathLike[str], index: str = "index.html") -> None:
-        """`directory` must exist (ValueError otherwise); `index` serves folder URLs."""
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        index: str = "index.html",
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """`directory` must exist (ValueError otherwise); `index` serves folder URLs;
+        `headers` go with every file served (e.g. `salas.http.SECURITY_HEADERS`)."""
         self.directory = Path(directory).resolve()
         self.index = index
+        self.headers = list(headers)
         if not self.directory.is_dir():
             raise ValueError(f"static folder does not exist: {self.directory}")
 
