@@ -409,7 +409,7 @@ async def test_serve_logs_url_and_stops_on_sigterm(tmp_path: Path) -> None:
         async with aiohttp.ClientSession() as session, session.get(served.url + "/healthz") as r:
             assert r.status == 200
             body = await r.json()
-        assert body["ok"] is True and body["store"]["backend"] == "sqlite"
+        assert body == {"ok": True, "store": {"ok": True}, "connections": 0}  # no file path
         sio, _ = await _client(served.url, "ana")
         assert await served.stop(signal.SIGTERM) == 0
         await asyncio.sleep(0.2)
@@ -545,3 +545,70 @@ async def test_connection_limit_and_origin_reach_serve(tmp_path: Path) -> None:
                 assert r.status == 403
             async with session.get(target, headers={"Origin": served.url}) as r:
                 assert r.status == 200
+
+
+# ------------------------------------------------------------------ /healthz details
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([], {}, False),
+        (["--healthz-details"], {}, True),
+        ([], {"SALAS_HEALTHZ_DETAILS": "1"}, True),
+        (["--no-healthz-details"], {"SALAS_HEALTHZ_DETAILS": "yes"}, False),
+    ],
+)
+def test_healthz_details_flag_and_environment(
+    argv: list[str], env: dict[str, str], expected: bool
+) -> None:
+    """--healthz-details / SALAS_HEALTHZ_DETAILS turn the details on (off by default)."""
+    assert parse_settings(["serve", *argv], env)[1].healthz_details is expected
+
+
+async def test_healthz_details_reach_serve(tmp_path: Path) -> None:
+    """With --healthz-details, the running server's /healthz shows the SQLite file."""
+    async with serving("--healthz-details", cwd=tmp_path) as served:
+        async with aiohttp.ClientSession() as session, session.get(served.url + "/healthz") as r:
+            body = await r.json()
+        assert body["store"]["backend"] == "sqlite"
+        assert body["store"]["path"] == f"{tmp_path}/salas.db"
+
+
+# ------------------------------------------------------------------ passwords never shown
+SECRET = "hunter2secret"
+
+
+@pytest.mark.parametrize(
+    "db",
+    [
+        f"postgresql://salas:{SECRET}@127.0.0.1:1/chat",
+        f"postgresql://salas@127.0.0.1:1/chat?password={SECRET}",
+        f"postgresql://salas@127.0.0.1:1/chat?sslmode=disable&sslpassword={SECRET}",
+    ],
+)
+async def test_unreachable_store_error_hides_the_password(tmp_path: Path, db: str) -> None:
+    """A PostgreSQL URL that cannot be reached: exit 1, and its password (userinfo or
+    ?password=) appears nowhere in the output."""
+    code, out, err = await _run("serve", "--port", "0", "--db", db, cwd=tmp_path)
+    assert code == 1
+    assert "cannot open the store" in err
+    assert SECRET not in out + err
+    assert "***" in err
+
+
+@pytest.mark.parametrize("where", ["userinfo", "query"])
+async def test_startup_line_hides_the_password(
+    tmp_path: Path, postgres_url: str, where: str
+) -> None:
+    """The listening line shows the store URL without its password (userinfo or ?password=)."""
+    scheme, _, rest = postgres_url.partition("://")
+    user, _, host = rest.partition("@")
+    if where == "userinfo":
+        db = f"{scheme}://{user}:{SECRET}@{host}"
+    else:
+        db = f"{postgres_url}{'&' if '?' in postgres_url else '?'}password={SECRET}"
+    db += ("&" if "?" in db else "?") + "table=redact_test"
+    async with serving("--db", db, "--log-level", "info", cwd=tmp_path) as served:
+        assert served.match is not None
+        assert "***" in served.match["store"]
+        assert await served.stop(signal.SIGTERM) == 0
+    assert SECRET not in "\n".join(served.lines)

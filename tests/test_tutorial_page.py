@@ -17,7 +17,9 @@ import pytest
 from tests.support.browser import (  # noqa: F401  (fixtures are found by name)
     Chat,
     browser_fixture,
+    check_inline_script_is_blocked,
     new_context_fixture,
+    record_csp_violations,
     record_dialogs,
 )
 from tests.support.processes import ServerProcess, salas_serve, seed_example
@@ -92,6 +94,25 @@ def test_tutorial_page_two_pages_in_room1_and_one_in_room2(
     for person in (alice, bob):
         expect(person.page.locator("body")).not_to_contain_text("carol is here")
     expect(bob.page.locator(".room2 p, .room3 p")).to_have_text(["Room 2", "Room 3"])  # titles only
+
+
+def test_tutorial_page_runs_under_its_content_security_policy(
+    server: tuple[str, str], new_context: Any
+) -> None:
+    """The tutorial's page is served with a CSP on both servers and works under it: no
+    violation while joining and exchanging messages; an injected inline script is blocked."""
+    _, url = server
+    context = new_context()
+    violations = record_csp_violations(context)
+    alice = Tutorial(lambda: context, url)
+    bob = Tutorial(new_context, url)
+    alice.join("room1")
+    bob.join("room1")
+    bob.send_with_prompt("under the policy")
+    expect(bob.page.locator(".room1")).to_contain_text("under the policy")
+    expect(alice.page.locator(".room1")).to_contain_text("under the policy")
+    assert violations == []
+    check_inline_script_is_blocked(alice.page, violations)
 
 
 def test_tutorial_page_and_chat_page_share_rooms(tmp_path: Path, new_context: Any) -> None:

@@ -88,6 +88,8 @@ class ServeSettings:
             "forwarded_allow_ips": self.forwarded_allow_ips,
         }
 
+    healthz_details: bool = False  # /healthz shows the store's path and error text
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (no usage dump) and exit code 2."""
@@ -175,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--forwarded-allow-ips",
         help="proxies whose X-Forwarded-For names the client: a comma list of IPs/CIDRs, "
         "or '*' [SALAS_FORWARDED_ALLOW_IPS] (none)",
+    )
+    serve.add_argument(
+        "--healthz-details",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="/healthz also shows the store's details: backend, file path or schema, error "
+        "text, counters [SALAS_HEALTHZ_DETAILS=1/0] (off: only whether the server and store "
+        "are ok, and the number of connections)",
     )
     serve.add_argument(
         "--log-level",
@@ -328,6 +338,7 @@ def parse_settings(
     proxies = _pick(
         args.forwarded_allow_ips, environ, "SALAS_FORWARDED_ALLOW_IPS", "--forwarded-allow-ips"
     )
+    details = _pick(args.healthz_details, environ, "SALAS_HEALTHZ_DETAILS", "--healthz-details")
     settings = ServeSettings(
         host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
         port=_port(*port) if port else DEFAULT_PORT,
@@ -344,6 +355,7 @@ def parse_settings(
         max_connections=_limit(*conns) if conns else DEFAULT_MAX_CONNECTIONS,
         max_connections_per_ip=_limit(*per_ip) if per_ip else DEFAULT_MAX_CONNECTIONS_PER_IP,
         forwarded_allow_ips=_proxies(*proxies) if proxies else (),
+        healthz_details=_flag(details, default=False),
     )
     _check_store(settings.db, db[1] if db else "--db")
     return str(args.command), settings
@@ -401,6 +413,7 @@ async def serve(settings: ServeSettings) -> int:
             cors_origins=settings.cors_origins,
             message_rate=settings.message_rate,
             message_burst=settings.message_burst,
+            healthz_details=settings.healthz_details,
         )
         # Connection state recovery in the same database: it survives restarts.
         app = create_app(

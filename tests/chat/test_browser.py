@@ -19,9 +19,11 @@ import pytest
 from tests.support.browser import (  # noqa: F401  (fixtures are found by name)
     Chat,
     browser_fixture,
+    check_inline_script_is_blocked,
     crowd,
     new_context_fixture,
     post_messages,
+    record_csp_violations,
     salas_server_fixture,
 )
 from tests.support.processes import ServerProcess, salas_serve
@@ -90,6 +92,27 @@ def test_join_send_and_receive_in_the_right_box(chat: Any, salas_server: ServerP
     for person in (alice, bob):
         foreign = [u for u in person.requests if not u.startswith(salas_server.url)]
         assert foreign == [], f"requests outside the server: {foreign}"
+
+
+def test_chat_page_runs_under_its_content_security_policy(
+    chat: Any, salas_server: ServerProcess, new_context: Any
+) -> None:
+    """The chat page works under its Content-Security-Policy: connecting, joining, sending,
+    receiving and reloading report no violation, while an injected inline script is blocked."""
+    context = new_context()
+    violations = record_csp_violations(context)
+    alice = Chat(context, salas_server.url)
+    bob = chat()
+    room, text = unique("csp"), unique("under the policy")
+    alice.join(room)
+    bob.join(room)
+    bob.say(room, text)
+    expect(alice.message(room, text)).to_have_count(1)
+    alice.page.reload()
+    expect(alice.page.locator("#conn-state")).to_have_text("online")
+    expect(alice.message(room, text)).to_have_count(1)  # the history, loaded again
+    assert violations == []
+    check_inline_script_is_blocked(alice.page, violations)
 
 
 def test_a_client_not_in_the_room_receives_nothing_from_it(chat: Any) -> None:

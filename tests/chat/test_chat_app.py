@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from salas.chat import ChatApp, ChatConfig, LocalPresence, create_app
+from salas.http import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 from salas.store import open_store
 from tests.chat.chat_support import (
     FAST,
@@ -212,30 +213,62 @@ async def _get(url: str) -> tuple[int, str, str]:
         return response.status, response.headers.get("Content-Type", ""), await response.text()
 
 
+async def _healthz(url: str) -> tuple[int, dict[str, object]]:
+    async with aiohttp.ClientSession() as session, session.get(url + "/healthz") as resp:
+        return resp.status, await resp.json()
+
+
 async def test_healthz_ok() -> None:
-    """/healthz is 200 {ok, store, connections} while the store is healthy."""
+    """/healthz is 200 {ok, store: {ok}, connections} while the store is healthy."""
     async with running_chat() as chat, clients(chat.url, "ana", "bob"):
         status, kind, _ = await _get(chat.url + "/healthz")
         assert status == 200 and kind.startswith("application/json")
-        async with aiohttp.ClientSession() as session, session.get(chat.url + "/healthz") as resp:
-            body = await resp.json()
-        assert body["ok"] is True and body["connections"] == 2
-        assert body["store"]["ok"] is True and body["store"]["backend"] == "memory"
+        assert await _healthz(chat.url) == (
+            200,
+            {"ok": True, "store": {"ok": True}, "connections": 2},
+        )
 
 
-async def test_healthz_unhealthy_store() -> None:
-    """/healthz is 503 with ok false when the store says it is unhealthy."""
+async def test_healthz_unhealthy_store_shows_no_error_text() -> None:
+    """/healthz is 503 with ok false when the store is unhealthy, without the error's text."""
     store = GatedStore()
     async with running_chat(store=store) as chat:
         store.healthy = False
-        async with aiohttp.ClientSession() as session, session.get(chat.url + "/healthz") as resp:
-            assert resp.status == 503
-            body = await resp.json()
-        assert body == {
-            "ok": False,
-            "store": {"backend": "gated", "ok": False, "error": "unhealthy (test)"},
-            "connections": 0,
-        }
+        assert await _healthz(chat.url) == (
+            503,
+            {"ok": False, "store": {"ok": False}, "connections": 0},
+        )
+
+
+async def test_healthz_shows_no_sqlite_path(tmp_path) -> None:
+    """On SQLite, /healthz does not show where the database file is."""
+    store = open_store(f"sqlite:///{tmp_path}/chat.db")
+    async with running_chat(store=store) as chat:
+        status, body = await _healthz(chat.url)
+    assert status == 200
+    assert str(tmp_path) not in str(body) and "chat.db" not in str(body)
+
+
+async def test_healthz_details_on_request(tmp_path) -> None:
+    """With healthz_details, /healthz shows the store's report: backend, path, error text."""
+    config = dataclasses.replace(FAST, healthz_details=True)
+    store = open_store(f"sqlite:///{tmp_path}/chat.db")
+    async with running_chat(config, store=store) as chat:
+        status, body = await _healthz(chat.url)
+    assert status == 200
+    assert body["store"]["backend"] == "sqlite"  # type: ignore[index]
+    assert body["store"]["path"] == f"{tmp_path}/chat.db"  # type: ignore[index]
+    gated = GatedStore()
+    async with running_chat(config, store=gated) as chat:
+        gated.healthy = False
+        assert await _healthz(chat.url) == (
+            503,
+            {
+                "ok": False,
+                "store": {"backend": "gated", "ok": False, "error": "unhealthy (test)"},
+                "connections": 0,
+            },
+        )
 
 
 async def test_pages_are_served() -> None:
@@ -249,6 +282,21 @@ async def test_pages_are_served() -> None:
         assert status == 200 and "channel_join" in body
         status, _, _ = await _get(chat.url + "/socket.io/socket.io.js")
         assert status == 200
+
+
+async def test_pages_carry_security_headers() -> None:
+    """The chat page, the tutorial's page and their files carry CSP, nosniff, frame denial
+    and no-referrer; Engine.IO responses do not."""
+    async with running_chat() as chat, aiohttp.ClientSession() as session:
+        for page in ("/", "/app.js", "/style.css", "/tutorial/", "/tutorial/views/index.js"):
+            async with session.get(chat.url + page) as resp:
+                assert resp.status == 200
+                for name, value in SECURITY_HEADERS:
+                    assert resp.headers.get(name) == value, (page, name)
+        assert "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
+        async with session.get(chat.url + "/socket.io/?EIO=4&transport=polling") as resp:
+            assert resp.status == 200
+            assert "Content-Security-Policy" not in resp.headers
 
 
 async def test_create_app_defaults_to_a_memory_store() -> None:

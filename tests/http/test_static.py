@@ -4,11 +4,12 @@ never anything outside it, served through a Router behind a real EngineServer.""
 from __future__ import annotations
 
 import importlib.resources
+import logging
 from pathlib import Path
 
 import pytest
 
-from salas.http import Router, StaticFiles, find_client_dist
+from salas.http import SECURITY_HEADERS, Router, StaticFiles, find_client_dist
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,3 +130,64 @@ def test_find_client_dist_prefers_the_bundled_client(tmp_path: Path, monkeypatch
     (explicit / "socket.io.js").write_text("// chosen client")
     monkeypatch.setenv("SALAS_CLIENT_DIR", str(explicit))
     assert find_client_dist() == explicit
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/index.html%00",
+        "/index.html%00.png",
+        "/%00",
+        "/" + "a" * 300,
+        "/" + "a" * 300 + ".css",
+        "/css/" + "b" * 256 + "/site.css",
+        "/" + "c/" * 2000 + "x",
+        "/" + "%61" * 5000,
+        "/css/..%5c..%5csecret.txt",
+        "/css%5csite.css",
+        "/..%2f..%2fsecret.txt",
+        "/%c0%ae%c0%ae/secret.txt",
+        "/%ff%fe.txt",
+        "/%e2%82.txt",
+        "/docs/../../secret.txt",
+    ],
+)
+async def test_hostile_static_paths_answer_404_without_a_traceback(
+    serve, http, site: Path, caplog, target: str
+) -> None:
+    """NUL bytes, over-long names, backslashes, encoded slashes and invalid UTF-8 escapes
+    answer 404 and log no error (a traceback per request would flood the log)."""
+    router = Router()
+    router.mount_static(StaticFiles(site))
+    port = await serve(router)
+    response = await http(port, "GET", target)
+    assert response.status == 404
+    assert b"top secret" not in response.body
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert (await http(port, "GET", "/css/site.css")).status == 200
+
+
+@pytest.mark.parametrize(
+    "url_path",
+    ["/a\x00b", "/index.html\x00", "/" + "a" * 300, "/x" * 3000, "/css\\site.css", "/\udcff"],
+)
+def test_static_lookup_of_hostile_paths_is_none(site: Path, url_path: str) -> None:
+    """lookup answers None, never raises, for NUL, over-long, backslashed or unencodable paths."""
+    assert StaticFiles(site).lookup(url_path) is None
+
+
+async def test_static_headers_go_with_every_file(serve, http, site: Path) -> None:
+    """A folder's `headers` are sent with each of its files, not with 404s or redirects."""
+    router = Router()
+    router.mount_static(StaticFiles(site, headers=SECURITY_HEADERS), "/app")
+    router.mount_static(StaticFiles(site), "/plain")
+    port = await serve(router)
+    for target in ("/app/", "/app/css/site.css"):
+        response = await http(port, "GET", target)
+        assert response.status == 200
+        for name, value in SECURITY_HEADERS:
+            assert response.headers[name.lower()] == value
+    plain = await http(port, "GET", "/plain/")
+    assert plain.status == 200 and "content-security-policy" not in plain.headers
+    for target in ("/app/missing.txt", "/app"):
+        assert "content-security-policy" not in (await http(port, "GET", target)).headers

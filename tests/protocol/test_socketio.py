@@ -19,7 +19,7 @@ from salas.protocol import (
     encode_packet,
     has_binary,
 )
-from salas.protocol.socketio import MAX_ATTACHMENTS
+from salas.protocol.socketio import MAX_ATTACHMENTS, MAX_DEPTH
 
 T = SocketPacketType
 
@@ -502,3 +502,55 @@ def test_decoder_after_error_in_attachment_is_not_stuck() -> None:
     with pytest.raises(ProtocolError, match="placeholder"):
         decoder.feed(b"a")
     assert decoder.feed('2["ok"]') == SocketPacket(T.EVENT, "/", ["ok"])
+
+
+# -- nesting depth ----------------------------------------------------------------------------
+
+
+def nested(depth: int, open_: str = "[", close: str = "]") -> str:
+    """A JSON value whose arrays (or objects, with `open_` '{"a":') nest `depth` deep."""
+    return open_ * depth + "1" + close * depth
+
+
+@pytest.mark.parametrize("depth", [1100, 5000])
+def test_deeply_nested_event_is_protocol_error(depth: int) -> None:
+    """Arrays nested past the JSON parsers' own limits raise ProtocolError, not RecursionError."""
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        PacketDecoder().feed('2["message",' + nested(depth) + "]")
+
+
+def test_nesting_limit_is_exact() -> None:
+    """Data nesting MAX_DEPTH levels (the event's array included) decodes; one more does not."""
+    ok = '2["message",' + nested(MAX_DEPTH - 1) + "]"
+    assert PacketDecoder().feed(ok) is not None
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        PacketDecoder().feed('2["message",' + nested(MAX_DEPTH) + "]")
+
+
+def test_nested_objects_count_toward_the_limit() -> None:
+    """Objects nest toward the same limit as arrays, in CONNECT data as in events."""
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        PacketDecoder().feed("0" + nested(MAX_DEPTH + 1, '{"a":', "}"))
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        PacketDecoder().feed('2["m",' + nested(MAX_DEPTH, '{"a":[', "]}") + "]")
+
+
+def test_brackets_inside_strings_do_not_count() -> None:
+    """Brackets in string values (escaped quotes included) are text, not nesting."""
+    text = '[{"\\"' * 200
+    wire = "2" + orjson.dumps(["message", text, {"k": "]]}}[["}]).decode()
+    packet = PacketDecoder().feed(wire)
+    assert packet is not None and packet.data[1] == text
+
+
+def test_deep_nesting_in_the_lone_surrogate_fallback_is_protocol_error() -> None:
+    """The json-module fallback (taken for lone surrogates) is guarded by the same limit."""
+    with pytest.raises(ProtocolError):
+        PacketDecoder().feed('2["\\ud83d",' + nested(1100) + "]")
+
+
+def test_deeply_nested_binary_event_is_protocol_error() -> None:
+    """A BINARY_EVENT whose placeholders sit 1,100 levels deep is refused before reassembly."""
+    wire = '51-["m",' + nested(1100).replace("1", '{"_placeholder":true,"num":0}') + "]"
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        PacketDecoder().feed(wire)

@@ -242,6 +242,48 @@ async def test_malformed_packet_closes_connection(make_server, start, client, un
     assert reasons == ["parse error"]
 
 
+async def test_deep_json_closes_only_its_connection(make_server, start, client, until) -> None:
+    """Deeply nested JSON over websocket closes that connection cleanly; others carry on."""
+    io = make_server()
+    reasons = []
+
+    @io.on("connection")
+    def on_connection(socket: Socket) -> None:
+        socket.on("disconnect", reasons.append)
+        socket.on("echo", lambda n: socket.emit("echo", n))
+
+    port = await start(io)
+    attacker = await client(port)
+    bystander = await client(port)
+    await attacker.send('2["message",' + "[" * 1100 + "]" * 1100 + "]")
+    await attacker.closed()
+    await until(lambda: reasons)
+    assert reasons == ["parse error"]
+    await bystander.send('2["echo",7]')
+    assert await bystander.event() == ["echo", 7]
+
+
+async def test_deep_json_in_a_polling_post_closes_the_session(make_server, start) -> None:
+    """Deeply nested JSON in a long-polling POST answers 400 and ends only that session."""
+    import aiohttp
+
+    io = make_server()
+    port = await start(io)
+    base = f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        sids = []
+        for _ in range(2):
+            async with http.get(base) as response:
+                sids.append((await response.text()).split('"sid":"')[1].split('"')[0])
+            async with http.post(f"{base}&sid={sids[-1]}", data="40") as response:
+                assert response.status == 200
+        deep = '42["message",' + "[" * 1100 + "]" * 1100 + "]"
+        async with http.post(f"{base}&sid={sids[0]}", data=deep) as response:
+            assert response.status in (200, 400)
+        assert sids[0] not in io.engine.sessions
+        assert sids[1] in io.engine.sessions
+
+
 async def test_connect_timeout(make_server, start, client, until) -> None:
     """A connection that never sends CONNECT is closed after connect_timeout."""
     io = make_server(connect_timeout=0.2)

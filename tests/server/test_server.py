@@ -16,7 +16,7 @@ from salas import Server, Socket
 from salas.adapter import MemoryAdapter
 from salas.adapter.base import BroadcastOptions, MemberRegistry
 from salas.engine.session import EngineSession
-from salas.http import Request, RequestRefused, Response
+from salas.http import SECURITY_HEADERS, Request, RequestRefused, Response
 from salas.protocol.outgoing import EncodedMessage
 from salas.server.broadcast import BroadcastOperator
 
@@ -305,6 +305,29 @@ async def test_routes(make_server, start) -> None:
             assert await response.json() == {"ok": True}
         async with http.get(f"http://127.0.0.1:{port}/nothing") as response:
             assert response.status == 404
+
+
+async def test_mount_static_sends_security_headers_by_default(make_server, start, tmp_path) -> None:
+    """mount_static sends SECURITY_HEADERS unless given other headers (or none)."""
+    import aiohttp
+
+    (tmp_path / "index.html").write_text("<p>page</p>")
+    io = make_server()
+    io.mount_static(tmp_path, "/safe/")
+    io.mount_static(tmp_path, "/own/", headers=[("Content-Security-Policy", "default-src *")])
+    io.mount_static(tmp_path, "/bare/", headers=())
+    port = await start(io)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/safe/") as response:
+            assert [(n, response.headers.get(n)) for n, _ in SECURITY_HEADERS] == list(
+                SECURITY_HEADERS
+            )
+        async with http.get(f"http://127.0.0.1:{port}/own/") as response:
+            assert response.headers["Content-Security-Policy"] == "default-src *"
+            assert "X-Frame-Options" not in response.headers
+        async with http.get(f"http://127.0.0.1:{port}/bare/") as response:
+            assert response.status == 200
+            assert "Content-Security-Policy" not in response.headers
 
 
 async def test_shutdown(make_server, start, client, until) -> None:

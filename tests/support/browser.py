@@ -29,10 +29,12 @@ from tests.support.services import unavailable
 __all__ = [
     "Chat",
     "browser_fixture",
+    "check_inline_script_is_blocked",
     "crowd",
     "css_string",
     "new_context_fixture",
     "post_messages",
+    "record_csp_violations",
     "record_dialogs",
     "salas_server_fixture",
 ]
@@ -180,6 +182,47 @@ def new_context_fixture(browser: Browser) -> Iterator[Any]:
     yield new_context
     for context in contexts:
         context.close()
+
+
+def record_csp_violations(context: BrowserContext) -> list[str]:
+    """Every Content-Security-Policy violation reported in `context`'s pages from now on
+    (the `securitypolicyviolation` event, and the console's CSP errors), as text."""
+    found: list[str] = []
+    context.expose_binding("__salasCspViolation", lambda source, text: found.append(text))
+    context.add_init_script(
+        "window.__salasCspCount = 0;"
+        "document.addEventListener('securitypolicyviolation', e => {"
+        "  window.__salasCspCount += 1;"
+        "  window.__salasCspViolation(`${e.violatedDirective} blocked ${e.blockedURI}`);"
+        "});"
+    )
+
+    def on_console(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            found.append(message.text)
+
+    context.on("console", on_console)
+    return found
+
+
+def check_inline_script_is_blocked(page: Page, violations: list[str]) -> None:
+    """Assert that `page` enforces a policy without inline scripts and that the violation
+    reaches `violations` (from `record_csp_violations`): so a test that finds no violation
+    shows that none happened, not that none could be seen."""
+    page.evaluate(
+        """() => {
+          const script = document.createElement("script");
+          script.textContent = "window.injected = 1";
+          document.head.append(script);
+        }"""
+    )
+    page.wait_for_function("() => window.__salasCspCount > 0")
+    assert page.evaluate("() => window.injected") is None
+    for _ in range(50):  # the report reaches Python asynchronously
+        if any("script-src" in text for text in violations):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"no script-src violation reported: {violations}")
 
 
 def record_dialogs(page: Page, answers: list[str] | None = None) -> list[Dialog]:

@@ -27,7 +27,7 @@ from salas.chat.pages import STATIC_DIR, TUTORIAL_PAGE
 from salas.chat.presence import LocalPresence, PresenceBackend
 from salas.chat.rooms_feed import Coalescer
 from salas.chat.typing_status import TypingTracker
-from salas.http import Response
+from salas.http import SECURITY_HEADERS, Response
 from salas.recovery import RecoveryOptions, RecoveryStore
 from salas.server import Server
 from salas.store import MessageStore
@@ -88,9 +88,10 @@ class ChatApp:
         )
         self.io.on("connection", self.events.on_connection)
         self.io.route("/healthz")(self._healthz)
-        # The chat page (index.html, the web engineer's) at /, the tutorial's page beside it.
-        self.io.mount_static(STATIC_DIR, "/")
-        self.io.mount_static(TUTORIAL_PAGE, "/tutorial/")
+        # The chat page (index.html, the web engineer's) at /, the tutorial's page beside it;
+        # both work under the strict policy of SECURITY_HEADERS (no inline script or style).
+        self.io.mount_static(STATIC_DIR, "/", headers=SECURITY_HEADERS)
+        self.io.mount_static(TUTORIAL_PAGE, "/tutorial/", headers=SECURITY_HEADERS)
 
     @property
     def port(self) -> int | None:
@@ -123,12 +124,17 @@ class ChatApp:
         await self.io.wait_closed()
 
     async def _healthz(self, request: object) -> Response:
+        """`{"ok", "store": {"ok"}, "connections"}`; 503 when the store is not ok.
+
+        The store's report (file path, schema, error text, counters) is added only with
+        `config.healthz_details`: /healthz is open to anyone who reaches the server."""
         try:
             store = await asyncio.wait_for(self.store.health(), _HEALTH_TIMEOUT)
         except Exception as exc:  # a health check reports failures, it does not raise them
             store = {"ok": False, "error": str(exc) or type(exc).__name__}
         ok = store.get("ok") is True
-        body = {"ok": ok, "store": store, "connections": self.presence.connections}
+        shown = store if self.config.healthz_details else {"ok": ok}
+        body = {"ok": ok, "store": shown, "connections": self.presence.connections}
         return Response.json(body, 200 if ok else 503)
 
 

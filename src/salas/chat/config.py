@@ -45,6 +45,9 @@ class ChatConfig:
     # broadcasts or store reads.
     control_burst: int = 30
     control_rate: float = 10.0
+    # /healthz adds the store's details (backend, file path or schema, error text, counters)
+    # to its answer; off, anyone who can reach it learns only whether the server is ok.
+    healthz_details: bool = False
 
     def __post_init__(self) -> None:
         for name in ("typing_timeout", "typing_throttle", "control_rate"):

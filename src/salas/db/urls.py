@@ -23,14 +23,46 @@ Backend = Literal["memory", "sqlite", "postgresql"]
 _SCHEME_WITHOUT_SLASHES = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+:")
 
 
+# A query option whose name holds one of these carries a secret (libpq's ``password``,
+# ``sslpassword``; whatever a driver adds, e.g. a token).
+_SECRET_OPTION_WORDS = ("password", "secret", "token")
+# ``key=value`` options of a query string, in raw (still percent-encoded) form.
+_QUERY_OPTION = re.compile(r"(?P<key>[^&;=]*)=(?P<value>[^&;]*)")
+# The password of a URL's userinfo, for URLs `urlsplit` refuses (e.g. a bad IPv6 host).
+_USERINFO_PASSWORD = re.compile(r"^(?P<head>[^:/?#]*://[^:/?#@]*:)[^/?#]*@")
+
+
+def _hide_query_secrets(url: str) -> str:
+    """``url`` with the value of each query option that names a secret replaced by ``***``."""
+
+    def hide(option: re.Match[str]) -> str:
+        key = unquote(option["key"]).lower()
+        if any(word in key for word in _SECRET_OPTION_WORDS):
+            return f"{option['key']}=***"
+        return option[0]
+
+    head, sep, rest = url.partition("?")
+    query, hash_sign, fragment = rest.partition("#")
+    return head + sep + _QUERY_OPTION.sub(hide, query) + hash_sign + fragment
+
+
 def redact(url: str) -> str:
-    """``url`` without its password, fit for error messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    """``url`` without its passwords, fit for error messages and logs.
+
+    Hides the userinfo password (``postgresql://user:***@host/db``) and the value of every
+    query option that names a secret (``?password=***``, ``?sslpassword=***``); the rest of
+    the URL is left as it was written. Never raises, even for a malformed URL.
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # a malformed netloc (e.g. "[bad"): hide the password by pattern
+        url = _USERINFO_PASSWORD.sub(r"\g<head>***@", url)
+    else:
+        if password is not None:
+            host = parts.netloc.rpartition("@")[2]
+            url = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    return _hide_query_secrets(url)
 
 
 def backend_of(url: str, supported: str) -> tuple[Backend, str]:
@@ -69,7 +101,9 @@ def split_sqlite_url(url: str) -> tuple[str, str]:
     table = "messages"
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key != "table":
-            raise StoreError(f"unknown SQLite store option {key!r} in {url!r}; known: table")
+            raise StoreError(
+                f"unknown SQLite store option {key!r} in {redact(url)!r}; known: table"
+            )
         table = value
     path = unquote(path)
     if path.startswith("//"):

@@ -11,9 +11,12 @@ from salas.http.hooks import RequestHook, RequestHooks, RequestRefused
 from salas.http.request import Request
 from salas.http.response import Response
 from salas.http.router import RouteHandler, Router
+from salas.http.security import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 from salas.http.static import StaticFiles, find_client_dist
 
 __all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "SECURITY_HEADERS",
     "Request",
     "RequestHook",
     "RequestHooks",

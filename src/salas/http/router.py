@@ -33,7 +33,8 @@ Spawn = Callable[[Coroutine[Any, Any, None]], object]
 DEFAULT_METHODS = ("GET", "POST")
 # Static files and the client are read-only.
 _READ_METHODS = ("GET", "HEAD")
-_Found = tuple[Path, str] | str  # a file and its content type, or where to redirect
+# A file, its content type and extra headers; or where to redirect.
+_Found = tuple[Path, str, list[tuple[str, str]]] | str
 
 
 class Router:
@@ -110,7 +111,7 @@ class Router:
         if self._client_prefix and path.startswith(self._client_prefix):
             name = path[len(self._client_prefix) :]
             if name in CLIENT_FILES and self._client_dist is not None:
-                return self._client_dist / name, CLIENT_FILES[name]
+                return self._client_dist / name, CLIENT_FILES[name], []
         for prefix, files in self._static:
             if path == prefix[:-1] and prefix != "/":
                 # "/tutorial" → "/tutorial/" so that the page's relative URLs resolve.
@@ -122,17 +123,19 @@ class Router:
                 kind = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
                 if kind.startswith("text/") or kind == "application/javascript":
                     kind += "; charset=utf-8"
-                return found, kind
+                return found, kind, files.headers
         return None
 
     @staticmethod
-    def _send_file(request: Request, path: Path, content_type: str) -> None:
+    def _send_file(
+        request: Request, path: Path, content_type: str, headers: list[tuple[str, str]]
+    ) -> None:
         try:
             body = path.read_bytes()
         except OSError:
             request.respond(404, b"Not Found")
             return
-        request.respond(200, body, [("Cache-Control", "no-cache")], content_type)
+        request.respond(200, body, [("Cache-Control", "no-cache"), *headers], content_type)
 
     def _run(self, handler: RouteHandler, request: Request) -> None:
         result = handler(request)

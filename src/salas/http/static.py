@@ -4,28 +4,50 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["CLIENT_FILES", "StaticFiles", "find_client_dist"]
+
+# A URL path longer than this names no file here: it is "not found" without asking the file
+# system (which refuses names over 255 bytes and paths over 4096 with an error).
+_MAX_PATH = 1024
 
 
 class StaticFiles:
     """Files under one folder, by URL path; never anything outside it."""
 
-    def __init__(self, directory: str | os.PathLike[str], index: str = "index.html") -> None:
-        """`directory` must exist (ValueError otherwise); `index` serves folder URLs."""
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        index: str = "index.html",
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """`directory` must exist (ValueError otherwise); `index` serves folder URLs;
+        `headers` go with every file served (e.g. `salas.http.SECURITY_HEADERS`)."""
         self.directory = Path(directory).resolve()
         self.index = index
+        self.headers = list(headers)
         if not self.directory.is_dir():
             raise ValueError(f"static folder does not exist: {self.directory}")
 
     def lookup(self, url_path: str) -> Path | None:
-        """The file `url_path` names inside the folder, or None (missing or outside it)."""
+        """The file `url_path` names inside the folder, or None (missing or outside it).
+
+        Never raises for a hostile path: a NUL byte, a backslash (a separator on Windows, so
+        refused everywhere for the same URLs to mean the same files), an over-long path or
+        file name, or any other path the file system refuses is None.
+        """
         relative = url_path.lstrip("/")
         if not relative or relative.endswith("/"):
             relative += self.index
-        candidate = (self.directory / relative).resolve()
-        if not candidate.is_relative_to(self.directory) or not candidate.is_file():
+        if "\x00" in relative or "\\" in relative or len(relative) > _MAX_PATH:
+            return None
+        try:
+            candidate = (self.directory / relative).resolve()
+            if not candidate.is_relative_to(self.directory) or not candidate.is_file():
+                return None
+        except (OSError, ValueError):  # ENAMETOOLONG, ELOOP (a symlink loop), EACCES
             return None
         return candidate
 

@@ -8,6 +8,7 @@ data holds bytes is sent as BINARY_EVENT / BINARY_ACK: each bytes value is repla
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -18,6 +19,7 @@ from salas.protocol.errors import ProtocolError
 
 __all__ = [
     "MAX_ATTACHMENTS",
+    "MAX_DEPTH",
     "RESERVED_EVENTS",
     "PacketDecoder",
     "SocketPacket",
@@ -33,6 +35,11 @@ RESERVED_EVENTS = frozenset(
 # A packet may announce at most this many binary attachments: the decoder holds them in
 # memory until the last one arrives, so an unbounded count is a way to exhaust memory.
 MAX_ATTACHMENTS = 256
+# Arrays and objects may nest at most this deep in a packet's data. A chat needs three or
+# four levels; without a limit, a few kilobytes of "[[[[..." exhaust the JSON parsers' stack
+# (orjson stops at 1024 levels, the json module then raises RecursionError), and every
+# recursive walk of the data after them would need the same guard.
+MAX_DEPTH = 32
 # Digits accepted in an ack id (Node's parser accepts any integer; 2**53 fits in 16).
 _MAX_ACK_ID_DIGITS = 16
 
@@ -166,6 +173,28 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+# A JSON string (escapes included) and any run of characters that are not brackets: what
+# the depth check strips to keep only the structure.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def _check_depth(payload: str) -> None:
+    """ProtocolError when arrays and objects in `payload` nest deeper than MAX_DEPTH.
+
+    Called only for a payload with more opening brackets than that: fewer cannot nest past
+    it, so the common case costs two scans in C (`str.count`) and nothing more.
+    """
+    depth = 0
+    for char in _NOT_BRACKETS.sub("", _JSON_STRING.sub("", payload)):
+        if char == "[" or char == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ProtocolError("payload nested too deeply")
+        else:
+            depth -= 1
+
+
 def decode_text(text: str) -> tuple[SocketPacket, int]:
     """Decode the text part of a packet; returns it and how many attachments it announced."""
     if not text:
@@ -207,14 +236,17 @@ def decode_text(text: str) -> tuple[SocketPacket, int]:
         i = digits_end
     data: Any = None
     if i < end:
+        payload = text[i:]
+        if payload.count("[") + payload.count("{") > MAX_DEPTH:
+            _check_depth(payload)
         try:
-            data = orjson.loads(text[i:])
+            data = orjson.loads(payload)
         except orjson.JSONDecodeError:
             # orjson refuses lone surrogates ("\ud83d", half an emoji cut by a browser),
             # which JSON.parse accepts; the application gets them and may refuse the text.
             try:
-                data = json.loads(text[i:], parse_constant=_refuse_constant)
-            except ValueError:
+                data = json.loads(payload, parse_constant=_refuse_constant)
+            except (ValueError, RecursionError):
                 raise ProtocolError("invalid payload") from None
     if not _valid_payload(packet_type, data, i < end):
         raise ProtocolError("invalid payload")

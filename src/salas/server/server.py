@@ -14,7 +14,14 @@ from salas.adapter.base import AdapterFactory, RemoteSocket
 from salas.adapter.memory import MemoryAdapter
 from salas.engine import CorsConfig, EngineConfig, EngineServer, EngineSession
 from salas.engine.forwarded import parse_forwarded_allow_ips
-from salas.http import RequestHook, RequestHooks, RouteHandler, Router, StaticFiles
+from salas.http import (
+    SECURITY_HEADERS,
+    RequestHook,
+    RequestHooks,
+    RouteHandler,
+    Router,
+    StaticFiles,
+)
 from salas.http.router import DEFAULT_METHODS
 from salas.recovery import Recovery, RecoveryOptions
 from salas.server.broadcast import BroadcastOperator
@@ -260,14 +267,23 @@ class Server:
         """
         return self.sockets.use(middleware)
 
-    def mount_static(self, directory: str | os.PathLike[str], prefix: str = "/") -> None:
+    def mount_static(
+        self,
+        directory: str | os.PathLike[str],
+        prefix: str = "/",
+        headers: Iterable[tuple[str, str]] = SECURITY_HEADERS,
+    ) -> None:
         """Serve the files of ``directory`` under the URL ``prefix``.
 
         Args:
             directory: The directory whose files are served.
             prefix: The URL path they are served under (default ``"/"``).
+            headers: Sent with every file (default :data:`salas.http.SECURITY_HEADERS`: a
+                Content-Security-Policy allowing only the site's own scripts, styles and
+                connections, no framing, ``nosniff``, no referrer). Pages with inline
+                scripts need a policy of their own here; ``()`` sends none.
         """
-        self.router.mount_static(StaticFiles(directory), prefix)
+        self.router.mount_static(StaticFiles(directory, headers=headers), prefix)
 
     def route(
         self, path: str, methods: Iterable[str] = DEFAULT_METHODS
