@@ -33,7 +33,15 @@ from salas.db.errors import not_open
 
 from .base import InvalidInputError
 
-__all__ = ["Ban", "BanQueries", "BanStore", "MemoryBanStore", "check_ban", "check_now"]
+__all__ = [
+    "Ban",
+    "BanQueries",
+    "BanStore",
+    "MemoryBanStore",
+    "check_ban",
+    "check_now",
+    "check_target",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +169,19 @@ def _check_ms(name: str, value: object) -> int:
     return max(INT64_MIN, min(INT64_MAX, value))
 
 
-def check_ban(channel: str, user_id: str, until_ms: int | None, by: str | None) -> Ban:
-    """Validate a ban's arguments (``by`` None to check only ``channel`` and ``user_id``).
+def check_target(channel: str, user_id: str | None = None) -> None:
+    """Validate the room (and user, unless None) of an ``unban``, ``is_banned`` or ``bans``.
+
+    Raises:
+        InvalidInputError: An argument is not storable text.
+    """
+    _check_text("channel", channel)
+    if user_id is not None:
+        _check_text("user_id", user_id)
+
+
+def check_ban(channel: str, user_id: str, until_ms: int | None, by: str) -> Ban:
+    """Validate ``ban``'s arguments.
 
     Returns:
         The ban, stamped now (``until_ms`` clamped to 64 bits).
@@ -171,12 +190,10 @@ def check_ban(channel: str, user_id: str, until_ms: int | None, by: str | None) 
         InvalidInputError: A text argument is not storable text, or ``until_ms`` is not an
             int or None.
     """
-    _check_text("channel", channel)
-    _check_text("user_id", user_id)
-    if by is not None:
-        _check_text("by", by)
+    check_target(channel, user_id)
+    _check_text("by", by)
     until = None if until_ms is None else _check_ms("until_ms", until_ms)
-    return Ban(channel, user_id, until, by or "", now_ms())
+    return Ban(channel, user_id, until, by, now_ms())
 
 
 def check_now(now: int | None) -> int:
@@ -304,7 +321,7 @@ class MemoryBanStore:
             InvalidInputError: An argument is invalid.
             StoreError: The store is not open.
         """
-        check_ban(channel, user_id, None, None)
+        check_target(channel, user_id)
         self._check_open()
         ban = self._bans.pop((channel, user_id), None)
         return ban is not None and ban.active(now_ms())
@@ -316,7 +333,7 @@ class MemoryBanStore:
             InvalidInputError: An argument is invalid.
             StoreError: The store is not open.
         """
-        check_ban(channel, user_id, None, None)
+        check_target(channel, user_id)
         at = check_now(now)
         self._check_open()
         ban = self._bans.get((channel, user_id))
@@ -329,7 +346,7 @@ class MemoryBanStore:
             InvalidInputError: An argument is invalid.
             StoreError: The store is not open.
         """
-        check_ban(channel, "-", None, None)
+        check_target(channel)
         at = check_now(now)
         self._check_open()
         found = [b for (c, _), b in self._bans.items() if c == channel and b.active(at)]

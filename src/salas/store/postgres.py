@@ -56,7 +56,7 @@ from ._batched_store import (
     HistoryQueries,
     messages_ddl,
 )
-from .bans import Ban, BanQueries, check_ban, check_now
+from .bans import Ban, BanQueries, check_ban, check_now, check_target
 from .base import Draft, StoredMessage
 
 __all__ = ["PostgresBanStore", "PostgresStore"]
@@ -377,7 +377,7 @@ class PostgresBanStore:
             InvalidInputError: An argument is invalid.
             StoreError: The store is not open, or the write failed.
         """
-        check_ban(channel, user_id, None, None)
+        check_target(channel, user_id)
         now = check_now(None)
         async with self._db.transaction() as conn:
             status: str = await conn.execute(self._sql.lift, channel, user_id, now)
@@ -390,7 +390,7 @@ class PostgresBanStore:
             InvalidInputError: An argument is invalid.
             StoreError: The store is not open, or the read failed.
         """
-        check_ban(channel, user_id, None, None)
+        check_target(channel, user_id)
         at = check_now(now)
         rows = await self._db.fetch(self._sql.active, channel, user_id, at)
         return _ban(rows[0]) if rows else None
@@ -402,6 +402,6 @@ class PostgresBanStore:
             InvalidInputError: An argument is invalid.
             StoreError: The store is not open, or the read failed.
         """
-        check_ban(channel, "-", None, None)
+        check_target(channel)
         at = check_now(now)
         return [_ban(row) for row in await self._db.fetch(self._sql.listing, channel, at)]

@@ -48,7 +48,7 @@ from ._batched_store import (
     HistoryQueries,
     messages_ddl,
 )
-from .bans import Ban, BanQueries, check_ban, check_now
+from .bans import Ban, BanQueries, check_ban, check_now, check_target
 from .base import Draft, StoredMessage
 
 __all__ = ["SQLiteBanStore", "SQLiteStore"]
@@ -291,7 +291,7 @@ class SQLiteBanStore:
             InvalidInputError: An argument is invalid.
             StoreError: The store is not open, or the write failed.
         """
-        check_ban(channel, user_id, None, None)
+        check_target(channel, user_id)
         now = check_now(None)
         lifted: bool = await self._db.write(
             lambda conn: conn.execute(self._sql.lift, (channel, user_id, now)).rowcount > 0
@@ -305,7 +305,7 @@ class SQLiteBanStore:
             InvalidInputError: An argument is invalid.
             StoreError: The store is not open, or the read failed.
         """
-        check_ban(channel, user_id, None, None)
+        check_target(channel, user_id)
         at = check_now(now)
         row = await self._db.read(
             lambda conn: conn.execute(self._sql.active, (channel, user_id, at)).fetchone()
@@ -319,7 +319,7 @@ class SQLiteBanStore:
             InvalidInputError: An argument is invalid.
             StoreError: The store is not open, or the read failed.
         """
-        check_ban(channel, "-", None, None)
+        check_target(channel)
         at = check_now(now)
         rows = await self._db.read(
             lambda conn: conn.execute(self._sql.listing, (channel, at)).fetchall()
