@@ -45,13 +45,19 @@ from salas.server.errors import AckTimeout, ConnectionRefused, Disconnected
 from salas.server.socket import Socket
 from salas.server.tasks import TaskRegistry
 from salas.store import (
+    Ban,
+    BanStore,
     InvalidInputError,
+    MemoryBanStore,
     MemoryStore,
     MessageStore,
+    PostgresBanStore,
     PostgresStore,
+    SQLiteBanStore,
     SQLiteStore,
     StoredMessage,
     StoreError,
+    open_ban_store,
     open_store,
 )
 
@@ -77,6 +83,11 @@ CLASSES = [
     MemoryStore,
     SQLiteStore,
     PostgresStore,
+    Ban,
+    BanStore,
+    MemoryBanStore,
+    SQLiteBanStore,
+    PostgresBanStore,
     RecoveryStore,
     LoggedPacket,
     SessionRecord,
@@ -96,6 +107,7 @@ CLASSES = [
 
 FUNCTIONS = [
     open_store,
+    open_ban_store,
     open_recovery_store,
     redis_adapter,
     event_packet,

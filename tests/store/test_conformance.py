@@ -8,18 +8,26 @@ server that outlives the store, a group committer).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import pytest
 
 from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.db.urls import split_postgres_url, split_sqlite_url
 from salas.store import (
     STORE_PAGE_MAX,
+    BanStore,
     InvalidInputError,
     MessageStore,
     StoredMessage,
     StoreError,
+    open_ban_store,
 )
 
 if TYPE_CHECKING:
@@ -391,3 +399,386 @@ async def test_failed_batch_fails_its_waiters_and_keeps_earlier_commits(
     retried = await store.append("lobby", "same batch after", "cy", client_id="retry-me")
     assert retried.id > kept.id
     assert await store.history("lobby") == [kept, retried]
+
+
+# -- deletion: tombstones ----------------------------------------------------------------
+
+
+async def test_delete_leaves_a_tombstone_that_history_skips(backend: BackendUnderTest) -> None:
+    """delete blanks the text, keeps id, author and user id, and history no longer shows it."""
+    store = await backend.open()
+    a = await store.append("lobby", "first", "ana", user_id="u-ana")
+    b = await store.append("lobby", "regret", "bob", client_id="c-b", user_id="u-bob")
+    c = await store.append("lobby", "third", "ana", user_id="u-ana")
+    t0 = time.time_ns() // 1_000_000
+    tombstone = await store.delete("lobby", b.id, by="u-mod")
+    assert tombstone is not None
+    assert tombstone.deleted
+    assert (tombstone.id, tombstone.channel, tombstone.message) == (b.id, "lobby", "")
+    assert (tombstone.user, tombstone.user_id, tombstone.ts) == ("bob", "u-bob", b.ts)
+    assert tombstone.client_id == "c-b"
+    assert tombstone.deleted_by == "u-mod"
+    assert tombstone.deleted_at is not None and tombstone.deleted_at >= t0
+    assert await store.get("lobby", b.id) == tombstone
+    assert await store.history("lobby") == [a, c]
+    assert await store.get("lobby", a.id) == a
+
+
+async def test_delete_is_idempotent(backend: BackendUnderTest) -> None:
+    """Deleting again changes nothing and returns the first deletion's tombstone."""
+    store = await backend.open()
+    m = await store.append("lobby", "oops", "ana")
+    first = await store.delete("lobby", m.id, by="u-1")
+    again = await store.delete("lobby", m.id, by="u-2")
+    assert first is not None and first == again
+    assert again.deleted_by == "u-1"
+    assert await store.history("lobby") == []
+
+
+async def test_delete_without_by_records_none(backend: BackendUnderTest) -> None:
+    """A deletion not told who did it is still a tombstone, with deleted_by None."""
+    store = await backend.open()
+    m = await store.append("lobby", "oops", "ana")
+    tombstone = await store.delete("lobby", m.id)
+    assert tombstone is not None and tombstone.deleted and tombstone.deleted_by is None
+
+
+async def test_delete_of_an_unknown_or_foreign_id_is_none(backend: BackendUnderTest) -> None:
+    """An id unknown, or another channel's, deletes nothing and get finds nothing."""
+    store = await backend.open()
+    mine = await store.append("lobby", "stay", "ana")
+    theirs = await store.append("other", "stay too", "bob")
+    assert await store.delete("lobby", theirs.id + 100) is None
+    assert await store.delete("lobby", theirs.id, by="u-ana") is None
+    assert await store.delete("lobby", 10**30) is None
+    assert await store.get("lobby", theirs.id) is None
+    assert await store.get("nowhere", mine.id) is None
+    assert await store.history("other") == [theirs]
+    assert await store.get("other", theirs.id) == theirs
+    assert await store.history("lobby") == [mine]
+
+
+async def test_delete_and_get_refuse_arguments_of_the_wrong_type(
+    backend: BackendUnderTest,
+) -> None:
+    """A non-int id, a NUL in channel or by raise InvalidInputError."""
+    store = await backend.open()
+    m = await store.append("lobby", "hi", "ana")
+    for args, kwargs in (
+        (("lobby", str(m.id)), {}),
+        (("lobby", None), {}),
+        (("lobby", True), {}),
+        (("lob\x00by", m.id), {}),
+        (("lobby", m.id), {"by": "u\x00"}),
+    ):
+        with pytest.raises(InvalidInputError):
+            await store.delete(*args, **kwargs)
+    with pytest.raises(InvalidInputError):
+        await store.get("lobby", 1.0)
+    assert await store.history("lobby") == [m]
+
+
+async def test_history_pages_around_tombstones_stay_full(backend: BackendUnderTest) -> None:
+    """Tombstones do not count against limit: pages hold `limit` live messages when there are."""
+    store = await backend.open()
+    m = await fill(store, "lobby", 10)
+    for i in (3, 4, 6, 9):
+        await store.delete("lobby", m[i].id)
+    live = [m[i] for i in (0, 1, 2, 5, 7, 8)]
+    assert await store.history("lobby", limit=3) == [m[5], m[7], m[8]]
+    assert await store.history("lobby", before=m[7].id, limit=3) == [m[1], m[2], m[5]]
+    assert await store.history("lobby", after=m[2].id, limit=2) == [m[5], m[7]]
+    assert await store.history("lobby", after=m[0].id, before=m[8].id, limit=3) == [
+        m[1],
+        m[2],
+        m[5],
+    ]
+    assert await store.history("lobby", after=m[8].id) == []
+    # Paging back, and forward, until empty visits every live message once.
+    seen: list[StoredMessage] = []
+    page = await store.history("lobby", limit=2)
+    while page:
+        seen[:0] = page
+        page = await store.history("lobby", before=page[0].id, limit=2)
+    assert seen == live
+    forward: list[StoredMessage] = []
+    page = await store.history("lobby", after=0, limit=2)
+    while page:
+        forward += page
+        page = await store.history("lobby", after=page[-1].id, limit=2)
+    assert forward == live
+
+
+async def test_ids_are_not_reused_after_a_delete(backend: BackendUnderTest) -> None:
+    """A message appended after deleting the latest one gets a larger id."""
+    store = await backend.open()
+    m = await store.append("lobby", "last", "ana")
+    await store.delete("lobby", m.id)
+    after = await store.append("lobby", "next", "ana")
+    assert after.id > m.id
+
+
+async def test_repeated_client_id_after_delete_returns_the_tombstone(
+    backend: BackendUnderTest,
+) -> None:
+    """A retry of a deleted message's append stores nothing and brings no text back."""
+    store = await backend.open()
+    m = await store.append("lobby", "gone", "ana", client_id="c-1")
+    tombstone = await store.delete("lobby", m.id)
+    again = await store.append("lobby", "gone", "ana", client_id="c-1")
+    assert again == tombstone
+    assert again.message == ""
+    assert await store.history("lobby") == []
+
+
+async def test_user_id_round_trips(backend: BackendUnderTest) -> None:
+    """append's user_id comes back from append, history and get; without one it is None."""
+    store = await backend.open()
+    with_id = await store.append("lobby", "hi", "Ana", user_id="sub-ä-🔑")
+    without = await store.append("lobby", "hi", "guest")
+    assert with_id.user_id == "sub-ä-🔑"
+    assert without.user_id is None
+    assert await store.history("lobby") == [with_id, without]
+    assert await store.get("lobby", with_id.id) == with_id
+    assert with_id.to_wire()["user_id"] == "sub-ä-🔑"
+    assert "user_id" not in without.to_wire()
+    with pytest.raises(InvalidInputError):
+        await store.append("lobby", "hi", "ana", user_id="u\x00")
+
+
+async def test_closed_store_refuses_get_and_delete(backend: BackendUnderTest) -> None:
+    """After close, get and delete raise StoreError."""
+    store = await backend.open()
+    m = await store.append("lobby", "hi", "ana")
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.get("lobby", m.id)
+    with pytest.raises(StoreError):
+        await store.delete("lobby", m.id)
+
+
+@pytest.mark.backends(*PERSISTENT)
+async def test_tombstones_survive_reopen(backend: BackendUnderTest) -> None:
+    """A deletion is durable: after close and reopen the message is still a tombstone."""
+    store = await backend.open()
+    kept = await store.append("lobby", "kept", "ana", user_id="u-1")
+    gone = await store.append("lobby", "gone", "ana", user_id="u-1")
+    tombstone = await store.delete("lobby", gone.id, by="u-mod")
+    await store.close()
+    reopened = await backend.open()
+    assert await reopened.history("lobby") == [kept]
+    assert await reopened.get("lobby", gone.id) == tombstone
+
+
+@pytest.mark.backends("sqlite")
+async def test_deleted_text_is_gone_from_the_sqlite_files(backend: BackendUnderTest) -> None:
+    """After delete, neither the database file nor its WAL holds the deleted text's bytes."""
+    path, _ = split_sqlite_url(backend.url)
+    store = await backend.open()
+    secret = f"secret-{uuid.uuid4().hex}"
+    long_secret = f"long-{uuid.uuid4().hex}-" + "z" * 20_000  # overflows its page
+    kept = f"kept-{uuid.uuid4().hex}"
+    short = await store.append("lobby", secret, "ana")
+    long = await store.append("lobby", long_secret, "ana")
+    await store.append("lobby", kept, "ana")
+
+    def on_disk() -> bytes:
+        wal = Path(f"{path}-wal")
+        return Path(path).read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+    assert secret.encode() in on_disk()
+    assert long_secret[:40].encode() in on_disk()
+    await store.delete("lobby", short.id)
+    await store.delete("lobby", long.id)
+    # Also after the store is closed (SQLite checkpoints on its last close).
+    for _ in range(2):
+        data = on_disk()
+        assert secret.encode() not in data
+        assert long_secret[:40].encode() not in data
+        assert b"z" * 1000 not in data
+        assert kept.encode() in data
+        await store.close()
+
+
+# -- a table of the first schema ---------------------------------------------------------
+
+OLD_DDL = (
+    'CREATE TABLE "{t}" (id {id}, channel TEXT NOT NULL, message TEXT NOT NULL,'
+    " author TEXT NOT NULL, ts BIGINT NOT NULL, client_id TEXT)"
+)
+
+
+@pytest.mark.backends(*PERSISTENT)
+async def test_a_table_of_the_old_schema_gains_the_new_columns(
+    backend: BackendUnderTest,
+) -> None:
+    """A messages table made before user_id and deletion existed is migrated on open."""
+    if backend.name == "sqlite":
+        path, _ = split_sqlite_url(backend.url)
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.execute(OLD_DDL.format(t="messages", id="INTEGER PRIMARY KEY AUTOINCREMENT"))
+            conn.execute(
+                "INSERT INTO messages (channel, message, author, ts, client_id)"
+                " VALUES ('lobby', 'old', 'ana', 5, 'c-old')"
+            )
+        conn.close()
+    else:
+        dsn, schema, _ = split_postgres_url(backend.url)
+        pg = await asyncpg.connect(dsn)
+        try:
+            await pg.execute(f'CREATE SCHEMA "{schema}"')
+            t = f'{schema}"."messages'
+            await pg.execute(OLD_DDL.format(t=t, id="BIGSERIAL PRIMARY KEY"))
+            await pg.execute(
+                f'INSERT INTO "{t}" (channel, message, author, ts, client_id)'
+                " VALUES ('lobby', 'old', 'ana', 5, 'c-old')"
+            )
+        finally:
+            await pg.close()
+    store = await backend.open()
+    [old] = await store.history("lobby")
+    assert (old.message, old.user, old.ts, old.client_id) == ("old", "ana", 5, "c-old")
+    assert (old.user_id, old.deleted_at, old.deleted_by) == (None, None, None)
+    new = await store.append("lobby", "new", "bob", user_id="u-bob")
+    assert new.id > old.id
+    assert await store.delete("lobby", old.id, by="u-mod") is not None
+    assert await store.history("lobby") == [new]
+    await store.close()
+    again = await backend.open()  # a second open finds nothing to add
+    assert await again.history("lobby") == [new]
+
+
+# -- bans --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def ban_stores(backend: BackendUnderTest) -> AsyncIterator[Callable[[], Awaitable[Any]]]:
+    """A factory of ban stores on the backend under test's URL, opened; all closed after."""
+    opened: list[BanStore] = []
+
+    async def open_one() -> Any:
+        bans = open_ban_store(backend.url)
+        await bans.open()
+        opened.append(bans)
+        return bans
+
+    try:
+        yield open_one
+    finally:
+        for bans in opened:
+            await bans.close()
+
+
+async def test_ban_unban_and_is_banned(ban_stores: Callable[[], Awaitable[Any]]) -> None:
+    """A ban holds in its channel only, for its user only, until unban lifts it."""
+    bans = await ban_stores()
+    assert isinstance(bans, BanStore)
+    assert await bans.is_banned("lobby", "u-1") is None
+    t0 = time.time_ns() // 1_000_000
+    ban = await bans.ban("lobby", "u-1", None, "u-mod")
+    assert (ban.channel, ban.user_id, ban.until_ms, ban.by) == ("lobby", "u-1", None, "u-mod")
+    assert ban.at_ms >= t0
+    assert await bans.is_banned("lobby", "u-1") == ban
+    assert await bans.is_banned("other", "u-1") is None
+    assert await bans.is_banned("lobby", "u-2") is None
+    assert await bans.unban("lobby", "u-1") is True
+    assert await bans.unban("lobby", "u-1") is False
+    assert await bans.is_banned("lobby", "u-1") is None
+
+
+async def test_bans_expire(ban_stores: Callable[[], Awaitable[Any]]) -> None:
+    """A ban holds while now < until_ms; an expired one is neither reported nor listed."""
+    bans = await ban_stores()
+    ban = await bans.ban("lobby", "u-1", 10**13, "u-mod")
+    assert await bans.is_banned("lobby", "u-1", now=10**13 - 1) == ban
+    assert await bans.is_banned("lobby", "u-1", now=10**13) is None
+    assert await bans.bans("lobby", now=10**13) == []
+    assert await bans.bans("lobby") == [ban]
+    await bans.ban("lobby", "u-2", 1_000, "u-mod")  # already over
+    assert await bans.is_banned("lobby", "u-2") is None
+    assert await bans.unban("lobby", "u-2") is False
+    assert await bans.bans("lobby") == [ban]
+
+
+async def test_banning_again_replaces_the_ban(ban_stores: Callable[[], Awaitable[Any]]) -> None:
+    """A second ban of one user in one room replaces the first (until_ms and by)."""
+    bans = await ban_stores()
+    await bans.ban("lobby", "u-1", 10**13, "u-mod")
+    forever = await bans.ban("lobby", "u-1", None, "u-admin")
+    assert await bans.is_banned("lobby", "u-1", now=10**14) == forever
+    assert await bans.bans("lobby") == [forever]
+
+
+async def test_bans_lists_a_rooms_bans_by_user_id(ban_stores: Callable[[], Awaitable[Any]]) -> None:
+    """bans(channel) lists that room's active bans, ordered by user_id."""
+    bans = await ban_stores()
+    c = await bans.ban("lobby", "u-c", None, "m")
+    a = await bans.ban("lobby", "u-a", 10**13, "m")
+    await bans.ban("other", "u-b", None, "m")
+    assert await bans.bans("lobby") == [a, c]
+    assert await bans.bans("nowhere") == []
+
+
+async def test_bans_refuse_bad_arguments(ban_stores: Callable[[], Awaitable[Any]]) -> None:
+    """Non-text names, NUL characters and non-int times raise InvalidInputError."""
+    bans = await ban_stores()
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: bans.ban("lobby", "u-1", 1.5, "m"),
+        lambda: bans.ban("lobby", "u-1", True, "m"),
+        lambda: bans.ban("lob\x00by", "u-1", None, "m"),
+        lambda: bans.ban("lobby", 7, None, "m"),
+        lambda: bans.ban("lobby", "u-1", None, None),
+        lambda: bans.unban("lobby", "u\x00"),
+        lambda: bans.is_banned("lobby", "u-1", now="later"),
+        lambda: bans.bans(None),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError):
+            await call()
+    assert await bans.bans("lobby") == []
+
+
+async def test_closed_ban_store_refuses_work(ban_stores: Callable[[], Awaitable[Any]]) -> None:
+    """After close, every ban store call raises StoreError."""
+    bans = await ban_stores()
+    await bans.close()
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: bans.ban("lobby", "u-1", None, "m"),
+        lambda: bans.unban("lobby", "u-1"),
+        lambda: bans.is_banned("lobby", "u-1"),
+        lambda: bans.bans("lobby"),
+    ]
+    for call in calls:
+        with pytest.raises(StoreError):
+            await call()
+
+
+@pytest.mark.backends(*PERSISTENT)
+async def test_bans_survive_a_restart(ban_stores: Callable[[], Awaitable[Any]]) -> None:
+    """A ban made, then the store closed and reopened (a restart), still holds."""
+    bans = await ban_stores()
+    forever = await bans.ban("lobby", "u-1", None, "u-mod")
+    timed = await bans.ban("lobby", "u-2", 10**13, "u-mod")
+    await bans.ban("lobby", "u-3", None, "u-mod")
+    await bans.unban("lobby", "u-3")
+    await bans.open()  # a second open is harmless
+    await bans.close()
+    reopened = await ban_stores()
+    assert await reopened.is_banned("lobby", "u-1") == forever
+    assert await reopened.is_banned("lobby", "u-2") == timed
+    assert await reopened.is_banned("lobby", "u-3") is None
+    assert await reopened.bans("lobby") == [forever, timed]
+
+
+@pytest.mark.backends(*PERSISTENT)
+async def test_bans_and_messages_share_one_database(
+    backend: BackendUnderTest, ban_stores: Callable[[], Awaitable[Any]]
+) -> None:
+    """The message store and the ban store on one URL work side by side."""
+    store = await backend.open()
+    bans = await ban_stores()
+    m = await store.append("lobby", "hi", "ana", user_id="u-1")
+    ban = await bans.ban("lobby", "u-1", None, "u-mod")
+    assert await store.history("lobby") == [m]
+    assert await bans.bans("lobby") == [ban]

@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 
 from salas.store import (
+    MemoryBanStore,
     MemoryStore,
+    PostgresBanStore,
     PostgresStore,
+    SQLiteBanStore,
     SQLiteStore,
     StoreError,
+    open_ban_store,
     open_store,
 )
 
@@ -169,3 +173,17 @@ async def test_sqlite_file_is_created_with_its_schema_in_wal_mode(tmp_path: Path
         conn.close()
     assert {"log", "log_channel_id", "log_channel_client_id"} <= names
     assert mode == "wal"
+
+
+def test_open_ban_store_follows_the_message_store_url() -> None:
+    """open_ban_store picks the same backend, file, schema and table as open_store."""
+    assert isinstance(open_ban_store("memory://"), MemoryBanStore)
+    sqlite_bans = open_ban_store("sqlite:///tmp/x.db?table=chat_log")
+    assert isinstance(sqlite_bans, SQLiteBanStore)
+    assert (sqlite_bans.path, sqlite_bans.table) == ("/tmp/x.db", "chat_log")
+    pg_bans = open_ban_store("postgresql://ana@db/chat?schema=salas&sslmode=disable&table=h")
+    assert isinstance(pg_bans, PostgresBanStore)
+    assert (pg_bans.schema, pg_bans.table) == ("salas", "h")
+    assert pg_bans.dsn == "postgresql://ana@db/chat?sslmode=disable"
+    with pytest.raises(StoreError, match="unknown store URL scheme"):
+        open_ban_store("mysql://root@localhost/chat")

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from salas.store import InvalidInputError, StoredMessage, StoreError
-from salas.store.base import check_append, check_history
+from salas.store.base import check_append, check_delete, check_history
 
 
 def test_to_wire_is_the_message_event_payload() -> None:
@@ -68,3 +68,37 @@ def test_check_history_clamps(kwargs: dict[str, int], expected: tuple[object, ..
     """check_history clamps limit to 1..500 and ids to 64 bits."""
     before, after = kwargs.get("before"), kwargs.get("after")
     assert check_history("lobby", before, after, kwargs.get("limit", 50)) == expected
+
+
+def test_to_wire_carries_user_id_and_marks_tombstones() -> None:
+    """to_wire adds user_id when set, and deleted True (with the blank text) for a tombstone."""
+    live = StoredMessage(7, "lobby", "hi", "ana", 5, None, "u-ana")
+    assert live.to_wire()["user_id"] == "u-ana"
+    assert "deleted" not in live.to_wire()
+    assert not live.deleted
+    gone = StoredMessage(7, "lobby", "", "ana", 5, None, "u-ana", 9, "u-mod")
+    assert gone.deleted
+    assert gone.to_wire() == {
+        "id": 7,
+        "channel": "lobby",
+        "message": "",
+        "user": "ana",
+        "ts": 5,
+        "user_id": "u-ana",
+        "deleted": True,
+    }
+
+
+def test_check_append_keeps_user_id() -> None:
+    """check_append's draft carries user_id into the stored message."""
+    draft = check_append("lobby", "hi", "ana", None, user_id="u-1", now=42)
+    assert draft.stored(9).user_id == "u-1"
+
+
+def test_check_delete_clamps_ids_and_refuses_non_ints() -> None:
+    """check_delete clamps an id to 64 bits and refuses a missing or non-int id."""
+    assert check_delete("lobby", 10**30, None) == 2**63 - 1
+    assert check_delete("lobby", 3, "u-mod") == 3
+    for bad in (None, "3", 2.0, False):
+        with pytest.raises(InvalidInputError):
+            check_delete("lobby", bad, None)  # type: ignore[arg-type]

@@ -65,12 +65,27 @@ class SQLiteFile:
     """One SQLite file in WAL mode with ``synchronous=FULL``: a writer and a reader thread.
 
     ``schema`` (``CREATE ... IF NOT EXISTS`` statements) runs in one transaction on
-    ``open``. ``name`` says whose file this is in "<name> store is not open"; ``threads``
-    names the threads (``salas-<threads>-writer``, ``salas-<threads>-reader``).
+    ``open``, then ``migrate(conn)`` (if given) in another, holding the write lock, to bring
+    an older schema up to date. ``name`` says whose file this is in "<name> store is not
+    open"; ``threads`` names the threads (``salas-<threads>-writer``,
+    ``salas-<threads>-reader``). ``secure_delete`` turns on SQLite's ``secure_delete``
+    pragma for the writer: content it deletes or overwrites is zeroed in the file, not
+    left in free space (the WAL still holds it until :meth:`checkpoint`).
     """
 
-    def __init__(self, path: str, schema: str, *, name: str, threads: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        schema: str,
+        *,
+        name: str,
+        threads: str,
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
+        secure_delete: bool = False,
+    ) -> None:
         self.path = path
+        self._migrate = migrate
+        self._secure_delete = secure_delete
         #: What ``PRAGMA journal_mode=WAL`` answered on ``open`` ("wal" where it took).
         self.journal_mode = ""
         self._schema = schema
@@ -80,6 +95,11 @@ class SQLiteFile:
         self._reader: sqlite3.Connection | None = None
         self._write_thread: ThreadPoolExecutor | None = None
         self._read_thread: ThreadPoolExecutor | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether ``open`` succeeded and ``close`` has not been called since."""
+        return self._writer is not None
 
     async def open(self) -> None:
         """Connect both threads, creating the file and its schema; StoreError if it cannot."""
@@ -134,6 +154,26 @@ class SQLiteFile:
             failing = failing or f"SQLite write to {self.path!r} failed"
             raise StoreError(f"{failing}: {exc}") from exc
 
+    async def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and truncate the WAL, in the writer thread.
+
+        Waits for readers as a write does. Returns whether it completed (False when another
+        connection still reads an older snapshot; the next checkpoint then finishes it).
+        StoreError if closed or if it fails.
+        """
+        writer, thread = self._writer, self._write_thread
+        if writer is None or thread is None:
+            raise not_open(self._name)
+
+        def truncate() -> bool:
+            (busy, _, _) = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return bool(busy == 0)
+
+        try:
+            return await _in(thread, truncate)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite checkpoint of {self.path!r} failed: {exc}") from exc
+
     # -- the threads' side -------------------------------------------------------------
 
     def _connect_writer(self) -> sqlite3.Connection:
@@ -144,8 +184,12 @@ class SQLiteFile:
             self.journal_mode = str(mode)
             # FULL: the WAL is synced at every commit — i.e. once per batch.
             conn.execute("PRAGMA synchronous=FULL")
+            if self._secure_delete:
+                conn.execute("PRAGMA secure_delete=ON")
             # One transaction (inside the script: executescript commits any open one first).
             conn.executescript(f"BEGIN IMMEDIATE; {self._schema} COMMIT;")
+            if self._migrate is not None:
+                _in_transaction(conn, self._migrate)
         except BaseException:
             conn.close()
             raise

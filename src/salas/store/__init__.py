@@ -18,6 +18,14 @@ Backends, by URL scheme:
 SQLite and PostgreSQL write through group commit (:mod:`salas.db.batching`);
 their ``batches_committed`` counts the transactions.
 
+Moderation: ``delete`` leaves a tombstone that ``history`` skips (see
+:mod:`salas.store.base`); bans live in a :class:`BanStore` (:mod:`salas.store.bans`) that
+:func:`open_ban_store` opens from the same URL, in the same database (table
+``<table>_bans``):
+
+>>> bans = open_ban_store("sqlite:///var/lib/salas/history.db")
+>>> await bans.open()
+
 Connection state recovery (the server's broadcast log and disconnected sessions) is
 :mod:`salas.recovery`, on the same URLs and the same plumbing (:mod:`salas.db`).
 """
@@ -27,6 +35,7 @@ from __future__ import annotations
 from salas.db.errors import StoreError
 from salas.db.urls import backend_of
 
+from .bans import Ban, BanStore, MemoryBanStore
 from .base import (
     HISTORY_LIMIT_DEFAULT,
     STORE_PAGE_MAX,
@@ -35,20 +44,26 @@ from .base import (
     StoredMessage,
 )
 from .memory import MemoryStore
-from .postgres import PostgresStore
-from .sqlite import SQLiteStore
+from .postgres import PostgresBanStore, PostgresStore
+from .sqlite import SQLiteBanStore, SQLiteStore
 
 __all__ = [
     "HISTORY_LIMIT_DEFAULT",
     "STORE_PAGE_MAX",
     "SUPPORTED_URLS",
+    "Ban",
+    "BanStore",
     "InvalidInputError",
+    "MemoryBanStore",
     "MemoryStore",
     "MessageStore",
+    "PostgresBanStore",
     "PostgresStore",
+    "SQLiteBanStore",
     "SQLiteStore",
     "StoreError",
     "StoredMessage",
+    "open_ban_store",
     "open_store",
 ]
 
@@ -79,3 +94,26 @@ def open_store(url: str) -> MessageStore:
     if backend == "sqlite":
         return SQLiteStore.from_url(url)
     return PostgresStore.from_url(url)
+
+
+def open_ban_store(url: str) -> BanStore:
+    """The ban store for a message store URL, not yet opened (``await bans.open()``).
+
+    The same URL as :func:`open_store` puts the bans table ``<table>_bans`` beside the
+    messages table, in the same database; ``memory://`` keeps bans in this process only.
+
+    Args:
+        url: As :func:`open_store`'s, options included.
+
+    Returns:
+        A :class:`MemoryBanStore`, :class:`SQLiteBanStore` or :class:`PostgresBanStore`.
+
+    Raises:
+        StoreError: As :func:`open_store`.
+    """
+    backend, url = backend_of(url, SUPPORTED_URLS)
+    if backend == "memory":
+        return MemoryBanStore(url)
+    if backend == "sqlite":
+        return SQLiteBanStore.from_url(url)
+    return PostgresBanStore.from_url(url)

@@ -2,8 +2,10 @@
 
 Both write through group commit (:mod:`salas.db.batching`) and page history with the
 same four statements; they differ in how a batch is written (the ``_commit`` of each),
-how rows are read, and what their health report names. The table they keep is the same,
-column for column (:func:`messages_ddl`), in each database's own types.
+how a deletion is written (``_delete``), how rows are read, and what their health report
+names. The table they keep is the same, column for column (:func:`messages_ddl`), in each
+database's own types; a table made before a column existed gets it on ``open``
+(:data:`ADDED_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
 from salas.db.batching import GroupCommitter
-from salas.db.common import Connections
+from salas.db.common import Connections, now_ms
 from salas.db.errors import StoreError, not_open
 
 from .base import (
@@ -22,14 +24,20 @@ from .base import (
     Draft,
     StoredMessage,
     check_append,
+    check_delete,
     check_history,
 )
 
-__all__ = ["COLUMNS", "BatchedMessageStore", "HistoryQueries", "messages_ddl"]
+__all__ = ["ADDED_COLUMNS", "COLUMNS", "BatchedMessageStore", "HistoryQueries", "messages_ddl"]
 
 #: The messages table's columns, in :class:`StoredMessage` order. ``author``, not ``user``:
 #: ``user`` is reserved in PostgreSQL; both backends agree.
-COLUMNS = "id, channel, message, author, ts, client_id"
+COLUMNS = "id, channel, message, author, ts, client_id, user_id, deleted_at, deleted_by"
+
+#: The columns added after the first schema, each ``(name, kind)`` with ``kind`` ``"text"``
+#: or ``"integer"``: all nullable, so ``ALTER TABLE ... ADD COLUMN`` gives old rows NULL
+#: (no user id, not deleted).
+ADDED_COLUMNS = (("user_id", "text"), ("deleted_at", "integer"), ("deleted_by", "text"))
 
 DbT = TypeVar("DbT", bound=Connections)
 
@@ -44,7 +52,8 @@ def messages_ddl(table: str, qualified: str, *, id_column: str, integer: str) ->
         f"CREATE TABLE IF NOT EXISTS {qualified} ("
         f" id {id_column},"
         " channel TEXT NOT NULL, message TEXT NOT NULL, author TEXT NOT NULL,"
-        f" ts {integer} NOT NULL, client_id TEXT);"
+        f" ts {integer} NOT NULL, client_id TEXT,"
+        f" user_id TEXT, deleted_at {integer}, deleted_by TEXT);"
         f'CREATE INDEX IF NOT EXISTS "{table}_channel_id" ON {qualified} (channel, id);'
         f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_channel_client_id"'
         f" ON {qualified} (channel, client_id) WHERE client_id IS NOT NULL;"
@@ -53,12 +62,17 @@ def messages_ddl(table: str, qualified: str, *, id_column: str, integer: str) ->
 
 @dataclass(frozen=True, slots=True)
 class HistoryQueries:
-    """The statements of ``history``, one per combination of bounds."""
+    """The statements of ``history`` (one per combination of bounds, tombstones skipped),
+    of ``get`` and of ``delete``."""
 
     latest: str
     before: str
     after: str
     between: str
+    #: ``(channel, id)``: the row, tombstone or not.
+    get: str
+    #: ``(deleted_at, deleted_by, channel, id)``: overwrite a live message's text.
+    tombstone: str
 
     @classmethod
     def on(cls, qualified: str, param: Callable[[int], str]) -> HistoryQueries:
@@ -69,13 +83,20 @@ class HistoryQueries:
             param: ``param(n)`` is the database's placeholder for the n-th parameter
                 (``?`` in SQLite, ``$n`` in PostgreSQL).
         """
-        select = f"SELECT {COLUMNS} FROM {qualified} WHERE channel = {param(1)}"
+        everything = f"SELECT {COLUMNS} FROM {qualified} WHERE channel = {param(1)}"
+        select = f"{everything} AND deleted_at IS NULL"
         return cls(
             latest=f"{select} ORDER BY id DESC LIMIT {param(2)}",
             before=f"{select} AND id < {param(2)} ORDER BY id DESC LIMIT {param(3)}",
             after=f"{select} AND id > {param(2)} ORDER BY id LIMIT {param(3)}",
             between=(
                 f"{select} AND id > {param(2)} AND id < {param(3)} ORDER BY id LIMIT {param(4)}"
+            ),
+            get=f"{everything} AND id = {param(2)}",
+            tombstone=(
+                f"UPDATE {qualified} SET message = '', deleted_at = {param(1)},"
+                f" deleted_by = {param(2)}"
+                f" WHERE channel = {param(3)} AND id = {param(4)} AND deleted_at IS NULL"
             ),
         )
 
@@ -143,7 +164,13 @@ class BatchedMessageStore(ABC, Generic[DbT]):
     # -- the contract --------------------------------------------------------------------
 
     async def append(
-        self, channel: str, message: str, user: str, client_id: str | None = None
+        self,
+        channel: str,
+        message: str,
+        user: str,
+        client_id: str | None = None,
+        *,
+        user_id: str | None = None,
     ) -> StoredMessage:
         """Store one message durably and return it; see :meth:`MessageStore.append`.
 
@@ -154,7 +181,7 @@ class BatchedMessageStore(ABC, Generic[DbT]):
             InvalidInputError: An argument is not storable text.
             StoreError: The store is not open, or its batch failed.
         """
-        draft = check_append(channel, message, user, client_id)
+        draft = check_append(channel, message, user, client_id, user_id=user_id)
         if self._committer is None:
             raise not_open(self.backend)
         return await self._committer.submit(draft)
@@ -189,6 +216,33 @@ class BatchedMessageStore(ABC, Generic[DbT]):
             messages.reverse()
         return messages
 
+    async def get(self, channel: str, id: int) -> StoredMessage | None:
+        """One message by id, tombstones included; see :meth:`MessageStore.get`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the query failed.
+        """
+        id = check_delete(channel, id, None)
+        if self._committer is None:
+            raise not_open(self.backend)
+        rows = await self._fetch(self._queries.get, (channel, id))
+        return rows[0] if rows else None
+
+    async def delete(self, channel: str, id: int, *, by: str | None = None) -> StoredMessage | None:
+        """Overwrite a message's text, leaving a tombstone; see :meth:`MessageStore.delete`.
+
+        One transaction of its own, beside group commit (deletions are rare).
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the write failed.
+        """
+        id = check_delete(channel, id, by)
+        if self._committer is None:
+            raise not_open(self.backend)
+        return await self._delete(channel, id, now_ms(), by)
+
     async def health(self) -> dict[str, object]:
         """Whether the database answers; see :meth:`MessageStore.health`.
 
@@ -219,6 +273,12 @@ class BatchedMessageStore(ABC, Generic[DbT]):
     @abstractmethod
     async def _commit(self, drafts: Sequence[Draft]) -> list[StoredMessage]:
         """Write ``drafts`` in one transaction (GroupCommitter's ``commit``)."""
+
+    @abstractmethod
+    async def _delete(
+        self, channel: str, id: int, deleted_at: int, by: str | None
+    ) -> StoredMessage | None:
+        """Run ``tombstone`` then ``get`` in one transaction: the row afterwards, or None."""
 
     @abstractmethod
     async def _fetch(self, sql: str, params: tuple[object, ...]) -> list[StoredMessage]:

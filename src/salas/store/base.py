@@ -13,6 +13,11 @@ Contract, in short:
 - ``history`` returns oldest first; ``before=`` pages back, ``after=`` pages forward,
   both together bound a range (the first ``limit`` messages strictly between them);
   ``limit`` is clamped to ``1..STORE_PAGE_MAX`` (500).
+- ``delete`` leaves a tombstone: the text is overwritten (``""``), the id, author, user
+  id and timestamps stay, so ids are never reused and pages stay consistent. ``history``
+  skips tombstones, and its pages are still full: ``limit`` live messages when there are
+  that many in the range. ``get`` returns tombstones too (``deleted`` true). Deleting
+  again changes nothing and returns the same tombstone.
 - Text that no backend can store the same way (a NUL character, lone surrogates) is
   refused up front with :class:`InvalidInputError`, on every backend, before it is queued
   — one bad message must never fail a whole group-commit batch of other users' messages.
@@ -34,6 +39,7 @@ __all__ = [
     "MessageStore",
     "StoredMessage",
     "check_append",
+    "check_delete",
     "check_history",
 ]
 
@@ -63,6 +69,11 @@ class StoredMessage:
         user: Who posted it (kept in the ``author`` column of the SQL backends).
         ts: When ``append`` accepted it, in milliseconds since the epoch.
         client_id: The sender's deduplication key, or None.
+        user_id: The sender's stable user id (a token's ``sub``), or None when the chat
+            runs without identities.
+        deleted_at: When ``delete`` made it a tombstone, in ms since the epoch; None for a
+            live message. A tombstone's ``message`` is ``""``.
+        deleted_by: Who deleted it, as ``delete`` was told (None if not told or live).
     """
 
     id: int
@@ -71,12 +82,21 @@ class StoredMessage:
     user: str
     ts: int
     client_id: str | None = None
+    user_id: str | None = None
+    deleted_at: int | None = None
+    deleted_by: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        """Whether this is a tombstone left by ``delete``."""
+        return self.deleted_at is not None
 
     def to_wire(self) -> dict[str, object]:
         """The ``message`` event's payload: a superset of the seed's ``{channel, message}``.
 
         Returns:
-            ``{id, channel, message, user, ts}``, plus ``client_id`` when there is one.
+            ``{id, channel, message, user, ts}``, plus ``client_id`` and ``user_id`` when
+            there are, and ``deleted: True`` for a tombstone.
         """
         wire: dict[str, object] = {
             "id": self.id,
@@ -87,6 +107,10 @@ class StoredMessage:
         }
         if self.client_id is not None:
             wire["client_id"] = self.client_id
+        if self.user_id is not None:
+            wire["user_id"] = self.user_id
+        if self.deleted_at is not None:
+            wire["deleted"] = True
         return wire
 
 
@@ -99,10 +123,13 @@ class Draft:
     user: str
     client_id: str | None
     ts: int
+    user_id: str | None = None
 
     def stored(self, id: int) -> StoredMessage:
         """The stored message this draft becomes under ``id``."""
-        return StoredMessage(id, self.channel, self.message, self.user, self.ts, self.client_id)
+        return StoredMessage(
+            id, self.channel, self.message, self.user, self.ts, self.client_id, self.user_id
+        )
 
 
 @runtime_checkable
@@ -134,7 +161,13 @@ class MessageStore(Protocol):
         ...
 
     async def append(
-        self, channel: str, message: str, user: str, client_id: str | None = None
+        self,
+        channel: str,
+        message: str,
+        user: str,
+        client_id: str | None = None,
+        *,
+        user_id: str | None = None,
     ) -> StoredMessage:
         """Store one message durably and return it.
 
@@ -146,10 +179,13 @@ class MessageStore(Protocol):
             message: Its text.
             user: Who posts it.
             client_id: The sender's deduplication key, or None for none.
+            user_id: The sender's stable user id, or None for none (kept for ``get``, so
+                that the chat can check who may delete it).
 
         Returns:
             The stored message; for a repeated ``client_id`` in ``channel``, the first
-            message stored with it (same id, ts, text and user).
+            message stored with it (same id, ts, text and user; a tombstone if it has been
+            deleted since: a retry never brings deleted text back).
 
         Raises:
             InvalidInputError: An argument is not a str, contains a NUL character or is
@@ -168,7 +204,7 @@ class MessageStore(Protocol):
         after: int | None = None,
         limit: int = HISTORY_LIMIT_DEFAULT,
     ) -> list[StoredMessage]:
-        """A page of a channel's messages, oldest first.
+        """A page of a channel's live messages, oldest first (tombstones are skipped).
 
         Without bounds, the latest ``limit`` messages. ``before`` pages back (the latest
         ``limit`` messages with a smaller id), ``after`` pages forward (the first
@@ -182,12 +218,55 @@ class MessageStore(Protocol):
                 clamped to ``1..STORE_PAGE_MAX`` (500).
 
         Returns:
-            The messages, oldest first; empty for an unknown channel.
+            The messages, oldest first; empty for an unknown channel. Deleted messages
+            are not in it and do not count against ``limit``: a page is short only at the
+            end of the range.
 
         Raises:
             InvalidInputError: ``channel`` is not storable text, ``before`` or ``after``
                 is not an int or None, or ``limit`` is not an int.
             StoreError: The store is not open, or the read failed.
+        """
+        ...
+
+    async def get(self, channel: str, id: int) -> StoredMessage | None:
+        """One message of a channel by id, tombstones included.
+
+        Args:
+            channel: The room.
+            id: The message's id.
+
+        Returns:
+            The message (``deleted`` true for a tombstone), or None when ``channel`` has no
+            message with that id (unknown, or another channel's).
+
+        Raises:
+            InvalidInputError: ``channel`` is not storable text or ``id`` is not an int.
+            StoreError: The store is not open, or the read failed.
+        """
+        ...
+
+    async def delete(self, channel: str, id: int, *, by: str | None = None) -> StoredMessage | None:
+        """Delete one message, leaving a tombstone; idempotent.
+
+        The text is overwritten with ``""`` (not merely flagged); the id, author, user id,
+        ``ts`` and ``client_id`` stay, with ``deleted_at`` and ``deleted_by`` set. The
+        store checks no permission: the caller decides who may delete what (``get``
+        first). Deleting a tombstone again changes nothing.
+
+        Args:
+            channel: The room the message is in.
+            id: The message's id.
+            by: Who deletes it (a user id), recorded as ``deleted_by``; None for untold.
+
+        Returns:
+            The tombstone (for a repeat, the first deletion's, same ``deleted_at`` and
+            ``deleted_by``), or None when ``channel`` has no message with that id.
+
+        Raises:
+            InvalidInputError: ``channel`` or ``by`` is not storable text, or ``id`` is not
+                an int.
+            StoreError: The store is not open, or the write failed.
         """
         ...
 
@@ -209,7 +288,13 @@ def _check_text(name: str, value: object) -> None:
 
 
 def check_append(
-    channel: str, message: str, user: str, client_id: str | None, *, now: int | None = None
+    channel: str,
+    message: str,
+    user: str,
+    client_id: str | None,
+    *,
+    user_id: str | None = None,
+    now: int | None = None,
 ) -> Draft:
     """Validate ``append``'s arguments and stamp the message.
 
@@ -218,6 +303,7 @@ def check_append(
         message: As ``append``'s.
         user: As ``append``'s.
         client_id: As ``append``'s.
+        user_id: As ``append``'s.
         now: The timestamp in ms since the epoch; None for the current time.
 
     Returns:
@@ -231,7 +317,9 @@ def check_append(
     _check_text("user", user)
     if client_id is not None:
         _check_text("client_id", client_id)
-    return Draft(channel, message, user, client_id, now_ms() if now is None else now)
+    if user_id is not None:
+        _check_text("user_id", user_id)
+    return Draft(channel, message, user, client_id, now_ms() if now is None else now, user_id)
 
 
 def _check_id(name: str, value: object) -> int | None:
@@ -263,3 +351,22 @@ def check_history(
         _check_id("after", after),
         max(1, min(STORE_PAGE_MAX, limit)),
     )
+
+
+def check_delete(channel: str, id: int, by: str | None) -> int:
+    """Validate ``get``'s or ``delete``'s arguments (``by`` None for ``get``).
+
+    Returns:
+        ``id``, clamped to 64 bits (an id out of range matches no message).
+
+    Raises:
+        InvalidInputError: ``channel`` or ``by`` is not storable text, or ``id`` is not
+            an int.
+    """
+    _check_text("channel", channel)
+    if by is not None:
+        _check_text("by", by)
+    checked = _check_id("id", id)
+    if checked is None:
+        raise InvalidInputError("id must be an int, not NoneType")
+    return checked

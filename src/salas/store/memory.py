@@ -7,11 +7,19 @@ batching is needed and ids are strictly increasing in commit order by constructi
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_left, bisect_right
 
+from salas.db.common import now_ms
 from salas.db.errors import not_open
 
-from .base import HISTORY_LIMIT_DEFAULT, StoredMessage, check_append, check_history
+from .base import (
+    HISTORY_LIMIT_DEFAULT,
+    StoredMessage,
+    check_append,
+    check_delete,
+    check_history,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -37,9 +45,11 @@ class MemoryStore:
         self.url = url
         self._open = False
         self._last_id = 0
-        # Per channel, in id order (appends only ever add a larger id at the end),
-        # so a page is a bisect plus a slice.
+        # Per channel, the live messages in id order (appends only ever add a larger id at
+        # the end), so a page is a bisect plus a slice; tombstones leave the list for
+        # ``_tombstones``, which keeps pages full without filtering.
         self._channels: dict[str, list[StoredMessage]] = {}
+        self._tombstones: dict[tuple[str, int], StoredMessage] = {}
         self._by_client_id: dict[tuple[str, str], StoredMessage] = {}
 
     async def open(self) -> None:
@@ -50,10 +60,17 @@ class MemoryStore:
         """Stop, and forget every message (ids keep increasing if it is opened again)."""
         self._open = False
         self._channels.clear()
+        self._tombstones.clear()
         self._by_client_id.clear()
 
     async def append(
-        self, channel: str, message: str, user: str, client_id: str | None = None
+        self,
+        channel: str,
+        message: str,
+        user: str,
+        client_id: str | None = None,
+        *,
+        user_id: str | None = None,
     ) -> StoredMessage:
         """Store one message and return it; see :meth:`MessageStore.append`.
 
@@ -61,7 +78,7 @@ class MemoryStore:
             InvalidInputError: An argument is not storable text.
             StoreError: The store is not open.
         """
-        draft = check_append(channel, message, user, client_id)
+        draft = check_append(channel, message, user, client_id, user_id=user_id)
         if not self._open:
             raise not_open(self.backend)
         if client_id is not None:
@@ -98,6 +115,46 @@ class MemoryStore:
         if after is not None:
             return messages[start : min(end, start + limit)]
         return messages[max(start, end - limit) : end]
+
+    async def get(self, channel: str, id: int) -> StoredMessage | None:
+        """One message by id, tombstones included; see :meth:`MessageStore.get`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open.
+        """
+        id = check_delete(channel, id, None)
+        if not self._open:
+            raise not_open(self.backend)
+        return self._live(channel, id) or self._tombstones.get((channel, id))
+
+    async def delete(self, channel: str, id: int, *, by: str | None = None) -> StoredMessage | None:
+        """Replace a message by its tombstone; see :meth:`MessageStore.delete`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open.
+        """
+        id = check_delete(channel, id, by)
+        if not self._open:
+            raise not_open(self.backend)
+        live = self._live(channel, id)
+        if live is None:
+            return self._tombstones.get((channel, id))
+        tombstone = dataclasses.replace(live, message="", deleted_at=now_ms(), deleted_by=by)
+        messages = self._channels[channel]
+        del messages[bisect_left(messages, id, key=_id)]
+        self._tombstones[channel, id] = tombstone
+        if live.client_id is not None:
+            self._by_client_id[channel, live.client_id] = tombstone
+        return tombstone
+
+    def _live(self, channel: str, id: int) -> StoredMessage | None:
+        messages = self._channels.get(channel, [])
+        at = bisect_left(messages, id, key=_id)
+        if at < len(messages) and messages[at].id == id:
+            return messages[at]
+        return None
 
     async def health(self) -> dict[str, object]:
         """``ok`` while open, with the number of ``channels`` and the ``last_id`` given."""

@@ -20,6 +20,16 @@ transaction per batch, not per message.
 If the connection drops while a batch commits, its outcome is unknown: its callers get
 :class:`~salas.db.errors.StoreError`, and a retry with the same ``client_id`` is
 answered with the stored message if it did commit.
+
+Deletion (``delete``): the row's text is overwritten with ``""`` in its own transaction;
+no query returns it afterwards. PostgreSQL keeps the old row version in the table's
+pages (and its WAL) until VACUUM reclaims the space, which autovacuum does in time;
+it has no "secure delete" that zeroes it at once.
+
+A table made by an older salas gets the new columns (``user_id``, ``deleted_at``,
+``deleted_by``) with ``ALTER TABLE ... ADD COLUMN`` on ``open``.
+
+Bans (:class:`PostgresBanStore`): the table ``<table>_bans`` in the same schema.
 """
 
 from __future__ import annotations
@@ -40,15 +50,29 @@ from salas.db.postgres import (
 )
 from salas.db.urls import split_postgres_url
 
-from ._batched_store import COLUMNS, BatchedMessageStore, HistoryQueries, messages_ddl
+from ._batched_store import (
+    ADDED_COLUMNS,
+    BatchedMessageStore,
+    HistoryQueries,
+    messages_ddl,
+)
+from .bans import Ban, BanQueries, check_ban, check_now, check_target
 from .base import Draft, StoredMessage
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresBanStore", "PostgresStore"]
 
 
 def _message(row: Any) -> StoredMessage:
     return StoredMessage(
-        row["id"], row["channel"], row["message"], row["author"], row["ts"], row["client_id"]
+        row["id"],
+        row["channel"],
+        row["message"],
+        row["author"],
+        row["ts"],
+        row["client_id"],
+        row["user_id"],
+        row["deleted_at"],
+        row["deleted_by"],
     )
 
 
@@ -107,14 +131,16 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
             integer="BIGINT",
         )
         self._existing = (
-            "SELECT m.id, m.channel, m.message, m.author, m.ts, m.client_id"
+            "SELECT m.id, m.channel, m.message, m.author, m.ts, m.client_id,"
+            " m.user_id, m.deleted_at, m.deleted_by"
             " FROM unnest($1::text[], $2::text[]) AS k(channel, client_id)"
             f" JOIN {t} AS m ON m.channel = k.channel AND m.client_id = k.client_id"
             " WHERE m.client_id IS NOT NULL"  # lets the planner use the partial unique index
         )
         self._insert = (
-            f"INSERT INTO {t} ({COLUMNS}) SELECT * FROM unnest("
-            "$1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])"
+            f"INSERT INTO {t} (id, channel, message, author, ts, client_id, user_id)"
+            " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
+            " $5::bigint[], $6::text[], $7::text[])"
         )
         self._sequence = ""
         pool = PostgresPool(
@@ -150,6 +176,21 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
 
     async def _create_schema(self, conn: Any) -> None:
         await create_schema(conn, schema=self.schema, ddl=self._ddl, lock_key=self._lock_key)
+        # Still holding create_schema's lock: processes opening an old table at once add
+        # each column once.
+        have = {
+            row["column_name"]
+            for row in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = $1 AND table_name = $2",
+                self.schema,
+                self.table,
+            )
+        }
+        for name, kind in ADDED_COLUMNS:
+            if name not in have:
+                sql_type = "TEXT" if kind == "text" else "BIGINT"
+                await conn.execute(f"ALTER TABLE {self._qualified} ADD COLUMN {name} {sql_type}")
         self._sequence = await conn.fetchval(
             "SELECT pg_get_serial_sequence($1, 'id')", self._qualified
         )
@@ -194,6 +235,7 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
                 [d.user for d in batch],
                 [d.ts for d in batch],
                 [d.client_id for d in batch],
+                [d.user_id for d in batch],
             )
             for i, id in zip(fresh, ids, strict=True):
                 results[i] = drafts[i].stored(id)
@@ -202,6 +244,15 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
         stored = [r for r in results if r is not None]
         assert len(stored) == len(drafts)
         return stored
+
+    async def _delete(
+        self, channel: str, id: int, deleted_at: int, by: str | None
+    ) -> StoredMessage | None:
+        q = self._queries
+        async with self._db.transaction() as conn:
+            await conn.execute(q.tombstone, deleted_at, by, channel, id)
+            row = await conn.fetchrow(q.get, channel, id)
+        return None if row is None else _message(row)
 
     async def _fetch(self, sql: str, params: tuple[object, ...]) -> list[StoredMessage]:
         return [_message(row) for row in await self._db.fetch(sql, *params)]
@@ -215,3 +266,142 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
         except db_errors() as exc:
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
         return {}
+
+
+def _ban(row: Any) -> Ban:
+    return Ban(row["channel"], row["user_id"], row["until_ms"], row["banned_by"], row["at_ms"])
+
+
+class PostgresBanStore:
+    """A :class:`~salas.store.bans.BanStore` in PostgreSQL: the table ``<table>_bans``.
+
+    Args:
+        dsn: asyncpg's connection string.
+        schema: The schema holding the table (default ``"public"``; created if missing).
+        table: The messages table's name, which the bans table is named after (default
+            ``"messages"``).
+        url: The URL it came from, for reports; default ``dsn``.
+        max_pool: Connections the pool opens at most (default 2: bans are rare writes
+            and one indexed read per join).
+        connect_timeout: Seconds to wait for a connection (default 5.0).
+        command_timeout: Seconds a statement may run (default 30.0).
+
+    Attributes:
+        backend: ``"postgresql"``.
+        dsn: As given.
+        schema: As given.
+        table: As given.
+        url: As given, or ``dsn``.
+
+    Raises:
+        StoreError: As :class:`PostgresStore`'s constructor.
+    """
+
+    backend = "postgresql"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        table: str = "messages",
+        url: str | None = None,
+        max_pool: int = 2,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 30.0,
+    ) -> None:
+        self.schema, self.table, self.url = postgres_location(dsn, schema, table, url)
+        self.dsn = dsn
+        qualified = f'"{schema}"."{table}_bans"'
+        self._sql = BanQueries.on(qualified, integer="BIGINT", param=param)
+        self._lock_key = advisory_lock_key("salas.bans", schema, table)
+        self._db = PostgresPool(
+            dsn,
+            setup=self._create_schema,
+            table=qualified,
+            name="postgresql ban",
+            min_size=1,
+            max_size=max_pool,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
+        self._open = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresBanStore:
+        """The ban store at a PostgreSQL URL (the message store's), not yet opened.
+
+        Raises:
+            StoreError: As the constructor.
+        """
+        dsn, schema, table = split_postgres_url(url)
+        return cls(dsn, schema=schema, table=table, url=url, **options)
+
+    async def _create_schema(self, conn: Any) -> None:
+        await create_schema(conn, schema=self.schema, ddl=self._sql.ddl, lock_key=self._lock_key)
+
+    async def open(self) -> None:
+        """Connect, creating the schema and the bans table if needed (idempotent).
+
+        Raises:
+            StoreError: The database cannot be reached or the table created.
+        """
+        if not self._open:
+            await self._db.open()
+            self._open = True
+
+    async def close(self) -> None:
+        """Close the pool (idempotent)."""
+        self._open = False
+        await self._db.close()
+
+    async def ban(self, channel: str, user_id: str, until_ms: int | None, by: str) -> Ban:
+        """Ban a user from a room; see :meth:`BanStore.ban`.
+
+        Also removes the room's expired bans, in the same transaction.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the write failed.
+        """
+        ban = check_ban(channel, user_id, until_ms, by)
+        async with self._db.transaction() as conn:
+            await conn.execute(self._sql.purge, channel, ban.at_ms)
+            await conn.execute(self._sql.upsert, channel, user_id, ban.until_ms, by, ban.at_ms)
+        return ban
+
+    async def unban(self, channel: str, user_id: str) -> bool:
+        """Lift a ban; see :meth:`BanStore.unban`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the write failed.
+        """
+        check_target(channel, user_id)
+        now = check_now(None)
+        async with self._db.transaction() as conn:
+            status: str = await conn.execute(self._sql.lift, channel, user_id, now)
+        return status != "DELETE 0"
+
+    async def is_banned(self, channel: str, user_id: str, now: int | None = None) -> Ban | None:
+        """The active ban, if any; see :meth:`BanStore.is_banned`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the read failed.
+        """
+        check_target(channel, user_id)
+        at = check_now(now)
+        rows = await self._db.fetch(self._sql.active, channel, user_id, at)
+        return _ban(rows[0]) if rows else None
+
+    async def bans(self, channel: str, now: int | None = None) -> list[Ban]:
+        """A room's active bans; see :meth:`BanStore.bans`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the read failed.
+        """
+        check_target(channel)
+        at = check_now(now)
+        return [_ban(row) for row in await self._db.fetch(self._sql.listing, channel, at)]

@@ -13,25 +13,49 @@ batch in one hop and one ``BEGIN IMMEDIATE`` transaction, so several processes m
 file: ids (``AUTOINCREMENT``, never reused) stay strictly increasing in commit order, and
 the ``(channel, client_id)`` check runs inside the writing transaction. A reader thread
 serves ``history`` and never waits for a write.
+
+Deletion (``delete``): the row's text is overwritten with ``""`` in its own transaction.
+The writer runs with ``PRAGMA secure_delete=ON``, so the old text is zeroed in the file's
+pages rather than left in free space, and each deletion ends with a
+``wal_checkpoint(TRUNCATE)``, so the WAL holding the old page versions is emptied too
+(when a reader of another connection still holds an older snapshot, the checkpoint is
+left to the next one, and a warning is logged). What the file system or its backups keep
+of earlier bytes is beyond SQLite.
+
+A table made by an older salas gets the new columns (``user_id``, ``deleted_at``,
+``deleted_by``) with ``ALTER TABLE ... ADD COLUMN`` on ``open``.
+
+Bans (:class:`SQLiteBanStore`): the table ``<table>_bans`` in the same file.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.db.errors import StoreError
 from salas.db.sqlite import SQLiteFile, param, sqlite_location
 from salas.db.urls import split_sqlite_url
 
-from ._batched_store import COLUMNS, BatchedMessageStore, HistoryQueries, messages_ddl
+from ._batched_store import (
+    ADDED_COLUMNS,
+    COLUMNS,
+    BatchedMessageStore,
+    HistoryQueries,
+    messages_ddl,
+)
+from .bans import Ban, BanQueries, check_ban, check_now, check_target
 from .base import Draft, StoredMessage
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteBanStore", "SQLiteStore"]
 
-Row = tuple[int, str, str, str, int, str | None]
+logger = logging.getLogger(__name__)
+
+Row = tuple[int, str, str, str, int, str | None, str | None, int | None, str | None]
 
 
 def _message(row: Row) -> StoredMessage:
@@ -75,11 +99,19 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
             table, t, id_column="INTEGER PRIMARY KEY AUTOINCREMENT", integer="INTEGER"
         )
         self._insert = (
-            f"INSERT INTO {t} (channel, message, author, ts, client_id) VALUES (?,?,?,?,?)"
+            f"INSERT INTO {t} (channel, message, author, ts, client_id, user_id)"
+            " VALUES (?,?,?,?,?,?)"
         )
         self._by_client_id = f"SELECT {COLUMNS} FROM {t} WHERE channel = ? AND client_id = ?"
         super().__init__(
-            SQLiteFile(path, schema, name="sqlite", threads="sqlite"),
+            SQLiteFile(
+                path,
+                schema,
+                name="sqlite",
+                threads="sqlite",
+                migrate=self._add_missing_columns,
+                secure_delete=True,
+            ),
             HistoryQueries.on(t, param),
             max_batch=max_batch,
         )
@@ -120,11 +152,53 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
                     continue
             cursor = conn.execute(
                 self._insert,
-                (draft.channel, draft.message, draft.user, draft.ts, draft.client_id),
+                (
+                    draft.channel,
+                    draft.message,
+                    draft.user,
+                    draft.ts,
+                    draft.client_id,
+                    draft.user_id,
+                ),
             )
             assert cursor.lastrowid is not None
             stored.append(draft.stored(cursor.lastrowid))
         return stored
+
+    def _add_missing_columns(self, conn: sqlite3.Connection) -> None:
+        # In the writer thread, holding the write lock: two processes opening an old file
+        # at once add each column once.
+        have = {row[1] for row in conn.execute(f'PRAGMA table_info("{self.table}")')}
+        for name, kind in ADDED_COLUMNS:
+            if name not in have:
+                sql_type = "TEXT" if kind == "text" else "INTEGER"
+                conn.execute(f'ALTER TABLE "{self.table}" ADD COLUMN {name} {sql_type}')
+
+    async def _delete(
+        self, channel: str, id: int, deleted_at: int, by: str | None
+    ) -> StoredMessage | None:
+        q = self._queries
+
+        def tombstone(conn: sqlite3.Connection) -> tuple[bool, Row | None]:
+            changed = conn.execute(q.tombstone, (deleted_at, by, channel, id)).rowcount > 0
+            row: Row | None = conn.execute(q.get, (channel, id)).fetchone()
+            return changed, row
+
+        changed, row = await self._db.write(tombstone)
+        if changed:
+            # Committed: a checkpoint that cannot finish now is no reason to fail the call.
+            try:
+                done = await self._db.checkpoint()
+            except StoreError as exc:
+                done = False
+                logger.warning("after deleting message %d: %s", id, exc)
+            if not done:
+                logger.warning(
+                    "after deleting message %d: the WAL checkpoint could not finish "
+                    "(another connection is reading); the next one will",
+                    id,
+                )
+        return None if row is None else _message(row)
 
     async def _fetch(self, sql: str, params: tuple[object, ...]) -> list[StoredMessage]:
         rows = await self._db.read(lambda conn: conn.execute(sql, params).fetchall())
@@ -136,3 +210,118 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
     async def _probe(self) -> dict[str, object]:
         await self._db.read(lambda conn: conn.execute("SELECT 1").fetchone())
         return {"journal_mode": self._db.journal_mode}
+
+
+def _ban(row: tuple[str, str, int | None, str, int]) -> Ban:
+    return Ban(*row)
+
+
+class SQLiteBanStore:
+    """A :class:`~salas.store.bans.BanStore` in a SQLite file: the table ``<table>_bans``.
+
+    Args:
+        path: The database file (the message store's, usually), created on ``open`` if
+            missing (its directory must exist).
+        table: The messages table's name, which the bans table is named after (default
+            ``"messages"``).
+        url: The URL it came from, for reports; default ``sqlite:///<path>``.
+
+    Attributes:
+        backend: ``"sqlite"``.
+        path: As given.
+        table: As given.
+        url: As given, or derived from ``path``.
+
+    Raises:
+        StoreError: As :class:`SQLiteStore`'s constructor.
+    """
+
+    backend = "sqlite"
+
+    def __init__(self, path: str, *, table: str = "messages", url: str | None = None) -> None:
+        self.path, self.table, self.url = sqlite_location(path, table, url)
+        self._sql = BanQueries.on(f'"{table}_bans"', integer="INTEGER", param=param)
+        self._db = SQLiteFile(path, self._sql.ddl, name="sqlite ban", threads="sqlite-bans")
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteBanStore:
+        """The ban store at a SQLite URL (the message store's), not yet opened.
+
+        Raises:
+            StoreError: An unknown URL option, or as the constructor.
+        """
+        path, table = split_sqlite_url(url)
+        return cls(path, table=table, url=url)
+
+    async def open(self) -> None:
+        """Open the file, creating the bans table if needed (idempotent).
+
+        Raises:
+            StoreError: The file cannot be opened or its table created.
+        """
+        if not self._db.is_open:
+            await self._db.open()
+
+    async def close(self) -> None:
+        """Close the file (idempotent)."""
+        await self._db.close()
+
+    async def ban(self, channel: str, user_id: str, until_ms: int | None, by: str) -> Ban:
+        """Ban a user from a room; see :meth:`BanStore.ban`.
+
+        Also removes the room's expired bans, in the same transaction.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the write failed.
+        """
+        ban = check_ban(channel, user_id, until_ms, by)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(self._sql.purge, (channel, ban.at_ms))
+            conn.execute(self._sql.upsert, (channel, user_id, ban.until_ms, by, ban.at_ms))
+
+        await self._db.write(write)
+        return ban
+
+    async def unban(self, channel: str, user_id: str) -> bool:
+        """Lift a ban; see :meth:`BanStore.unban`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the write failed.
+        """
+        check_target(channel, user_id)
+        now = check_now(None)
+        lifted: bool = await self._db.write(
+            lambda conn: conn.execute(self._sql.lift, (channel, user_id, now)).rowcount > 0
+        )
+        return lifted
+
+    async def is_banned(self, channel: str, user_id: str, now: int | None = None) -> Ban | None:
+        """The active ban, if any; see :meth:`BanStore.is_banned`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the read failed.
+        """
+        check_target(channel, user_id)
+        at = check_now(now)
+        row = await self._db.read(
+            lambda conn: conn.execute(self._sql.active, (channel, user_id, at)).fetchone()
+        )
+        return None if row is None else _ban(row)
+
+    async def bans(self, channel: str, now: int | None = None) -> list[Ban]:
+        """A room's active bans; see :meth:`BanStore.bans`.
+
+        Raises:
+            InvalidInputError: An argument is invalid.
+            StoreError: The store is not open, or the read failed.
+        """
+        check_target(channel)
+        at = check_now(now)
+        rows = await self._db.read(
+            lambda conn: conn.execute(self._sql.listing, (channel, at)).fetchall()
+        )
+        return [_ban(row) for row in rows]
