@@ -3,6 +3,9 @@ reason, algorithm confusion, key handling."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import time
 
 import jwt
@@ -240,3 +243,40 @@ def test_mint_refuses_what_verify_would_refuse() -> None:
         mint_token(SECRET, "")
     with pytest.raises(ValueError, match="ttl"):
         mint_token(SECRET, "bob", ttl=0)
+
+
+WITHOUT_CRYPTOGRAPHY = textwrap.dedent(
+    """
+    import sys
+    from importlib.abc import MetaPathFinder
+
+    class Refuse(MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "cryptography":
+                raise ModuleNotFoundError(f"blocked: {name}", name=name)
+            return None
+
+    sys.meta_path.insert(0, Refuse())
+    from salas.auth import TokenVerifier, jwt_auth, mint_token
+
+    token = mint_token("s" * 32, "alice")
+    print("hs256:", TokenVerifier(secret="s" * 32).verify(token).sub)
+    try:
+        jwt_auth(public_key="-----BEGIN PUBLIC KEY-----")
+    except ImportError as exc:
+        print("public key:", exc)
+    """
+)
+
+
+def test_public_key_without_cryptography_names_the_extra() -> None:
+    """Without `cryptography`, HS256 works and a public key says to install salas[auth]."""
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_CRYPTOGRAPHY], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "hs256: alice",
+        "public key: A JWT public key (RS256/ES256) needs the 'auth' extra: "
+        "pip install 'salas[auth]'",
+    ]

@@ -69,7 +69,7 @@ def _public_key(pem: str | bytes) -> tuple[Any, str]:
     try:
         from cryptography.hazmat.primitives.asymmetric import ec, rsa
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
-    except ImportError as exc:  # pragma: no cover - the extra is installed for the tests
+    except ImportError as exc:
         raise ImportError(
             extra_needed("A JWT public key (RS256/ES256)", "auth"), name="cryptography"
         ) from exc
