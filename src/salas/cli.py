@@ -1,4 +1,4 @@
-"""The `salas` command: `salas serve` runs the chat; `salas --version`.
+"""The `salas` command: `salas serve` runs the chat, `salas token` mints a login token.
 
 Every option of `serve` is also an environment variable (`--port` / `SALAS_PORT`, ...);
 a flag wins over the environment, which wins over the default. A bad setting ends the
@@ -26,7 +26,15 @@ from salas.engine.forwarded import TrustedProxies, parse_forwarded_allow_ips
 from salas.server.server import run_loop
 from salas.store import SUPPORTED_URLS, StoreError
 
-__all__ = ["ConfigError", "ServeSettings", "main", "parse_settings", "store_url"]
+__all__ = [
+    "ConfigError",
+    "ServeSettings",
+    "main",
+    "parse_settings",
+    "parse_ttl",
+    "store_url",
+    "token_main",
+]
 
 logger = logging.getLogger("salas.chat")
 
@@ -190,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         help=f"{', '.join(LOG_LEVELS)} [SALAS_LOG_LEVEL] ({DEFAULT_LOG_LEVEL})",
     )
+    _add_token_command(commands)
     return parser
 
 
@@ -454,6 +463,8 @@ async def serve(settings: ServeSettings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `salas` console script and of `python -m salas`."""
+    if build_parser().parse_args(argv).command == "token":
+        return token_main(argv, os.environ)
     try:
         command, settings = parse_settings(argv)
     except ConfigError as exc:
@@ -464,7 +475,106 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    assert command == "serve"  # the only command; argparse refuses others
+    assert command == "serve"  # `token` is handled above; argparse refuses others
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
         return run_loop(serve(settings))
     return 128 + signal.SIGINT
+
+
+# -- salas token ------------------------------------------------------------------------------
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_TTL = 366 * 86400
+
+
+def _add_token_command(commands: Any) -> None:
+    token = commands.add_parser(
+        "token",
+        help="mint a login token (HS256, with the --jwt-secret the server uses)",
+        description="Print an HS256 token for a user, then the page URL that logs in with it. "
+        "The secret, issuer and audience must be those given to `salas serve`.",
+    )
+    token.add_argument("--sub", required=True, help="the user id (the token's sub)")
+    token.add_argument("--name", help="the display name (default: the user id)")
+    token.add_argument(
+        "--rooms",
+        default="",
+        help="private rooms the user may enter: names or globs, 'staff-*,ops'",
+    )
+    token.add_argument("--role", default="member", help="member, moderator or admin (member)")
+    token.add_argument("--ttl", default="8h", help="lifetime: seconds, or with s/m/h/d (8h)")
+    token.add_argument("--jwt-secret", help="the HS256 secret [SALAS_JWT_SECRET]")
+    token.add_argument("--jwt-issuer", help="the iss claim [SALAS_JWT_ISSUER]")
+    token.add_argument("--jwt-audience", help="the aud claim [SALAS_JWT_AUDIENCE]")
+    token.add_argument(
+        "--host", help=f"the server's host, for the URL [SALAS_HOST] ({DEFAULT_HOST})"
+    )
+    token.add_argument(
+        "--port", help=f"the server's port, for the URL [SALAS_PORT] ({DEFAULT_PORT})"
+    )
+
+
+def parse_ttl(raw: str, source: str = "--ttl") -> int:
+    """A lifetime such as ``90``, ``30m``, ``8h`` or ``2d`` in seconds; ConfigError if bad."""
+    text = raw.strip().lower()
+    unit = _TTL_UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit is not None else text
+    if not number.isdecimal() or not number.isascii():
+        raise ConfigError(f"{source}: {raw!r} is not a duration (e.g. 90, 30m, 8h, 2d)")
+    seconds = int(number) * (unit or 1)
+    if not 0 < seconds <= MAX_TTL:
+        raise ConfigError(f"{source}: {raw!r} must be more than 0 and at most 366d")
+    return seconds
+
+
+def _login_url(host: str, port: int, token: str) -> str:
+    # A wildcard address is where the server listens, not where a browser can go.
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    return _http_url(shown, port) + "#token=" + token
+
+
+def token_main(argv: Sequence[str] | None, env: Mapping[str, str]) -> int:
+    """`salas token ...`: print a token and its login URL; the exit code."""
+    from salas.auth import AuthError, mint_token
+
+    args = build_parser().parse_args(argv)
+    try:
+        secret = _pick(args.jwt_secret, env, "SALAS_JWT_SECRET", "--jwt-secret")
+        if secret is None or not str(secret[0]):
+            if env.get("SALAS_JWT_PUBLIC_KEY"):
+                raise ConfigError(
+                    "SALAS_JWT_PUBLIC_KEY is set but a public key cannot sign: mint RS256/ES256 "
+                    "tokens where the private key is; salas token needs --jwt-secret"
+                )
+            raise ConfigError("no secret to sign with: give --jwt-secret or SALAS_JWT_SECRET")
+        issuer = _pick(args.jwt_issuer, env, "SALAS_JWT_ISSUER", "--jwt-issuer")
+        audience = _pick(args.jwt_audience, env, "SALAS_JWT_AUDIENCE", "--jwt-audience")
+        host = _pick(args.host, env, "SALAS_HOST", "--host")
+        port = _pick(args.port, env, "SALAS_PORT", "--port")
+        ttl = parse_ttl(args.ttl)
+        rooms = [room.strip() for room in args.rooms.split(",") if room.strip()]
+        try:
+            token = mint_token(
+                str(secret[0]),
+                args.sub,
+                name=args.name,
+                rooms=rooms,
+                role=args.role,
+                ttl=ttl,
+                issuer=str(issuer[0]) if issuer else None,
+                audience=str(audience[0]) if audience else None,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{secret[1]}: {exc}") from None
+        except AuthError as exc:
+            raise ConfigError(f"the token would be refused: {exc.reason}") from None
+        url = _login_url(
+            host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
+            _port(*port) if port else DEFAULT_PORT,
+            token,
+        )
+    except ConfigError as exc:
+        print(f"salas: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(token)
+    print(url)
+    return EXIT_OK
