@@ -65,6 +65,16 @@ class Server:
             let clients that reconnect get back their session and the packets they missed
             (default False).
         allow_request: A first request hook (see :meth:`allow_request`).
+        inbound_rate: Packets per second one connection may send, counted before they are
+            decoded (default 100.0; 0: no limit). Packets over budget are dropped; a
+            connection still over its budget 2 seconds after its first dropped packet is
+            closed.
+        inbound_burst: Packets one connection may send at once above ``inbound_rate``
+            (default 1000).
+        inbound_bytes_rate: Bytes per second one connection may send (default 1,000,000;
+            0: no limit); the burst is ``max_payload``.
+        max_post_packets: Packets one long-polling POST may carry; a POST with more is
+            answered 400 and its connection closed (default 500).
 
     Attributes:
         sockets: The main namespace ``"/"``.
@@ -103,6 +113,10 @@ class Server:
         static_dir: str | os.PathLike[str] | None = None,
         connection_state_recovery: bool | RecoveryOptions = False,
         allow_request: RequestHook | None = None,
+        inbound_rate: float = 100.0,
+        inbound_burst: int = 1000,
+        inbound_bytes_rate: float = 1_000_000.0,
+        max_post_packets: int = 500,
     ) -> None:
         """Configure the server (see the class for the arguments); nothing listens yet."""
         if connect_timeout <= 0:
@@ -123,6 +137,10 @@ class Server:
             volatile_buffer=volatile_buffer,
             transports=tuple(transports),
             cors=CorsConfig.parse(cors_origins, cors_credentials),
+            inbound_rate=inbound_rate,
+            inbound_burst=inbound_burst,
+            inbound_bytes_rate=inbound_bytes_rate,
+            max_post_packets=max_post_packets,
         )
         self.engine = EngineServer(
             config, self._on_engine_connection, self.router, self._request_hooks
