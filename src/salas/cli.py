@@ -21,7 +21,7 @@ from urllib.parse import quote
 from salas import __version__
 from salas.chat.config import ChatConfig
 from salas.db.urls import backend_of, redact, split_sqlite_url
-from salas.engine import CorsConfig
+from salas.engine import CorsConfig, EngineConfig
 from salas.server.server import run_loop
 from salas.store import SUPPORTED_URLS, StoreError
 
@@ -38,6 +38,13 @@ _CHAT_DEFAULTS = ChatConfig()
 DEFAULT_SINGLE_ROOM = _CHAT_DEFAULTS.single_room
 DEFAULT_MESSAGE_RATE = _CHAT_DEFAULTS.message_rate
 DEFAULT_MESSAGE_BURST = _CHAT_DEFAULTS.message_burst
+DEFAULT_EVENT_CUTOFF = _CHAT_DEFAULTS.event_cutoff
+# The engine's inbound budget per connection, as `salas.Server` has it.
+_ENGINE_DEFAULTS = EngineConfig()
+DEFAULT_INBOUND_RATE = _ENGINE_DEFAULTS.inbound_rate
+DEFAULT_INBOUND_BURST = _ENGINE_DEFAULTS.inbound_burst
+DEFAULT_INBOUND_BYTES_RATE = _ENGINE_DEFAULTS.inbound_bytes_rate
+DEFAULT_MAX_POST_PACKETS = _ENGINE_DEFAULTS.max_post_packets
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -62,6 +69,11 @@ class ServeSettings:
     message_rate: float = DEFAULT_MESSAGE_RATE  # per connection and second; 0: no limit
     message_burst: int = DEFAULT_MESSAGE_BURST
     recovery: bool = True  # connection state recovery, its state in the --db database
+    event_cutoff: int = DEFAULT_EVENT_CUTOFF  # refused events in a row; 0: never cut off
+    inbound_rate: float = DEFAULT_INBOUND_RATE  # packets per connection and second; 0: none
+    inbound_burst: int = DEFAULT_INBOUND_BURST
+    inbound_bytes_rate: float = DEFAULT_INBOUND_BYTES_RATE  # bytes per second; 0: no limit
+    max_post_packets: int = DEFAULT_MAX_POST_PACKETS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,13 +116,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--message-rate",
-        help="messages per second one connection may send on average, 0 for no limit "
+        help="chat events per second one connection may send on average (a message, join, "
+        "leave, history or nick costs 1, typing 0.2), 0 for no limit "
         f"[SALAS_MESSAGE_RATE] ({DEFAULT_MESSAGE_RATE:g})",
     )
     serve.add_argument(
         "--message-burst",
-        help="messages one connection may send at once before the rate applies "
+        help="chat events one connection may send at once before the rate applies "
         f"[SALAS_MESSAGE_BURST] ({DEFAULT_MESSAGE_BURST})",
+    )
+    serve.add_argument(
+        "--event-cutoff",
+        help="chat events refused in a row (over the rate) after which the connection is "
+        f"closed, 0 for never [SALAS_EVENT_CUTOFF] ({DEFAULT_EVENT_CUTOFF})",
+    )
+    serve.add_argument(
+        "--inbound-rate",
+        help="Engine.IO packets per second one connection may send, counted before decoding; "
+        "over it packets are dropped, and a connection still over it after 2 s is closed; "
+        f"0 for no limit [SALAS_INBOUND_RATE] ({DEFAULT_INBOUND_RATE:g})",
+    )
+    serve.add_argument(
+        "--inbound-burst",
+        help="packets one connection may send at once above --inbound-rate "
+        f"[SALAS_INBOUND_BURST] ({DEFAULT_INBOUND_BURST})",
+    )
+    serve.add_argument(
+        "--inbound-bytes-rate",
+        help="bytes per second one connection may send (its burst: the 1 MB max payload), "
+        f"0 for no limit [SALAS_INBOUND_BYTES_RATE] ({DEFAULT_INBOUND_BYTES_RATE:g})",
+    )
+    serve.add_argument(
+        "--max-post-packets",
+        help="packets one long-polling POST may carry; more: 400 and the connection closed "
+        f"[SALAS_MAX_POST_PACKETS] ({DEFAULT_MAX_POST_PACKETS})",
     )
     serve.add_argument(
         "--recovery",
@@ -191,6 +230,13 @@ def _burst(raw: str, source: str) -> int:
     return int(text)
 
 
+def _count(raw: str, source: str) -> int:
+    text = raw.strip()
+    if not text.isdecimal() or not text.isascii():
+        raise ConfigError(f"{source}: {raw!r} is not a whole number (0 or more)")
+    return int(text)
+
+
 def _log_level(raw: str, source: str) -> str:
     level = raw.strip().lower()
     if level not in LOG_LEVELS:
@@ -230,6 +276,15 @@ def parse_settings(
     level = _pick(args.log_level, environ, "SALAS_LOG_LEVEL", "--log-level")
     rate = _pick(args.message_rate, environ, "SALAS_MESSAGE_RATE", "--message-rate")
     burst = _pick(args.message_burst, environ, "SALAS_MESSAGE_BURST", "--message-burst")
+    cutoff = _pick(args.event_cutoff, environ, "SALAS_EVENT_CUTOFF", "--event-cutoff")
+    in_rate = _pick(args.inbound_rate, environ, "SALAS_INBOUND_RATE", "--inbound-rate")
+    in_burst = _pick(args.inbound_burst, environ, "SALAS_INBOUND_BURST", "--inbound-burst")
+    in_bytes = _pick(
+        args.inbound_bytes_rate, environ, "SALAS_INBOUND_BYTES_RATE", "--inbound-bytes-rate"
+    )
+    post_packets = _pick(
+        args.max_post_packets, environ, "SALAS_MAX_POST_PACKETS", "--max-post-packets"
+    )
     recovery = _pick(args.recovery, environ, "SALAS_RECOVERY", "--recovery")
     settings = ServeSettings(
         host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
@@ -240,6 +295,11 @@ def parse_settings(
         log_level=_log_level(*level) if level else DEFAULT_LOG_LEVEL,
         message_rate=_rate(*rate) if rate else DEFAULT_MESSAGE_RATE,
         message_burst=_burst(*burst) if burst else DEFAULT_MESSAGE_BURST,
+        event_cutoff=_count(*cutoff) if cutoff else DEFAULT_EVENT_CUTOFF,
+        inbound_rate=_rate(*in_rate) if in_rate else DEFAULT_INBOUND_RATE,
+        inbound_burst=_burst(*in_burst) if in_burst else DEFAULT_INBOUND_BURST,
+        inbound_bytes_rate=_rate(*in_bytes) if in_bytes else DEFAULT_INBOUND_BYTES_RATE,
+        max_post_packets=_burst(*post_packets) if post_packets else DEFAULT_MAX_POST_PACKETS,
         recovery=_flag(recovery, default=True),
     )
     _check_store(settings.db, db[1] if db else "--db")
@@ -298,9 +358,21 @@ async def serve(settings: ServeSettings) -> int:
             cors_origins=settings.cors_origins,
             message_rate=settings.message_rate,
             message_burst=settings.message_burst,
+            event_cutoff=settings.event_cutoff,
         )
+        server_options = {
+            "inbound_rate": settings.inbound_rate,
+            "inbound_burst": settings.inbound_burst,
+            "inbound_bytes_rate": settings.inbound_bytes_rate,
+            "max_post_packets": settings.max_post_packets,
+        }
         # Connection state recovery in the same database: it survives restarts.
-        app = create_app(config, store, open_recovery_store(url) if settings.recovery else None)
+        app = create_app(
+            config,
+            store,
+            open_recovery_store(url) if settings.recovery else None,
+            server_options=server_options,
+        )
         try:
             port = await app.start(settings.host, settings.port)
         except StoreError as exc:

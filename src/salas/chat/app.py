@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from salas.chat.announce import Announcer
 from salas.chat.config import ChatConfig
@@ -57,10 +59,12 @@ class ChatApp:
         recovery: RecoveryStore | None = None,
         *,
         presence: PresenceBackend | None = None,
+        server_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.io = Server(
+            **(server_options or {}),
             cors_origins=config.cors_origins,
             connection_state_recovery=(
                 RecoveryOptions(store=recovery) if recovery is not None else False
@@ -131,11 +135,14 @@ def create_app(
     config: ChatConfig | None = None,
     store: MessageStore | None = None,
     recovery: RecoveryStore | None = None,
+    *,
+    server_options: Mapping[str, Any] | None = None,
 ) -> ChatApp:
     """The chat app; `store` defaults to a fresh ``memory://`` one (opened by the caller);
-    `recovery` (e.g. ``open_recovery_store(url)``) turns connection state recovery on."""
+    `recovery` (e.g. ``open_recovery_store(url)``) turns connection state recovery on;
+    `server_options`: more keyword arguments of `salas.Server` (the inbound budget...)."""
     if store is None:
         from salas.store import open_store
 
         store = open_store("memory://")
-    return ChatApp(config or ChatConfig(), store, recovery)
+    return ChatApp(config or ChatConfig(), store, recovery, server_options=server_options)
