@@ -11,7 +11,13 @@ from pathlib import Path
 
 import salas
 
-salas.Server = functools.partial(salas.Server, connection_state_recovery=True)  # type: ignore[misc,assignment]
+# The inbound budget raised as in salas_relay.py (the fan-out sender is far past 100/s).
+salas.Server = functools.partial(  # type: ignore[misc,assignment]
+    salas.Server,
+    connection_state_recovery=True,
+    inbound_rate=1_000_000.0,
+    inbound_burst=1_000_000,
+)
 runpy.run_path(
     str(Path(__file__).resolve().parents[2] / "examples" / "seed.py"), run_name="__main__"
 )
