@@ -52,7 +52,9 @@ class Announcer:
     def typing_changed(self, room: str, sid: str, user: str, typing: bool) -> None:
         """`TypingTracker`'s callback: tell the room but the typist."""
         payload = {"channel": room, "user": user, "typing": typing}
-        self.spawn(self.io.to(server_room(room)).except_(sid).emit("typing", payload))
+        # Volatile: a typing note is worthless once late, and it stays out of the recovery log
+        # (a reconnecting client need not be replayed who was typing a minute ago).
+        self.spawn(self.io.to(server_room(room)).except_(sid).volatile.emit("typing", payload))
 
     async def broadcast_rooms(self) -> None:
         """`Coalescer`'s flush: send everyone the rooms list, if it changed since last time."""

@@ -64,6 +64,7 @@ class ChatApp:
         self.config = config
         self.store = store
         self.io = Server(
+            **(server_options or {}),
             cors_origins=config.cors_origins,
             connection_state_recovery=(
                 RecoveryOptions(store=recovery) if recovery is not None else False
@@ -142,11 +143,12 @@ def create_app(
     config: ChatConfig | None = None,
     store: MessageStore | None = None,
     recovery: RecoveryStore | None = None,
+    *,
     server_options: Mapping[str, Any] | None = None,
 ) -> ChatApp:
     """The chat app; `store` defaults to a fresh ``memory://`` one (opened by the caller);
     `recovery` (e.g. ``open_recovery_store(url)``) turns connection state recovery on;
-    `server_options` are more keyword arguments of its `salas.Server`."""
+    `server_options`: more keyword arguments of `salas.Server` (the inbound budget...)."""
     if store is None:
         from salas.store import open_store
 

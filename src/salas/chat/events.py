@@ -33,7 +33,7 @@ from salas.chat.errors import (
 from salas.chat.identity import guest_name, name_from_auth
 from salas.chat.messages import MessageService
 from salas.chat.presence import PresenceBackend
-from salas.chat.rate_limit import TokenBucket
+from salas.chat.rate_limit import EventBudget
 from salas.chat.rooms import chat_rooms, server_room
 from salas.chat.rooms_feed import Coalescer
 from salas.chat.session_state import DATA_KEY, SavedState, load_state
@@ -57,8 +57,9 @@ class _Conn:
     """What the chat keeps per connected socket (besides its rooms, in presence)."""
 
     socket: Socket
-    messages: TokenBucket | None  # None: no limit
-    control: TokenBucket
+    budget: EventBudget | None  # None: no limit
+    # Set once the connection is being closed for flooding (logged once).
+    cut_off: bool = False
     # Set when the socket has left the chat (disconnected).
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -114,8 +115,9 @@ class ChatEvents:
         config = self.config
         conn = _Conn(
             socket,
-            TokenBucket(config.message_burst, config.message_rate) if config.message_rate else None,
-            TokenBucket(config.control_burst, config.control_rate),
+            EventBudget(config.message_burst, config.message_rate, config.event_cutoff)
+            if config.message_rate
+            else None,
         )
         if self._conns.get(socket.id) is not None:  # (cannot happen: a session is taken once)
             self._on_disconnect(self._conns[socket.id], "replaced")
@@ -215,6 +217,9 @@ class ChatEvents:
             if self._conns.get(conn.sid) is not conn:
                 # Disconnected after this event arrived: nobody to answer, nothing to change.
                 return {"ok": False, "error": {"code": BAD_REQUEST, "message": "disconnected"}}
+            budget = conn.budget
+            if budget is not None and not budget.spend(event):
+                return await self._over_budget(conn, budget, event)
             try:
                 return await handler(conn, args)
             except ChatError as error:
@@ -230,9 +235,20 @@ class ChatEvents:
         await conn.socket.emit("error", {**wire, "event": event})
         return {"ok": False, "error": wire}
 
-    def _spend_control(self, conn: _Conn) -> None:
-        if not conn.control.take():
-            raise ChatError(RATE_LIMITED, "too many requests; slow down")
+    async def _over_budget(self, conn: _Conn, budget: EventBudget, event: str) -> Reply:
+        """An event over the socket's budget: refused; too many in a row, disconnected."""
+        error = ChatError(RATE_LIMITED, "too many requests; slow down")
+        if not budget.cut_off:
+            return await self._refuse(conn, event, error)
+        if not conn.cut_off:
+            conn.cut_off = True
+            logger.warning(
+                "disconnecting socket %s: %d events in a row over its rate limit",
+                conn.sid,
+                budget.refused_in_a_row,
+            )
+            await conn.socket.disconnect(close=True)
+        return {"ok": False, "error": error.to_wire()}
 
     def _save_state(self, conn: _Conn) -> None:
         """Mirror the socket's name and rooms into `socket.data`, which connection state
@@ -243,7 +259,6 @@ class ChatEvents:
 
     # -- rooms -----------------------------------------------------------------------------
     async def _on_join(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
-        self._spend_control(conn)
         room = parse_room(args, "channel_join")
         sid = conn.sid
         presence = self.presence
@@ -309,7 +324,6 @@ class ChatEvents:
         return self.announce.presence_payload(room, "left", shown)
 
     async def _on_leave(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
-        self._spend_control(conn)
         room = parse_room(args, "channel_leave")
         payload = self._forget_room(conn, room)
         if payload is not None:  # leaving a room one is not in is fine: nothing to say
@@ -326,8 +340,6 @@ class ChatEvents:
             # client sends the message again (same client_id) once reconnected.
             await conn.closed.wait()
             return {"ok": False, "error": {"code": UNAVAILABLE, "message": "shutting down"}}
-        if conn.messages is not None and not conn.messages.take():
-            raise ChatError(RATE_LIMITED, "too many messages; slow down")
         request = parse_message(args)
         sid = conn.sid
         room = request.channel
@@ -355,7 +367,6 @@ class ChatEvents:
         return {"ok": True}
 
     async def _on_history(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
-        self._spend_control(conn)
         request = parse_history(args)
         try:
             messages = await self.store.history(
@@ -374,7 +385,6 @@ class ChatEvents:
 
     # -- names -----------------------------------------------------------------------------
     async def _on_nick(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
-        self._spend_control(conn)
         name = parse_nick(args)
         sid = conn.sid
         renames = self.presence.rename(sid, name)  # name_taken: raises, changes nothing
