@@ -34,9 +34,13 @@ __all__ = [
     "Polling",
     "assert_clean_log",
     "closed_within",
+    "healthz",
+    "honest_chatting",
     "http_request",
     "open_raw",
     "serving",
+    "ws_call",
+    "ws_closed_within",
     "ws_connect",
 ]
 
@@ -317,6 +321,12 @@ class Polling:
         ) as response:
             return response.status, await response.text()
 
+    async def drain(self) -> None:
+        """GET what the server sends, over and over, until the session is gone."""
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            while (await self.get(timeout=35))[0] == 200:
+                pass
+
     async def is_closed(self) -> bool:
         """Whether the server has dropped this session (a GET for it answers 400)."""
         status, _ = await self.get(timeout=35)
@@ -325,10 +335,10 @@ class Polling:
 
 # -------------------------------------------------------------------------------- websocket
 async def ws_connect(
-    port: int, origin: str | None = None, join: bool = True
+    port: int, origin: str | None = None, join: bool = True, name: str | None = None
 ) -> websockets.ClientConnection:
     """A raw Engine.IO websocket (no polling first); with `join`, connected to the main
-    namespace (its CONNECT answer read)."""
+    namespace (its CONNECT answer read), as `name` if given."""
     ws = await websockets.connect(
         f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
         origin=websockets.Origin(origin) if origin is not None else None,
@@ -338,7 +348,7 @@ async def ws_connect(
     opened = await asyncio.wait_for(ws.recv(), 5)
     assert isinstance(opened, str) and opened.startswith("0"), opened
     if join:
-        await ws.send("40")
+        await ws.send("40" + (json.dumps({"name": name}) if name is not None else ""))
         connected = await asyncio.wait_for(ws.recv(), 5)
         assert isinstance(connected, str) and connected.startswith("40"), connected
     return ws
@@ -353,7 +363,23 @@ async def ws_closed_within(ws: websockets.ClientConnection, timeout: float) -> N
                 message = await ws.recv()
                 if message == "2":  # answer pings, so only a real cut-off ends it
                     await ws.send("3")
+                elif isinstance(message, str) and message.startswith("1"):
+                    return  # the server's Engine.IO close packet
     except websockets.ConnectionClosed:
         return
     except TimeoutError:
         raise AssertionError(f"the websocket is still open after {timeout:.1f} s") from None
+
+
+async def ws_call(ws: websockets.ClientConnection, event: str, arg: Any, ack_id: int) -> Any:
+    """Emit `event` with an ack over a raw websocket; the ack's argument (other packets that
+    arrive first are dropped; pings answered)."""
+    await ws.send(f"42{ack_id}" + json.dumps([event, arg]))
+    prefix = f"43{ack_id}"
+    async with asyncio.timeout(10):
+        while True:
+            message = await ws.recv()
+            if message == "2":
+                await ws.send("3")
+            elif isinstance(message, str) and message.startswith(prefix):
+                return json.loads(message[len(prefix) :])[0]
