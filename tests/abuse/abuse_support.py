@@ -206,7 +206,14 @@ async def honest_chatting(port: int, name: str = "honest") -> AsyncIterator[Hone
         honest.latencies.clear()
         honest.chatter()
         yield honest
-        await asyncio.sleep(0.3)  # one more round trip after the attack
+        # At least one more round trip after the attack, and a few in all.
+        done = len(honest.latencies) + len(honest.lost)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            total = len(honest.latencies) + len(honest.lost)
+            if total > done and total >= 3:
+                break
+            await asyncio.sleep(0.05)
         await honest.stop_chatter()
         honest.assert_served()
     finally:
