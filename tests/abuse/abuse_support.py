@@ -37,6 +37,7 @@ __all__ = [
     "healthz",
     "honest_chatting",
     "http_request",
+    "http_session",
     "open_raw",
     "serving",
     "ws_call",
@@ -78,6 +79,12 @@ def assert_clean_log(server: SalasServe) -> None:
     log = server.log
     found = [m for m in _CRASH_MARKERS if m in log]
     assert not found, f"{found} in the server's output:\n{server.log_tail(60)}"
+
+
+def http_session() -> aiohttp.ClientSession:
+    """An aiohttp session that opens a new connection per request: with 1 s keep-alive
+    timeouts a pooled one may be closed by the server just as it is reused."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
 
 
 async def healthz(port: int, host: str = HONEST_HOST) -> int:

@@ -8,10 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from tests.abuse.abuse_support import serving
+from tests.abuse.abuse_support import http_session, serving
 from tests.support.services import ROOT
 
 USER_SECRET = "hunter2pw"
@@ -48,7 +47,7 @@ async def test_store_passwords_are_never_printed() -> None:
 async def test_healthz_shows_no_paths_without_details(tmp_path: Path) -> None:
     """/healthz answers `ok` without the database's path; with --healthz-details it still
     answers `ok`."""
-    async with serving(tmp_path) as server, aiohttp.ClientSession() as http:
+    async with serving(tmp_path) as server, http_session() as http:
         async with http.get(f"{server.url}healthz") as response:
             assert response.status == 200
             body = await response.text()
@@ -56,7 +55,7 @@ async def test_healthz_shows_no_paths_without_details(tmp_path: Path) -> None:
         assert str(tmp_path) not in body and "chat.db" not in body, body
     async with (
         serving(tmp_path, "--healthz-details") as server,
-        aiohttp.ClientSession() as http,
+        http_session() as http,
         http.get(f"{server.url}healthz") as response,
     ):
         assert response.status == 200
@@ -77,7 +76,7 @@ def headers_by_path(tmp_path_factory: pytest.TempPathFactory) -> Headers:
         found = {}
         async with (
             serving(tmp_path_factory.mktemp("pages")) as server,
-            aiohttp.ClientSession() as http,
+            http_session() as http,
         ):
             for path in PAGES + FILES:
                 async with http.get(server.url + path.lstrip("/")) as response:

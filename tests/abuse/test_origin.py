@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import websockets
 
-from tests.abuse.abuse_support import Polling, honest_chatting, serving, ws_connect
+from tests.abuse.abuse_support import Polling, honest_chatting, http_session, serving, ws_connect
 
 EVIL = "https://evil.example"
 GOOD = "https://good.example"
@@ -39,7 +39,7 @@ async def _polling_status(http: aiohttp.ClientSession, port: int, origin: str | 
     ("cors", "allowed", "refused"),
     [
         (None, ["same-origin", None], [EVIL, GOOD, "http://127.0.0.1:1"]),
-        (GOOD, [GOOD, None], [EVIL, "http://good.example"]),
+        (GOOD, [GOOD, None], [EVIL, "https://good.example.evil.example"]),
         ("*", [EVIL, GOOD, None], []),
     ],
     ids=["unset", "list", "any"],
@@ -50,7 +50,7 @@ async def test_origin_is_checked_on_websocket_and_polling(
     """Websocket upgrades and polling handshakes from an origin that is not allowed get 403;
     allowed origins and clients without an Origin connect."""
     flags = ("--cors-origins", cors) if cors is not None else ()
-    async with serving(tmp_path, *flags) as server, aiohttp.ClientSession() as http:
+    async with serving(tmp_path, *flags) as server, http_session() as http:
         same = f"http://127.0.0.1:{server.port}"
         allowed = [same if o == "same-origin" else o for o in allowed]
         for origin in allowed:
@@ -67,7 +67,7 @@ async def test_cross_site_requests_on_an_open_session_are_refused(tmp_path: Path
     async with (
         serving(tmp_path) as server,
         honest_chatting(server.port),
-        aiohttp.ClientSession() as http,
+        http_session() as http,
     ):
         polling = await Polling(http, server.port).open()
         headers = {"Origin": EVIL}

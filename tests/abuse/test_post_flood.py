@@ -9,9 +9,7 @@ import asyncio
 import time
 from pathlib import Path
 
-import aiohttp
-
-from tests.abuse.abuse_support import Polling, honest_chatting, serving
+from tests.abuse.abuse_support import Polling, honest_chatting, http_session, serving
 
 SEPARATOR = "\x1e"  # between packets of an Engine.IO v4 payload
 MESSAGE = '42["message","hello, everyone in this room"]'  # ~45 bytes, as in the report
@@ -37,7 +35,7 @@ async def test_post_of_22000_messages_is_refused_without_stalling_others(
     async with (
         serving(tmp_path) as server,
         honest_chatting(server.port),
-        aiohttp.ClientSession() as http,
+        http_session() as http,
     ):
         for _ in range(5):
             polling = await Polling(http, server.port).open()
@@ -51,7 +49,7 @@ async def test_post_of_18500_connects_is_refused(tmp_path: Path) -> None:
     async with (
         serving(tmp_path) as server,
         honest_chatting(server.port),
-        aiohttp.ClientSession() as http,
+        http_session() as http,
     ):
         for _ in range(3):
             polling = await Polling(http, server.port).open(join=False)
@@ -62,7 +60,7 @@ async def test_post_of_18500_connects_is_refused(tmp_path: Path) -> None:
 async def test_post_of_ordinary_size_goes_through(tmp_path: Path) -> None:
     """A POST of 100 packets (an event the chat ignores) is answered `ok` and its session
     stays open: the limit is far above what a page batches."""
-    async with serving(tmp_path) as server, aiohttp.ClientSession() as http:
+    async with serving(tmp_path) as server, http_session() as http:
         polling = await Polling(http, server.port).open()
         status, text = await polling.post(SEPARATOR.join(['42["no-such-event",1]'] * 100))
         assert (status, text) == (200, "ok")

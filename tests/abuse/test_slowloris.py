@@ -17,6 +17,7 @@ from tests.abuse.abuse_support import (
     Polling,
     closed_within,
     honest_chatting,
+    http_session,
     open_raw,
     serving,
 )
@@ -58,7 +59,7 @@ async def test_unfinished_body_is_cut(tmp_path: Path) -> None:
     async with (
         serving(tmp_path, *FAST_TIMEOUTS) as server,
         honest_chatting(server.port),
-        aiohttp.ClientSession() as http,
+        http_session() as http,
     ):
         sessions = [await Polling(http, server.port).open() for _ in range(5)]
         conns = []
@@ -97,7 +98,7 @@ async def test_long_poll_and_websocket_outlive_the_timeouts(tmp_path: Path) -> N
     async with (
         serving(tmp_path, *FAST_TIMEOUTS) as server,
         honest_chatting(server.port) as honest,
-        aiohttp.ClientSession() as http,
+        http_session() as http,
     ):
         polling = await Polling(http, server.port).open()
         held = asyncio.create_task(polling.get(timeout=60))
