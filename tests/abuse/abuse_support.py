@@ -63,7 +63,8 @@ _CRASH_MARKERS = ("Traceback", "Fatal error", "RecursionError", "Task exception 
 async def serving(tmp_path: Path, *flags: str) -> AsyncIterator[SalasServe]:
     """`salas serve` with `flags` on SQLite under `tmp_path`, stopped (by its PID) after; it
     must still be running when the test is done with it, and must stop cleanly."""
-    server = await salas_serve(tmp_path, *flags).astart()
+    server = salas_serve(tmp_path, *flags)
+    await server.astart()
     try:
         yield server
         assert server.proc is not None and server.proc.poll() is None, (
