@@ -108,15 +108,28 @@ def test_inbound_bytes_budget() -> None:
 def test_inbound_exhausted_after_grace_of_refusals() -> None:
     """A sender still refused `grace` seconds after its first refusal is exhausted."""
     clock = Clock()
-    budget = InboundBudget(10.0, 2, 0, 0, grace=2.0, clock=clock)
+    budget = InboundBudget(10.0, 100, 0, 0, grace=2.0, clock=clock)
+    assert budget.admit(100, 0)
     admitted = 0
-    for _ in range(79):  # 40 packets a second (4x the rate) for ~2 s
+    for _ in range(39):  # 20 packets a second (2x the rate) for ~2 s
         admitted += budget.admit(1, 0)
-        clock.now += 0.025
+        clock.now += 0.05
     assert not budget.exhausted()  # the first refusal was at 100.05: not 2 s yet
-    assert admitted <= 2 + 20 + 1
+    assert admitted <= 20 + 1
     clock.now = 102.1
-    budget.admit(1, 0)
+    assert budget.exhausted()
+
+
+def test_inbound_exhausted_when_a_whole_burst_is_refused() -> None:
+    """A flood that overshoots by a whole burst at once is exhausted without waiting for
+    `grace` (it may be over long before grace could show it)."""
+    clock = Clock()
+    budget = InboundBudget(10.0, 50, 0, 0, grace=2.0, clock=clock)
+    assert budget.admit(50, 0)
+    for _ in range(49):
+        assert not budget.admit(1, 0)
+    assert not budget.exhausted()
+    assert not budget.admit(1, 0)
     assert budget.exhausted()
 
 

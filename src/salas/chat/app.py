@@ -64,12 +64,11 @@ class ChatApp:
         self.config = config
         self.store = store
         self.io = Server(
-            **(server_options or {}),
             cors_origins=config.cors_origins,
             connection_state_recovery=(
                 RecoveryOptions(store=recovery) if recovery is not None else False
             ),
-            # The engine's own settings (timeouts, connection limits...): `Server` arguments.
+            # The engine's own settings (timeouts, connection limits, inbound budget...).
             **(server_options or {}),
         )
         self.presence: PresenceBackend = presence if presence is not None else LocalPresence()

@@ -79,6 +79,7 @@ class InboundBudget:
         "_bytes_burst",
         "_bytes_rate",
         "_clock",
+        "_dropped",
         "_grace",
         "_last",
         "_over_since",
@@ -106,6 +107,9 @@ class InboundBudget:
         self._clock = clock
         self._last = clock()
         self._over_since: float | None = None
+        # Packets refused in the current run: a sender that overshoots its whole burst at
+        # once (a flood sent faster than `grace` can show) is cut off without waiting.
+        self._dropped = 0
 
     def admit(self, packets: int, size: int) -> bool:
         """Spend `packets` packets and `size` bytes if both fit; False: drop them all."""
@@ -126,9 +130,11 @@ class InboundBudget:
                 self._bytes -= size
             if self._over_since is not None and self._room_for(packets, size):
                 self._over_since = None  # the sender slowed down: the run is over
+                self._dropped = 0
             return True
         if self._over_since is None:
             self._over_since = now
+        self._dropped += packets
         return False
 
     def _room_for(self, packets: int, size: int) -> bool:
@@ -137,6 +143,12 @@ class InboundBudget:
         )
 
     def exhausted(self) -> bool:
-        """True once packets have gone on being refused for `grace` seconds: cut it off."""
+        """True once packets have gone on being refused for `grace` seconds, or as many were
+        refused in one run as the burst holds (twice what an honest page ever sends at
+        once): cut it off."""
         over_since = self._over_since
-        return over_since is not None and self._clock() - over_since >= self._grace
+        if over_since is None:
+            return False
+        if self._packets_rate and self._dropped >= self._packets_burst:
+            return True
+        return self._clock() - over_since >= self._grace
