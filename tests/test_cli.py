@@ -195,6 +195,11 @@ def test_http_hardening_settings() -> None:
         "max_connections": 0,
         "max_connections_per_ip": 0,
         "forwarded_allow_ips": ("10.0.0.0/8", "127.0.0.1"),
+        # the inbound budget, at its defaults here
+        "inbound_rate": 100.0,
+        "inbound_burst": 1000,
+        "inbound_bytes_rate": 1_000_000.0,
+        "max_post_packets": 500,
     }
     defaults = ServeSettings()
     assert (defaults.timeout_head, defaults.timeout_body, defaults.timeout_keep_alive) == (
