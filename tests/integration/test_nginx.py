@@ -14,7 +14,6 @@ import datetime
 import ipaddress
 import os
 import pwd
-import re
 import socket
 import subprocess
 import sys
@@ -34,7 +33,6 @@ from tests.support.services import ROOT, require_nginx
 pytestmark = [pytest.mark.nginx, pytest.mark.node, pytest.mark.timeout(90)]
 
 SITE = ROOT / "docs" / "deploy" / "nginx.conf"
-DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 SCENARIO = Path(__file__).parent / "js" / "proxied.js"
 CLIENT_ADDRESS = "127.0.0.2"  # nginx and salas are on 127.0.0.1
 MODES = ["polling", "websocket", "upgrade"]
@@ -269,9 +267,3 @@ def test_plain_http_redirects_to_https(chat_proxy: Nginx) -> None:
         urllib.request.build_opener(NoRedirect).open(request, timeout=5)
     assert info.value.code == 301
     assert info.value.headers["Location"] == "https://127.0.0.1/room?x=1"
-
-
-def test_deploy_doc_shows_the_tested_configuration() -> None:
-    """docs/deploy.md shows docs/deploy/nginx.conf as it is, in one nginx block."""
-    blocks = re.findall(r"```nginx\n(.*?)```", DEPLOY_DOC.read_text(), flags=re.DOTALL)
-    assert SITE.read_text() in blocks
