@@ -19,6 +19,7 @@ __all__ = [
     "POSTGRES_CANDIDATES",
     "REDIS_URL",
     "ROOT",
+    "SBIN",
     "probe_postgres",
     "probe_redis",
     "require_c_compiler",
@@ -34,6 +35,8 @@ POSTGRES_CANDIDATES = (
     "postgresql://root@127.0.0.1:5432/test",
 )
 REDIS_URL = os.environ.get("SALAS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# Where Debian puts nginx; not on a non-root user's PATH.
+SBIN = "/usr/sbin"
 
 
 def services_required() -> bool:
@@ -68,7 +71,7 @@ def require_c_compiler() -> str:
 
 def require_nginx() -> str:
     """The path of Debian's `nginx` (in /usr/sbin, which a non-root PATH may lack)."""
-    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    nginx = shutil.which("nginx") or shutil.which("nginx", path=SBIN)
     if nginx is None:
         unavailable("`nginx` is not installed (scripts/setup.sh --test installs Debian's)")
     return nginx
