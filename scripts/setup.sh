@@ -5,8 +5,9 @@
 #                             client from npm (salas serves it at /socket.io/socket.io.js)
 #   scripts/setup.sh --test   also the test tools: the test extras (every optional backend with
 #                             them), Node's reference packages, Debian's Chromium for the browser
-#                             tests and a C compiler for the load generators
-# Missing system packages (python3-venv, npm, chromium, gcc) come from apt-get.
+#                             tests, a C compiler for the load generators and Debian's nginx
+#                             (tests/integration/test_nginx.py runs docs/deploy/nginx.conf)
+# Missing system packages (python3-venv, npm, chromium, gcc, nginx) come from apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -50,5 +51,8 @@ if [ $want_test = 1 ]; then
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v cc >/dev/null || command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+  # In /usr/sbin, which a non-root PATH may lack. The package's service is not used: the
+  # test runs its own nginx as the current user.
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
   [ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
 fi

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
 import os
 import re
 import signal
@@ -638,3 +639,50 @@ async def test_startup_line_hides_the_password(
         assert "***" in served.match["store"]
         assert await served.stop(signal.SIGTERM) == 0
     assert SECRET not in "\n".join(served.lines)
+
+
+# ------------------------------------------------------------------------------ log format
+def test_log_format_flag_and_environment() -> None:
+    """--log-format / SALAS_LOG_FORMAT choose text (the default) or json; the flag wins."""
+    assert parse_settings(["serve"], {})[1].log_format == "text"
+    assert parse_settings(["serve", "--log-format", "json"], {})[1].log_format == "json"
+    assert parse_settings(["serve"], {"SALAS_LOG_FORMAT": "JSON"})[1].log_format == "json"
+    flag_wins = parse_settings(["serve", "--log-format", "text"], {"SALAS_LOG_FORMAT": "json"})
+    assert flag_wins[1].log_format == "text"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["serve", "--log-format", "xml"], {}, "--log-format: unknown log format 'xml'"),
+        (["serve"], {"SALAS_LOG_FORMAT": "logfmt"}, "SALAS_LOG_FORMAT: unknown log format"),
+    ],
+)
+def test_bad_log_format_names_its_source(
+    argv: list[str], env: dict[str, str], message: str
+) -> None:
+    """An unknown log format is a ConfigError naming the flag or variable."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings(argv, env)
+    assert str(info.value).startswith(message)
+
+
+async def test_serve_logs_json_lines(tmp_path: Path) -> None:
+    """`salas serve --log-format json`: every line it writes, from start to stop, is one
+    JSON object with ts, level, logger and message."""
+    async with serving("--db", "memory://", "--log-format", "json", cwd=tmp_path) as served:
+        assert await served.stop(signal.SIGTERM) == 0
+    entries = [json.loads(line) for line in served.lines]
+    assert all({"ts", "level", "logger", "message"} <= entry.keys() for entry in entries)
+    messages = [entry["message"] for entry in entries]
+    assert any(LISTENING.fullmatch(message) for message in messages)
+    assert "salas chat stopped" in messages
+    assert {entry["logger"] for entry in entries} >= {"salas.chat"}
+
+
+async def test_serve_logs_text_by_default(tmp_path: Path) -> None:
+    """Without --log-format, lines are text as before: time, level, logger: message."""
+    async with serving("--db", "memory://", cwd=tmp_path) as served:
+        assert await served.stop(signal.SIGTERM) == 0
+    line = next(line for line in served.lines if LISTENING.search(line))
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO salas\.chat: salas chat ", line)

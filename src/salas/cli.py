@@ -23,6 +23,7 @@ from salas.chat.config import ChatConfig
 from salas.db.urls import backend_of, redact, split_sqlite_url
 from salas.engine import CorsConfig, EngineConfig
 from salas.engine.forwarded import TrustedProxies, parse_forwarded_allow_ips
+from salas.logs import LOG_FORMATS, configure_logging
 from salas.server.server import run_loop
 from salas.store import SUPPORTED_URLS, StoreError
 
@@ -42,6 +43,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DB = "salas.db"
 DEFAULT_LOG_LEVEL = "info"
+DEFAULT_LOG_FORMAT = "text"
 # The chat's own defaults, so that `salas serve` and `create_app(ChatConfig())` agree.
 _CHAT_DEFAULTS = ChatConfig()
 DEFAULT_SINGLE_ROOM = _CHAT_DEFAULTS.single_room
@@ -95,6 +97,7 @@ class ServeSettings:
     inbound_burst: int = DEFAULT_INBOUND_BURST
     inbound_bytes_rate: float = DEFAULT_INBOUND_BYTES_RATE  # bytes per second; 0: no limit
     max_post_packets: int = DEFAULT_MAX_POST_PACKETS
+    log_format: str = DEFAULT_LOG_FORMAT  # "text" for people, "json": one object per line
 
     def server_options(self) -> dict[str, Any]:
         """The `salas.Server` keyword arguments these settings stand for."""
@@ -238,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         help=f"{', '.join(LOG_LEVELS)} [SALAS_LOG_LEVEL] ({DEFAULT_LOG_LEVEL})",
     )
+    serve.add_argument(
+        "--log-format",
+        help="text, or json: one JSON object per line (ts, level, logger, message, exc_info "
+        f"and the record's extra fields) [SALAS_LOG_FORMAT] ({DEFAULT_LOG_FORMAT})",
+    )
     _add_token_command(commands)
     return parser
 
@@ -340,6 +348,13 @@ def _log_level(raw: str, source: str) -> str:
     return level
 
 
+def _log_format(raw: str, source: str) -> str:
+    log_format = raw.strip().lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"{source}: unknown log format {raw!r} (use {', '.join(LOG_FORMATS)})")
+    return log_format
+
+
 def store_url(db: str) -> str:
     """`db` as a store URL; SQLite paths made absolute, so the log says which file it is."""
     text = db.strip()
@@ -398,6 +413,7 @@ def parse_settings(
         args.forwarded_allow_ips, environ, "SALAS_FORWARDED_ALLOW_IPS", "--forwarded-allow-ips"
     )
     details = _pick(args.healthz_details, environ, "SALAS_HEALTHZ_DETAILS", "--healthz-details")
+    log_format = _pick(args.log_format, environ, "SALAS_LOG_FORMAT", "--log-format")
     settings = ServeSettings(
         host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
         port=_port(*port) if port else DEFAULT_PORT,
@@ -420,6 +436,7 @@ def parse_settings(
         max_connections_per_ip=_count(*per_ip) if per_ip else DEFAULT_MAX_CONNECTIONS_PER_IP,
         forwarded_allow_ips=_proxies(*proxies) if proxies else (),
         healthz_details=_flag(details, default=False),
+        log_format=_log_format(*log_format) if log_format else DEFAULT_LOG_FORMAT,
     )
     _check_store(settings.db, db[1] if db else "--db")
     return str(args.command), settings
@@ -526,11 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"salas: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format)
     assert command == "serve"  # `token` is handled above; argparse refuses others
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
         return run_loop(serve(settings))

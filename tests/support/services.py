@@ -1,5 +1,5 @@
 """What the tests need outside Python: Node.js and npm's client, Chromium, a C compiler,
-PostgreSQL and Redis.
+nginx, PostgreSQL and Redis.
 
 A test whose service is missing is skipped, saying why; with ``SALAS_REQUIRE_SERVICES=1``
 (CI, ``.ci/run``) it fails instead, so that nothing is quietly left out there.
@@ -19,9 +19,11 @@ __all__ = [
     "POSTGRES_CANDIDATES",
     "REDIS_URL",
     "ROOT",
+    "SBIN",
     "probe_postgres",
     "probe_redis",
     "require_c_compiler",
+    "require_nginx",
     "require_node",
     "services_required",
     "unavailable",
@@ -33,6 +35,8 @@ POSTGRES_CANDIDATES = (
     "postgresql://root@127.0.0.1:5432/test",
 )
 REDIS_URL = os.environ.get("SALAS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# Where Debian puts nginx; not on a non-root user's PATH.
+SBIN = "/usr/sbin"
 
 
 def services_required() -> bool:
@@ -63,6 +67,14 @@ def require_c_compiler() -> str:
     if compiler is None:
         unavailable("no C compiler (gcc or cc) on PATH: the load generators are C")
     return compiler
+
+
+def require_nginx() -> str:
+    """The path of Debian's `nginx` (in /usr/sbin, which a non-root PATH may lack)."""
+    nginx = shutil.which("nginx") or shutil.which("nginx", path=SBIN)
+    if nginx is None:
+        unavailable("`nginx` is not installed (scripts/setup.sh --test installs Debian's)")
+    return nginx
 
 
 def probe_postgres() -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import require_c_compiler, require_node, unavailable
+from tests.support import services
+from tests.support.services import require_c_compiler, require_nginx, require_node, unavailable
 
 
 def test_unavailable_skips_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,3 +34,17 @@ def test_missing_programs_fail_when_services_are_required(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(pytest.fail.Exception):
         require()
+
+
+def test_missing_nginx_fails_when_services_are_required(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """nginx is a service too: neither on PATH nor in /usr/sbin fails under CI, skips else."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(services, "SBIN", str(tmp_path))
+    monkeypatch.setenv("SALAS_REQUIRE_SERVICES", "1")
+    with pytest.raises(pytest.fail.Exception, match="nginx"):
+        require_nginx()
+    monkeypatch.delenv("SALAS_REQUIRE_SERVICES")
+    with pytest.raises(pytest.skip.Exception, match="nginx"):
+        require_nginx()
