@@ -14,8 +14,8 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 from salas import __version__
@@ -25,6 +25,9 @@ from salas.engine import CorsConfig, EngineConfig
 from salas.engine.forwarded import TrustedProxies, parse_forwarded_allow_ips
 from salas.server.server import run_loop
 from salas.store import SUPPORTED_URLS, StoreError
+
+if TYPE_CHECKING:
+    from salas.chat.api import ApiConfig
 
 __all__ = [
     "ConfigError",
@@ -95,6 +98,8 @@ class ServeSettings:
     inbound_burst: int = DEFAULT_INBOUND_BURST
     inbound_bytes_rate: float = DEFAULT_INBOUND_BYTES_RATE  # bytes per second; 0: no limit
     max_post_packets: int = DEFAULT_MAX_POST_PACKETS
+    # The HTTP publish API's bearer token; None: the API is off. Never in a repr or a log.
+    api_token: str | None = field(default=None, repr=False)
 
     def server_options(self) -> dict[str, Any]:
         """The `salas.Server` keyword arguments these settings stand for."""
@@ -238,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         help=f"{', '.join(LOG_LEVELS)} [SALAS_LOG_LEVEL] ({DEFAULT_LOG_LEVEL})",
     )
+    _add_api_flags(serve)
     _add_token_command(commands)
     return parser
 
@@ -420,6 +426,7 @@ def parse_settings(
         max_connections_per_ip=_count(*per_ip) if per_ip else DEFAULT_MAX_CONNECTIONS_PER_IP,
         forwarded_allow_ips=_proxies(*proxies) if proxies else (),
         healthz_details=_flag(details, default=False),
+        api_token=_api_token(args, environ),
     )
     _check_store(settings.db, db[1] if db else "--db")
     return str(args.command), settings
@@ -486,6 +493,7 @@ async def serve(settings: ServeSettings) -> int:
             store,
             open_recovery_store(url) if settings.recovery else None,
             server_options=settings.server_options(),
+            api=_api_config(settings),
         )
         try:
             port = await app.start(settings.host, settings.port)
@@ -506,6 +514,8 @@ async def serve(settings: ServeSettings) -> int:
             "on" if settings.single_room else "off",
             "on" if settings.recovery else "off",
         )
+        if settings.api_token is not None:
+            logger.info("HTTP API on at /api/ (described at /api/openapi.json)")
         await app.io.until_stopped()
         logger.info("salas chat shutting down")
         # Stop accepting and close every connection, then write what the store still
@@ -535,6 +545,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
         return run_loop(serve(settings))
     return 128 + signal.SIGINT
+
+
+# -- the HTTP publish API (salas.chat.api) ------------------------------------------------------
+def _add_api_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--api-token",
+        help="turn the HTTP publish API on (/api/, docs/api.md), authorized by "
+        "'Authorization: Bearer <this token>'; at least 16 printable ASCII characters "
+        "[SALAS_API_TOKEN] (off)",
+    )
+
+
+def _api_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """The API token from --api-token or SALAS_API_TOKEN (empty: off), checked as
+    `ApiConfig` checks it."""
+    from salas.chat.api import ApiConfig
+
+    picked = _pick(args.api_token, environ, "SALAS_API_TOKEN", "--api-token")
+    if picked is None or not str(picked[0]).strip():
+        return None
+    token, source = str(picked[0]).strip(), picked[1]
+    try:
+        ApiConfig(token=token)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None  # (never the token itself)
+    return token
+
+
+def _api_config(settings: ServeSettings) -> ApiConfig:
+    """The chat's `ApiConfig` (off without a token). JWTs with role admin are accepted too
+    once `serve` verifies tokens: pass its `TokenVerifier` as `verifier`."""
+    from salas.chat.api import ApiConfig
+
+    return ApiConfig(token=settings.api_token)
 
 
 # -- salas token ------------------------------------------------------------------------------
