@@ -686,3 +686,52 @@ async def test_serve_logs_text_by_default(tmp_path: Path) -> None:
         assert await served.stop(signal.SIGTERM) == 0
     line = next(line for line in served.lines if LISTENING.search(line))
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO salas\.chat: salas chat ", line)
+
+
+# ------------------------------------------------------------------------ the HTTP publish API
+API_TOKEN = "cli-api-token-0123456789"
+
+
+def test_api_token_flag_and_environment() -> None:
+    """--api-token / SALAS_API_TOKEN set the API token (the flag wins; empty: off), never
+    shown in the settings' repr; a weak one is refused naming its source."""
+    assert parse_settings(["serve"], {})[1].api_token is None
+    assert parse_settings(["serve"], {"SALAS_API_TOKEN": ""})[1].api_token is None
+    env = {"SALAS_API_TOKEN": API_TOKEN}
+    settings = parse_settings(["serve"], env)[1]
+    assert settings.api_token == API_TOKEN and API_TOKEN not in repr(settings)
+    flag = parse_settings(["serve", "--api-token", API_TOKEN + "-flag"], env)[1]
+    assert flag.api_token == API_TOKEN + "-flag"
+    with pytest.raises(ConfigError, match=r"^SALAS_API_TOKEN: .*16") as refused:
+        parse_settings(["serve"], {"SALAS_API_TOKEN": "short-secret"})
+    assert "short-secret" not in str(refused.value)
+    with pytest.raises(ConfigError, match=r"^--api-token: "):
+        parse_settings(["serve", "--api-token", "with spaces in the token"], {})
+
+
+async def test_api_token_reaches_serve(tmp_path: Path) -> None:
+    """`salas serve --api-token`: the API answers with the token, 401 without, and what it
+    posts is in the room's history; without the flag /api is a 404."""
+    async with serving("--db", "memory://", "--api-token", API_TOKEN, cwd=tmp_path) as served:
+        messages = served.url + "/api/rooms/lobby/messages"
+        headers = {"Authorization": f"Bearer {API_TOKEN}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(messages, json={"message": "from cron"}) as r:
+                assert r.status == 401
+            async with session.post(messages, json={"message": "from cron"}, headers=headers) as r:
+                assert r.status == 201
+                posted = await r.json()
+            async with session.get(messages, headers=headers) as r:
+                body = await r.json()
+        assert [(m["id"], m["message"], m["user"]) for m in body["messages"]] == [
+            (posted["id"], "from cron", "api")
+        ]
+        assert API_TOKEN not in "\n".join(served.lines)
+    async with serving("--db", "memory://", cwd=tmp_path) as served:
+        status = await _status(served.url + "/api/rooms", headers)
+        assert status == 404
+
+
+async def _status(url: str, headers: dict[str, str]) -> int:
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as r:
+        return r.status

@@ -14,8 +14,8 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 from salas import __version__
@@ -26,6 +26,9 @@ from salas.engine.forwarded import TrustedProxies, parse_forwarded_allow_ips
 from salas.logs import LOG_FORMATS, configure_logging
 from salas.server.server import run_loop
 from salas.store import SUPPORTED_URLS, StoreError
+
+if TYPE_CHECKING:
+    from salas.chat.api import ApiConfig
 
 __all__ = [
     "ConfigError",
@@ -98,6 +101,8 @@ class ServeSettings:
     inbound_bytes_rate: float = DEFAULT_INBOUND_BYTES_RATE  # bytes per second; 0: no limit
     max_post_packets: int = DEFAULT_MAX_POST_PACKETS
     log_format: str = DEFAULT_LOG_FORMAT  # "text" for people, "json": one object per line
+    # The HTTP publish API's bearer token; None: the API is off. Never in a repr or a log.
+    api_token: str | None = field(default=None, repr=False)
 
     def server_options(self) -> dict[str, Any]:
         """The `salas.Server` keyword arguments these settings stand for."""
@@ -246,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="text, or json: one JSON object per line (ts, level, logger, message, exc_info "
         f"and the record's extra fields) [SALAS_LOG_FORMAT] ({DEFAULT_LOG_FORMAT})",
     )
+    _add_api_flags(serve)
     _add_token_command(commands)
     return parser
 
@@ -437,6 +443,7 @@ def parse_settings(
         forwarded_allow_ips=_proxies(*proxies) if proxies else (),
         healthz_details=_flag(details, default=False),
         log_format=_log_format(*log_format) if log_format else DEFAULT_LOG_FORMAT,
+        api_token=_api_token(args, environ),
     )
     _check_store(settings.db, db[1] if db else "--db")
     return str(args.command), settings
@@ -503,6 +510,7 @@ async def serve(settings: ServeSettings) -> int:
             store,
             open_recovery_store(url) if settings.recovery else None,
             server_options=settings.server_options(),
+            api=_api_config(settings),
         )
         try:
             port = await app.start(settings.host, settings.port)
@@ -523,6 +531,8 @@ async def serve(settings: ServeSettings) -> int:
             "on" if settings.single_room else "off",
             "on" if settings.recovery else "off",
         )
+        if settings.api_token is not None:
+            logger.info("HTTP API on at /api/ (described at /api/openapi.json)")
         await app.io.until_stopped()
         logger.info("salas chat shutting down")
         # Stop accepting and close every connection, then write what the store still
@@ -548,6 +558,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
         return run_loop(serve(settings))
     return 128 + signal.SIGINT
+
+
+# -- the HTTP publish API (salas.chat.api) ------------------------------------------------------
+def _add_api_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--api-token",
+        help="turn the HTTP publish API on (/api/, docs/api.md), authorized by "
+        "'Authorization: Bearer <this token>'; at least 16 printable ASCII characters "
+        "[SALAS_API_TOKEN] (off)",
+    )
+
+
+def _api_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """The API token from --api-token or SALAS_API_TOKEN (empty: off), checked as
+    `ApiConfig` checks it."""
+    from salas.chat.api import ApiConfig
+
+    picked = _pick(args.api_token, environ, "SALAS_API_TOKEN", "--api-token")
+    if picked is None or not str(picked[0]).strip():
+        return None
+    token, source = str(picked[0]).strip(), picked[1]
+    try:
+        ApiConfig(token=token)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None  # (never the token itself)
+    return token
+
+
+def _api_config(settings: ServeSettings) -> ApiConfig:
+    """The chat's `ApiConfig` (off without a token). JWTs with role admin are accepted too
+    once `serve` verifies tokens: pass its `TokenVerifier` as `verifier`."""
+    from salas.chat.api import ApiConfig
+
+    return ApiConfig(token=settings.api_token)
 
 
 # -- salas token ------------------------------------------------------------------------------

@@ -189,3 +189,72 @@ async def test_async_routes_run_with_spawn(serve, http) -> None:
     port = await serve(router)
     assert (await http(port, "GET", "/a")).body == b"from a task"
     assert len(spawned) == 1 and spawned[0].done()
+
+
+async def test_path_parameters(serve, http) -> None:
+    """A `{name}` segment matches one segment, percent-decoded (%2F stays inside it)."""
+    router = Router()
+    router.add(
+        "/rooms/{room}/messages",
+        lambda r: Response.json(r.path_params),
+        methods=("GET",),
+    )
+    port = await serve(router)
+    response = await http(port, "GET", "/rooms/lobby/messages")
+    assert (response.status, response.json()) == (200, {"room": "lobby"})
+    response = await http(port, "GET", "/rooms/a%2Fb%20c/messages")
+    assert response.json() == {"room": "a/b c"}
+    response = await http(port, "GET", "/rooms/%C3%A9t%C3%A9/messages")
+    assert response.json() == {"room": "été"}
+    for path in ("/rooms/a/b/messages", "/rooms//messages", "/rooms/x", "/rooms/x/messages/"):
+        assert (await http(port, "GET", path)).status == 404, path
+
+
+async def test_path_parameter_that_is_not_utf8_is_surrogate_escaped(serve, http) -> None:
+    """Bytes that are not UTF-8 reach the handler as lone surrogates, not as U+FFFD."""
+    router = Router()
+    seen: list[str] = []
+
+    def handler(request) -> Response:
+        seen.append(request.path_params["name"])
+        return Response(200)
+
+    router.add("/p/{name}", handler, methods=("GET",))
+    port = await serve(router)
+    assert (await http(port, "GET", "/p/a%FFb")).status == 200
+    assert seen == ["a\udcffb"]
+
+
+async def test_path_parameter_routes_by_method(serve, http) -> None:
+    """Patterns answer by method: an unknown method is 405 with the Allow of every
+    pattern that fits; an exact route wins over a pattern."""
+    router = Router()
+    router.add("/r/{x}", lambda r: Response(200, b"get " + r.path_params["x"].encode()), ("GET",))
+    router.add("/r/{y}", lambda r: Response(201, b"post " + r.path_params["y"].encode()), ("POST",))
+    router.add("/r/fixed", lambda r: Response(200, b"exact"), ("GET",))
+    port = await serve(router)
+    assert (await http(port, "GET", "/r/one")).body == b"get one"
+    response = await http(port, "POST", "/r/two")
+    assert (response.status, response.body) == (201, b"post two")
+    response = await http(port, "DELETE", "/r/three")
+    assert response.status == 405
+    assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "HEAD", "POST"}
+    assert (await http(port, "GET", "/r/fixed")).body == b"exact"
+
+
+@pytest.mark.parametrize(
+    "path", ["/a/{b", "/a/x{b}", "/a/{b}{c}", "/a/{1b}", "/a/{b}/{b}", "/a/b}"]
+)
+def test_bad_route_patterns_are_refused(path: str) -> None:
+    """A brace that is not a whole `{name}` segment, or a name used twice, is a ValueError."""
+    with pytest.raises(ValueError):
+        Router().add(path, lambda r: Response())
+
+
+def test_routes_lists_paths_and_methods() -> None:
+    """`routes()` lists exact and parameter paths as added, with their methods."""
+    router = Router()
+    router.add("/x", lambda r: Response(), ("POST",))
+    router.add("/items/{id}", lambda r: Response(), ("GET",))
+    router.add("/items/{id}", lambda r: Response(), ("DELETE",))
+    assert router.routes() == {"/x": ["POST"], "/items/{id}": ["DELETE", "GET", "HEAD"]}

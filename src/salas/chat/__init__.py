@@ -6,10 +6,12 @@
 >>> app = create_app(ChatConfig(single_room=False), store)
 >>> port = await app.start("127.0.0.1", 8000)
 
-`app.messages.post(room, text, user=...)` posts a message without a socket.
+`app.messages.post(room, text, user=...)` posts a message without a socket;
+`create_app(..., api=ApiConfig(token=...))` opens the HTTP publish API (salas.chat.api).
 The wire protocol is docs/chat-protocol.md; `salas serve` (salas.cli) runs this app.
 """
 
+from salas.chat.api import ApiConfig, HttpApi
 from salas.chat.app import ChatApp, create_app
 from salas.chat.config import ChatConfig
 from salas.chat.errors import ChatError
@@ -17,9 +19,11 @@ from salas.chat.messages import MessageService
 from salas.chat.presence import LocalPresence, PresenceBackend
 
 __all__ = [
+    "ApiConfig",
     "ChatApp",
     "ChatConfig",
     "ChatError",
+    "HttpApi",
     "LocalPresence",
     "MessageService",
     "PresenceBackend",

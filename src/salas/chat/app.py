@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from salas.chat.announce import Announcer
+from salas.chat.api import ApiConfig, HttpApi
 from salas.chat.config import ChatConfig
 from salas.chat.events import ChatEvents
 from salas.chat.messages import MessageService
@@ -60,6 +61,7 @@ class ChatApp:
         *,
         presence: PresenceBackend | None = None,
         server_options: Mapping[str, Any] | None = None,
+        api: ApiConfig | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -88,6 +90,15 @@ class ChatApp:
         )
         self.io.on("connection", self.events.on_connection)
         self.io.route("/healthz")(self._healthz)
+        # The HTTP publish API (salas.chat.api), routed only when it has a token or verifier;
+        # it lists the rooms the `rooms` event lists.
+        self.api = HttpApi(
+            api or ApiConfig(),
+            self.messages,
+            store,
+            lambda: self.presence.room_list(config.rooms_list_max),
+        )
+        self.api.mount(self.io)
         # The chat page (index.html, the web engineer's) at /, the tutorial's page beside it;
         # both work under the strict policy of SECURITY_HEADERS (no inline script or style).
         self.io.mount_static(STATIC_DIR, "/", headers=SECURITY_HEADERS)
@@ -144,12 +155,14 @@ def create_app(
     recovery: RecoveryStore | None = None,
     *,
     server_options: Mapping[str, Any] | None = None,
+    api: ApiConfig | None = None,
 ) -> ChatApp:
     """The chat app; `store` defaults to a fresh ``memory://`` one (opened by the caller);
     `recovery` (e.g. ``open_recovery_store(url)``) turns connection state recovery on;
-    `server_options`: more keyword arguments of `salas.Server` (the inbound budget...)."""
+    `server_options`: more keyword arguments of `salas.Server` (the inbound budget...);
+    `api`: the HTTP publish API's settings (off without a token or verifier)."""
     if store is None:
         from salas.store import open_store
 
         store = open_store("memory://")
-    return ChatApp(config or ChatConfig(), store, recovery, server_options=server_options)
+    return ChatApp(config or ChatConfig(), store, recovery, server_options=server_options, api=api)

@@ -89,9 +89,11 @@ class HttpRequest:
         "keep_alive",
         "method",
         "path",
+        "path_params",
         "query",
         "query_string",
         "raw_headers",
+        "raw_path",
         "responded",
         "upgrade",
         "upgrade_tail",
@@ -101,6 +103,11 @@ class HttpRequest:
         self.connection = connection
         self.method = ""
         self.path = ""
+        # The path as sent, before percent-decoding (a router splits it into segments
+        # before decoding them, so that "%2F" stays inside one).
+        self.raw_path = ""
+        # What a route's "{name}" segments matched (set by the router).
+        self.path_params: dict[str, str] = {}
         self.query_string = ""
         self.query: dict[str, str] = {}
         self.headers: dict[str, str] = {}
@@ -302,7 +309,8 @@ class HttpConnection(asyncio.Protocol):
         parsed = httptools.parse_url(raw_url.encode("latin-1"))
         # Percent-decoded, so that static files with spaces or non-ASCII names are found;
         # static lookups resolve the result and refuse anything outside their folder.
-        request.path = unquote((parsed.path or b"/").decode("latin-1"), errors="replace")
+        request.raw_path = (parsed.path or b"/").decode("latin-1")
+        request.path = unquote(request.raw_path, errors="replace")
         request.query_string = (parsed.query or b"").decode("latin-1")
         request.query = dict(parse_qsl(request.query_string, keep_blank_values=True))
         request.upgrade = bool(self._parser.should_upgrade())

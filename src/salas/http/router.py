@@ -1,5 +1,5 @@
-"""`Router`: plain HTTP beside Engine.IO — exact routes by method, static folders, the
-official browser client.
+"""`Router`: plain HTTP beside Engine.IO — routes by method (exact paths, or paths with
+`{name}` parameters), static folders, the official browser client.
 
 The engine hands it every request outside its path. Route handlers may be sync or async
 and return a `Response`; an async one runs as a task started with the router's `spawn`
@@ -12,9 +12,12 @@ import asyncio
 import inspect
 import logging
 import mimetypes
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from salas.engine.logsafe import printable
 from salas.http.request import Request
@@ -37,19 +40,55 @@ DEFAULT_METHODS = ("GET", "POST")
 _READ_METHODS = ("GET", "HEAD")
 # A file, its content type and extra headers; or where to redirect.
 _Found = tuple[Path, str, list[tuple[str, str]]] | str
+# A path segment that is a parameter: "{name}", the name a Python identifier.
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(slots=True)
+class _Pattern:
+    """A route path with parameters, split into segments ("" first, for the leading "/");
+    a parameter segment is its name in `names`, a literal one is None there."""
+
+    path: str
+    segments: tuple[str, ...]
+    names: tuple[str | None, ...]
+    by_method: dict[str, RouteHandler] = field(default_factory=dict)
+
+    def match(self, raw_segments: list[str]) -> dict[str, str] | None:
+        """The parameters, if the (still percent-encoded) segments fit; else None."""
+        if len(raw_segments) != len(self.segments):
+            return None
+        params: dict[str, str] = {}
+        for raw, literal, name in zip(raw_segments, self.segments, self.names, strict=True):
+            if name is None:
+                if unquote(raw, errors="replace") != literal:
+                    return None
+            elif not raw:
+                return None  # an empty segment ("//") fills no parameter
+            else:
+                # UTF-8; bytes that are not become lone surrogates (surrogateescape), which a
+                # handler can tell from text and refuse, where U+FFFD would pass as a symbol.
+                params[name] = unquote(raw, errors="surrogateescape")
+        return params
 
 
 class Router:
     """The server's answer to every request outside the Engine.IO path.
 
     Exact routes first (by path, then method: a known path with another method answers
-    405 with an `Allow` header), then the official client under the engine's path, then
-    static folders (longest prefix first), else 404.
+    405 with an `Allow` header), then routes with parameters (in the order added; the
+    first whose path fits, with 405 likewise), then the official client under the
+    engine's path, then static folders (longest prefix first), else 404.
+
+    A parameter is one whole segment, `"/api/rooms/{room}/messages"`: it matches one
+    non-empty segment of the path as sent, then percent-decoded (so `%2F` is a "/" inside
+    the value, never a separator), and the handler reads it in `request.path_params`.
     """
 
     def __init__(self, spawn: Spawn | None = None) -> None:
         """`spawn` runs async route handlers; without one the router keeps its own tasks."""
         self._routes: dict[str, dict[str, RouteHandler]] = {}
+        self._patterns: list[_Pattern] = []
         self._static: list[tuple[str, StaticFiles]] = []  # (URL prefix, files), longest first
         self._client_prefix: str | None = None
         self._client_dist: Path | None = None
@@ -59,10 +98,12 @@ class Router:
     def add(
         self, path: str, handler: RouteHandler, methods: Iterable[str] = DEFAULT_METHODS
     ) -> None:
-        """Answer `methods` at exactly `path` with `handler`; GET also answers HEAD.
+        """Answer `methods` at `path` with `handler`; GET also answers HEAD.
 
-        A path and method added again replace the earlier handler. ValueError for a path
-        without a leading "/" or an empty method list.
+        `path` is exact, or has `{name}` segments (parameters, see the class). A path and
+        method added again replace the earlier handler. ValueError for a path without a
+        leading "/", an empty method list, a brace that is not a whole `{name}` segment, or
+        a parameter name used twice.
         """
         if not path.startswith("/"):
             raise ValueError(f"a route path starts with '/': {path!r}")
@@ -71,9 +112,36 @@ class Router:
             raise ValueError(f"a route needs at least one method: {path!r}")
         if "GET" in wanted and "HEAD" not in wanted:
             wanted.append("HEAD")
-        by_method = self._routes.setdefault(path, {})
+        by_method = self._by_method(path)
         for method in wanted:
             by_method[method] = handler
+
+    def _by_method(self, path: str) -> dict[str, RouteHandler]:
+        """The handlers of `path` by method (a new, empty table for a new path)."""
+        if "{" not in path and "}" not in path:
+            return self._routes.setdefault(path, {})
+        for pattern in self._patterns:
+            if pattern.path == path:
+                return pattern.by_method
+        segments = tuple(path.split("/"))
+        names: list[str | None] = []
+        for segment in segments:
+            param = _PARAM.fullmatch(segment)
+            if param is None and ("{" in segment or "}" in segment):
+                raise ValueError(f"a route parameter is a whole '{{name}}' segment: {path!r}")
+            names.append(param.group(1) if param else None)
+        given = [name for name in names if name is not None]
+        if len(set(given)) != len(given):
+            raise ValueError(f"a route parameter name is used twice: {path!r}")
+        pattern = _Pattern(path, segments, tuple(names))
+        self._patterns.append(pattern)
+        return pattern.by_method
+
+    def routes(self) -> dict[str, list[str]]:
+        """Every route path (as added, parameters as `{name}`) with its methods, sorted."""
+        found = {path: sorted(by_method) for path, by_method in self._routes.items()}
+        found.update({p.path: sorted(p.by_method) for p in self._patterns})
+        return found
 
     def mount_static(self, files: StaticFiles, prefix: str = "/") -> None:
         """Serve `files` under the URL `prefix` ("/" for the site root)."""
@@ -91,6 +159,8 @@ class Router:
     def __call__(self, request: Request) -> None:
         """Answer `request` (now, or when its async handler finishes)."""
         routes = self._routes.get(request.path)
+        if routes is None and self._patterns:
+            routes = self._match(request)
         if routes is not None:
             handler = routes.get(request.method)
             if handler is None:
@@ -108,6 +178,22 @@ class Router:
             request.respond(301, b"", [("Location", found)])
         else:
             self._send_file(request, *found)
+
+    def _match(self, request: Request) -> dict[str, RouteHandler] | None:
+        """The handlers of the first pattern the request's path fits, with its parameters
+        put in `request.path_params`; for a method it lacks, the methods of all that fit
+        (for the 405's `Allow`)."""
+        raw_segments = (request.raw_path or request.path).split("/")
+        allowed: dict[str, RouteHandler] = {}
+        for pattern in self._patterns:
+            params = pattern.match(raw_segments)
+            if params is None:
+                continue
+            if request.method in pattern.by_method:
+                request.path_params = params
+                return pattern.by_method
+            allowed.update(pattern.by_method)
+        return allowed or None
 
     def _find(self, path: str) -> _Found | None:
         if self._client_prefix and path.startswith(self._client_prefix):
