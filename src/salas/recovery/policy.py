@@ -3,7 +3,14 @@ the one object (:class:`Recovery`) through which the server reaches it.
 
 With recovery on, the CONNECT reply carries `{sid, pid}`, and every event broadcast through
 the adapter carries its offset as a last, extra argument (the client remembers the last one
-it saw). When a transport drops, the socket's session is saved; a client reconnecting with
+it saw) for the sockets that read it. Which sockets do is decided when each connects
+(:func:`offset_mode`): the mode it names in its CONNECT auth (``"offsets"``: ``"none"``,
+``"trailing"`` or ``"tagged"``, the last for :mod:`salas.client`), else trailing offsets
+(Node's form, which the official JS client reads) unless its Engine.IO handshake was built by
+python-engineio, whose handlers take exactly the event's arguments. Nothing in the protocol
+tells the two apart otherwise: both send a CONNECT auth object on their first connect.
+
+When a transport drops, the socket's session is saved; a client reconnecting with
 `{pid, offset}` in its CONNECT gets the same socket id, rooms and `data` back, then every
 logged broadcast after `offset` meant for its rooms, and `socket.recovered` is True.
 
