@@ -527,7 +527,7 @@ async def test_history_survives_restart_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.parametrize("flag", ["--recovery", "--no-recovery"])
 async def test_recovery_flag_reaches_serve(tmp_path: Path, flag: str) -> None:
     """With recovery a broadcast `message` ends with its offset as an extra string argument
-    (python-socketio handlers take `*args`); --no-recovery removes it."""
+    for a client that asks for offsets; --no-recovery removes it."""
     async with serving("--db", "memory://", flag, cwd=tmp_path) as served:
         assert served.match is not None
         assert served.match["recovery"] == ("on" if flag == "--recovery" else "off")
@@ -538,7 +538,9 @@ async def test_recovery_flag_reaches_serve(tmp_path: Path, flag: str) -> None:
         async def on_message(*args: Any) -> None:
             await got.put(args)
 
-        await sio.connect(served.url, transports=["websocket"], wait_timeout=5)
+        await sio.connect(
+            served.url, auth={"offsets": "trailing"}, transports=["websocket"], wait_timeout=5
+        )
         try:
             await sio.call("channel_join", "r", timeout=5)
             ack = await sio.call("message", "hola", timeout=5)

@@ -591,8 +591,8 @@ async def test_lone_surrogate_is_invalid_message_not_a_disconnect() -> None:
 # ------------------------------------------------------------------- resuming without recovery
 async def test_client_without_recovery_resumes_with_history_after() -> None:
     """python-socketio cannot recover a session: after a reconnect, `history {channel, after:
-    last id seen}` page by page gives exactly the messages it missed, in order; with recovery
-    on, its handlers take the offset as an extra argument (`def on_message(data, *_)`)."""
+    last id seen}` page by page gives exactly the messages it missed, in order, with recovery
+    on in the server (one-argument handlers: it is sent no offsets)."""
     config = dataclasses.replace(FAST, message_rate=0)
     async with (
         running_chat(config, recovery=MemoryRecoveryStore()) as chat,
@@ -602,7 +602,7 @@ async def test_client_without_recovery_resumes_with_history_after() -> None:
         seen: list[dict[str, Any]] = []
         arrived = asyncio.Event()
 
-        def on_message(data: dict[str, Any], *_: Any) -> None:
+        def on_message(data: dict[str, Any]) -> None:
             seen.append(data)
             arrived.set()
 

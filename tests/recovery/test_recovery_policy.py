@@ -13,7 +13,9 @@ import websockets
 from salas import Server
 from salas.adapter import BroadcastOptions
 from salas.protocol import SocketPacket, SocketPacketType
+from salas.protocol.outgoing import OFFSETS_NONE, OFFSETS_TAGGED, OFFSETS_TRAILING
 from salas.recovery import MemoryRecoveryStore, Recovery, RecoveryOptions
+from salas.recovery.policy import offset_mode
 
 
 class RawClient:
@@ -428,3 +430,59 @@ async def test_on_disconnect_saves_only_when_the_client_did_not_leave(
     assert (record is not None) is saved
     if record is not None:
         assert (record.sid, sorted(record.rooms), record.data) == ("s1", ["r", "s1"], {"k": 1})
+
+
+# -------------------------------------------------------------------------- offset modes
+JS_QUERY = "EIO=4&transport=websocket"
+PYTHON_QUERY = "transport=websocket&EIO=4"
+
+
+@pytest.mark.parametrize(
+    ("auth", "query", "mode"),
+    [
+        (None, JS_QUERY, OFFSETS_TRAILING),  # the official client without `auth`
+        ({}, JS_QUERY, OFFSETS_TRAILING),  # ... with an `auth` option
+        ({"name": "ana"}, PYTHON_QUERY, OFFSETS_NONE),  # python-socketio
+        ({}, "token=x&transport=polling&EIO=4&t=1.5", OFFSETS_NONE),
+        ({"pid": "p", "offset": "3"}, PYTHON_QUERY, OFFSETS_TRAILING),  # recovering
+        ({"offsets": "tagged"}, PYTHON_QUERY, OFFSETS_TAGGED),  # salas.client
+        ({"offsets": "none", "pid": "p"}, JS_QUERY, OFFSETS_NONE),  # named mode wins
+        ({"offsets": "trailing"}, PYTHON_QUERY, OFFSETS_TRAILING),
+    ],
+)
+def test_offset_mode_choice(auth: Any, query: str, mode: int) -> None:
+    """The offset mode follows the CONNECT auth first, then the handshake's maker."""
+    assert offset_mode(auth, query) == mode
+
+
+@pytest.mark.parametrize("named", [5, True, None, "", "TAGGED", "x" * 10_000, ["tagged"]])
+def test_offset_mode_ignores_unknown_names(named: Any) -> None:
+    """An `offsets` value that names no mode is ignored (hostile or mistaken input)."""
+    assert offset_mode({"offsets": named}, JS_QUERY) == OFFSETS_TRAILING
+    assert offset_mode({"offsets": named}, PYTHON_QUERY) == OFFSETS_NONE
+
+
+async def test_tagged_socket_direct_emits_end_with_empty_offset() -> None:
+    """A socket that asked for tagged offsets gets "" after a direct emit's arguments and
+    the offset after a broadcast's; a raw client without a CONNECT payload gets Node's form."""
+    io = Server(connection_state_recovery=True, serve_client=False)
+
+    @io.on("connection")
+    async def connection(socket: Any) -> None:
+        await socket.join("r")
+        await socket.emit("direct", "42")
+
+    port = await io.start("127.0.0.1", 0)
+    try:
+        tagged, _ = await RawClient.connect(port, {"offsets": "tagged"})
+        trailing, _ = await RawClient.connect(port)
+        assert await tagged.event() == ["direct", "42", ""]
+        assert await trailing.event() == ["direct", "42"]
+        await io.to("r").emit("said", "x")
+        (said_tagged, said_trailing) = (await tagged.event(), await trailing.event())
+        assert said_tagged[:2] == said_trailing[:2] == ["said", "x"]
+        assert said_tagged[2] == said_trailing[2] and said_tagged[2].isdigit()
+        await tagged.ws.close()
+        await trailing.ws.close()
+    finally:
+        await io.shutdown()

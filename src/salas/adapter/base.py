@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -39,6 +39,11 @@ class Member(Protocol):
         """The connection a broadcast is queued on."""
         ...
 
+    @property
+    def offsets(self) -> int:
+        """Its offset mode: which form of a recovery broadcast it gets (``for_mode``)."""
+        ...
+
     async def disconnect(self, close: bool = False) -> None:
         """Disconnect the socket from its namespace; with ``close``, its whole connection."""
         ...
@@ -72,6 +77,11 @@ class MemberRegistry(Protocol):
     @property
     def sockets(self) -> Mapping[str, Member]:
         """The namespace's sockets connected to this process, by id."""
+        ...
+
+    @property
+    def offset_modes(self) -> Sequence[int]:
+        """How many of ``sockets`` are in each offset mode, indexed by mode."""
         ...
 
 

@@ -128,11 +128,22 @@ class MemoryAdapter:
         """Queue ``message`` on the connection of each local socket matching ``opts``.
 
         Synchronous: when it returns the message is queued everywhere (not yet written).
-        With ``opts.volatile`` congested connections drop it.
+        With ``opts.volatile`` congested connections drop it. Each socket gets the form its
+        offset mode takes (:meth:`EncodedMessage.for_mode`).
         """
         # The per-recipient loop of every broadcast: keep it lean.
-        sockets = self.nsp.sockets
+        nsp = self.nsp
+        sockets = nsp.sockets
         volatile = opts.volatile
+        odd = message.odd_mode
+        if odd is not None and nsp.offset_modes[odd]:
+            # Some sockets here take the other form of a recovery broadcast (with or
+            # without its offset argument): chosen per recipient, built once if needed.
+            for sid in self.recipients(opts):
+                socket = sockets.get(sid)
+                if socket is not None:
+                    socket.session.send_encoded(message.for_mode(socket.offsets), volatile)
+            return
         for sid in self.recipients(opts):
             socket = sockets.get(sid)
             if socket is not None:

@@ -171,6 +171,9 @@ class RedisAdapter(MemoryAdapter):
                     "uid": self.uid,
                     "opts": _encode_opts(opts),
                     "packets": _encode_packets(message.packets),
+                    # Whether, and with which offset, it is a recovery broadcast: the
+                    # other processes derive its other form for their own sockets.
+                    "stamp": message.stamp,
                 },
             )
 
@@ -273,7 +276,10 @@ class RedisAdapter(MemoryAdapter):
         if payload.get("uid") == self.uid:
             return
         if channel == self._channel:
-            message = EncodedMessage(_decode_packets(payload["packets"]))
+            stamp = payload.get("stamp")
+            message = EncodedMessage(
+                _decode_packets(payload["packets"]), stamp if isinstance(stamp, str) else None
+            )
             self.deliver(message, _decode_opts(payload["opts"]))
         elif channel == self._request_channel:
             await self._on_request(payload)

@@ -3,7 +3,14 @@ the one object (:class:`Recovery`) through which the server reaches it.
 
 With recovery on, the CONNECT reply carries `{sid, pid}`, and every event broadcast through
 the adapter carries its offset as a last, extra argument (the client remembers the last one
-it saw). When a transport drops, the socket's session is saved; a client reconnecting with
+it saw) for the sockets that read it. Which sockets do is decided when each connects
+(:func:`offset_mode`): the mode it names in its CONNECT auth (``"offsets"``: ``"none"``,
+``"trailing"`` or ``"tagged"``, the last for :mod:`salas.client`), else trailing offsets
+(Node's form, which the official JS client reads) unless its Engine.IO handshake was built by
+python-engineio, whose handlers take exactly the event's arguments. Nothing in the protocol
+tells the two apart otherwise: both send a CONNECT auth object on their first connect.
+
+When a transport drops, the socket's session is saved; a client reconnecting with
 `{pid, offset}` in its CONNECT gets the same socket id, rooms and `data` back, then every
 logged broadcast after `offset` meant for its rooms, and `socket.recovered` is True.
 
@@ -31,12 +38,25 @@ from typing import Any
 from salas.adapter.base import BroadcastOptions
 from salas.db.common import now_ms
 from salas.protocol import SocketPacket
-from salas.protocol.outgoing import EncodedMessage
+from salas.protocol.outgoing import (
+    OFFSETS_NONE,
+    OFFSETS_TAGGED,
+    OFFSETS_TRAILING,
+    EncodedMessage,
+)
 
 from .memory import MemoryRecoveryStore
 from .types import LoggedPacket, RecoveryStore, SessionRecord
 
-__all__ = ["MAX_REPLAY", "RECOVERABLE_REASONS", "Recovery", "RecoveryOptions", "RestoredSession"]
+__all__ = [
+    "MAX_REPLAY",
+    "OFFSET_MODE_NAMES",
+    "RECOVERABLE_REASONS",
+    "Recovery",
+    "RecoveryOptions",
+    "RestoredSession",
+    "offset_mode",
+]
 
 logger = logging.getLogger("salas.recovery")
 
@@ -47,6 +67,45 @@ RECOVERABLE_REASONS = frozenset(
 # Packets replayed to one recovering socket at most; beyond that it starts afresh.
 MAX_REPLAY = 10_000
 _OFFSET = re.compile(r"\d{1,19}")
+#: What a client may put under ``"offsets"`` in its CONNECT auth, and the mode each means.
+OFFSET_MODE_NAMES = {
+    "none": OFFSETS_NONE,
+    "trailing": OFFSETS_TRAILING,
+    "tagged": OFFSETS_TAGGED,
+}
+# python-engineio's clients (python-socketio's) build their URL as `...transport=X&EIO=4`;
+# the official JS client (engine.io-client) as `EIO=4&transport=X`.
+_PYTHON_ENGINEIO = re.compile(r"(?:^|&)transport=[a-z]+&EIO=")
+
+
+def offset_mode(auth: Any, query_string: str) -> int:
+    """The offset mode of a socket connecting with CONNECT payload ``auth``.
+
+    In order: the mode the client names under ``"offsets"`` in its auth (:data:`OFFSET_MODE_NAMES`);
+    trailing offsets for a client presenting a ``pid`` (it is recovering, so it reads
+    them); trailing offsets for a CONNECT without a payload (python-socketio always sends
+    one: the official JS client without an ``auth`` option); no offsets for a client whose
+    Engine.IO handshake was built by python-engineio (``query_string``), whose handlers take
+    exactly the arguments an event has; trailing offsets, as Node's server sends them, to
+    every other client.
+
+    Args:
+        auth: The CONNECT packet's payload, None when it had none.
+        query_string: The query string of the Engine.IO handshake request.
+
+    Returns:
+        One of :data:`~salas.protocol.outgoing.OFFSETS_NONE`, ``OFFSETS_TRAILING``,
+        ``OFFSETS_TAGGED``.
+    """
+    if isinstance(auth, dict):
+        named = auth.get("offsets")
+        if isinstance(named, str) and named in OFFSET_MODE_NAMES:
+            return OFFSET_MODE_NAMES[named]
+        if "pid" in auth:
+            return OFFSETS_TRAILING
+        if _PYTHON_ENGINEIO.search(query_string):
+            return OFFSETS_NONE
+    return OFFSETS_TRAILING
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +205,9 @@ class Recovery:
 
         Unless the broadcast is volatile, the next offset is added to ``packet``'s data as a
         last, extra argument (the official client keeps the latest one it saw and hands it
-        back when it reconnects) and the encoded packet is logged under it.
+        back when it reconnects) and the encoded packet is logged under it. That is the
+        form most recipients get; those in another offset mode get the other form, derived
+        once (:meth:`EncodedMessage.for_mode`).
 
         Args:
             nsp: The namespace's name.
@@ -157,11 +218,12 @@ class Recovery:
             The encoded message to hand to every recipient.
         """
         if opts.volatile:
-            return EncodedMessage.of_socket_packet(packet)
+            return EncodedMessage.of_broadcast(packet, "")
         offset = self._next_offset
         self._next_offset += 1
-        packet.data.append(str(offset))
-        message = EncodedMessage.of_socket_packet(packet)
+        stamp = str(offset)
+        packet.data.append(stamp)
+        message = EncodedMessage.of_broadcast(packet, stamp)
         logged = LoggedPacket(
             offset,
             nsp,

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from salas.engine.logsafe import printable
 from salas.engine.session import EngineSession
 from salas.protocol import PacketDecoder, ProtocolError, SocketPacket, SocketPacketType
-from salas.protocol.outgoing import EncodedMessage
+from salas.protocol.outgoing import OFFSETS_NONE, EncodedMessage
 from salas.recovery import Recovery, RestoredSession
+from salas.recovery.policy import offset_mode
 from salas.server.errors import ConnectionRefused
 from salas.server.handlers import call_handler
 from salas.server.socket import Socket
@@ -93,12 +94,19 @@ class Client:
                 SocketPacket(SocketPacketType.CONNECT_ERROR, name, {"message": "Invalid namespace"})
             )
             return
-        auth = auth if isinstance(auth, dict) else {}
         recovery = self._server.recovery
+        # Decided on the raw payload: whether there was one at all is part of the choice.
+        mode = (
+            OFFSETS_NONE
+            if recovery is None
+            else offset_mode(auth, self.session.request.query_string)
+        )
+        auth = auth if isinstance(auth, dict) else {}
         if recovery is not None and "pid" in auth:
-            self._in_background(self._recover(nsp, auth, recovery))
+            self._in_background(self._recover(nsp, auth, recovery, mode))
             return
         socket = Socket(nsp, self, auth, secrets.token_urlsafe(15))
+        socket.offsets = mode
         if nsp.middlewares:
             self._in_background(self._admit(nsp, socket))
         else:
@@ -107,14 +115,19 @@ class Client:
     def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
         self._server.tasks.spawn(coro)
 
-    async def _recover(self, nsp: Namespace, auth: dict[str, Any], recovery: Recovery) -> None:
+    async def _recover(
+        self, nsp: Namespace, auth: dict[str, Any], recovery: Recovery, mode: int
+    ) -> None:
         """A client presenting a pid: give its session back, or connect it afresh."""
         restored = await recovery.restore(nsp.name, auth)
         if restored is None:
-            await self._admit(nsp, Socket(nsp, self, auth, secrets.token_urlsafe(15)))
+            socket = Socket(nsp, self, auth, secrets.token_urlsafe(15))
+            socket.offsets = mode
+            await self._admit(nsp, socket)
             return
         record = restored.record
         socket = Socket(nsp, self, auth, record.sid)
+        socket.offsets = mode
         socket.pid = record.pid
         socket.recovered = True
         socket.base_offset = record.base_offset

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from salas.adapter.base import Adapter, AdapterFactory, BroadcastOptions, RemoteSocket
+from salas.protocol.outgoing import OFFSET_MODES
 from salas.server.broadcast import BroadcastOperator, room_names
 from salas.server.handlers import Handler
 
@@ -37,6 +38,8 @@ class Namespace:
         server: The server it belongs to.
         name: Its name.
         sockets: Its sockets connected to this process, by id.
+        offset_modes: How many of them are in each offset mode
+            (:mod:`salas.protocol.outgoing`), indexed by mode.
         middlewares: What :meth:`use` added, in order.
         connection_handlers: What :meth:`on` added, in order.
         adapter: Its rooms, and how its broadcasts reach sockets.
@@ -48,6 +51,9 @@ class Namespace:
         self.server = server
         self.name = name
         self.sockets: dict[str, Socket] = {}
+        # How many of `sockets` are in each offset mode: a broadcast derives another form
+        # of its message only when some socket needs it.
+        self.offset_modes = [0] * OFFSET_MODES
         self.middlewares: list[Middleware] = []
         self.connection_handlers: list[Handler] = []
         self.adapter: Adapter = adapter_factory(self)
@@ -218,6 +224,7 @@ class Namespace:
             socket: The socket.
         """
         self.sockets[socket.id] = socket
+        self.offset_modes[socket.offsets] += 1
         # Every socket is in a room named after its id, so `io.to(sid)` reaches it.
         self.adapter.add_all(socket.id, (socket.id,))
 
@@ -232,3 +239,4 @@ class Namespace:
         self.adapter.remove_all(socket.id)
         if self.sockets.get(socket.id) is socket:
             del self.sockets[socket.id]
+            self.offset_modes[socket.offsets] -= 1

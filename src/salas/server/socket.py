@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from salas.adapter.base import BroadcastOptions
 from salas.engine.session import EngineSession
 from salas.protocol import SocketPacket, SocketPacketType
-from salas.protocol.outgoing import EncodedMessage
+from salas.protocol.outgoing import OFFSETS_NONE, OFFSETS_TAGGED, EncodedMessage
 from salas.server.broadcast import BroadcastOperator, event_packet
 from salas.server.errors import AckTimeout, Disconnected
 from salas.server.handlers import Handler, call_handler
@@ -64,6 +64,9 @@ class Socket:
             ``data`` as before the client's transport dropped).
         base_offset: With recovery, the broadcast log's head when the socket first
             connected: where the replay starts for a client that never got a broadcast.
+        offsets: With recovery, the offset mode its client chose or was given when it
+            connected (:func:`salas.recovery.policy.offset_mode`): whether and how its
+            events carry an offset as a last, extra argument.
         handshake: What the client sent when it connected: ``auth``, ``headers``,
             ``query``, ``address``, ``time``, ``issued`` (ms since the epoch), ``url``,
             ``secure`` and ``xdomain``.
@@ -80,6 +83,9 @@ class Socket:
         self.pid: str | None = None
         self.recovered = False
         self.base_offset = 0
+        # Which offset argument its events carry (salas.protocol.outgoing.OFFSETS_*),
+        # chosen at connect time by salas.recovery.policy.offset_mode.
+        self.offsets = OFFSETS_NONE
         request = client.session.request
         self.handshake: dict[str, Any] = {
             "auth": auth,
@@ -162,7 +168,13 @@ class Socket:
     # -- emitting ---------------------------------------------------------------------
     def _send_packet(self, packet: SocketPacket, volatile: bool = False) -> None:
         if self.connected:
-            self.client.session.send_encoded(EncodedMessage.of_socket_packet(packet), volatile)
+            self.client.session.send_encoded(self._encoded(packet), volatile)
+
+    def _encoded(self, packet: SocketPacket) -> EncodedMessage:
+        if self.offsets == OFFSETS_TAGGED and packet.type is SocketPacketType.EVENT:
+            # Its client reads every event's last argument as an offset: none here.
+            packet.data.append("")
+        return EncodedMessage.of_socket_packet(packet)
 
     async def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` to this client.
@@ -207,7 +219,7 @@ class Socket:
         self._next_ack += 1
         # Encoded before the ack is registered: a bad event name or argument raises here
         # and leaves no pending ack behind (whose future would fail unawaited at disconnect).
-        message = EncodedMessage.of_socket_packet(event_packet(self.nsp.name, event, args, ack_id))
+        message = self._encoded(event_packet(self.nsp.name, event, args, ack_id))
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = future
         self.client.session.send_encoded(message)
