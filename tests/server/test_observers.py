@@ -73,7 +73,7 @@ async def test_observer_sees_a_socket_life(make_server, start, client, until) ->
 
 
 async def test_bulk_operations_and_new_namespaces_are_told(make_server, start, client) -> None:
-    """sockets_join/sockets_leave are told per socket; a namespace made later is told and watched."""
+    """Bulk joins and leaves are told per socket; a namespace made later is told and watched."""
     io = make_server()
     port = await start(io)
     recorder = io.add_observer(Recorder())
