@@ -633,3 +633,18 @@ async def test_startup_line_hides_the_password(
         assert "***" in served.match["store"]
         assert await served.stop(signal.SIGTERM) == 0
     assert SECRET not in "\n".join(served.lines)
+
+
+# ------------------------------------------------------------------------ --admin-ui
+def test_admin_ui_setting() -> None:
+    """--admin-ui / SALAS_ADMIN_UI: a login; credentials for listed CORS origins, not for *."""
+    _, settings = parse_settings(
+        ["serve", "--admin-ui", "root:pw:1", "--cors-origins", "https://admin.socket.io"], {}
+    )
+    assert settings.admin_ui == "root:pw:1"
+    assert settings.server_options()["cors_credentials"] is True
+    _, settings = parse_settings(["serve", "--cors-origins", "*"], {"SALAS_ADMIN_UI": "a:b"})
+    assert settings.admin_ui == "a:b" and "cors_credentials" not in settings.server_options()
+    assert parse_settings(["serve"], {"SALAS_ADMIN_UI": ""})[1].admin_ui is None
+    with pytest.raises(ConfigError, match="SALAS_ADMIN_UI: expected USER:PASSWORD"):
+        parse_settings(["serve"], {"SALAS_ADMIN_UI": "nopassword"})
