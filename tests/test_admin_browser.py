@@ -54,9 +54,9 @@ def servers(tmp_path: Path) -> Iterator[tuple[str, str]]:
     if not (UI_DIST / "index.html").is_file():
         unavailable(f"{UI_DIST} is missing: run scripts/setup.sh (npm @socket.io/admin-ui)")
     ui_port = free_port()
+    static = ["http.server", "--bind", "127.0.0.1", "--directory", str(UI_DIST), str(ui_port)]
     ui = ServerProcess(
-        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory"]
-        + [str(UI_DIST), str(ui_port)],
+        [sys.executable, "-m", *static],
         ui_port,
         tmp_path / "ui.log",
         "/index.html",
@@ -116,7 +116,8 @@ def test_dashboard_logs_in_lists_sockets_and_disconnects(
         expect(page.get_by_text("room:lobby")).to_be_visible()
 
         page.evaluate("location.hash = '#/rooms/'")
-        expect(page.locator("tr", has_text="room:lobby")).to_be_visible()  # the chat's room
+        # The rooms list: the chat's room, public (not a socket's own room).
+        expect(page.get_by_role("row", name="room:lobby Public")).to_be_visible()
 
         page.evaluate("location.hash = '#/sockets/'")
         page.locator("tr", has_text=sid).locator("button").click()
