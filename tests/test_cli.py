@@ -737,3 +737,18 @@ async def test_api_token_reaches_serve(tmp_path: Path) -> None:
 async def _status(url: str, headers: dict[str, str]) -> int:
     async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as r:
         return r.status
+
+
+# ------------------------------------------------------------------------ --admin-ui
+def test_admin_ui_setting() -> None:
+    """--admin-ui / SALAS_ADMIN_UI: a login; credentials for listed CORS origins, not for *."""
+    _, settings = parse_settings(
+        ["serve", "--admin-ui", "root:pw:1", "--cors-origins", "https://admin.socket.io"], {}
+    )
+    assert settings.admin_ui == "root:pw:1"
+    assert settings.server_options()["cors_credentials"] is True
+    _, settings = parse_settings(["serve", "--cors-origins", "*"], {"SALAS_ADMIN_UI": "a:b"})
+    assert settings.admin_ui == "a:b" and "cors_credentials" not in settings.server_options()
+    assert parse_settings(["serve"], {"SALAS_ADMIN_UI": ""})[1].admin_ui is None
+    with pytest.raises(ConfigError, match="SALAS_ADMIN_UI: expected USER:PASSWORD"):
+        parse_settings(["serve"], {"SALAS_ADMIN_UI": "nopassword"})

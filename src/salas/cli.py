@@ -103,10 +103,12 @@ class ServeSettings:
     log_format: str = DEFAULT_LOG_FORMAT  # "text" for people, "json": one object per line
     # The HTTP publish API's bearer token; None: the API is off. Never in a repr or a log.
     api_token: str | None = field(default=None, repr=False)
+    admin_ui: str | None = None  # "USER:PASSWORD" of the Socket.IO Admin UI; None: off
 
     def server_options(self) -> dict[str, Any]:
         """The `salas.Server` keyword arguments these settings stand for."""
-        return {
+        options = self._admin_ui_server_options()
+        return options | {
             "head_timeout": self.timeout_head,
             "body_timeout": self.timeout_body,
             "keep_alive_timeout": self.timeout_keep_alive,
@@ -118,6 +120,15 @@ class ServeSettings:
             "inbound_bytes_rate": self.inbound_bytes_rate,
             "max_post_packets": self.max_post_packets,
         }
+
+    # -- the Admin UI (--admin-ui) --
+    def _admin_ui_server_options(self) -> dict[str, Any]:
+        # The dashboard's client sends credentials (withCredentials): its origin must be
+        # answered with Allow-Credentials. Only for origins listed by name: with "*" that
+        # would let every site make credentialed requests.
+        if self.admin_ui and isinstance(self.cors_origins, tuple):
+            return {"cors_credentials": True}
+        return {}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -242,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
         "text, counters [SALAS_HEALTHZ_DETAILS=1/0] (off: only whether the server and store "
         "are ok, and the number of connections)",
     )
+    # -- the Admin UI (--admin-ui) --
+    serve.add_argument(
+        "--admin-ui",
+        metavar="USER:PASSWORD",
+        help="serve the official Socket.IO Admin UI's namespace /admin to this login; list "
+        "the dashboard's origin in --cors-origins (https://admin.socket.io) "
+        "[SALAS_ADMIN_UI] (off)",
+    )
     serve.add_argument(
         "--log-level",
         help=f"{', '.join(LOG_LEVELS)} [SALAS_LOG_LEVEL] ({DEFAULT_LOG_LEVEL})",
@@ -347,6 +366,16 @@ def _count(raw: str, source: str) -> int:
     return int(text)
 
 
+def _admin_ui(raw: str, source: str) -> str:
+    from salas.admin import parse_credentials
+
+    try:
+        parse_credentials(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return raw
+
+
 def _log_level(raw: str, source: str) -> str:
     level = raw.strip().lower()
     if level not in LOG_LEVELS:
@@ -420,6 +449,7 @@ def parse_settings(
     )
     details = _pick(args.healthz_details, environ, "SALAS_HEALTHZ_DETAILS", "--healthz-details")
     log_format = _pick(args.log_format, environ, "SALAS_LOG_FORMAT", "--log-format")
+    admin_ui = _pick(args.admin_ui, environ, "SALAS_ADMIN_UI", "--admin-ui")
     settings = ServeSettings(
         host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
         port=_port(*port) if port else DEFAULT_PORT,
@@ -444,6 +474,7 @@ def parse_settings(
         healthz_details=_flag(details, default=False),
         log_format=_log_format(*log_format) if log_format else DEFAULT_LOG_FORMAT,
         api_token=_api_token(args, environ),
+        admin_ui=_admin_ui(*admin_ui) if admin_ui and admin_ui[0] else None,
     )
     _check_store(settings.db, db[1] if db else "--db")
     return str(args.command), settings
@@ -512,6 +543,10 @@ async def serve(settings: ServeSettings) -> int:
             server_options=settings.server_options(),
             api=_api_config(settings),
         )
+        if settings.admin_ui:
+            from salas.admin import instrument, parse_credentials
+
+            instrument(app.io, auth=parse_credentials(settings.admin_ui))
         try:
             port = await app.start(settings.host, settings.port)
         except StoreError as exc:

@@ -67,6 +67,20 @@ async def test_on_any_sees_every_event(make_server, start, client, until) -> Non
     assert seen == [("known", ()), ("unknown", (1,))]
 
 
+async def test_on_any_outgoing_sees_emits_not_broadcasts(make_server, start, client) -> None:
+    """on_any_outgoing handlers get (event, *args) of emit and volatile emit, not of broadcasts."""
+    io, socket, raw, _ = await serve_one(make_server, start, client)
+    seen = []
+    socket.on_any_outgoing(lambda event, *args: seen.append((event, args)))
+    await socket.emit("direct", 1, "x")
+    await socket.volatile.emit("light")
+    await io.emit("to everyone")
+    assert seen == [("direct", (1, "x")), ("light", ())]
+    assert await raw.event() == ["direct", 1, "x"]
+    assert await raw.event() == ["light"]
+    assert await raw.event() == ["to everyone"]
+
+
 async def test_unhandled_event_is_ignored(make_server, start, client) -> None:
     """An event with no handler is ignored, even when it asks for an ack."""
     _io, socket, raw, _ = await serve_one(make_server, start, client)

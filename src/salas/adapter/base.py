@@ -14,6 +14,7 @@ __all__ = [
     "BroadcastOptions",
     "Member",
     "MemberRegistry",
+    "MembershipObserver",
     "RemoteSocket",
 ]
 
@@ -82,6 +83,21 @@ class MemberRegistry(Protocol):
     @property
     def offset_modes(self) -> Sequence[int]:
         """How many of ``sockets`` are in each offset mode, indexed by mode."""
+        ...
+
+
+class MembershipObserver(Protocol):
+    """Told of room changes by an adapter that supports it (``MemoryAdapter.membership_observer``).
+
+    Called synchronously inside the change, for this process's sockets only.
+    """
+
+    def room_joined(self, nsp: str, room: str, sid: str) -> None:
+        """Socket ``sid`` of namespace ``nsp`` is now in ``room`` (it was not before)."""
+        ...
+
+    def room_left(self, nsp: str, room: str, sid: str) -> None:
+        """Socket ``sid`` of namespace ``nsp`` is no longer in ``room``."""
         ...
 
 

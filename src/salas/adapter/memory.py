@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from salas.adapter.base import BroadcastOptions, Member, MemberRegistry, RemoteSocket
+from salas.adapter.base import (
+    BroadcastOptions,
+    Member,
+    MemberRegistry,
+    MembershipObserver,
+    RemoteSocket,
+)
 from salas.protocol.outgoing import EncodedMessage
 
 __all__ = ["MemoryAdapter"]
@@ -30,12 +36,16 @@ class MemoryAdapter:
         rooms: Room name to the ids of the sockets in it; a room exists while it is not
             empty.
         sids: Socket id to the names of the rooms it is in.
+        membership_observer: Told of every room a socket joins or leaves, when set (the
+            server sets it while it has observers; see :mod:`salas.server.observers`).
+            None, the default, costs one test per membership change.
     """
 
     def __init__(self, nsp: MemberRegistry) -> None:
         self.nsp = nsp
         self.rooms: dict[str, set[str]] = {}
         self.sids: dict[str, set[str]] = {}
+        self.membership_observer: MembershipObserver | None = None
 
     async def init(self) -> None:
         """Nothing to start."""
@@ -56,13 +66,17 @@ class MemoryAdapter:
         joined = self.sids.get(sid)
         if joined is None:
             joined = self.sids[sid] = set()
+        observer = self.membership_observer
         for room in rooms:
+            new = observer is not None and room not in joined
             joined.add(room)
             members = self.rooms.get(room)
             if members is None:
                 self.rooms[room] = {sid}
             else:
                 members.add(sid)
+            if new and observer is not None:
+                observer.room_joined(self.nsp.name, room, sid)
 
     def remove(self, sid: str, room: str) -> None:
         """Take socket ``sid`` out of ``room`` (a room left empty is deleted).
@@ -72,6 +86,8 @@ class MemoryAdapter:
             room: The room's name; nothing happens if the socket is not in it.
         """
         joined = self.sids.get(sid)
+        observer = self.membership_observer
+        left = observer is not None and joined is not None and room in joined
         if joined is not None:
             joined.discard(room)
         members = self.rooms.get(room)
@@ -79,18 +95,23 @@ class MemoryAdapter:
             members.discard(sid)
             if not members:
                 del self.rooms[room]  # rooms exist only while someone is in them
+        if left and observer is not None:
+            observer.room_left(self.nsp.name, room, sid)
 
     def remove_all(self, sid: str) -> None:
         """Take socket ``sid`` out of every room it is in (rooms left empty are deleted)."""
         joined = self.sids.pop(sid, None)
         if not joined:
             return
+        observer = self.membership_observer
         for room in joined:
             members = self.rooms.get(room)
             if members is not None:
                 members.discard(sid)
                 if not members:
                     del self.rooms[room]
+            if observer is not None:
+                observer.room_left(self.nsp.name, room, sid)
 
     def socket_rooms(self, sid: str) -> set[str]:
         """A copy of the rooms socket ``sid`` is in (empty for an unknown socket)."""

@@ -85,6 +85,9 @@ class Client:
             self._connect_timer = None
         for socket in list(self.sockets.values()):
             socket.on_close(reason)
+        observers = self._server.observers
+        if observers:
+            observers.connection_closed(self.session, reason)
 
     # -- joining a namespace --------------------------------------------------------------
     def _connect(self, name: str, auth: Any) -> None:
@@ -188,6 +191,9 @@ class Client:
             nsp.adapter.add_all(socket.id, restored.record.rooms)
             for message in missed:
                 self.session.send_encoded(message)
+        observers = self._server.observers
+        if observers:
+            observers.socket_connected(socket)
         for handler in nsp.connection_handlers:
             where = f"socket {socket.id}, connection to {nsp.name}"
             call_handler(self._server.tasks, handler, [socket], where)

@@ -28,6 +28,7 @@ from salas.server.broadcast import BroadcastOperator
 from salas.server.client import Client
 from salas.server.handlers import Handler
 from salas.server.namespace import Middleware, Namespace
+from salas.server.observers import ServerObserver, ServerObservers
 from salas.server.socket import Socket
 from salas.server.tasks import TaskRegistry
 
@@ -107,6 +108,7 @@ class Server:
         router: The plain HTTP routes and static files.
         engine: The Engine.IO server underneath.
         recovery: Connection state recovery, or None when it is off.
+        observers: What :meth:`add_observer` added (false while there is none).
         port: The bound port once :meth:`start` has run, else None.
 
     Raises:
@@ -197,6 +199,7 @@ class Server:
             Recovery(connection_state_recovery) if connection_state_recovery else None
         )
         self._adapter_factory = adapter
+        self.observers = ServerObservers()
         self._namespaces: dict[str, Namespace] = {}
         # From `start` until `shutdown`: a namespace made meanwhile starts its adapter itself.
         self._adapters_live = False
@@ -225,7 +228,45 @@ class Server:
             nsp = self._namespaces[name] = Namespace(self, name, self._adapter_factory)
             if self._adapters_live:
                 self._start_adapter(nsp)
+            if self.observers:
+                self._observe_rooms(nsp)
+                self.observers.namespace_created(nsp)
         return nsp
+
+    @property
+    def namespaces(self) -> dict[str, Namespace]:
+        """A copy of the namespaces made so far, by name."""
+        return dict(self._namespaces)
+
+    def add_observer(self, observer: ServerObserver) -> ServerObserver:
+        """Tell ``observer`` of connections, sockets, rooms and namespaces from now on.
+
+        See :mod:`salas.server.observers`. Room changes are reported by adapters that
+        support it (:class:`~salas.adapter.MemoryAdapter` and the Redis adapter, for this
+        process's sockets); with another adapter a warning is logged and rooms go untold.
+
+        Args:
+            observer: The observer.
+
+        Returns:
+            ``observer``.
+        """
+        self.observers.add(observer)
+        for nsp in self._namespaces.values():
+            self._observe_rooms(nsp)
+        return observer
+
+    def _observe_rooms(self, nsp: Namespace) -> None:
+        """Have `nsp`'s adapter report room changes to the observers, when it can."""
+        adapter = nsp.adapter
+        if isinstance(adapter, MemoryAdapter):
+            adapter.membership_observer = self.observers
+        else:
+            logger.warning(
+                "the adapter of namespace %s (%s) does not report room changes to observers",
+                nsp.name,
+                type(adapter).__name__,
+            )
 
     def _start_adapter(self, nsp: Namespace) -> None:
         """Run the `init` of a namespace made after `start`; its broadcasts wait for it."""
@@ -434,6 +475,8 @@ class Server:
     # -- engine events ------------------------------------------------------------------
     def _on_engine_connection(self, session: EngineSession) -> None:
         Client(self, session)
+        if self.observers:
+            self.observers.connection_opened(session)
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
         """Run ``coro`` in the background, held by ``io.tasks`` until it is done.

@@ -100,6 +100,7 @@ class Socket:
         }
         self._handlers: dict[str, Handler] = {}
         self._any_handlers: list[Handler] = []
+        self._any_outgoing: list[Handler] = []
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
 
@@ -165,6 +166,28 @@ class Socket:
         self._any_handlers.append(handler)
         return handler
 
+    def on_any_outgoing(self, handler: Handler) -> Handler:
+        """Call ``handler(event, *args)`` for every event emitted to this socket by itself.
+
+        As Node's ``socket.onAnyOutgoing``: :meth:`emit`, :meth:`emit_with_ack` and
+        ``socket.volatile.emit`` are reported, before the packet is queued; broadcasts
+        (``io.to(room).emit``), which are encoded once for all recipients, are not. What
+        ``handler`` returns is ignored; what it raises is logged.
+
+        Args:
+            handler: The handler, sync or async.
+
+        Returns:
+            ``handler``, so that ``on_any_outgoing`` also works as a decorator.
+        """
+        self._any_outgoing.append(handler)
+        return handler
+
+    def _tell_outgoing(self, event: str, args: tuple[Any, ...]) -> None:
+        where = f"socket {self.id}, outgoing {event!r}"
+        for handler in self._any_outgoing:
+            call_handler(self.nsp.server.tasks, handler, [event, *args], where)
+
     # -- emitting ---------------------------------------------------------------------
     def _send_packet(self, packet: SocketPacket, volatile: bool = False) -> None:
         if self.connected:
@@ -191,7 +214,10 @@ class Socket:
             ValueError: ``event`` is a reserved event name (such as ``connect`` or
                 ``disconnect``).
         """
-        self._send_packet(event_packet(self.nsp.name, event, args))
+        packet = event_packet(self.nsp.name, event, args)
+        if self._any_outgoing:
+            self._tell_outgoing(event, args)
+        self._send_packet(packet)
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float = 10.0) -> Any:
         """Send ``event`` and wait for the client's acknowledgement.
@@ -220,6 +246,8 @@ class Socket:
         # Encoded before the ack is registered: a bad event name or argument raises here
         # and leaves no pending ack behind (whose future would fail unawaited at disconnect).
         message = self._encoded(event_packet(self.nsp.name, event, args, ack_id))
+        if self._any_outgoing:
+            self._tell_outgoing(event, args)
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = future
         self.client.session.send_encoded(message)
@@ -390,6 +418,9 @@ class Socket:
         handler = self._handlers.get("disconnect")
         if handler is not None:
             call_handler(self.nsp.server.tasks, handler, [reason], where)
+        observers = self.nsp.server.observers
+        if observers:
+            observers.socket_disconnected(self, reason)
 
 
 class _VolatileSelf:
@@ -403,4 +434,7 @@ class _VolatileSelf:
     async def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` unless the connection is congested; as :meth:`Socket.emit`."""
         socket = self._socket
-        socket._send_packet(event_packet(socket.nsp.name, event, args), volatile=True)
+        packet = event_packet(socket.nsp.name, event, args)
+        if socket._any_outgoing:
+            socket._tell_outgoing(event, args)
+        socket._send_packet(packet, volatile=True)
