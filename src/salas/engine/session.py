@@ -279,7 +279,8 @@ class EngineSession:
         request.respond(200, body, self._server.cors(request))
 
     def _release_poll(self) -> None:
-        """Answer a waiting GET with a noop (during an upgrade) or the close packet."""
+        """Answer a waiting GET with the close packet once the server has closed the session,
+        else with a noop (during an upgrade, or as the client's close packet ends it)."""
         request = self._poll
         if request is None:
             return
@@ -399,6 +400,10 @@ class EngineSession:
         elif packet_type is PacketType.PONG:
             self._schedule_ping()
         elif packet_type is PacketType.CLOSE:
+            # The client closes its transport: a pending GET is answered with a noop, the
+            # packet the spec uses "to cleanly close HTTP long-polling transport" (as Node
+            # does; the close packet is for a session the server ends).
+            self._release_poll()
             self.close("transport close")
         elif packet_type is PacketType.PING:
             # In Engine.IO v4 only the server pings; Node closes on a ping from the client.
