@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from salas.engine.errors import EngineErrorCode, error_body
 
@@ -137,14 +137,17 @@ async def test_websocket_with_unknown_sid_is_refused(engine) -> None:
     assert orjson.loads(info.value.response.body) == {"code": 1, "message": "Session ID unknown"}
 
 
-async def test_second_websocket_for_websocket_session_is_refused(engine) -> None:
-    """A session already on websocket cannot be "upgraded" again: HTTP 400."""
+async def test_second_websocket_for_websocket_session_is_closed(engine) -> None:
+    """A second websocket for a session already on websocket opens (101) and is closed at once
+    ("the server MUST close the WebSocket connection"); the session carries on."""
     h = await engine()
     ws, sid = await h.ws_open()
-    with pytest.raises(InvalidStatus) as info:
-        await h.ws_connect(sid=sid)
-    assert info.value.response.status_code == 400
+    extra = await h.ws_connect(sid=sid)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(extra.recv(), 3)
     assert not h.sessions[sid].closed
+    h.sessions[sid].send_message("still here")
+    assert await asyncio.wait_for(ws.recv(), 3) == "4still here"
     await ws.close()
 
 

@@ -280,23 +280,43 @@ async def test_get_after_probe_gets_noop(engine) -> None:
     await ws.close()
 
 
-async def test_second_probe_during_upgrade_refused(engine) -> None:
-    """While one websocket probe is in progress, another upgrade request answers 400."""
+async def test_second_probe_during_upgrade_closed(engine, until) -> None:
+    """While one websocket probe is in progress, another websocket for the session opens and is
+    closed at once; the first probe still completes the upgrade."""
     h = await engine()
     sid, _ = await h.handshake()
+    session = h.sessions[sid]
     ws = await h.ws_connect(sid=sid)
-    response = await h.request(
-        "GET",
-        h.path(sid=sid, transport="websocket"),
-        headers={
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-            "Sec-WebSocket-Version": "13",
-        },
-    )
-    assert response.status == 400
-    assert response.json()["code"] == 3
+    extra = await h.ws_connect(sid=sid)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(extra.recv(), 3)
+    assert session.is_upgrading()
+    await ws.send("2probe")
+    assert await asyncio.wait_for(ws.recv(), 3) == "3probe"
+    await ws.send("5")
+    await until(lambda: session.transport == "websocket")
+    await ws.close()
+
+
+async def test_websocket_after_upgrade_closed_session_untouched(engine, until) -> None:
+    """After the upgrade, another websocket with the same sid opens (101) and is closed; the
+    upgraded session keeps its websocket."""
+    h = await engine()
+    sid, _ = await h.handshake()
+    session = h.sessions[sid]
+    ws = await h.ws_connect(sid=sid)
+    await ws.send("2probe")
+    assert await asyncio.wait_for(ws.recv(), 3) == "3probe"
+    await ws.send("5")
+    await until(lambda: session.transport == "websocket")
+    extra = await h.ws_connect(sid=sid)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(extra.recv(), 3)
+    await ws.send("4hello")
+    await until(lambda: h.messages[sid] == ["hello"])
+    session.send_message("back")
+    assert await asyncio.wait_for(ws.recv(), 3) == "4back"
+    assert not session.closed and h.closed == {}
     await ws.close()
 
 
@@ -465,6 +485,63 @@ async def test_single_send_is_one_write(engine, monkeypatch) -> None:
     await ws.close()
 
 
+def _record_writes(transport, monkeypatch) -> list[bytes]:
+    """The bytes of each outer write/writelines call on `transport` from now on, one item each."""
+    writes: list[bytes] = []
+    real_write, real_writelines = transport.write, transport.writelines
+    nested = False  # asyncio's writelines may call self.write: record only outer calls
+
+    def write(data):
+        if not nested:
+            writes.append(bytes(data))
+        real_write(data)
+
+    def writelines(chunks):
+        nonlocal nested
+        chunks = list(chunks)
+        writes.append(b"".join(chunks))
+        nested = True
+        try:
+            real_writelines(chunks)
+        finally:
+            nested = False
+
+    monkeypatch.setattr(transport, "write", write)
+    monkeypatch.setattr(transport, "writelines", writelines)
+    return writes
+
+
+async def test_send_encoded_alone_is_a_write_of_its_own(engine, monkeypatch) -> None:
+    """send_encoded_alone writes what was queued before it first, then its message alone; what
+    is sent after it shares the end-of-iteration write."""
+    h = await engine()
+    ws, sid = await h.ws_open()
+    session = h.sessions[sid]
+    writes = _record_writes(session.request.connection.transport, monkeypatch)
+    session.send_message("before")
+    session.send_encoded_alone(EncodedMessage(["4alone"]))
+    session.send_message("after1")
+    session.send_message("after2")
+    assert writes == [b"\x81\x074before", b"\x81\x064alone"]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert writes[2:] == [b"\x81\x074after1\x81\x074after2"]
+    received = [await asyncio.wait_for(ws.recv(), 3) for _ in range(4)]
+    assert received == ["4before", "4alone", "4after1", "4after2"]
+    await ws.close()
+
+
+async def test_send_encoded_alone_over_polling_is_queued(engine) -> None:
+    """Over long-polling send_encoded_alone queues like any send: one GET takes everything."""
+    h = await engine()
+    sid, _ = await h.handshake()
+    session = h.sessions[sid]
+    session.send_encoded_alone(EncodedMessage(["4alone"]))
+    session.send_message("after")
+    response = await h.poll(sid)
+    assert (response.status, response.body) == (200, b"4alone\x1e4after")
+
+
 async def test_coalesced_bytes_on_raw_socket(engine, raw_ws) -> None:
     """The frames of one iteration arrive on the socket back to back, exactly as framed."""
     h = await engine()
@@ -572,6 +649,31 @@ async def test_slow_consumer_cut_off_releases_its_buffer(engine, raw_ws, until) 
         slow.close()
 
 
+async def test_send_encoded_alone_cuts_off_slow_consumer(engine, raw_ws, until) -> None:
+    """Messages sent alone to a client that never reads count towards max_buffer too: it is cut
+    off once more is unsent, on the next turn of the loop (not inside the send)."""
+    h = await engine(max_buffer=SLOW_MAX_BUFFER, volatile_buffer=16 * 1024)
+    target = h.ws_url().split(str(h.port), 1)[1]
+    slow = await raw_ws(h.port, target, rcvbuf=4096)
+    await until(lambda: len(h.sessions) == 1)
+    (sid,) = h.sessions
+    session = h.sessions[sid]
+    transport = session.request.connection.transport
+    peak = 0
+    try:
+        for _ in range(2000):
+            if sid in h.closed:
+                break
+            peak = max(peak, transport.get_write_buffer_size())
+            session.send_encoded_alone(EncodedMessage([SLOW_CHUNK]))
+            assert sid not in h.closed
+            await asyncio.sleep(0)
+        assert h.closed.get(sid) == "transport error"
+        assert SLOW_FLOOR < peak <= SLOW_MAX_BUFFER
+    finally:
+        slow.close()
+
+
 async def test_polling_queue_over_max_buffer_cut_off(engine) -> None:
     """A polling client that never fetches is cut off once its queue exceeds max_buffer."""
     h = await engine(max_buffer=10_000, volatile_buffer=1000)
@@ -614,7 +716,8 @@ async def test_websocket_message_larger_than_max_payload_closes(engine, until) -
 
 
 async def test_client_close_packet_releases_pending_get(engine) -> None:
-    """A CLOSE packet POSTed while a GET is pending ends the session and answers that GET."""
+    """A CLOSE packet POSTed while a GET is pending ends the session and answers that GET with a
+    noop "to cleanly close HTTP long-polling transport"; the sid is then unknown (400)."""
     h = await engine()
     sid, _ = await h.handshake()
     poll = asyncio.create_task(h.poll(sid, timeout=2))
@@ -622,5 +725,6 @@ async def test_client_close_packet_releases_pending_get(engine) -> None:
     assert (await h.post(sid, "1")).status == 200
     assert h.closed == {sid: "transport close"}
     response = await asyncio.wait_for(poll, 1)
-    assert response.status == 200
-    assert response.body in (b"1", b"6")
+    assert (response.status, response.body) == (200, b"6")  # noop: the client closed
+    later = await h.poll(sid)
+    assert (later.status, later.json()["code"]) == (400, 1)

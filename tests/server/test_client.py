@@ -48,6 +48,51 @@ async def test_connect_reply_format(make_server, start, client) -> None:
     assert reply.startswith('40/admin,{"sid":"')
 
 
+async def test_connect_reply_is_its_own_write(make_server, start, client, monkeypatch) -> None:
+    """The CONNECT reply goes out in a write of its own, before what the connection handler
+    emits in the same iteration (which shares one write): a client reading one message per
+    read of its socket gets the reply, then the handler's packets."""
+    io = make_server()
+
+    @io.on("connection")
+    async def greet(socket: Socket) -> None:
+        await socket.emit("first")
+        await socket.emit("second")
+
+    port = await start(io)
+    raw = await client(port, nsp=None)
+    transport = io.engine.sessions[raw.sid].request.connection.transport
+    writes: list[bytes] = []
+    real_write, real_writelines = transport.write, transport.writelines
+    nested = False  # asyncio's writelines may call self.write: record only outer calls
+
+    def write(data: bytes) -> None:
+        if not nested:
+            writes.append(bytes(data))
+        real_write(data)
+
+    def writelines(chunks: list[bytes]) -> None:
+        nonlocal nested
+        chunks = list(chunks)
+        writes.append(b"".join(chunks))
+        nested = True
+        try:
+            real_writelines(chunks)
+        finally:
+            nested = False
+
+    monkeypatch.setattr(transport, "write", write)
+    monkeypatch.setattr(transport, "writelines", writelines)
+    await raw.send("0")
+    reply = await raw.recv()
+    assert isinstance(reply, str) and reply.startswith('40{"sid":"')
+    assert await raw.event() == ["first"]
+    assert await raw.event() == ["second"]
+    assert len(writes) == 2, writes
+    assert writes[0] == b"\x81" + bytes([len(reply)]) + reply.encode()
+    assert b'42["first"]' in writes[1] and b'42["second"]' in writes[1]
+
+
 async def test_several_namespaces_on_one_connection(make_server, start, client) -> None:
     """One connection can join several namespaces; each gets its own socket and events."""
     io = make_server()

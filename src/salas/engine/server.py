@@ -245,13 +245,20 @@ class EngineServer:
             self._error(request, EngineErrorCode.UNKNOWN_SID)
             return
         if transport == "websocket":
-            if not request.upgrade or session.transport != "polling" or session.is_upgrading():
+            if not request.upgrade:
                 self._error(request, EngineErrorCode.BAD_REQUEST)
                 return
             ws = WebSocket(request, self.config.max_payload, self.config.volatile_buffer)
-            if ws.accept(request):
-                session.probe_websocket(ws)
-                ws.start()
+            if not ws.accept(request):
+                return
+            if session.transport != "polling" or session.is_upgrading():
+                # The spec: "A client MUST NOT open more than one WebSocket connection per
+                # session. Should it happen, the server MUST close the WebSocket connection."
+                # Opened, then closed (as Node does): the session keeps its own websocket.
+                ws.close()
+                return
+            session.probe_websocket(ws)
+            ws.start()
             return
         if session.transport != "polling":
             self._error(request, EngineErrorCode.BAD_REQUEST)

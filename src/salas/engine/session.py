@@ -133,6 +133,35 @@ class EngineSession:
             return True
         return self._send_encoded_slow(message, volatile)
 
+    def send_encoded_alone(self, message: EncodedMessage) -> None:
+        """Send a pre-encoded message in a write of its own, ahead of what is sent after it.
+
+        For the replies a client may read one websocket message per read for (a Socket.IO
+        CONNECT reply): Node's `ws` client hands over every frame of one read at once, so a
+        client that awaits the next message after each one misses those that shared a write
+        with it. What was queued earlier in this iteration is written first, in order; what
+        is sent after goes out with the end-of-iteration flush, as always. Long-polling is
+        unchanged (a payload carries several packets).
+        """
+        ws = self._ws
+        if ws is None:
+            self._send_encoded_slow(message, False)
+            return
+        out = self._out
+        if out:
+            ws.writelines(out)
+            out.clear()
+        ws.write(message.frames)
+        if (
+            ws.congested
+            and ws.buffered() > self._server.config.max_buffer
+            and not self._cut_off_pending
+        ):
+            # A slow consumer, cut off as `flush` would, but later (as in `_poll_wanted`):
+            # the caller may still be setting up the connection.
+            self._cut_off_pending = True
+            self._server.loop.call_soon(self._cut_off)
+
     def _send_encoded_slow(self, message: EncodedMessage, volatile: bool) -> bool:
         if self.closed:
             return False
@@ -279,7 +308,8 @@ class EngineSession:
         request.respond(200, body, self._server.cors(request))
 
     def _release_poll(self) -> None:
-        """Answer a waiting GET with a noop (during an upgrade) or the close packet."""
+        """Answer a waiting GET with the close packet once the server has closed the session,
+        else with a noop (during an upgrade, or as the client's close packet ends it)."""
         request = self._poll
         if request is None:
             return
@@ -399,6 +429,10 @@ class EngineSession:
         elif packet_type is PacketType.PONG:
             self._schedule_ping()
         elif packet_type is PacketType.CLOSE:
+            # The client closes its transport: a pending GET is answered with a noop, the
+            # packet the spec uses "to cleanly close HTTP long-polling transport" (as Node
+            # does; the close packet is for a session the server ends).
+            self._release_poll()
             self.close("transport close")
         elif packet_type is PacketType.PING:
             # In Engine.IO v4 only the server pings; Node closes on a ping from the client.

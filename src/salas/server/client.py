@@ -184,7 +184,10 @@ class Client:
             if socket.pid is None:
                 socket.pid, socket.base_offset = recovery.new_session()
             reply["pid"] = socket.pid
-        self.send(SocketPacket(SocketPacketType.CONNECT, nsp.name, reply))
+        # A write of its own, as Node makes it: a client may read one message per read of
+        # its socket, and would miss what the connection handlers emit if it shared this one.
+        connect = SocketPacket(SocketPacketType.CONNECT, nsp.name, reply)
+        self.session.send_encoded_alone(EncodedMessage.of_socket_packet(connect))
         if restored is not None and recovery is not None:
             # Synchronously: what is broadcast from here on reaches the socket directly.
             missed = recovery.replay(restored)
