@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -244,20 +247,49 @@ async def test_chat_counts_commits_and_rate_limits(tmp_path: Any) -> None:
         await store.close()
 
 
-def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without prometheus_client, Server(metrics=True) says which extra to install."""
-    import builtins
+# Refuses prometheus_client before salas is imported, as an install without the extra would.
+_WITHOUT_PROMETHEUS = textwrap.dedent(
+    """
+    import sys
+    from importlib.abc import MetaPathFinder
 
-    real_import = builtins.__import__
+    class Refuse(MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "prometheus_client":
+                raise ModuleNotFoundError(f"blocked: {name}", name=name)
+            return None
 
-    def no_prometheus(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name.startswith("prometheus_client"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
+    sys.meta_path.insert(0, Refuse())
+    import salas, salas.chat, salas.cli
+    salas.Server(serve_client=False)
+    try:
+        salas.Server(serve_client=False, metrics=True)
+    except ImportError as exc:
+        print("metrics:", exc)
+    """
+)
 
-    monkeypatch.setattr(builtins, "__import__", no_prometheus)
-    with pytest.raises(ImportError, match=r"salas\[metrics\]"):
-        Server(serve_client=False, metrics=True)
+
+def test_missing_library_names_the_extra() -> None:
+    """Without prometheus_client salas imports and serves; metrics=True names the extra."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PROMETHEUS], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "metrics: Server(metrics=True) needs the 'metrics' extra: pip install 'salas[metrics]'"
+    ]
+
+
+def test_not_imported_when_off() -> None:
+    """A server without metrics never imports prometheus_client, even when installed."""
+    code = (
+        "import sys, salas, salas.chat, salas.cli; salas.Server(serve_client=False); "
+        "print(sorted(m for m in sys.modules if m.startswith('prometheus_client')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_empty_token_refused() -> None:
