@@ -157,6 +157,13 @@ TARGETS: dict[str, Target] = {
             _salas_versions,
         ),
         Target(
+            "salas-metrics",
+            "salas relay, metrics on",
+            "relay",
+            lambda port, env: [PYTHON, str(ROOT / "bench" / "servers" / "salas_metrics_relay.py")],
+            _salas_versions,
+        ),
+        Target(
             "salas-chat",
             "salas chat",
             "chat",

@@ -104,10 +104,14 @@ class ServeSettings:
     # The HTTP publish API's bearer token; None: the API is off. Never in a repr or a log.
     api_token: str | None = field(default=None, repr=False)
     admin_ui: str | None = None  # "USER:PASSWORD" of the Socket.IO Admin UI; None: off
+    # -- metrics (--metrics, --metrics-token) --
+    metrics: bool = False  # Prometheus metrics at /metrics
+    # Bearer token /metrics requires; None: open. Never in a repr or a log.
+    metrics_token: str | None = field(default=None, repr=False)
 
     def server_options(self) -> dict[str, Any]:
         """The `salas.Server` keyword arguments these settings stand for."""
-        options = self._admin_ui_server_options()
+        options = self._admin_ui_server_options() | self._metrics_server_options()
         return options | {
             "head_timeout": self.timeout_head,
             "body_timeout": self.timeout_body,
@@ -120,6 +124,12 @@ class ServeSettings:
             "inbound_bytes_rate": self.inbound_bytes_rate,
             "max_post_packets": self.max_post_packets,
         }
+
+    # -- metrics (--metrics, --metrics-token) --
+    def _metrics_server_options(self) -> dict[str, Any]:
+        if not self.metrics:
+            return {}
+        return {"metrics": True, "metrics_token": self.metrics_token}
 
     # -- the Admin UI (--admin-ui) --
     def _admin_ui_server_options(self) -> dict[str, Any]:
@@ -260,6 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the official Socket.IO Admin UI's namespace /admin to this login; list "
         "the dashboard's origin in --cors-origins (https://admin.socket.io) "
         "[SALAS_ADMIN_UI] (off)",
+    )
+    # -- metrics (--metrics, --metrics-token) --
+    serve.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve Prometheus metrics at /metrics, on the same port (needs the 'metrics' "
+        "extra); without --metrics-token keep that port private [SALAS_METRICS=1/0] (off)",
+    )
+    serve.add_argument(
+        "--metrics-token",
+        metavar="TOKEN",
+        help="/metrics requires 'Authorization: Bearer TOKEN' [SALAS_METRICS_TOKEN] (none: "
+        "open to whoever reaches the port)",
     )
     serve.add_argument(
         "--log-level",
@@ -475,6 +499,7 @@ def parse_settings(
         log_format=_log_format(*log_format) if log_format else DEFAULT_LOG_FORMAT,
         api_token=_api_token(args, environ),
         admin_ui=_admin_ui(*admin_ui) if admin_ui and admin_ui[0] else None,
+        **_metrics_settings(args, environ),
     )
     _check_store(settings.db, db[1] if db else "--db")
     return str(args.command), settings
@@ -619,6 +644,25 @@ def _api_token(args: argparse.Namespace, environ: Mapping[str, str]) -> str | No
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None  # (never the token itself)
     return token
+
+
+# -- metrics (--metrics, --metrics-token) --
+def _metrics_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """`metrics` and `metrics_token` from the flags and SALAS_METRICS / SALAS_METRICS_TOKEN;
+    the extra is checked here, so a missing one is a configuration error at start."""
+    on = _flag(_pick(args.metrics, environ, "SALAS_METRICS", "--metrics"), default=False)
+    picked = _pick(args.metrics_token, environ, "SALAS_METRICS_TOKEN", "--metrics-token")
+    token = str(picked[0]).strip() if picked is not None else ""
+    if token and not on:
+        raise ConfigError(f"{picked[1] if picked else '--metrics-token'}: needs --metrics")
+    if on:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            from salas._extras import extra_needed
+
+            raise ConfigError(extra_needed("--metrics", "metrics")) from None
+    return {"metrics": on, "metrics_token": token or None}
 
 
 def _api_config(settings: ServeSettings) -> ApiConfig:

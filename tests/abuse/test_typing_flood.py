@@ -5,9 +5,14 @@ chat's per-connection budget)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from pathlib import Path
 
+import websockets
+
+from salas.chat import ChatConfig
 from tests.abuse.abuse_support import ROOM, honest_chatting, serving, ws_call, ws_connect
 
 TOGGLES = 1000
@@ -26,10 +31,17 @@ async def test_typing_toggle_flood_reaches_members_a_bounded_number_of_times(
         ack = await ws_call(ws, "channel_join", ROOM, 1)
         assert ack["ok"], ack
         typist = ack["name"]
-        for i in range(TOGGLES):
-            payload = {"channel": ROOM, "typing": i % 2 == 0}
-            await ws.send("42" + json.dumps(["typing", payload]))
+        started = time.monotonic()
+        # The typist may well be cut off by the event budget before it is done.
+        with contextlib.suppress(websockets.ConnectionClosed):
+            for i in range(TOGGLES):
+                payload = {"channel": ROOM, "typing": i % 2 == 0}
+                await ws.send("42" + json.dumps(["typing", payload]))
+        took = time.monotonic() - started
         await asyncio.sleep(1.0)  # what was let through has arrived
         seen = [t for user, t in honest.typing if user == typist]
-        assert len(seen) <= MAX_SEEN, f"{len(seen)} typing events reached the member"
+        # The throttle lets one state through per interval the flood lasted (longer on a
+        # loaded machine): bounded by time, never one per toggle.
+        allowed = MAX_SEEN + int(took / ChatConfig().typing_throttle)
+        assert len(seen) <= allowed, f"{len(seen)} typing events reached the member in {took:.1f} s"
         await ws.close()

@@ -8,7 +8,7 @@ that is a dict lookup and a list append, nothing more.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from salas.adapter.base import (
     BroadcastOptions,
@@ -39,6 +39,10 @@ class MemoryAdapter:
         membership_observer: Told of every room a socket joins or leaves, when set (the
             server sets it while it has observers; see :mod:`salas.server.observers`).
             None, the default, costs one test per membership change.
+        broadcasts: Broadcasts delivered to this process's sockets (with a cluster
+            adapter, those of other processes included), counted once each.
+        deliveries: Recipients those broadcasts were queued for, counted once per
+            broadcast (volatile packets dropped on congested connections included).
     """
 
     def __init__(self, nsp: MemberRegistry) -> None:
@@ -46,6 +50,8 @@ class MemoryAdapter:
         self.rooms: dict[str, set[str]] = {}
         self.sids: dict[str, set[str]] = {}
         self.membership_observer: MembershipObserver | None = None
+        self.broadcasts = 0
+        self.deliveries = 0
 
     async def init(self) -> None:
         """Nothing to start."""
@@ -122,7 +128,7 @@ class MemoryAdapter:
         return set(self.rooms.get(room, ()))
 
     # -- recipients -------------------------------------------------------------------
-    def recipients(self, opts: BroadcastOptions) -> Iterable[str]:
+    def recipients(self, opts: BroadcastOptions) -> Collection[str]:
         """The ids of the sockets matching ``opts``, each once, in no particular order."""
         if opts.rooms:
             if len(opts.rooms) == 1 and not opts.except_rooms:
@@ -157,15 +163,19 @@ class MemoryAdapter:
         sockets = nsp.sockets
         volatile = opts.volatile
         odd = message.odd_mode
+        recipients = self.recipients(opts)
+        # Counted once per broadcast, never per recipient (metrics read these).
+        self.broadcasts += 1
+        self.deliveries += len(recipients)
         if odd is not None and nsp.offset_modes[odd]:
             # Some sockets here take the other form of a recovery broadcast (with or
             # without its offset argument): chosen per recipient, built once if needed.
-            for sid in self.recipients(opts):
+            for sid in recipients:
                 socket = sockets.get(sid)
                 if socket is not None:
                     socket.session.send_encoded(message.for_mode(socket.offsets), volatile)
             return
-        for sid in self.recipients(opts):
+        for sid in recipients:
             socket = sockets.get(sid)
             if socket is not None:
                 socket.session.send_encoded(message, volatile)

@@ -26,11 +26,12 @@ from salas.chat.events import ChatEvents
 from salas.chat.messages import MessageService
 from salas.chat.pages import STATIC_DIR, TUTORIAL_PAGE
 from salas.chat.presence import LocalPresence, PresenceBackend
+from salas.chat.rate_limit import BudgetCounts
 from salas.chat.rooms_feed import Coalescer
 from salas.chat.typing_status import TypingTracker
 from salas.http import SECURITY_HEADERS, Response
 from salas.recovery import RecoveryOptions, RecoveryStore
-from salas.server import Server
+from salas.server import Server, Socket
 from salas.store import MessageStore
 
 __all__ = ["ChatApp", "create_app"]
@@ -89,6 +90,9 @@ class ChatApp:
             config, store, self.presence, self.typing, self.rooms_feed, self.messages, announce
         )
         self.io.on("connection", self.events.on_connection)
+        self.budget_counts = BudgetCounts()  # the event budgets' refusals (with metrics)
+        if self.io.metrics is not None:
+            self._measure()
         self.io.route("/healthz")(self._healthz)
         # The HTTP publish API (salas.chat.api), routed only when it has a token or verifier;
         # it lists the rooms the `rooms` event lists.
@@ -103,6 +107,33 @@ class ChatApp:
         # both work under the strict policy of SECURITY_HEADERS (no inline script or style).
         self.io.mount_static(STATIC_DIR, "/", headers=SECURITY_HEADERS)
         self.io.mount_static(TUTORIAL_PAGE, "/tutorial/", headers=SECURITY_HEADERS)
+
+    def _measure(self) -> None:
+        """Add the chat's numbers to the server's metrics: commits, event budget refusals."""
+        metrics = self.io.metrics
+        assert metrics is not None
+        metrics.watch_store(self.store)
+        counts = self.budget_counts
+        metrics.add_scraped(
+            "counter",
+            "salas_chat_events_rate_limited",
+            "Chat events refused by their socket's event budget (rate_limited).",
+            lambda: counts.refused,
+        )
+        metrics.add_scraped(
+            "counter",
+            "salas_chat_rate_limit_disconnects",
+            "Sockets disconnected for event_cutoff chat events in a row over budget.",
+            lambda: counts.cut_off,
+        )
+
+        def count_budget(socket: Socket) -> None:
+            # After the chat's own connection handler, which made the socket's budget.
+            conn = self.events._conns.get(socket.id)
+            if conn is not None and conn.budget is not None:
+                conn.budget.counts = counts
+
+        self.io.on("connection", count_budget)
 
     @property
     def port(self) -> int | None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from salas.engine import TokenBucket
 
-__all__ = ["EVENT_COSTS", "EventBudget"]
+__all__ = ["EVENT_COSTS", "BudgetCounts", "EventBudget"]
 
 # Tokens each chat event spends (an event not listed costs one).
 EVENT_COSTS: dict[str, float] = {
@@ -28,10 +29,23 @@ EVENT_COSTS: dict[str, float] = {
 }
 
 
-class EventBudget:
-    """One socket's budget of chat events, and how many it has had refused in a row."""
+@dataclass(slots=True)
+class BudgetCounts:
+    """What the event budgets of one chat refused, summed over its sockets (for metrics)."""
 
-    __slots__ = ("_bucket", "_cutoff", "refused_in_a_row")
+    refused: int = 0  # events refused (rate_limited)
+    cut_off: int = 0  # sockets disconnected for `event_cutoff` refusals in a row
+
+
+class EventBudget:
+    """One socket's budget of chat events, and how many it has had refused in a row.
+
+    Attributes:
+        refused_in_a_row: Events refused since the last one admitted.
+        counts: Where refusals are summed, when set (the chat sets it with metrics on).
+    """
+
+    __slots__ = ("_bucket", "_cutoff", "counts", "refused_in_a_row")
 
     def __init__(
         self,
@@ -43,6 +57,7 @@ class EventBudget:
         self._bucket = TokenBucket(burst, rate, clock)
         self._cutoff = cutoff
         self.refused_in_a_row = 0
+        self.counts: BudgetCounts | None = None
 
     def spend(self, event: str) -> bool:
         """Spend what `event` costs; False: refuse it."""
@@ -50,6 +65,11 @@ class EventBudget:
             self.refused_in_a_row = 0
             return True
         self.refused_in_a_row += 1
+        counts = self.counts
+        if counts is not None:
+            counts.refused += 1
+            if self.refused_in_a_row == self._cutoff:
+                counts.cut_off += 1
         return False
 
     @property

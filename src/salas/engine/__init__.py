@@ -8,12 +8,14 @@ from salas.engine.config import CorsConfig, EngineConfig
 from salas.engine.http import HttpRequest
 from salas.engine.server import EngineServer
 from salas.engine.session import EngineSession
+from salas.engine.stats import EngineStats
 
 __all__ = [
     "CorsConfig",
     "EngineConfig",
     "EngineServer",
     "EngineSession",
+    "EngineStats",
     "HttpRequest",
     "InboundStats",
     "TokenBucket",

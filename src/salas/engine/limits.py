@@ -16,13 +16,24 @@ __all__ = ["ConnectionLimits"]
 class ConnectionLimits:
     """Counts of open connections; `max_total` / `max_per_address` of 0 mean no limit."""
 
-    __slots__ = ("_per_address", "max_per_address", "max_total", "total")
+    __slots__ = (
+        "_per_address",
+        "max_per_address",
+        "max_total",
+        "refused_address",
+        "refused_full",
+        "total",
+    )
 
     def __init__(self, max_total: int, max_per_address: int) -> None:
         self.max_total = max_total
         self.max_per_address = max_per_address
         self.total = 0
         self._per_address: dict[str, int] = {}
+        # Refusals since the start, for metrics: the server full (503), an address at its
+        # limit (429, at accept or once a proxy names the client).
+        self.refused_full = 0
+        self.refused_address = 0
 
     def count(self, address: str) -> int:
         """Open connections attributed to `address`."""
@@ -36,8 +47,10 @@ class ConnectionLimits:
             503 when the server is full, 429 when the address has too many.
         """
         if self.max_total and self.total >= self.max_total:
+            self.refused_full += 1
             return HTTPStatus.SERVICE_UNAVAILABLE
         if address is not None and not self._add(address):
+            self.refused_address += 1
             return HTTPStatus.TOO_MANY_REQUESTS
         self.total += 1
         return None
@@ -54,6 +67,7 @@ class ConnectionLimits:
         if old == new:
             return True
         if not self._add(new):
+            self.refused_address += 1
             return False
         if old is not None:
             self._remove(old)

@@ -35,6 +35,7 @@ from salas.engine.limits import ConnectionLimits
 from salas.engine.logsafe import printable
 from salas.engine.scheduler import FlushScheduler
 from salas.engine.session import EngineSession
+from salas.engine.stats import EngineStats
 from salas.engine.websocket import WebSocket
 
 __all__ = ["EngineServer", "HandshakeCheck"]
@@ -71,6 +72,7 @@ class EngineServer:
         self.allow_request = allow_request
         self.sessions: dict[str, EngineSession] = {}
         self.inbound_stats = InboundStats()  # what the sessions' inbound budgets refused
+        self.stats = EngineStats()  # packets and bytes each way, slow consumers, Origin refusals
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: FlushScheduler | None = None
         self._server: asyncio.Server | None = None
@@ -226,6 +228,7 @@ class EngineServer:
                 "refusing a request from origin %s (not allowed; see cors_origins)",
                 printable(request.headers.get("origin", "")),
             )
+            self.stats.origin_refused += 1
             self._error(request, EngineErrorCode.FORBIDDEN, "Origin not allowed")
             return
         query = request.query
@@ -248,7 +251,9 @@ class EngineServer:
             if not request.upgrade:
                 self._error(request, EngineErrorCode.BAD_REQUEST)
                 return
-            ws = WebSocket(request, self.config.max_payload, self.config.volatile_buffer)
+            ws = WebSocket(
+                request, self.config.max_payload, self.config.volatile_buffer, self.stats
+            )
             if not ws.accept(request):
                 return
             if session.transport != "polling" or session.is_upgrading():
@@ -312,7 +317,9 @@ class EngineServer:
             + orjson.dumps({"sid": sid, "upgrades": upgrades, **self._handshake_template}).decode()
         )
         if transport == "websocket":
-            ws = WebSocket(request, self.config.max_payload, self.config.volatile_buffer)
+            ws = WebSocket(
+                request, self.config.max_payload, self.config.volatile_buffer, self.stats
+            )
             if not ws.accept(request):
                 return
             self.sessions[sid] = session

@@ -56,6 +56,7 @@ class EngineSession:
         "_scheduled",
         "_scheduler",
         "_server",
+        "_stats",
         "_upgrade_timer",
         "_ws",
         "closed",
@@ -77,6 +78,7 @@ class EngineSession:
         self._ws: WebSocket | None = None
         self._out: list[bytes] = []  # websocket frames queued this loop iteration
         self._scheduler = server.scheduler
+        self._stats = server.stats
         self._queue: list[WirePacket] = []
         self._queue_size = 0
         self._poll: HttpRequest | None = None
@@ -207,9 +209,17 @@ class EngineSession:
             out = self._out
             if not out:
                 return
+            # Counted per write, not per delivery: a write is a system call, next to which
+            # two additions are noise.
+            stats = self._stats
             if len(out) == 1:
-                ws.write(out[0])
+                chunk = out[0]
+                stats.packets_sent += 1
+                stats.bytes_sent += len(chunk)
+                ws.write(chunk)
             else:
+                stats.packets_sent += len(out)
+                stats.bytes_sent += sum(map(len, out))
                 ws.writelines(out)
             out.clear()  # reused: no new list per connection per iteration
             # The transport pauses writing above its high-water mark; only then can the
@@ -220,6 +230,7 @@ class EngineSession:
             self._answer_poll()
 
     def _cut_off(self) -> None:
+        self._stats.slow_consumers += 1
         logger.warning(
             "closing session %s: slow consumer, more than %d bytes unsent",
             self.sid,
@@ -268,6 +279,9 @@ class EngineSession:
         # Counted before anything is decoded: a body of tens of thousands of tiny packets
         # would otherwise hold the event loop for as long as it takes to handle them all.
         count = body.count(_SEPARATOR) + 1
+        stats = self._stats
+        stats.packets_received += count
+        stats.bytes_received += len(body)
         config = self._server.config
         if count > config.max_post_packets:
             self._server.inbound_stats.posts_refused += 1
@@ -302,7 +316,10 @@ class EngineSession:
         request = self._poll
         assert request is not None
         self._poll = None
+        stats = self._stats
+        stats.packets_sent += len(self._queue)
         body = encode_payload(self._queue).encode()
+        stats.bytes_sent += len(body)
         self._queue = []
         self._queue_size = 0
         request.respond(200, body, self._server.cors(request))
@@ -388,6 +405,8 @@ class EngineSession:
             ws.close()
 
     def _on_ws_message(self, message: str | bytes) -> None:
+        # (Its bytes are counted as they are read, by the WebSocket.)
+        self._stats.packets_received += 1
         budget = self._budget
         # (A text message's size is counted in characters: the frame is already UTF-8
         # decoded here, and the count only needs to be cheap and proportional.)
@@ -485,6 +504,8 @@ class EngineSession:
                 ws.abort()
             else:
                 if self._out:
+                    self._stats.packets_sent += len(self._out)
+                    self._stats.bytes_sent += sum(map(len, self._out))
                     ws.writelines(self._out)
                 self._out.clear()
                 ws.close()

@@ -17,6 +17,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from salas.engine.http import HttpRequest
+from salas.engine.stats import EngineStats
 
 __all__ = ["WebSocket", "ignore_close", "ignore_message"]
 
@@ -54,11 +55,20 @@ class WebSocket:
         "connection",
         "on_close",
         "on_message",
+        "stats",
         "transport",
     )
 
-    def __init__(self, request: HttpRequest, max_size: int, high_water: int = 256 * 1024) -> None:
+    def __init__(
+        self,
+        request: HttpRequest,
+        max_size: int,
+        high_water: int = 256 * 1024,
+        stats: EngineStats | None = None,
+    ) -> None:
         self.connection = request.connection
+        # Where the bytes read are counted (the engine's; a websocket on its own: here).
+        self.stats = stats if stats is not None else EngineStats()
         transport = request.connection.transport
         assert transport is not None
         self.transport = transport
@@ -105,6 +115,7 @@ class WebSocket:
 
     # -- from the transport -----------------------------------------------------------
     def data_received(self, data: bytes) -> None:
+        self.stats.bytes_received += len(data)
         protocol = self._protocol
         protocol.receive_data(data)
         for frame in protocol.events_received():

@@ -162,6 +162,8 @@ class Recovery:
     Attributes:
         options: As given.
         store: ``options.store``.
+        attempts: Reconnecting clients that presented a session id to recover.
+        recovered: Those that got their session back (their missed packets replayed).
     """
 
     def __init__(self, options: RecoveryOptions) -> None:
@@ -171,6 +173,8 @@ class Recovery:
         self._pending: set[asyncio.Task[None]] = set()
         self._pruner: asyncio.Task[None] | None = None
         self._watches: set[_Watch] = set()
+        self.attempts = 0
+        self.recovered = 0
 
     async def start(self) -> None:
         """Open the store, continue the offsets after the last one it logged, start pruning.
@@ -311,6 +315,7 @@ class Recovery:
         pid = auth.get("pid")
         if not isinstance(pid, str) or not pid:
             return None
+        self.attempts += 1
         watch = _Watch()
         self._watches.add(watch)
         try:
@@ -365,6 +370,7 @@ class Recovery:
             The messages to send the socket, in offset order.
         """
         self._watches.discard(restored.watch)
+        self.recovered += 1
         rooms = frozenset(restored.record.rooms)
         missed = {p.offset: p for p in restored.logged}
         for packet in restored.watch.packets:

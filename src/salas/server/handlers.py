@@ -28,6 +28,8 @@ logger = logging.getLogger("salas.server")
 
 Handler = Callable[..., Any]
 ResultCallback = Callable[[Any], None]
+# Told once the handler has finished, however it finished (metrics time handlers with it).
+DoneCallback = Callable[[], None]
 
 
 def call_handler(
@@ -36,9 +38,11 @@ def call_handler(
     args: tuple[Any, ...] | list[Any],
     where: str,
     on_result: ResultCallback | None = None,
+    on_done: DoneCallback | None = None,
 ) -> None:
     """Run `handler(*args)`; pass its (awaited) result to `on_result`; `tasks` holds the
-    handler's task while it is suspended.
+    handler's task while it is suspended; `on_done` is told when it has finished (returned,
+    raised or been cancelled).
 
     An exception is logged with `where` (socket id and event) and goes no further: the
     connection and the server keep working.
@@ -47,13 +51,18 @@ def call_handler(
         result = handler(*args)
     except Exception:
         logger.exception("error in handler (%s)", where)
+        if on_done is not None:
+            on_done()
         return
     if type(result) is types.CoroutineType:
-        tasks.track(_start_eagerly(_Guarded(result, where, on_result)))
+        tasks.track(_start_eagerly(_Guarded(result, where, on_result, on_done)))
     elif inspect.isawaitable(result):
-        tasks.spawn(_Guarded(_awaiting(result), where, on_result))
-    elif on_result is not None:
-        on_result(result)
+        tasks.spawn(_Guarded(_awaiting(result), where, on_result, on_done))
+    else:
+        if on_done is not None:
+            on_done()
+        if on_result is not None:
+            on_result(result)
 
 
 async def _awaiting(awaitable: Awaitable[Any]) -> Any:
@@ -96,14 +105,19 @@ class _Guarded(collections.abc.Coroutine[Any, Any, None]):
     cancelled before its first step throws into the handler, so its cleanup runs.
     """
 
-    __slots__ = ("_coro", "_done", "_early", "_on_result", "_stepped", "_where")
+    __slots__ = ("_coro", "_done", "_early", "_on_done", "_on_result", "_stepped", "_where")
 
     def __init__(
-        self, coro: Coroutine[Any, Any, Any], where: str, on_result: ResultCallback | None
+        self,
+        coro: Coroutine[Any, Any, Any],
+        where: str,
+        on_result: ResultCallback | None,
+        on_done: DoneCallback | None = None,
     ) -> None:
         self._coro = coro
         self._where = where
         self._on_result = on_result
+        self._on_done = on_done
         self._stepped = False  # step_now ran and the task has not yet taken its result
         self._early: Any = None
         self._done = False
@@ -140,7 +154,7 @@ class _Guarded(collections.abc.Coroutine[Any, Any, None]):
         try:
             return step(arg)
         except StopIteration as stop:
-            self._done = True
+            self._finish()
             if self._on_result is not None:
                 try:
                     self._on_result(stop.value)
@@ -148,9 +162,19 @@ class _Guarded(collections.abc.Coroutine[Any, Any, None]):
                     logger.exception("error answering handler (%s)", self._where)
             raise StopIteration from None
         except asyncio.CancelledError:
-            self._done = True
+            self._finish()
             raise
         except Exception:
-            self._done = True
+            self._finish()
             logger.exception("error in handler (%s)", self._where)
             raise StopIteration from None
+
+    def _finish(self) -> None:
+        self._done = True
+        on_done = self._on_done
+        if on_done is not None:
+            self._on_done = None
+            try:
+                on_done()
+            except Exception:
+                logger.exception("error timing handler (%s)", self._where)

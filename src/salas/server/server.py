@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from salas.adapter.base import AdapterFactory, RemoteSocket
 from salas.adapter.memory import MemoryAdapter
@@ -31,6 +31,9 @@ from salas.server.namespace import Middleware, Namespace
 from salas.server.observers import ServerObserver, ServerObservers
 from salas.server.socket import Socket
 from salas.server.tasks import TaskRegistry
+
+if TYPE_CHECKING:
+    from salas.metrics import ServerMetrics
 
 __all__ = ["Server", "run_loop"]
 
@@ -101,6 +104,12 @@ class Server:
             0: no limit); the burst is ``max_payload``.
         max_post_packets: Packets one long-polling POST may carry; a POST with more is
             answered 400 and its connection closed (default 500).
+        metrics: Serve Prometheus metrics at ``/metrics`` (default False; needs the
+            ``metrics`` extra, ``prometheus_client``). See :mod:`salas.metrics` and
+            docs/metrics.md. ``/metrics`` is on the server's own port: without
+            ``metrics_token`` keep that port off the public internet.
+        metrics_token: When set, ``/metrics`` answers 401 unless the request carries
+            ``Authorization: Bearer <metrics_token>`` (default None: open).
 
     Attributes:
         sockets: The main namespace ``"/"``.
@@ -109,13 +118,16 @@ class Server:
         engine: The Engine.IO server underneath.
         recovery: Connection state recovery, or None when it is off.
         observers: What :meth:`add_observer` added (false while there is none).
+        metrics: The server's :class:`~salas.metrics.ServerMetrics`, or None when off.
         port: The bound port once :meth:`start` has run, else None.
 
     Raises:
         ValueError: A setting that cannot work: a timeout, interval or ``max_payload``
             that is not positive, a ``path`` not starting with ``"/"``, a
             ``volatile_buffer`` above ``max_buffer``, an unknown or no transport, a
-            negative connection limit, a ``forwarded_allow_ips`` item that is no address.
+            negative connection limit, a ``forwarded_allow_ips`` item that is no address,
+            an empty ``metrics_token``.
+        ImportError: ``metrics`` without ``prometheus_client`` installed.
 
     >>> io = Server(cors_origins="*")
     >>> @io.on("connection")
@@ -151,6 +163,8 @@ class Server:
         inbound_burst: int = 1000,
         inbound_bytes_rate: float = 1_000_000.0,
         max_post_packets: int = 500,
+        metrics: bool = False,
+        metrics_token: str | None = None,
     ) -> None:
         """Configure the server (see the class for the arguments); nothing listens yet."""
         if connect_timeout <= 0:
@@ -207,6 +221,13 @@ class Server:
         self._shutting_down: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.sockets = self.of("/")
+        # Imported only when on: prometheus_client is an optional extra, and a server
+        # without metrics pays nothing for them.
+        self.metrics: ServerMetrics | None = None
+        if metrics:
+            from salas.metrics import ServerMetrics
+
+            self.metrics = ServerMetrics(self, metrics_token)
 
     # -- namespaces and handlers ----------------------------------------------------------
     def of(self, name: str) -> Namespace:

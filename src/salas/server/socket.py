@@ -376,7 +376,13 @@ class Socket:
                     SocketPacket(SocketPacketType.ACK, self.nsp.name, _ack_args(result), ack_id)
                 )
 
-        call_handler(self.nsp.server.tasks, handler, args, where, on_result)
+        metrics = self.nsp.server.metrics
+        if metrics is None:
+            call_handler(self.nsp.server.tasks, handler, args, where, on_result)
+        else:
+            # Timed only with metrics on: the timer starts here, the handler's end stops it.
+            timer = metrics.time_handler(self.nsp.name, event)
+            call_handler(self.nsp.server.tasks, handler, args, where, on_result, timer)
 
     def on_close(self, reason: str) -> None:
         """Close this socket: leave every room and tell the application (only once).

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
-from salas.db.batching import GroupCommitter
+from salas.db.batching import CommitObserver, GroupCommitter
 from salas.db.common import Connections, now_ms
 from salas.db.errors import StoreError, not_open
 
@@ -125,6 +125,7 @@ class BatchedMessageStore(ABC, Generic[DbT]):
         self._queries = queries
         self._max_batch = max_batch
         self._committer: GroupCommitter[Draft, StoredMessage] | None = None
+        self._commit_observer: CommitObserver | None = None
 
     # -- measures of group commit ------------------------------------------------------
 
@@ -138,6 +139,15 @@ class BatchedMessageStore(ABC, Generic[DbT]):
         """Messages handed to committed transactions since ``open`` (repeats included)."""
         return 0 if self._committer is None else self._committer.items_committed
 
+    def observe_commits(self, observer: CommitObserver | None) -> None:
+        """Tell ``observer(seconds, ok)`` of every group commit from now on (None: stop).
+
+        It outlives a close and reopen of the store; :mod:`salas.metrics` uses it.
+        """
+        self._commit_observer = observer
+        if self._committer is not None:
+            self._committer.observer = observer
+
     # -- life cycle ----------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -150,6 +160,7 @@ class BatchedMessageStore(ABC, Generic[DbT]):
             return
         await self._db.open()
         self._committer = GroupCommitter(self._commit, max_batch=self._max_batch, name=self.backend)
+        self._committer.observer = self._commit_observer
         self._committer.start()
 
     async def close(self) -> None:
