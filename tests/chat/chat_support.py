@@ -94,6 +94,12 @@ class ChatClient:
     def of(self, event: str) -> list[Any]:
         return [data for name, data in self.events if name == event]
 
+    @property
+    def user_id(self) -> str:
+        """The user id the server's `welcome` gave this client."""
+        user_id: str = self.of("welcome")[0]["user_id"]
+        return user_id
+
     def mark(self) -> int:
         return len(self.events)
 
