@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LISTENING = re.compile(
     r"salas chat listening on http://(?P<host>[^ ]+):(?P<port>\d+)/ "
     r"\(store: (?P<store>[^,]+), single-room: (?P<single>on|off), "
-    r"recovery: (?P<recovery>on|off)\)"
+    r"recovery: (?P<recovery>on|off), auth: (?P<auth>off|HS256|RS256|ES256)\)"
 )
+JWT_SECRET = "a-cli-test-secret-of-32-bytes-at-least"
 
 
 # ------------------------------------------------------------------------ settings (in-process)
@@ -633,3 +634,80 @@ async def test_startup_line_hides_the_password(
         assert "***" in served.match["store"]
         assert await served.stop(signal.SIGTERM) == 0
     assert SECRET not in "\n".join(served.lines)
+
+
+# ------------------------------------------------------------------------- identity settings
+def test_identity_settings_from_flags_and_environment(tmp_path: Path) -> None:
+    """The token auth, private rooms and nick settings come from flags or SALAS_* variables."""
+    _, off = parse_settings(["serve"], {})
+    assert (off.auth, off.jwt_secret, off.private_rooms, off.allow_nick) == (False, None, (), False)
+    assert off.token_verifier() is None
+    argv = ["serve", "--jwt-secret", JWT_SECRET, "--jwt-issuer", "me", "--jwt-audience", "chat"]
+    argv += ["--private-rooms", "staff-*, ops,", "--allow-nick"]
+    _, on = parse_settings(argv, {})
+    assert on.auth and on.private_rooms == ("staff-*", "ops") and on.allow_nick
+    verifier = on.token_verifier()
+    assert verifier is not None and verifier.algorithm == "HS256"
+    assert (verifier.issuer, verifier.audience) == ("me", "chat")
+    env = {
+        "SALAS_JWT_SECRET": JWT_SECRET,
+        "SALAS_PRIVATE_ROOMS": "ops",
+        "SALAS_ALLOW_NICK": "yes",
+        "SALAS_JWT_ISSUER": "them",
+    }
+    _, from_env = parse_settings(["serve"], env)
+    assert from_env.jwt_secret == JWT_SECRET and from_env.private_rooms == ("ops",)
+    assert from_env.allow_nick and from_env.jwt_issuer == "them"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["serve", "--jwt-secret", "short"], {}, "--jwt-secret: the JWT secret must be at least"),
+        (
+            ["serve", "--jwt-secret", JWT_SECRET],
+            {"SALAS_JWT_PUBLIC_KEY": "/nope.pem"},
+            "--jwt-secret and --jwt-public-key: give one",
+        ),
+        (["serve", "--jwt-public-key", "/no/such/key.pem"], {}, "--jwt-public-key: cannot read"),
+        (["serve"], {"SALAS_ALLOW_NICK": "perhaps"}, "SALAS_ALLOW_NICK: 'perhaps' is not a"),
+    ],
+)
+def test_bad_identity_settings(argv: list[str], env: dict[str, str], message: str) -> None:
+    """A short secret, both kinds of key, an unreadable key file: a ConfigError that says so."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings(argv, env)
+    assert str(info.value).startswith(message)
+
+
+def test_public_key_file_is_read(tmp_path: Path) -> None:
+    """--jwt-public-key FILE reads a PEM public key: an RSA one verifies RS256."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    _, settings = parse_settings(["serve", "--jwt-public-key", str(pem)], {})
+    verifier = settings.token_verifier()
+    assert verifier is not None and verifier.algorithm == "RS256"
+
+
+async def test_identity_warnings_at_startup(tmp_path: Path) -> None:
+    """Without auth, a non-loopback host and private-room patterns each get one WARNING;
+    with auth neither appears and the listening line says which algorithm."""
+    args = ("--db", "memory://", "--host", "0.0.0.0", "--private-rooms", "ops")
+    async with serving(*args, cwd=tmp_path) as served:
+        assert served.match is not None and served.match["auth"] == "off"
+        assert await served.stop() == 0
+    warnings = [line for line in served.lines if "WARNING" in line]
+    assert sum("everyone who reaches this server can post as anyone" in w for w in warnings) == 1
+    assert sum("private rooms cannot be entered without auth" in w for w in warnings) == 1
+    async with serving(*args, "--jwt-secret", JWT_SECRET, cwd=tmp_path) as served:
+        assert served.match is not None and served.match["auth"] == "HS256"
+        assert await served.stop() == 0
+    assert not any("WARNING" in line for line in served.lines)
