@@ -39,6 +39,9 @@ from salas.recovery import (
     SQLiteRecoveryStore,
     open_recovery_store,
 )
+from salas.chat.announce import Announcer
+from salas.chat.connection import Conn
+from salas.chat.moderation import Moderation, log_action
 from salas.server import Namespace
 from salas.server.broadcast import BroadcastOperator, event_packet, room_names
 from salas.server.errors import AckTimeout, ConnectionRefused, Disconnected
@@ -103,6 +106,9 @@ CLASSES = [
     Response,
     Router,
     StaticFiles,
+    Conn,
+    Moderation,
+    Announcer,
 ]
 
 FUNCTIONS = [
@@ -113,6 +119,7 @@ FUNCTIONS = [
     event_packet,
     room_names,
     find_client_dist,
+    log_action,
 ]
 
 

@@ -59,8 +59,9 @@ class Announcer:
         self._viewers: dict[str, _Viewer] = {}
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run `coro` in the background (from sync callbacks) on the server's task
-        registry, logging what it raises."""
+        """Run `coro` in the background on the server's task registry, logging what it raises.
+
+        For sync callbacks."""
         self.io.spawn(coro, name="salas chat announce").add_done_callback(_log_failure)
 
     # -- presence ----------------------------------------------------------------------------
@@ -74,9 +75,10 @@ class Announcer:
         previous: str | None = None,
         by: str | None = None,
     ) -> dict[str, object]:
-        """The `presence` event for `user` (`user_id`) in `room`: members and users listed
-        while the room is small enough; `previous`: the old name, for ``renamed``; `by`:
-        the moderator's name, for ``kicked`` and ``banned``."""
+        """The `presence` event for `user` (`user_id`) in `room`.
+
+        Members and users are listed while the room is small enough; `previous`: the old
+        name, for ``renamed``; `by`: the moderator's name, for ``kicked`` and ``banned``."""
         count = self.presence.count(room)
         payload: dict[str, object] = {
             "channel": room,
@@ -114,15 +116,17 @@ class Announcer:
 
     # -- the rooms list ----------------------------------------------------------------------
     def sees_private(self, claims: Claims | None) -> bool:
-        """Whether a user with these claims may enter some private room (so needs a list of
-        their own)."""
+        """Whether a user with these claims may enter some private room.
+
+        Such a user needs a rooms list of their own."""
         if not self.rules or claims is None:
             return False
         return claims.is_moderator or bool(claims.rooms)
 
     def rooms_for(self, claims: Claims | None) -> list[dict[str, object]]:
-        """``[{"name", "count", "private"}]``: the rooms a user with these claims may enter
-        (None: without a token), at most ``config.rooms_list_max`` (the most populated)."""
+        """``[{"name", "count", "private"}]``: the rooms a user with these claims may enter.
+
+        None: without a token. At most ``config.rooms_list_max`` (the most populated)."""
         rules = self.rules
         if not rules:
             rooms = self.presence.room_list(self.config.rooms_list_max)
@@ -147,8 +151,9 @@ class Announcer:
         self._viewers.pop(sid, None)
 
     async def broadcast_rooms(self) -> None:
-        """`Coalescer`'s flush: send everyone their rooms list, if it changed since the last
-        one they were sent."""
+        """`Coalescer`'s flush: send everyone their rooms list, if it changed.
+
+        (Changed since the last one they were sent.)"""
         rooms = self.rooms_for(None)
         if rooms != self._last_rooms:  # else: changes that cancelled out within the interval
             self._last_rooms = rooms

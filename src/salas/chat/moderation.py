@@ -150,8 +150,10 @@ class Moderation:
 
     # -- joins -----------------------------------------------------------------------------
     async def check_join(self, room: str, user_id: str) -> None:
-        """Refuse (``banned``) a user banned from `room`; ``unavailable`` if the bans cannot
-        be read (a ban must not be skipped because the database hiccuped)."""
+        """Refuse (``banned``) a user banned from `room`.
+
+        ``unavailable`` if the bans cannot be read: a ban must not be skipped because the
+        database hiccuped."""
         try:
             ban = await self.bans.is_banned(room, user_id)
         except StoreError as exc:
