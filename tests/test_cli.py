@@ -481,6 +481,10 @@ async def test_environment_configures_serve(tmp_path: Path) -> None:
                     "rooms": [],
                     "recovered": False,
                     "channels": [],
+                    "user_id": events[0][1]["user_id"],
+                    "role": "member",
+                    "auth": False,
+                    "nick_allowed": True,
                 },
             )
             await sio.call("channel_join", "r", timeout=5)
@@ -495,9 +499,10 @@ async def test_history_survives_restart_on_sqlite(tmp_path: Path) -> None:
     """A message acked by `salas serve` on SQLite is in `history` after SIGTERM and a restart."""
     db = tmp_path / "chat.db"
     async with serving("--db", str(db), cwd=tmp_path) as served:
-        sio, _ = await _client(served.url, "ana")
+        sio, ana_events = await _client(served.url, "ana")
         await sio.call("channel_join", "room1", timeout=5)
         sent = await sio.call("message", "¿sobrevive?", timeout=5)
+        ana_id = next(data["user_id"] for event, data in ana_events if event == "welcome")
         assert sent["ok"] is True
         await sio.disconnect()
         assert await served.stop() == 0
@@ -514,6 +519,7 @@ async def test_history_survives_restart_on_sqlite(tmp_path: Path) -> None:
         "channel": "room1",
         "message": "¿sobrevive?",
         "user": "ana",
+        "user_id": ana_id,
     }
     assert history["messages"] == [expected]
     assert joined["messages"] == [expected]

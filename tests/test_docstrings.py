@@ -18,6 +18,9 @@ from salas.adapter import (
     RemoteSocket,
     redis_adapter,
 )
+from salas.chat.announce import Announcer
+from salas.chat.connection import Conn
+from salas.chat.moderation import Moderation, log_action
 from salas.http import (
     Request,
     RequestHooks,
@@ -39,9 +42,6 @@ from salas.recovery import (
     SQLiteRecoveryStore,
     open_recovery_store,
 )
-from salas.chat.announce import Announcer
-from salas.chat.connection import Conn
-from salas.chat.moderation import Moderation, log_action
 from salas.server import Namespace
 from salas.server.broadcast import BroadcastOperator, event_packet, room_names
 from salas.server.errors import AckTimeout, ConnectionRefused, Disconnected
