@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LISTENING = re.compile(
     r"salas chat listening on http://(?P<host>[^ ]+):(?P<port>\d+)/ "
     r"\(store: (?P<store>[^,]+), single-room: (?P<single>on|off), "
-    r"recovery: (?P<recovery>on|off)\)"
+    r"recovery: (?P<recovery>on|off), auth: (?P<auth>off|HS256|RS256|ES256)\)"
 )
+JWT_SECRET = "a-cli-test-secret-of-32-bytes-at-least"
 
 
 # ------------------------------------------------------------------------ settings (in-process)
@@ -486,6 +487,10 @@ async def test_environment_configures_serve(tmp_path: Path) -> None:
                     "rooms": [],
                     "recovered": False,
                     "channels": [],
+                    "user_id": events[0][1]["user_id"],
+                    "role": "member",
+                    "auth": False,
+                    "nick_allowed": True,
                 },
             )
             await sio.call("channel_join", "r", timeout=5)
@@ -500,9 +505,10 @@ async def test_history_survives_restart_on_sqlite(tmp_path: Path) -> None:
     """A message acked by `salas serve` on SQLite is in `history` after SIGTERM and a restart."""
     db = tmp_path / "chat.db"
     async with serving("--db", str(db), cwd=tmp_path) as served:
-        sio, _ = await _client(served.url, "ana")
+        sio, ana_events = await _client(served.url, "ana")
         await sio.call("channel_join", "room1", timeout=5)
         sent = await sio.call("message", "¿sobrevive?", timeout=5)
+        ana_id = next(data["user_id"] for event, data in ana_events if event == "welcome")
         assert sent["ok"] is True
         await sio.disconnect()
         assert await served.stop() == 0
@@ -519,6 +525,7 @@ async def test_history_survives_restart_on_sqlite(tmp_path: Path) -> None:
         "channel": "room1",
         "message": "¿sobrevive?",
         "user": "ana",
+        "user_id": ana_id,
     }
     assert history["messages"] == [expected]
     assert joined["messages"] == [expected]
@@ -653,6 +660,30 @@ def test_log_format_flag_and_environment() -> None:
     assert flag_wins[1].log_format == "text"
 
 
+# ------------------------------------------------------------------------- identity settings
+def test_identity_settings_from_flags_and_environment(tmp_path: Path) -> None:
+    """The token auth, private rooms and nick settings come from flags or SALAS_* variables."""
+    _, off = parse_settings(["serve"], {})
+    assert (off.auth, off.jwt_secret, off.private_rooms, off.allow_nick) == (False, None, (), False)
+    assert off.token_verifier() is None
+    argv = ["serve", "--jwt-secret", JWT_SECRET, "--jwt-issuer", "me", "--jwt-audience", "chat"]
+    argv += ["--private-rooms", "staff-*, ops,", "--allow-nick"]
+    _, on = parse_settings(argv, {})
+    assert on.auth and on.private_rooms == ("staff-*", "ops") and on.allow_nick
+    verifier = on.token_verifier()
+    assert verifier is not None and verifier.algorithm == "HS256"
+    assert (verifier.issuer, verifier.audience) == ("me", "chat")
+    env = {
+        "SALAS_JWT_SECRET": JWT_SECRET,
+        "SALAS_PRIVATE_ROOMS": "ops",
+        "SALAS_ALLOW_NICK": "yes",
+        "SALAS_JWT_ISSUER": "them",
+    }
+    _, from_env = parse_settings(["serve"], env)
+    assert from_env.jwt_secret == JWT_SECRET and from_env.private_rooms == ("ops",)
+    assert from_env.allow_nick and from_env.jwt_issuer == "them"
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [
@@ -664,6 +695,26 @@ def test_bad_log_format_names_its_source(
     argv: list[str], env: dict[str, str], message: str
 ) -> None:
     """An unknown log format is a ConfigError naming the flag or variable."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings(argv, env)
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["serve", "--jwt-secret", "short"], {}, "--jwt-secret: the JWT secret must be at least"),
+        (
+            ["serve", "--jwt-secret", JWT_SECRET],
+            {"SALAS_JWT_PUBLIC_KEY": "/nope.pem"},
+            "--jwt-secret and --jwt-public-key: give one",
+        ),
+        (["serve", "--jwt-public-key", "/no/such/key.pem"], {}, "--jwt-public-key: cannot read"),
+        (["serve"], {"SALAS_ALLOW_NICK": "perhaps"}, "SALAS_ALLOW_NICK: 'perhaps' is not a"),
+    ],
+)
+def test_bad_identity_settings(argv: list[str], env: dict[str, str], message: str) -> None:
+    """A short secret, both kinds of key, an unreadable key file: a ConfigError that says so."""
     with pytest.raises(ConfigError) as info:
         parse_settings(argv, env)
     assert str(info.value).startswith(message)
@@ -752,3 +803,36 @@ def test_admin_ui_setting() -> None:
     assert parse_settings(["serve"], {"SALAS_ADMIN_UI": ""})[1].admin_ui is None
     with pytest.raises(ConfigError, match="SALAS_ADMIN_UI: expected USER:PASSWORD"):
         parse_settings(["serve"], {"SALAS_ADMIN_UI": "nopassword"})
+
+
+def test_public_key_file_is_read(tmp_path: Path) -> None:
+    """--jwt-public-key FILE reads a PEM public key: an RSA one verifies RS256."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    _, settings = parse_settings(["serve", "--jwt-public-key", str(pem)], {})
+    verifier = settings.token_verifier()
+    assert verifier is not None and verifier.algorithm == "RS256"
+
+
+async def test_identity_warnings_at_startup(tmp_path: Path) -> None:
+    """Without auth, a non-loopback host and private-room patterns each get one WARNING;
+    with auth neither appears and the listening line says which algorithm."""
+    args = ("--db", "memory://", "--host", "0.0.0.0", "--private-rooms", "ops")
+    async with serving(*args, cwd=tmp_path) as served:
+        assert served.match is not None and served.match["auth"] == "off"
+        assert await served.stop() == 0
+    warnings = [line for line in served.lines if "WARNING" in line]
+    assert sum("everyone who reaches this server can post as anyone" in w for w in warnings) == 1
+    assert sum("private rooms cannot be entered without auth" in w for w in warnings) == 1
+    async with serving(*args, "--jwt-secret", JWT_SECRET, cwd=tmp_path) as served:
+        assert served.match is not None and served.match["auth"] == "HS256"
+        assert await served.stop() == 0
+    assert not any("WARNING" in line for line in served.lines)

@@ -18,6 +18,9 @@ from salas.adapter import (
     RemoteSocket,
     redis_adapter,
 )
+from salas.chat.announce import Announcer
+from salas.chat.connection import Conn
+from salas.chat.moderation import Moderation, log_action
 from salas.http import (
     Request,
     RequestHooks,
@@ -103,6 +106,9 @@ CLASSES = [
     Response,
     Router,
     StaticFiles,
+    Conn,
+    Moderation,
+    Announcer,
 ]
 
 FUNCTIONS = [
@@ -113,6 +119,7 @@ FUNCTIONS = [
     event_packet,
     room_names,
     find_client_dist,
+    log_action,
 ]
 
 

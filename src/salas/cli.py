@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 from salas import __version__
+from salas.auth import RoomRules, TokenVerifier
 from salas.chat.config import ChatConfig
 from salas.db.urls import backend_of, redact, split_sqlite_url
 from salas.engine import CorsConfig, EngineConfig
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "ServeSettings",
+    "is_loopback",
     "main",
     "parse_settings",
     "parse_ttl",
@@ -108,6 +111,53 @@ class ServeSettings:
     metrics: bool = False  # Prometheus metrics at /metrics
     # Bearer token /metrics requires; None: open. Never in a repr or a log.
     metrics_token: str | None = field(default=None, repr=False)
+    # Token auth: on with a secret (HS256) or a PEM public key file (RS256/ES256).
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None  # the file's path
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    private_rooms: tuple[str, ...] = ()  # globs; entered only with a token that allows them
+    allow_nick: bool = False  # with token auth, users may still rename themselves
+
+    @property
+    def auth(self) -> bool:
+        """Whether token auth is on."""
+        return self.jwt_secret is not None or self.jwt_public_key is not None
+
+    def token_verifier(self) -> TokenVerifier | None:
+        """The verifier of the configured key (the public key file is read now); None
+        without token auth.
+
+        Raises:
+            ConfigError: Both a secret and a key, an unreadable file, or a key or secret
+                the verifier refuses.
+        """
+        if not self.auth:
+            return None
+        if self.jwt_secret is not None and self.jwt_public_key is not None:
+            raise ConfigError(
+                "--jwt-secret and --jwt-public-key: give one of them, not both "
+                "(SALAS_JWT_SECRET / SALAS_JWT_PUBLIC_KEY)"
+            )
+        public_key = None
+        if self.jwt_public_key is not None:
+            try:
+                with open(self.jwt_public_key, "rb") as file:
+                    public_key = file.read()
+            except OSError as exc:
+                raise ConfigError(
+                    f"--jwt-public-key: cannot read {self.jwt_public_key!r}: {exc.strerror or exc}"
+                ) from None
+        try:
+            return TokenVerifier(
+                secret=self.jwt_secret,
+                public_key=public_key,
+                issuer=self.jwt_issuer,
+                audience=self.jwt_audience,
+            )
+        except (ValueError, ImportError) as exc:
+            source = "--jwt-secret" if self.jwt_secret is not None else "--jwt-public-key"
+            raise ConfigError(f"{source}: {exc}") from None
 
     def server_options(self) -> dict[str, Any]:
         """The `salas.Server` keyword arguments these settings stand for."""
@@ -284,6 +334,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help="/metrics requires 'Authorization: Bearer TOKEN' [SALAS_METRICS_TOKEN] (none: "
         "open to whoever reaches the port)",
+    )
+    serve.add_argument(
+        "--jwt-secret",
+        help="turn token auth on: the HS256 secret (32 bytes at least) that login tokens are "
+        "signed with (salas token mints them) [SALAS_JWT_SECRET] (none: anonymous mode)",
+    )
+    serve.add_argument(
+        "--jwt-public-key",
+        metavar="FILE",
+        help="or turn token auth on with a PEM public key: RSA (RS256) or P-256 EC (ES256) "
+        "[SALAS_JWT_PUBLIC_KEY] (none)",
+    )
+    serve.add_argument(
+        "--jwt-issuer", help="the iss every token must carry [SALAS_JWT_ISSUER] (not checked)"
+    )
+    serve.add_argument(
+        "--jwt-audience",
+        help="what every token's aud must name [SALAS_JWT_AUDIENCE] (tokens naming one refused)",
+    )
+    serve.add_argument(
+        "--private-rooms",
+        metavar="PATTERNS",
+        help="private rooms, comma-separated names or globs ('staff-*,ops'): entered only "
+        "with a token whose rooms claim allows them, or by moderators and admins "
+        "[SALAS_PRIVATE_ROOMS] (none)",
+    )
+    serve.add_argument(
+        "--allow-nick",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with token auth, users may still change their name with nick "
+        "[SALAS_ALLOW_NICK=1/0] (off: the name comes from the token)",
     )
     serve.add_argument(
         "--log-level",
@@ -474,6 +556,12 @@ def parse_settings(
     details = _pick(args.healthz_details, environ, "SALAS_HEALTHZ_DETAILS", "--healthz-details")
     log_format = _pick(args.log_format, environ, "SALAS_LOG_FORMAT", "--log-format")
     admin_ui = _pick(args.admin_ui, environ, "SALAS_ADMIN_UI", "--admin-ui")
+    secret = _pick(args.jwt_secret, environ, "SALAS_JWT_SECRET", "--jwt-secret")
+    key = _pick(args.jwt_public_key, environ, "SALAS_JWT_PUBLIC_KEY", "--jwt-public-key")
+    issuer = _pick(args.jwt_issuer, environ, "SALAS_JWT_ISSUER", "--jwt-issuer")
+    audience = _pick(args.jwt_audience, environ, "SALAS_JWT_AUDIENCE", "--jwt-audience")
+    private = _pick(args.private_rooms, environ, "SALAS_PRIVATE_ROOMS", "--private-rooms")
+    allow_nick = _pick(args.allow_nick, environ, "SALAS_ALLOW_NICK", "--allow-nick")
     settings = ServeSettings(
         host=host[0].strip() if host and host[0].strip() else DEFAULT_HOST,
         port=_port(*port) if port else DEFAULT_PORT,
@@ -500,9 +588,24 @@ def parse_settings(
         api_token=_api_token(args, environ),
         admin_ui=_admin_ui(*admin_ui) if admin_ui and admin_ui[0] else None,
         **_metrics_settings(args, environ),
+        jwt_secret=_text(secret),
+        jwt_public_key=_text(key),
+        jwt_issuer=_text(issuer),
+        jwt_audience=_text(audience),
+        private_rooms=RoomRules.parse(private[0]).private_patterns if private else (),
+        allow_nick=_flag(allow_nick, default=False),
     )
     _check_store(settings.db, db[1] if db else "--db")
+    settings.token_verifier()  # refuse a bad key or secret now, before anything starts
     return str(args.command), settings
+
+
+def _text(picked: tuple[Any, str] | None) -> str | None:
+    """A text setting; set but empty (or only spaces) counts as unset."""
+    if picked is None:
+        return None
+    text = str(picked[0]).strip()
+    return text or None
 
 
 def _flag(picked: tuple[Any, str] | None, *, default: bool) -> bool:
@@ -527,6 +630,34 @@ def _check_store(db: str, source: str) -> None:
         raise ConfigError(f"{source}: {exc}") from None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` listens on this machine only (``127.0.0.1``, ``::1``, ``localhost``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface
+
+
+def _warn_identity(settings: ServeSettings) -> None:
+    """The startup warnings about identity: anonymous mode open to the network, and private
+    rooms that nobody can enter."""
+    if settings.auth:
+        return
+    if not is_loopback(settings.host):
+        logger.warning(
+            "no token auth on %s: everyone who reaches this server can post as anyone, under "
+            "any name; turn auth on with --jwt-secret or --jwt-public-key",
+            settings.host,
+        )
+    if settings.private_rooms:
+        logger.warning(
+            "--private-rooms is set but token auth is off: private rooms cannot be entered "
+            "without auth (give --jwt-secret or --jwt-public-key)"
+        )
+
+
 def _http_url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/"
@@ -542,8 +673,13 @@ async def serve(settings: ServeSettings) -> int:
     """Run the chat until SIGINT/SIGTERM; the exit code."""
     from salas.chat import create_app
     from salas.recovery import open_recovery_store
-    from salas.store import StoreError, open_store
+    from salas.store import StoreError, open_ban_store, open_store
 
+    try:
+        verifier = settings.token_verifier()
+    except ConfigError as exc:
+        print(f"salas: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     url = store_url(settings.db)
     store = open_store(url)
     try:
@@ -551,6 +687,15 @@ async def serve(settings: ServeSettings) -> int:
     except StoreError as exc:
         print(f"salas: error: cannot open the store {redact(url)}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    # Bans in the same database as the messages: they survive restarts.
+    bans = open_ban_store(url)
+    try:
+        await bans.open()
+    except StoreError as exc:
+        await store.close()
+        print(f"salas: error: cannot open the bans of {redact(url)}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    _warn_identity(settings)
     try:
         config = ChatConfig(
             single_room=settings.single_room,
@@ -559,6 +704,8 @@ async def serve(settings: ServeSettings) -> int:
             message_burst=settings.message_burst,
             healthz_details=settings.healthz_details,
             event_cutoff=settings.event_cutoff,
+            private_rooms=settings.private_rooms,
+            allow_nick=settings.allow_nick,
         )
         # Connection state recovery in the same database: it survives restarts.
         app = create_app(
@@ -566,7 +713,9 @@ async def serve(settings: ServeSettings) -> int:
             store,
             open_recovery_store(url) if settings.recovery else None,
             server_options=settings.server_options(),
-            api=_api_config(settings),
+            api=_api_config(settings, verifier),
+            auth=verifier,
+            bans=bans,
         )
         if settings.admin_ui:
             from salas.admin import instrument, parse_credentials
@@ -585,11 +734,12 @@ async def serve(settings: ServeSettings) -> int:
             )
             return EXIT_FAILURE
         _announce(
-            "salas chat listening on %s (store: %s, single-room: %s, recovery: %s)",
+            "salas chat listening on %s (store: %s, single-room: %s, recovery: %s, auth: %s)",
             _http_url(settings.host, port),
             redact(url),
             "on" if settings.single_room else "off",
             "on" if settings.recovery else "off",
+            verifier.algorithm if verifier is not None else "off",
         )
         if settings.api_token is not None:
             logger.info("HTTP API on at /api/ (described at /api/openapi.json)")
@@ -599,6 +749,7 @@ async def serve(settings: ServeSettings) -> int:
         # holds and close it (below).
         await app.shutdown()
     finally:
+        await bans.close()
         await store.close()
     logger.info("salas chat stopped")
     return EXIT_OK
@@ -665,12 +816,12 @@ def _metrics_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> d
     return {"metrics": on, "metrics_token": token or None}
 
 
-def _api_config(settings: ServeSettings) -> ApiConfig:
-    """The chat's `ApiConfig` (off without a token). JWTs with role admin are accepted too
-    once `serve` verifies tokens: pass its `TokenVerifier` as `verifier`."""
+def _api_config(settings: ServeSettings, verifier: TokenVerifier | None) -> ApiConfig:
+    """The chat's `ApiConfig`: on with `--api-token`, and with token auth on, for JWTs of
+    role admin too (`verifier`); off otherwise."""
     from salas.chat.api import ApiConfig
 
-    return ApiConfig(token=settings.api_token)
+    return ApiConfig(token=settings.api_token, verifier=verifier)
 
 
 # -- salas token ------------------------------------------------------------------------------

@@ -18,9 +18,10 @@ from typing import Any
 import socketio
 import websockets
 
+from salas.auth import TokenVerifier, mint_token
 from salas.chat import ChatApp, ChatConfig, create_app
 from salas.recovery import RecoveryStore
-from salas.store import MessageStore, StoredMessage, StoreError, open_store
+from salas.store import BanStore, MessageStore, StoredMessage, StoreError, open_store
 from tests.support.node import run_node
 
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -28,6 +29,18 @@ TIMEOUT = 5.0
 
 # Short timings so tests do not sleep through production values.
 FAST = ChatConfig(rooms_interval=0.05, typing_timeout=0.3, typing_throttle=0.2)
+# The HS256 secret of the chat tests with token auth.
+SECRET = "the-chat-tests-secret-of-32-bytes!!"
+
+
+def verifier(leeway: float = 0.0) -> TokenVerifier:
+    """The verifier of `SECRET` (no leeway by default: expiry tests need not wait 30 s)."""
+    return TokenVerifier(secret=SECRET, leeway=leeway)
+
+
+def token(sub: str, name: str | None = None, **claims: Any) -> str:
+    """A token of `SECRET` for user `sub` (`rooms`, `role`, `ttl` as `mint_token`)."""
+    return mint_token(SECRET, sub, name=name, **claims)
 
 
 @dataclass
@@ -46,12 +59,15 @@ async def running_chat(
     config: ChatConfig = FAST,
     store: MessageStore | None = None,
     recovery: RecoveryStore | None = None,
+    *,
+    auth: TokenVerifier | None = None,
+    bans: BanStore | None = None,
 ) -> AsyncIterator[RunningChat]:
     """The chat app on a free loopback port with an open store (memory:// by default);
-    with a `recovery` store, connection state recovery is on."""
+    with a `recovery` store, connection state recovery is on; with `auth`, token auth."""
     store = store if store is not None else open_store("memory://")
     await store.open()
-    app = create_app(config, store, recovery)
+    app = create_app(config, store, recovery, auth=auth, bans=bans)
     port = await app.start("127.0.0.1", 0)
     try:
         yield RunningChat(app, store, port)
@@ -74,11 +90,18 @@ class ChatClient:
             self._changed.set()
 
     async def connect(
-        self, url: str, name: Any = None, transport: str = "websocket", auth: Any = None
+        self,
+        url: str,
+        name: Any = None,
+        transport: str = "websocket",
+        auth: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> ChatClient:
         if auth is None and name is not None:
             auth = {"name": name}
-        await self.sio.connect(url, auth=auth, transports=[transport], wait_timeout=TIMEOUT)
+        await self.sio.connect(
+            url, auth=auth, headers=headers or {}, transports=[transport], wait_timeout=TIMEOUT
+        )
         await self.next("welcome")
         return self
 
@@ -93,6 +116,12 @@ class ChatClient:
 
     def of(self, event: str) -> list[Any]:
         return [data for name, data in self.events if name == event]
+
+    @property
+    def user_id(self) -> str:
+        """The user id the server's `welcome` gave this client."""
+        user_id: str = self.of("welcome")[0]["user_id"]
+        return user_id
 
     def mark(self) -> int:
         return len(self.events)
@@ -293,7 +322,13 @@ class GatedStore:
         await self.inner.close()
 
     async def append(
-        self, channel: str, message: str, user: str, client_id: str | None = None
+        self,
+        channel: str,
+        message: str,
+        user: str,
+        client_id: str | None = None,
+        *,
+        user_id: str | None = None,
     ) -> StoredMessage:
         if self.fail:
             raise StoreError("disk on fire (test)")
@@ -303,7 +338,7 @@ class GatedStore:
             await self.gate.wait()
         finally:
             self.waiting -= 1
-        stored = await self.inner.append(channel, message, user, client_id)
+        stored = await self.inner.append(channel, message, user, client_id, user_id=user_id)
         if delay:
             await asyncio.sleep(delay)
         return stored

@@ -20,17 +20,20 @@ def _announcer(presence_members_max: int) -> tuple[Announcer, LocalPresence]:
 
 
 def test_presence_payload_lists_members_of_small_rooms() -> None:
-    """Up to presence_members_max members, the payload lists them; `previous` for renames."""
+    """Up to presence_members_max members, the payload lists them (names and users);
+    `previous` for renames."""
     announce, presence = _announcer(2)
     presence.connect("s0", "bob")
     presence.connect("s1", "ana")
     presence.join("s0", "r")
     presence.join("s1", "r")
-    assert announce.presence_payload("r", "renamed", "ana", "al") == {
+    assert announce.presence_payload("r", "renamed", "ana", "s1", previous="al") == {
         "channel": "r",
         "event": "renamed",
         "user": "ana",
+        "user_id": "s1",
         "members": ["ana", "bob"],
+        "users": [{"id": "s1", "name": "ana"}, {"id": "s0", "name": "bob"}],
         "count": 2,
         "previous": "al",
     }
@@ -42,12 +45,23 @@ def test_presence_payload_of_big_rooms_has_only_the_count() -> None:
     for i, name in enumerate(("ana", "bob")):
         presence.connect(f"s{i}", name)
         presence.join(f"s{i}", "r")
-    assert announce.presence_payload("r", "left", "cid") == {
+    assert announce.presence_payload("r", "left", "cid", "u-cid") == {
         "channel": "r",
         "event": "left",
         "user": "cid",
+        "user_id": "u-cid",
         "count": 2,
     }
+
+
+def test_presence_payload_of_a_kick_says_by_whom() -> None:
+    """A kicked/banned presence carries `by`, the moderator's name."""
+    announce, presence = _announcer(5)
+    presence.connect("s0", "mod", "u-mod")
+    presence.join("s0", "r")
+    payload = announce.presence_payload("r", "kicked", "bob", "u-bob", by="mod")
+    assert payload["by"] == "mod" and payload["user_id"] == "u-bob"
+    assert payload["users"] == [{"id": "u-mod", "name": "mod"}]
 
 
 async def test_spawn_logs_what_a_background_send_raises(caplog: pytest.LogCaptureFixture) -> None:

@@ -244,7 +244,10 @@ async def test_rooms_lists_what_the_rooms_event_lists() -> None:
             await client.call("channel_join", room)
         reply = await api.request("GET", "/api/rooms")
         assert reply.status == 200
-        expected = [{"name": "dev", "count": 1}, {"name": "lobby", "count": 2}]
+        expected = [
+            {"name": "dev", "count": 1, "private": False},
+            {"name": "lobby", "count": 2, "private": False},
+        ]
         assert reply.json() == {"rooms": expected}
         event = await ana.next("rooms", lambda r: r["rooms"] == expected)
         assert event["rooms"] == reply.json()["rooms"]

@@ -111,8 +111,8 @@ async def test_message_rate_zero_is_unlimited() -> None:
 
 
 async def test_big_rooms_get_presence_without_member_lists() -> None:
-    """Above presence_members_max members, presence has count but no members list; the join
-    ack still lists everyone."""
+    """Above presence_members_max members, presence has count but no members (nor users)
+    list; the join ack still lists everyone."""
     config = dataclasses.replace(FAST, presence_members_max=2)
     async with running_chat(config) as chat, clients(chat.url, "a", "b", "c") as (a, b, c):
         await a.call("channel_join", "room1")
@@ -122,7 +122,13 @@ async def test_big_rooms_get_presence_without_member_lists() -> None:
         ack = await c.call("channel_join", "room1")
         assert ack["members"] == ["a", "b", "c"] and ack["count"] == 3
         big = await a.next("presence", lambda p: p["user"] == "c")
-        assert big == {"channel": "room1", "event": "joined", "user": "c", "count": 3}
+        assert big == {
+            "channel": "room1",
+            "event": "joined",
+            "user": "c",
+            "user_id": c.user_id,
+            "count": 3,
+        }
         await c.call("channel_leave", "room1")
         left = await a.next("presence", lambda p: p["event"] == "left")
         assert left["members"] == ["a", "b"] and left["count"] == 2
@@ -136,7 +142,10 @@ async def test_rooms_list_is_capped() -> None:
             await a.call("channel_join", room)
         for room in ("big", "mid"):
             await b.call("channel_join", room)
-        expected = [{"name": "big", "count": 2}, {"name": "mid", "count": 2}]
+        expected = [
+            {"name": "big", "count": 2, "private": False},
+            {"name": "mid", "count": 2, "private": False},
+        ]
         await a.next("rooms", lambda r: r["rooms"] == expected)
         async with clients(chat.url, "c") as (c,):
             assert c.of("welcome")[0]["rooms"] == expected

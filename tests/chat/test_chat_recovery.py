@@ -132,7 +132,7 @@ async def test_recovered_socket_after_a_restart(tmp_path: Path) -> None:
         welcome = again.of("welcome")[0]
         assert welcome["recovered"] is True and welcome["name"] == "anita"
         assert welcome["channels"] == [{"channel": "room1", "name": "anita"}]
-        assert welcome["rooms"] == [{"name": "room1", "count": 1}]
+        assert welcome["rooms"] == [{"name": "room1", "count": 1, "private": False}]
         sent = await again.call("message", "after the restart")
         assert sent["ok"] is True and sent["channel"] == "room1"
         assert (await again.next("message"))["user"] == "anita"

@@ -4,6 +4,7 @@ every event with acks and bad inputs (scenario scripts in tests/chat/js)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -50,6 +51,8 @@ async def test_every_event_and_bad_input() -> None:
     async with running_chat(config) as chat:
         r = await run_js("chat_protocol.js", chat.url)
     assert "error" not in r, r
+    ana_id = r["welcome"]["data"]["user_id"]
+    assert re.fullmatch(r"guest-[0-9a-f]{12}", ana_id)
     assert r["welcome"] == {
         "event": "welcome",
         "data": {
@@ -58,6 +61,10 @@ async def test_every_event_and_bad_input() -> None:
             "rooms": [],
             "recovered": False,
             "channels": [],
+            "user_id": ana_id,
+            "role": "member",
+            "auth": False,
+            "nick_allowed": True,
         },
     }
     assert r["join"] == {
@@ -66,7 +73,9 @@ async def test_every_event_and_bad_input() -> None:
         "name": "ana",
         "messages": [],
         "members": ["ana"],
+        "users": [{"id": ana_id, "name": "ana"}],
         "count": 1,
+        "private": False,
     }
     assert r["join_bob"]["members"] == ["ana", "bob"]
     assert r["presence_at_ana"]["event"] == "joined" and r["presence_at_ana"]["count"] == 2
@@ -79,12 +88,14 @@ async def test_every_event_and_bad_input() -> None:
         "message": "hello",
         "user": "ana",
         "client_id": "n-1",
+        "user_id": ana_id,
     }
     assert r["retry_ack"] == ack
     assert r["plain_ack"]["channel"] == "room1" and r["plain_ack"]["id"] > ack["id"]
     assert r["typing_ack"] == {"ok": True}
-    assert r["typing_at_bob"] == {"channel": "room1", "user": "ana", "typing": True}
-    assert r["typing_stop_at_bob"] == {"channel": "room1", "user": "ana", "typing": False}
+    typing = {"channel": "room1", "user": "ana", "user_id": ana_id}
+    assert r["typing_at_bob"] == {**typing, "typing": True}
+    assert r["typing_stop_at_bob"] == {**typing, "typing": False}
     assert [m["message"] for m in r["history"]["messages"]] == ["hello", "plain string"]
     assert [m["message"] for m in r["history_before"]["messages"]] == ["hello"]
     assert [m["message"] for m in r["history_after"]["messages"]] == ["plain string"]
@@ -100,4 +111,4 @@ async def test_every_event_and_bad_input() -> None:
         assert case["still_connected"] is True, case
     assert r["leave"] == {"ok": True, "channel": "room1"}
     assert r["left_at_ana"]["user"] == "roberto" and r["left_at_ana"]["members"] == ["ana"]
-    assert r["rooms_at_ana"] == {"rooms": [{"name": "room1", "count": 1}]}
+    assert r["rooms_at_ana"] == {"rooms": [{"name": "room1", "count": 1, "private": False}]}

@@ -30,8 +30,19 @@ async def test_welcome_with_auth_name() -> None:
     async with running_chat() as chat, clients(chat.url, "ana") as (ana,):
         assert ana.events[0] == (
             "welcome",
-            {"name": "ana", "single_room": False, "rooms": [], "recovered": False, "channels": []},
+            {
+                "name": "ana",
+                "single_room": False,
+                "rooms": [],
+                "recovered": False,
+                "channels": [],
+                "user_id": ana.user_id,
+                "role": "member",
+                "auth": False,
+                "nick_allowed": True,
+            },
         )
+        assert re.fullmatch(r"guest-[0-9a-f]{12}", ana.user_id)
         assert (await ana.next("rooms")) == {"rooms": []}
 
 
@@ -62,7 +73,10 @@ async def test_welcome_lists_existing_rooms() -> None:
         await bob.call("channel_join", "room1")
         await bob.call("channel_join", "room2")
         async with clients(chat.url, "cy") as (cy,):
-            expected = [{"name": "room1", "count": 2}, {"name": "room2", "count": 1}]
+            expected = [
+                {"name": "room1", "count": 2, "private": False},
+                {"name": "room2", "count": 1, "private": False},
+            ]
             assert cy.of("welcome")[0]["rooms"] == expected
             assert (await cy.next("rooms")) == {"rooms": expected}
 
@@ -94,7 +108,9 @@ async def test_join_broadcasts_presence_to_the_room_only() -> None:
             "channel": "room1",
             "event": "joined",
             "user": "bob",
+            "user_id": bob.user_id,
             "members": ["ana", "bob"],
+            "users": [{"id": ana.user_id, "name": "ana"}, {"id": bob.user_id, "name": "bob"}],
             "count": 2,
         }
         assert await ana.next("presence", lambda p: p["user"] == "bob") == expected
@@ -130,7 +146,9 @@ async def test_rooms_broadcast_on_changes_coalesced() -> None:
         mark = by.mark()
         for i in range(12):
             await ana.send("channel_join", f"r{i:02d}")
-        expected = {"rooms": [{"name": f"r{i:02d}", "count": 1} for i in range(12)]}
+        expected = {
+            "rooms": [{"name": f"r{i:02d}", "count": 1, "private": False} for i in range(12)]
+        }
         await by.next("rooms", lambda r: r == expected, after=mark)
         assert 1 <= len([e for e in by.since(mark) if e[0] == "rooms"]) <= 3
 
@@ -148,7 +166,9 @@ async def test_leave_tells_the_room_and_stops_delivery() -> None:
             "channel": "room1",
             "event": "left",
             "user": "bob",
+            "user_id": bob.user_id,
             "members": ["ana"],
+            "users": [{"id": ana.user_id, "name": "ana"}],
             "count": 1,
         }
         mark = bob.mark()
@@ -217,6 +237,7 @@ async def test_message_object_form_and_ack() -> None:
             "channel": "room1",
             "message": "hi there",
             "user": "ana",
+            "user_id": ana.user_id,
         }
 
 
@@ -277,7 +298,12 @@ async def test_typing_reaches_others_not_the_typist() -> None:
         await ana.call("channel_join", "room1")
         await bob.call("channel_join", "room1")
         assert await ana.call("typing", {"channel": "room1", "typing": True}) == {"ok": True}
-        assert await bob.next("typing") == {"channel": "room1", "user": "ana", "typing": True}
+        assert await bob.next("typing") == {
+            "channel": "room1",
+            "user": "ana",
+            "user_id": ana.user_id,
+            "typing": True,
+        }
         assert ana.of("typing") == []
 
 
@@ -289,7 +315,12 @@ async def test_typing_is_throttled_and_expires() -> None:
         for _ in range(10):
             await ana.call("typing", "room1")
         stopped = await bob.next("typing", lambda t: t["typing"] is False, timeout=2)
-        assert stopped == {"channel": "room1", "user": "ana", "typing": False}
+        assert stopped == {
+            "channel": "room1",
+            "user": "ana",
+            "user_id": ana.user_id,
+            "typing": False,
+        }
         assert [t["typing"] for t in bob.of("typing")] == [True, False]
 
 
@@ -362,8 +393,10 @@ async def test_nick_renames_in_every_room() -> None:
             "channel": "r1",
             "event": "renamed",
             "user": "anita",
+            "user_id": ana.user_id,
             "previous": "ana",
             "members": ["anita", "bob"],
+            "users": [{"id": ana.user_id, "name": "anita"}, {"id": bob.user_id, "name": "bob"}],
             "count": 2,
         }
         await ana.next("presence", lambda p: p["event"] == "renamed" and p["channel"] == "r2")
@@ -416,7 +449,13 @@ async def test_disconnect_tells_each_room() -> None:
         assert (await ana.next("typing", lambda t: not t["typing"]))["user"] == "bob"
         await ana.next(
             "rooms",
-            lambda r: r["rooms"] == [{"name": "r1", "count": 1}, {"name": "r2", "count": 1}],
+            lambda r: (
+                r["rooms"]
+                == [
+                    {"name": "r1", "count": 1, "private": False},
+                    {"name": "r2", "count": 1, "private": False},
+                ]
+            ),
         )
 
 
@@ -440,7 +479,13 @@ async def test_single_room_mode_leaves_previous_room() -> None:
         assert only_sentinels(bob.since(mark))
         await bob.next(
             "rooms",
-            lambda r: r["rooms"] == [{"name": "room1", "count": 1}, {"name": "room2", "count": 1}],
+            lambda r: (
+                r["rooms"]
+                == [
+                    {"name": "room1", "count": 1, "private": False},
+                    {"name": "room2", "count": 1, "private": False},
+                ]
+            ),
         )
 
 
@@ -540,7 +585,9 @@ async def test_bad_input(event: str, args: tuple[Any, ...], code: str) -> None:
         await bob.call("channel_join", "room1")
         await bob.next("presence", lambda p: p["count"] == 2)
         # Let the room list settle, so that anything after the mark is caused by the input.
-        await bob.next("rooms", lambda r: r["rooms"] == [{"name": "room1", "count": 2}])
+        await bob.next(
+            "rooms", lambda r: r["rooms"] == [{"name": "room1", "count": 2, "private": False}]
+        )
         await asyncio.sleep(2 * FAST.rooms_interval)
         mark_ana, mark_bob = ana.mark(), bob.mark()
         reply = await ana.call(event, *args)

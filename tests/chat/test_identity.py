@@ -52,3 +52,26 @@ def test_name_from_auth() -> None:
     name, error = name_from_auth({"name": 12})
     assert name is None and error is not None and error.code == "invalid_name"
     assert name_from_auth({"name": "x" * 33})[1] is not None
+
+
+def test_guest_user_ids_are_long_and_random() -> None:
+    """A guest user id is guest- and 12 hex digits, a new one each time."""
+    from salas.chat.identity import guest_user_id
+
+    ids = {guest_user_id() for _ in range(50)}
+    assert len(ids) == 50
+    assert all(re.fullmatch(r"guest-[0-9a-f]{12}", i) for i in ids)
+
+
+def test_check_user_id() -> None:
+    """A user id from a client is a printable string of 1 to 256 characters, else bad_request."""
+    import pytest
+
+    from salas.chat.errors import ChatError
+    from salas.chat.identity import check_user_id
+
+    assert check_user_id("u-1") == "u-1"
+    for bad in ("", "x" * 257, 5, None, "a\nb"):
+        with pytest.raises(ChatError) as info:
+            check_user_id(bad)
+        assert info.value.code == "bad_request"

@@ -126,7 +126,7 @@ def test_disconnect_reports_departures() -> None:
     p.join("s0", "x")
     p.join("s1", "x")
     p.join("s1", "y")
-    assert p.disconnect("s1") == [Departure("x", "ana#2"), Departure("y", "ana")]
+    assert p.disconnect("s1") == [Departure("x", "ana#2", "s1"), Departure("y", "ana", "s1")]
     assert not p.is_connected("s1")
     assert p.room_list() == [{"name": "x", "count": 1}]
     assert p.connections == 1
@@ -193,3 +193,43 @@ def test_local_presence_implements_the_protocol() -> None:
         assert have[name] == signature, name
         kind = type(vars(PresenceBackend)[name])
         assert isinstance(vars(LocalPresence)[name], kind), name
+
+
+def test_sockets_of_one_user_are_one_member() -> None:
+    """Two sockets of one user show one name and count once; the user stays until the last
+    socket leaves; another user with the same name gets #2."""
+    p = LocalPresence()
+    p.connect("t1", "ana", "u-ana")
+    p.connect("t2", "ana", "u-ana")
+    p.connect("x", "ana", "u-other")
+    assert p.join("t1", "r") == ("ana", True)
+    assert p.join("t2", "r") == ("ana", True)
+    assert p.user_sockets("r", "u-ana") == ["t1", "t2"]
+    assert p.join("x", "r") == ("ana#2", True)
+    assert p.count("r") == 2 and p.members("r") == ["ana", "ana#2"]
+    assert p.users("r") == [{"id": "u-ana", "name": "ana"}, {"id": "u-other", "name": "ana#2"}]
+    assert p.room_list() == [{"name": "r", "count": 2}]
+    assert p.leave("t1", "r") == "ana"
+    assert p.user_sockets("r", "u-ana") == ["t2"] and p.count("r") == 2
+    assert p.disconnect("t2") == [Departure("r", "ana", "u-ana", True)]
+    assert p.members("r") == ["ana#2"] and p.user_id("x") == "u-other"
+
+
+def test_disconnect_of_one_socket_of_a_user_is_not_the_last() -> None:
+    """A departure says whether the user's last socket left the room."""
+    p = LocalPresence()
+    p.connect("t1", "ana", "u-ana")
+    p.connect("t2", "ana", "u-ana")
+    p.join("t1", "r")
+    p.join("t2", "r")
+    assert p.disconnect("t1") == [Departure("r", "ana", "u-ana", False)]
+
+
+def test_room_list_filter() -> None:
+    """room_list(where=...) lists only the rooms the predicate keeps, before the limit."""
+    p = make("ana", "bob")
+    p.join("s0", "staff")
+    p.join("s1", "staff")
+    p.join("s0", "lobby")
+    public = p.room_list(1, lambda room: room != "staff")
+    assert public == [{"name": "lobby", "count": 1}]

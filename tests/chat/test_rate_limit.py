@@ -28,6 +28,10 @@ def test_every_chat_event_has_a_cost() -> None:
         "channel_join",
         "channel_leave",
         "history",
+        "delete_message",
+        "kick",
+        "ban",
+        "unban",
         "nick",
         "typing",
     }

@@ -46,3 +46,12 @@ def test_anything_else_is_no_state(value: Any) -> None:
 def test_no_rooms_is_a_state() -> None:
     """A socket that had joined nothing still has its name saved."""
     assert load_state({"name": "ana", "rooms": []}) == SavedState("ana")
+
+
+def test_user_id_is_kept() -> None:
+    """An anonymous socket's guest id is saved and read back; a bad one voids the state."""
+    state = SavedState("ana", (), "guest-0123456789ab")
+    data = json.loads(json.dumps(state.to_data()))
+    assert data["user_id"] == "guest-0123456789ab"
+    assert load_state(data) == state
+    assert load_state({"name": "ana", "rooms": [], "user_id": 5}) is None

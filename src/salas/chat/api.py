@@ -617,10 +617,14 @@ OPENAPI: dict[str, Any] = {
             },
             "Room": {
                 "type": "object",
-                "required": ["name", "count"],
+                "required": ["name", "count", "private"],
                 "properties": {
                     "name": {"type": "string"},
                     "count": {"type": "integer", "minimum": 1},
+                    "private": {
+                        "type": "boolean",
+                        "description": "a private room (--private-rooms)",
+                    },
                 },
             },
             "NewMessage": {

@@ -1,7 +1,14 @@
 """The chat application: the events of docs/chat-protocol.md on a `salas.Server`.
 
 `create_app(config, store)` builds it; the store must be opened and closed by the caller
-(`salas serve` does both). Only the public API of `salas.server` and `salas.store` is used.
+(`salas serve` does both). Only the public API of `salas.server`, `salas.auth` and
+`salas.store` is used.
+
+Identity: `create_app(..., auth=TokenVerifier(secret=...))` turns token auth on: the app
+puts `salas.auth.JwtAuth` in front of every connection (``io.use``), names and user ids
+come from the tokens, `ChatConfig.private_rooms` can be entered by the users the tokens
+allow, and moderators can kick and ban. Bans go to `bans` (a `salas.store.BanStore`, opened
+and closed by the caller; by default one in memory, which the app opens itself).
 
 This module wires the parts together and runs them: presence (`salas.chat.presence`),
 messages (`salas.chat.messages`), the socket events (`salas.chat.events`), the other
@@ -19,6 +26,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from salas.auth import JwtAuth, TokenVerifier
 from salas.chat.announce import Announcer
 from salas.chat.api import ApiConfig, HttpApi
 from salas.chat.config import ChatConfig
@@ -32,7 +40,7 @@ from salas.chat.typing_status import TypingTracker
 from salas.http import SECURITY_HEADERS, Response
 from salas.recovery import RecoveryOptions, RecoveryStore
 from salas.server import Server, Socket
-from salas.store import MessageStore
+from salas.store import BanStore, MemoryBanStore, MessageStore
 
 __all__ = ["ChatApp", "create_app"]
 
@@ -51,7 +59,12 @@ class ChatApp:
     `await shutdown()`; the store is the caller's to open and close. With a `recovery`
     store, connection state recovery is on; the server opens and closes that store.
     `presence` defaults to this process's own (`LocalPresence`). `messages.post` posts a
-    message without a socket.
+    message without a socket. `auth`: token auth on (see the module); `bans`: where bans
+    are kept (the caller's to open and close; default: in memory, opened by `start`).
+
+    Attributes:
+        auth: The token middleware in ``io.use``, or None without token auth.
+        bans: The ban store.
     """
 
     def __init__(
@@ -63,9 +76,14 @@ class ChatApp:
         presence: PresenceBackend | None = None,
         server_options: Mapping[str, Any] | None = None,
         api: ApiConfig | None = None,
+        auth: TokenVerifier | None = None,
+        bans: BanStore | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        # A ban store of our own (memory) is ours to open; one given is the caller's.
+        self._own_bans = bans is None
+        self.bans: BanStore = bans if bans is not None else MemoryBanStore()
         self.io = Server(
             cors_origins=config.cors_origins,
             connection_state_recovery=(
@@ -74,8 +92,11 @@ class ChatApp:
             # The engine's own settings (timeouts, connection limits, inbound budget...).
             **(server_options or {}),
         )
+        self.auth = JwtAuth(auth) if auth is not None else None
+        if self.auth is not None:
+            self.io.use(self.auth)
         self.presence: PresenceBackend = presence if presence is not None else LocalPresence()
-        announce = Announcer(self.io, self.presence, config)
+        self.announce = announce = Announcer(self.io, self.presence, config)
         self.typing = TypingTracker(
             announce.typing_changed,
             timeout=config.typing_timeout,
@@ -87,7 +108,15 @@ class ChatApp:
         # A socket's typing stops where its message is broadcast.
         self.messages = MessageService(self.io, store, before_broadcast=self.typing.stop)
         self.events = ChatEvents(
-            config, store, self.presence, self.typing, self.rooms_feed, self.messages, announce
+            config,
+            store,
+            self.presence,
+            self.typing,
+            self.rooms_feed,
+            self.messages,
+            announce,
+            bans=self.bans,
+            auth=self.auth,
         )
         self.io.on("connection", self.events.on_connection)
         self.budget_counts = BudgetCounts()  # the event budgets' refusals (with metrics)
@@ -95,12 +124,13 @@ class ChatApp:
             self._measure()
         self.io.route("/healthz")(self._healthz)
         # The HTTP publish API (salas.chat.api), routed only when it has a token or verifier;
-        # it lists the rooms the `rooms` event lists.
+        # its callers are trusted (the API token, or an admin's JWT): it lists every room, as
+        # the `rooms` event lists them to an admin (private ones marked).
         self.api = HttpApi(
             api or ApiConfig(),
             self.messages,
             store,
-            lambda: self.presence.room_list(config.rooms_list_max),
+            self._all_rooms,
         )
         self.api.mount(self.io)
         # The chat page (index.html, the web engineer's) at /, the tutorial's page beside it;
@@ -147,6 +177,8 @@ class ChatApp:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8000) -> int:
         """Start listening; returns the bound port (pass 0 for any free one)."""
+        if self._own_bans:
+            await self.bans.open()
         self.messages.start()
         return await self.io.start(host, port)
 
@@ -160,10 +192,17 @@ class ChatApp:
         await self.io.shutdown()
         self.rooms_feed.close()
         self.typing.close()
+        if self._own_bans:
+            await self.bans.close()
 
     async def wait_closed(self) -> None:
         """Wait until `shutdown` has run."""
         await self.io.wait_closed()
+
+    def _all_rooms(self) -> list[dict[str, object]]:
+        rules = self.announce.rules
+        rooms = self.presence.room_list(self.config.rooms_list_max)
+        return [{**room, "private": rules.is_private(str(room["name"]))} for room in rooms]
 
     async def _healthz(self, request: object) -> Response:
         """`{"ok", "store": {"ok"}, "connections"}`; 503 when the store is not ok.
@@ -187,13 +226,25 @@ def create_app(
     *,
     server_options: Mapping[str, Any] | None = None,
     api: ApiConfig | None = None,
+    auth: TokenVerifier | None = None,
+    bans: BanStore | None = None,
 ) -> ChatApp:
     """The chat app; `store` defaults to a fresh ``memory://`` one (opened by the caller);
     `recovery` (e.g. ``open_recovery_store(url)``) turns connection state recovery on;
     `server_options`: more keyword arguments of `salas.Server` (the inbound budget...);
-    `api`: the HTTP publish API's settings (off without a token or verifier)."""
+    `api`: the HTTP publish API's settings (off without a token or verifier); `auth`
+    (``TokenVerifier(secret=...)``) turns token auth on; `bans` (e.g. ``open_ban_store(url)``,
+    opened by the caller) keeps bans (default: in memory)."""
     if store is None:
         from salas.store import open_store
 
         store = open_store("memory://")
-    return ChatApp(config or ChatConfig(), store, recovery, server_options=server_options, api=api)
+    return ChatApp(
+        config or ChatConfig(),
+        store,
+        recovery,
+        server_options=server_options,
+        api=api,
+        auth=auth,
+        bans=bans,
+    )

@@ -49,8 +49,17 @@ class ChatConfig:
     healthz_details: bool = False
     # Refused events in a row after which the connection is closed (0: never).
     event_cutoff: int = 50
+    # Globs naming the private rooms (salas.auth.RoomRules): entered only by users whose
+    # token's `rooms` claim matches them, and by moderators and admins; without token auth
+    # (`create_app(..., auth=...)`) nobody may enter them.
+    private_rooms: tuple[str, ...] = ()
+    # With token auth, let users change the name their token gives them (`nick`); without
+    # auth, `nick` is always allowed.
+    allow_nick: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.private_rooms, str):
+            raise TypeError("ChatConfig.private_rooms is a tuple of patterns, not a string")
         for name in ("typing_timeout", "typing_throttle"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ChatConfig.{name} must be positive")

@@ -2,7 +2,8 @@
 
 Every chat event a socket sends spends from one token bucket (`ChatConfig.message_burst`
 tokens, refilled at `message_rate` per second): `message`, `channel_join`, `channel_leave`,
-`history` and `nick` cost one token each, `typing` a fifth of one (clients send it while the
+`history`, `nick` and the moderation events (`delete_message`, `kick`, `ban`, `unban`)
+cost one token each, `typing` a fifth of one (clients send it while the
 user types, and it is cheap to handle). An event over budget is refused (`rate_limited`);
 after `ChatConfig.event_cutoff` refusals in a row the connection is closed, since a client
 that goes on sending into a closed door is a flood, not a person.
@@ -26,6 +27,10 @@ EVENT_COSTS: dict[str, float] = {
     "history": 1.0,
     "nick": 1.0,
     "typing": 0.2,
+    "delete_message": 1.0,
+    "kick": 1.0,
+    "ban": 1.0,
+    "unban": 1.0,
 }
 
 
