@@ -171,6 +171,7 @@
     const wasHidden = page.authPanel.hidden;
     page.authPanel.hidden = false;
     page.reconnect.hidden = true; // the same token would be refused again
+    page.nickForm.hidden = true; // the name will come from the token
     if (wasHidden) page.tokenInput.focus();
   }
 
@@ -696,7 +697,7 @@
     $(".log-region", box).setAttribute("aria-label", `Messages in ${name}`);
     $(".composer-input", box).setAttribute("aria-label", `Message to ${name}`);
     $(".leave", box).setAttribute("aria-label", `Leave ${name}`);
-    $(".rejoin", box).setAttribute("aria-label", `Join ${name} again`);
+    $(".rejoin", box).setAttribute("aria-label", `Join again: ${name}`);
 
     const view = {
       name,
