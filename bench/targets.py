@@ -144,7 +144,8 @@ TARGETS: dict[str, Target] = {
             "salas",
             "salas (seed relay)",
             "relay",
-            # seed.py with the connection limits off (see bench/servers/salas_relay.py)
+            # seed.py with connection limits off and the inbound budget raised past the
+            # benchmark's rates (see bench/servers/salas_relay.py)
             lambda port, env: [PYTHON, str(ROOT / "bench" / "servers" / "salas_relay.py")],
             _salas_versions,
         ),
@@ -161,12 +162,15 @@ TARGETS: dict[str, Target] = {
             "chat",
             _chat_argv,
             _chat_versions,
-            # the chat's per-client message rate limit off, as for trusted clients: a single
-            # sender must be able to offer more than 10 messages/s
-            # The connection limits off too: every benchmark client comes from 127.0.0.1, and
+            # the chat's per-client event budget off, as for trusted clients: a single
+            # sender must be able to offer more than 10 messages/s; the engine's inbound
+            # budget (100 packets/s per connection) raised past the benchmark's rates; and
+            # the connection limits off: every benchmark client comes from 127.0.0.1, and
             # the scenarios open more than the per-address (and total) defaults admit.
             env={
                 "SALAS_MESSAGE_RATE": "0",
+                "SALAS_INBOUND_RATE": "1000000",
+                "SALAS_INBOUND_BURST": "1000000",
                 "SALAS_MAX_CONNECTIONS": "0",
                 "SALAS_MAX_CONNECTIONS_PER_IP": "0",
             },

@@ -67,6 +67,27 @@ def test_environment() -> None:
     )
 
 
+def test_budget_settings_from_flags_and_environment() -> None:
+    """The inbound budget, POST packet bound and event cut-off come from flags or SALAS_*."""
+    env = {"SALAS_INBOUND_RATE": "250", "SALAS_EVENT_CUTOFF": "0", "SALAS_INBOUND_BURST": "9"}
+    argv = ["serve", "--inbound-burst", "3000", "--max-post-packets", "50"]
+    _, settings = parse_settings([*argv, "--inbound-bytes-rate", "0"], env)
+    assert (settings.inbound_rate, settings.inbound_burst) == (250.0, 3000)
+    assert (settings.inbound_bytes_rate, settings.max_post_packets) == (0.0, 50)
+    assert settings.event_cutoff == 0
+    _, defaults = parse_settings(["serve"], {})
+    assert (defaults.inbound_rate, defaults.inbound_burst, defaults.max_post_packets) == (
+        100.0,
+        1000,
+        500,
+    )
+    assert (defaults.inbound_bytes_rate, defaults.event_cutoff) == (1_000_000.0, 50)
+    with pytest.raises(ConfigError):
+        parse_settings(["serve", "--event-cutoff", "-1"], {})
+    with pytest.raises(ConfigError):
+        parse_settings(["serve", "--max-post-packets", "0"], {})
+
+
 def test_flags_win_over_environment() -> None:
     """A flag beats its environment variable, including --no-single-room over SALAS_SINGLE_ROOM."""
     env = {
@@ -443,7 +464,7 @@ async def test_environment_configures_serve(tmp_path: Path) -> None:
         SALAS_SINGLE_ROOM="true",
         SALAS_DB="memory://",
         SALAS_LOG_LEVEL="debug",
-        SALAS_MESSAGE_BURST="2",
+        SALAS_MESSAGE_BURST="3",  # the join, then two messages
         SALAS_MESSAGE_RATE="0.01",
     ) as served:
         assert served.match is not None

@@ -11,9 +11,14 @@ from pathlib import Path
 
 import salas
 
-# Connection limits off as in salas_relay.py: the benchmark's clients all come from 127.0.0.1.
+# Connection limits off and the inbound budget raised, as in salas_relay.py.
 salas.Server = functools.partial(  # type: ignore[misc,assignment]
-    salas.Server, connection_state_recovery=True, max_connections=0, max_connections_per_ip=0
+    salas.Server,
+    connection_state_recovery=True,
+    max_connections=0,
+    max_connections_per_ip=0,
+    inbound_rate=1_000_000.0,
+    inbound_burst=1_000_000,
 )
 runpy.run_path(
     str(Path(__file__).resolve().parents[2] / "examples" / "seed.py"), run_name="__main__"

@@ -54,6 +54,11 @@ DEFAULT_TIMEOUT_BODY = _ENGINE_DEFAULTS.body_timeout
 DEFAULT_TIMEOUT_KEEP_ALIVE = _ENGINE_DEFAULTS.keep_alive_timeout
 DEFAULT_MAX_CONNECTIONS = _ENGINE_DEFAULTS.max_connections
 DEFAULT_MAX_CONNECTIONS_PER_IP = _ENGINE_DEFAULTS.max_connections_per_ip
+DEFAULT_EVENT_CUTOFF = _CHAT_DEFAULTS.event_cutoff
+DEFAULT_INBOUND_RATE = _ENGINE_DEFAULTS.inbound_rate
+DEFAULT_INBOUND_BURST = _ENGINE_DEFAULTS.inbound_burst
+DEFAULT_INBOUND_BYTES_RATE = _ENGINE_DEFAULTS.inbound_bytes_rate
+DEFAULT_MAX_POST_PACKETS = _ENGINE_DEFAULTS.max_post_packets
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -84,6 +89,12 @@ class ServeSettings:
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # 0: no limit
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP  # 0: no limit
     forwarded_allow_ips: tuple[str, ...] = ()
+    healthz_details: bool = False  # /healthz shows the store's path and error text
+    event_cutoff: int = DEFAULT_EVENT_CUTOFF  # refused events in a row; 0: never cut off
+    inbound_rate: float = DEFAULT_INBOUND_RATE  # packets per connection and second; 0: none
+    inbound_burst: int = DEFAULT_INBOUND_BURST
+    inbound_bytes_rate: float = DEFAULT_INBOUND_BYTES_RATE  # bytes per second; 0: no limit
+    max_post_packets: int = DEFAULT_MAX_POST_PACKETS
 
     def server_options(self) -> dict[str, Any]:
         """The `salas.Server` keyword arguments these settings stand for."""
@@ -94,9 +105,11 @@ class ServeSettings:
             "max_connections": self.max_connections,
             "max_connections_per_ip": self.max_connections_per_ip,
             "forwarded_allow_ips": self.forwarded_allow_ips,
+            "inbound_rate": self.inbound_rate,
+            "inbound_burst": self.inbound_burst,
+            "inbound_bytes_rate": self.inbound_bytes_rate,
+            "max_post_packets": self.max_post_packets,
         }
-
-    healthz_details: bool = False  # /healthz shows the store's path and error text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,13 +152,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--message-rate",
-        help="messages per second one connection may send on average, 0 for no limit "
+        help="chat events per second one connection may send on average (a message, join, "
+        "leave, history or nick costs 1, typing 0.2), 0 for no limit "
         f"[SALAS_MESSAGE_RATE] ({DEFAULT_MESSAGE_RATE:g})",
     )
     serve.add_argument(
         "--message-burst",
-        help="messages one connection may send at once before the rate applies "
+        help="chat events one connection may send at once before the rate applies "
         f"[SALAS_MESSAGE_BURST] ({DEFAULT_MESSAGE_BURST})",
+    )
+    serve.add_argument(
+        "--event-cutoff",
+        help="chat events refused in a row (over the rate) after which the connection is "
+        f"closed, 0 for never [SALAS_EVENT_CUTOFF] ({DEFAULT_EVENT_CUTOFF})",
+    )
+    serve.add_argument(
+        "--inbound-rate",
+        help="Engine.IO packets per second one connection may send, counted before decoding; "
+        "over it packets are dropped, and a connection still over it after 2 s is closed; "
+        f"0 for no limit [SALAS_INBOUND_RATE] ({DEFAULT_INBOUND_RATE:g})",
+    )
+    serve.add_argument(
+        "--inbound-burst",
+        help="packets one connection may send at once above --inbound-rate "
+        f"[SALAS_INBOUND_BURST] ({DEFAULT_INBOUND_BURST})",
+    )
+    serve.add_argument(
+        "--inbound-bytes-rate",
+        help="bytes per second one connection may send (its burst: the 1 MB max payload), "
+        f"0 for no limit [SALAS_INBOUND_BYTES_RATE] ({DEFAULT_INBOUND_BYTES_RATE:g})",
+    )
+    serve.add_argument(
+        "--max-post-packets",
+        help="packets one long-polling POST may carry; more: 400 and the connection closed "
+        f"[SALAS_MAX_POST_PACKETS] ({DEFAULT_MAX_POST_PACKETS})",
     )
     serve.add_argument(
         "--recovery",
@@ -276,13 +316,6 @@ def _seconds(raw: str, source: str) -> float:
     return seconds
 
 
-def _limit(raw: str, source: str) -> int:
-    text = raw.strip()
-    if not text.isdecimal() or not text.isascii():
-        raise ConfigError(f"{source}: {raw!r} is not a whole number (0 for no limit)")
-    return int(text)
-
-
 def _proxies(raw: str, source: str) -> tuple[str, ...]:
     items = parse_forwarded_allow_ips(raw)
     try:
@@ -290,6 +323,14 @@ def _proxies(raw: str, source: str) -> tuple[str, ...]:
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return items
+
+
+def _count(raw: str, source: str) -> int:
+    """A whole number, 0 or more (0 means none/no limit for the settings that use it)."""
+    text = raw.strip()
+    if not text.isdecimal() or not text.isascii():
+        raise ConfigError(f"{source}: {raw!r} is not a whole number (0 or more)")
+    return int(text)
 
 
 def _log_level(raw: str, source: str) -> str:
@@ -331,6 +372,15 @@ def parse_settings(
     level = _pick(args.log_level, environ, "SALAS_LOG_LEVEL", "--log-level")
     rate = _pick(args.message_rate, environ, "SALAS_MESSAGE_RATE", "--message-rate")
     burst = _pick(args.message_burst, environ, "SALAS_MESSAGE_BURST", "--message-burst")
+    cutoff = _pick(args.event_cutoff, environ, "SALAS_EVENT_CUTOFF", "--event-cutoff")
+    in_rate = _pick(args.inbound_rate, environ, "SALAS_INBOUND_RATE", "--inbound-rate")
+    in_burst = _pick(args.inbound_burst, environ, "SALAS_INBOUND_BURST", "--inbound-burst")
+    in_bytes = _pick(
+        args.inbound_bytes_rate, environ, "SALAS_INBOUND_BYTES_RATE", "--inbound-bytes-rate"
+    )
+    post_packets = _pick(
+        args.max_post_packets, environ, "SALAS_MAX_POST_PACKETS", "--max-post-packets"
+    )
     recovery = _pick(args.recovery, environ, "SALAS_RECOVERY", "--recovery")
     head = _pick(args.timeout_head, environ, "SALAS_TIMEOUT_HEAD", "--timeout-head")
     body = _pick(args.timeout_body, environ, "SALAS_TIMEOUT_BODY", "--timeout-body")
@@ -357,12 +407,17 @@ def parse_settings(
         log_level=_log_level(*level) if level else DEFAULT_LOG_LEVEL,
         message_rate=_rate(*rate) if rate else DEFAULT_MESSAGE_RATE,
         message_burst=_burst(*burst) if burst else DEFAULT_MESSAGE_BURST,
+        event_cutoff=_count(*cutoff) if cutoff else DEFAULT_EVENT_CUTOFF,
+        inbound_rate=_rate(*in_rate) if in_rate else DEFAULT_INBOUND_RATE,
+        inbound_burst=_burst(*in_burst) if in_burst else DEFAULT_INBOUND_BURST,
+        inbound_bytes_rate=_rate(*in_bytes) if in_bytes else DEFAULT_INBOUND_BYTES_RATE,
+        max_post_packets=_burst(*post_packets) if post_packets else DEFAULT_MAX_POST_PACKETS,
         recovery=_flag(recovery, default=True),
         timeout_head=_seconds(*head) if head else DEFAULT_TIMEOUT_HEAD,
         timeout_body=_seconds(*body) if body else DEFAULT_TIMEOUT_BODY,
         timeout_keep_alive=_seconds(*idle) if idle else DEFAULT_TIMEOUT_KEEP_ALIVE,
-        max_connections=_limit(*conns) if conns else DEFAULT_MAX_CONNECTIONS,
-        max_connections_per_ip=_limit(*per_ip) if per_ip else DEFAULT_MAX_CONNECTIONS_PER_IP,
+        max_connections=_count(*conns) if conns else DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_ip=_count(*per_ip) if per_ip else DEFAULT_MAX_CONNECTIONS_PER_IP,
         forwarded_allow_ips=_proxies(*proxies) if proxies else (),
         healthz_details=_flag(details, default=False),
     )
@@ -423,6 +478,7 @@ async def serve(settings: ServeSettings) -> int:
             message_rate=settings.message_rate,
             message_burst=settings.message_burst,
             healthz_details=settings.healthz_details,
+            event_cutoff=settings.event_cutoff,
         )
         # Connection state recovery in the same database: it survives restarts.
         app = create_app(

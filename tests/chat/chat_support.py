@@ -293,7 +293,13 @@ class GatedStore:
         await self.inner.close()
 
     async def append(
-        self, channel: str, message: str, user: str, client_id: str | None = None
+        self,
+        channel: str,
+        message: str,
+        user: str,
+        client_id: str | None = None,
+        *,
+        user_id: str | None = None,
     ) -> StoredMessage:
         if self.fail:
             raise StoreError("disk on fire (test)")
@@ -303,7 +309,7 @@ class GatedStore:
             await self.gate.wait()
         finally:
             self.waiting -= 1
-        stored = await self.inner.append(channel, message, user, client_id)
+        stored = await self.inner.append(channel, message, user, client_id, user_id=user_id)
         if delay:
             await asyncio.sleep(delay)
         return stored

@@ -86,7 +86,7 @@ async def test_a_sockets_messages_keep_their_order() -> None:
 
 async def test_message_rate_limit() -> None:
     """Past the burst, messages are rate_limited (not stored, not sent); tokens come back."""
-    config = dataclasses.replace(FAST, message_burst=5, message_rate=5.0)
+    config = dataclasses.replace(FAST, message_burst=6, message_rate=5.0)  # the join spends 1
     async with running_chat(config) as chat, clients(chat.url, "ana", "bob") as (ana, bob):
         await ana.call("channel_join", "room1")
         await bob.call("channel_join", "room1")
@@ -142,16 +142,15 @@ async def test_rooms_list_is_capped() -> None:
             assert c.of("welcome")[0]["rooms"] == expected
 
 
-async def test_control_rate_limit() -> None:
-    """Joins, leaves, nicks and history share a bucket: past its burst, rate_limited."""
-    config = dataclasses.replace(FAST, control_burst=3, control_rate=0.5)
+async def test_one_budget_for_every_event() -> None:
+    """Joins, history and messages share one bucket: past its burst, rate_limited."""
+    config = dataclasses.replace(FAST, message_burst=4, message_rate=0.5)
     async with running_chat(config) as chat, clients(chat.url, "ana") as (ana,):
         replies = [await ana.call("channel_join", f"r{i}") for i in range(3)]
-        replies.append(await ana.call("history", "r0"))
-        assert [r["ok"] for r in replies] == [True, True, True, False]
-        assert replies[3]["error"]["code"] == "rate_limited"
-        # Messages have their own bucket.
-        assert (await ana.call("message", "still talking"))["ok"] is True
+        replies.append(await ana.call("history", {"channel": "r0"}))
+        replies.append(await ana.call("message", "no tokens left"))
+        assert [r["ok"] for r in replies] == [True, True, True, True, False]
+        assert replies[4]["error"]["code"] == "rate_limited"
 
 
 async def test_too_many_rooms() -> None:

@@ -10,11 +10,11 @@ from salas.chat.config import ChatConfig
 
 
 def test_defaults_match_the_protocol_doc() -> None:
-    """Defaults: multi-room, 50 messages on join, 20-message burst at 10/s, 250 ms rooms."""
+    """Defaults: multi-room, 50 messages on join, a 50-event burst at 10/s, 250 ms rooms."""
     config = ChatConfig()
     assert config.single_room is False
     assert config.join_history == 50
-    assert (config.message_burst, config.message_rate) == (20, 10.0)
+    assert (config.message_burst, config.message_rate, config.event_cutoff) == (50, 10.0, 50)
     assert config.rooms_interval == 0.25
     assert config.typing_timeout == 5.0
     assert config.typing_throttle == 2.0
@@ -28,12 +28,11 @@ def test_defaults_match_the_protocol_doc() -> None:
         {"message_rate": -1},
         {"rooms_list_max": 0},
         {"presence_members_max": -1},
-        {"control_rate": 0},
+        {"event_cutoff": -1},
         {"rooms_interval": -0.1},
         {"join_history": 0},
         {"max_rooms_per_socket": 0},
         {"message_burst": 0},
-        {"control_burst": 0},
     ],
 )
 def test_impossible_settings_are_refused(changes: dict[str, Any]) -> None:

@@ -46,7 +46,7 @@ async def test_every_event_and_bad_input() -> None:
     """Each event answers as documented through the Node client; each bad input gets its exact
     code in the ack and in `error`, reaches no one else, and leaves the connection working."""
     # Dozens of messages (one sentinel per bad input) in a second: above the default burst.
-    config = dataclasses.replace(FAST, message_burst=500, control_burst=500)
+    config = dataclasses.replace(FAST, message_burst=1000)
     async with running_chat(config) as chat:
         r = await run_js("chat_protocol.js", chat.url)
     assert "error" not in r, r

@@ -294,12 +294,14 @@ async def test_typing_is_throttled_and_expires() -> None:
 
 
 async def test_typing_false_and_message_end_typing() -> None:
-    """`typing: false` and sending a message both broadcast `typing: false` at once."""
+    """`typing: false` past the throttle interval and sending a message both broadcast
+    `typing: false` at once."""
     config = dataclasses.replace(FAST, typing_timeout=30.0)
     async with running_chat(config) as chat, clients(chat.url, "ana", "bob") as (ana, bob):
         await ana.call("channel_join", "room1")
         await bob.call("channel_join", "room1")
         await ana.call("typing", "room1")
+        await asyncio.sleep(config.typing_throttle + 0.05)
         await ana.call("typing", {"channel": "room1", "typing": False})
         await ana.call("typing", "room1")
         await ana.call("message", "done typing")

@@ -126,7 +126,7 @@ def test_disconnect_reports_departures() -> None:
     p.join("s0", "x")
     p.join("s1", "x")
     p.join("s1", "y")
-    assert p.disconnect("s1") == [Departure("x", "ana#2"), Departure("y", "ana")]
+    assert p.disconnect("s1") == [Departure("x", "ana#2", "s1"), Departure("y", "ana", "s1")]
     assert not p.is_connected("s1")
     assert p.room_list() == [{"name": "x", "count": 1}]
     assert p.connections == 1

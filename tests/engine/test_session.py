@@ -68,6 +68,20 @@ async def test_post_malformed_payload_closes_session(engine) -> None:
     assert sid not in h.server.sessions
 
 
+async def test_post_with_more_than_max_post_packets_refused(engine) -> None:
+    """A POST of max_post_packets packets is handled; one more answers 400, closes the
+    session and delivers none of them."""
+    h = await engine(max_post_packets=5)
+    sid, _ = await h.handshake()
+    response = await h.post(sid, "\x1e".join(["4a"] * 5))
+    assert (response.status, h.messages[sid]) == (200, ["a"] * 5)
+    response = await h.post(sid, "\x1e".join(["4b"] * 6))
+    assert response.status == 400
+    assert h.closed == {sid: "transport error"}
+    assert h.messages[sid] == ["a"] * 5
+    assert h.server.inbound_stats.posts_refused == 1
+
+
 async def test_post_invalid_utf8_closes_session(engine) -> None:
     """A POST body that is not UTF-8 answers 400 and closes the session."""
     h = await engine()

@@ -1,7 +1,14 @@
 """The chat application: the events of docs/chat-protocol.md on a `salas.Server`.
 
 `create_app(config, store)` builds it; the store must be opened and closed by the caller
-(`salas serve` does both). Only the public API of `salas.server` and `salas.store` is used.
+(`salas serve` does both). Only the public API of `salas.server`, `salas.auth` and
+`salas.store` is used.
+
+Identity: `create_app(..., auth=TokenVerifier(secret=...))` turns token auth on: the app
+puts `salas.auth.JwtAuth` in front of every connection (``io.use``), names and user ids
+come from the tokens, `ChatConfig.private_rooms` can be entered by the users the tokens
+allow, and moderators can kick and ban. Bans go to `bans` (a `salas.store.BanStore`, opened
+and closed by the caller; by default one in memory, which the app opens itself).
 
 This module wires the parts together and runs them: presence (`salas.chat.presence`),
 messages (`salas.chat.messages`), the socket events (`salas.chat.events`), the other
@@ -19,6 +26,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from salas.auth import JwtAuth, TokenVerifier
 from salas.chat.announce import Announcer
 from salas.chat.config import ChatConfig
 from salas.chat.events import ChatEvents
@@ -30,7 +38,7 @@ from salas.chat.typing_status import TypingTracker
 from salas.http import SECURITY_HEADERS, Response
 from salas.recovery import RecoveryOptions, RecoveryStore
 from salas.server import Server
-from salas.store import MessageStore
+from salas.store import BanStore, MemoryBanStore, MessageStore
 
 __all__ = ["ChatApp", "create_app"]
 
@@ -49,7 +57,12 @@ class ChatApp:
     `await shutdown()`; the store is the caller's to open and close. With a `recovery`
     store, connection state recovery is on; the server opens and closes that store.
     `presence` defaults to this process's own (`LocalPresence`). `messages.post` posts a
-    message without a socket.
+    message without a socket. `auth`: token auth on (see the module); `bans`: where bans
+    are kept (the caller's to open and close; default: in memory, opened by `start`).
+
+    Attributes:
+        auth: The token middleware in ``io.use``, or None without token auth.
+        bans: The ban store.
     """
 
     def __init__(
@@ -60,17 +73,25 @@ class ChatApp:
         *,
         presence: PresenceBackend | None = None,
         server_options: Mapping[str, Any] | None = None,
+        auth: TokenVerifier | None = None,
+        bans: BanStore | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        # A ban store of our own (memory) is ours to open; one given is the caller's.
+        self._own_bans = bans is None
+        self.bans: BanStore = bans if bans is not None else MemoryBanStore()
         self.io = Server(
             cors_origins=config.cors_origins,
             connection_state_recovery=(
                 RecoveryOptions(store=recovery) if recovery is not None else False
             ),
-            # The engine's own settings (timeouts, connection limits...): `Server` arguments.
+            # The engine's own settings (timeouts, connection limits, inbound budget...).
             **(server_options or {}),
         )
+        self.auth = JwtAuth(auth) if auth is not None else None
+        if self.auth is not None:
+            self.io.use(self.auth)
         self.presence: PresenceBackend = presence if presence is not None else LocalPresence()
         announce = Announcer(self.io, self.presence, config)
         self.typing = TypingTracker(
@@ -84,7 +105,15 @@ class ChatApp:
         # A socket's typing stops where its message is broadcast.
         self.messages = MessageService(self.io, store, before_broadcast=self.typing.stop)
         self.events = ChatEvents(
-            config, store, self.presence, self.typing, self.rooms_feed, self.messages, announce
+            config,
+            store,
+            self.presence,
+            self.typing,
+            self.rooms_feed,
+            self.messages,
+            announce,
+            bans=self.bans,
+            auth=self.auth,
         )
         self.io.on("connection", self.events.on_connection)
         self.io.route("/healthz")(self._healthz)
@@ -105,6 +134,8 @@ class ChatApp:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8000) -> int:
         """Start listening; returns the bound port (pass 0 for any free one)."""
+        if self._own_bans:
+            await self.bans.open()
         self.messages.start()
         return await self.io.start(host, port)
 
@@ -118,6 +149,8 @@ class ChatApp:
         await self.io.shutdown()
         self.rooms_feed.close()
         self.typing.close()
+        if self._own_bans:
+            await self.bans.close()
 
     async def wait_closed(self) -> None:
         """Wait until `shutdown` has run."""
@@ -142,13 +175,25 @@ def create_app(
     config: ChatConfig | None = None,
     store: MessageStore | None = None,
     recovery: RecoveryStore | None = None,
+    *,
     server_options: Mapping[str, Any] | None = None,
+    auth: TokenVerifier | None = None,
+    bans: BanStore | None = None,
 ) -> ChatApp:
     """The chat app; `store` defaults to a fresh ``memory://`` one (opened by the caller);
     `recovery` (e.g. ``open_recovery_store(url)``) turns connection state recovery on;
-    `server_options` are more keyword arguments of its `salas.Server`."""
+    `server_options`: more keyword arguments of `salas.Server` (the inbound budget...);
+    `auth` (``TokenVerifier(secret=...)``) turns token auth on; `bans` (e.g.
+    ``open_ban_store(url)``, opened by the caller) keeps bans (default: in memory)."""
     if store is None:
         from salas.store import open_store
 
         store = open_store("memory://")
-    return ChatApp(config or ChatConfig(), store, recovery, server_options=server_options)
+    return ChatApp(
+        config or ChatConfig(),
+        store,
+        recovery,
+        server_options=server_options,
+        auth=auth,
+        bans=bans,
+    )

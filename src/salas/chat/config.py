@@ -37,33 +37,44 @@ class ChatConfig:
     # clients apply joined/left/renamed to the list of the join ack. Otherwise each join to a
     # room of n members would send n names to n clients: n^2 traffic per join wave.
     presence_members_max: int = 100
-    # Token bucket per socket for `message`: a burst, then a steady rate per second
-    # (message_rate 0: no limit, for trusted clients and benchmarks).
-    message_burst: int = 20
+    # The one event budget per socket (salas.chat.rate_limit): every chat event spends from
+    # a token bucket of `message_burst` tokens refilled at `message_rate` per second
+    # (message 1, join/leave/history/nick 1, typing 0.2). message_rate 0: no limit, for
+    # trusted clients and benchmarks. The burst covers a page reconnecting with 20 open rooms
+    # (a join and a history request each).
+    message_burst: int = 50
     message_rate: float = 10.0
-    # Another bucket for joins, leaves, nicks and history requests, which cost the room
-    # broadcasts or store reads.
-    control_burst: int = 30
-    control_rate: float = 10.0
     # /healthz adds the store's details (backend, file path or schema, error text, counters)
     # to its answer; off, anyone who can reach it learns only whether the server is ok.
     healthz_details: bool = False
+    # Refused events in a row after which the connection is closed (0: never).
+    event_cutoff: int = 50
+    # Globs naming the private rooms (salas.auth.RoomRules): entered only by users whose
+    # token's `rooms` claim matches them, and by moderators and admins; without token auth
+    # (`create_app(..., auth=...)`) nobody may enter them.
+    private_rooms: tuple[str, ...] = ()
+    # With token auth, let users change the name their token gives them (`nick`); without
+    # auth, `nick` is always allowed.
+    allow_nick: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("typing_timeout", "typing_throttle", "control_rate"):
+        if isinstance(self.private_rooms, str):
+            raise TypeError("ChatConfig.private_rooms is a tuple of patterns, not a string")
+        for name in ("typing_timeout", "typing_throttle"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ChatConfig.{name} must be positive")
         if self.message_rate < 0:
             raise ValueError("ChatConfig.message_rate must not be negative (0: no limit)")
         if self.rooms_interval < 0:
             raise ValueError("ChatConfig.rooms_interval must not be negative")
+        if self.event_cutoff < 0:
+            raise ValueError("ChatConfig.event_cutoff must not be negative (0: never)")
         if self.presence_members_max < 0:
             raise ValueError("ChatConfig.presence_members_max must not be negative")
         for name in (
             "join_history",
             "max_rooms_per_socket",
             "message_burst",
-            "control_burst",
             "rooms_list_max",
         ):
             if getattr(self, name) < 1:

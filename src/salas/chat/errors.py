@@ -9,12 +9,15 @@ from __future__ import annotations
 
 __all__ = [
     "BAD_REQUEST",
+    "BANNED",
     "CODES",
+    "FORBIDDEN",
     "INTERNAL",
     "INVALID_MESSAGE",
     "INVALID_NAME",
     "INVALID_ROOM",
     "NAME_TAKEN",
+    "NOT_FOUND",
     "NOT_IN_ROOM",
     "RATE_LIMITED",
     "TOO_MANY_ROOMS",
@@ -32,6 +35,11 @@ RATE_LIMITED = "rate_limited"
 TOO_MANY_ROOMS = "too_many_rooms"
 UNAVAILABLE = "unavailable"
 INTERNAL = "internal"
+# Identity and moderation: not allowed (private room, someone else's message, not a
+# moderator, `nick` with names from tokens), kept out of a room, no such message or member.
+FORBIDDEN = "forbidden"
+BANNED = "banned"
+NOT_FOUND = "not_found"
 
 CODES = frozenset(
     {
@@ -45,6 +53,9 @@ CODES = frozenset(
         TOO_MANY_ROOMS,
         UNAVAILABLE,
         INTERNAL,
+        FORBIDDEN,
+        BANNED,
+        NOT_FOUND,
     }
 )
 

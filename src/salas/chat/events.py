@@ -9,6 +9,13 @@ Connection state recovery: the chat mirrors each socket's name and rooms into
 `socket.data` (`salas.chat.session_state`); a recovered socket (`socket.recovered`) is put
 back into the chat's bookkeeping from it, also in a process started after the one it
 dropped from.
+
+Identity: each socket has a user id (`Conn.user_id`): the token's ``sub`` with token auth
+(``socket.data["user"]``, put there by `salas.auth.JwtAuth`), else a guest id made per
+connection and kept across recovery. The sockets of one user count as one member of a room
+(presence). Private rooms (`salas.auth.RoomRules`) are refused (``forbidden``) to users who
+may not enter them; with token auth every join is checked against the bans
+(`salas.chat.moderation`).
 """
 
 from __future__ import annotations
@@ -16,13 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from salas.auth import Claims, JwtAuth, claims_of
 from salas.chat.announce import Announcer
 from salas.chat.config import ChatConfig
+from salas.chat.connection import Conn
 from salas.chat.errors import (
     BAD_REQUEST,
+    FORBIDDEN,
     INTERNAL,
     NOT_IN_ROOM,
     RATE_LIMITED,
@@ -30,17 +39,18 @@ from salas.chat.errors import (
     UNAVAILABLE,
     ChatError,
 )
-from salas.chat.identity import guest_name, name_from_auth
+from salas.chat.identity import guest_name, guest_user_id, name_from_auth
 from salas.chat.messages import MessageService
+from salas.chat.moderation import Moderation
 from salas.chat.presence import PresenceBackend
-from salas.chat.rate_limit import TokenBucket
+from salas.chat.rate_limit import EventBudget
 from salas.chat.rooms import chat_rooms, server_room
 from salas.chat.rooms_feed import Coalescer
 from salas.chat.session_state import DATA_KEY, SavedState, load_state
 from salas.chat.typing_status import TypingTracker
 from salas.chat.validation import parse_history, parse_message, parse_nick, parse_room, parse_typing
 from salas.server import Socket
-from salas.store import InvalidInputError, MessageStore, StoreError
+from salas.store import BanStore, InvalidInputError, MessageStore, StoreError
 
 __all__ = ["ChatEvents", "Reply"]
 
@@ -49,26 +59,14 @@ logger = logging.getLogger("salas.chat")
 Reply = dict[str, Any]
 """An event's ack: ``{"ok": true, ...}`` or ``{"ok": false, "error": {"code", "message"}}``."""
 
-_Handler = Callable[["_Conn", tuple[Any, ...]], Awaitable[Reply]]
-
-
-@dataclass(eq=False)
-class _Conn:
-    """What the chat keeps per connected socket (besides its rooms, in presence)."""
-
-    socket: Socket
-    messages: TokenBucket | None  # None: no limit
-    control: TokenBucket
-    # Set when the socket has left the chat (disconnected).
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def sid(self) -> str:
-        return self.socket.id
+_Handler = Callable[[Conn, tuple[Any, ...]], Awaitable[Reply]]
 
 
 class ChatEvents:
-    """Takes each connecting socket into the chat and handles its events."""
+    """Takes each connecting socket into the chat and handles its events.
+
+    `auth`: the token middleware when token auth is on (it must be in ``io.use``); None for
+    anonymous mode. `bans`: the room bans, checked on join with token auth (open)."""
 
     def __init__(
         self,
@@ -79,6 +77,9 @@ class ChatEvents:
         rooms_feed: Coalescer,
         messages: MessageService,
         announce: Announcer,
+        *,
+        bans: BanStore,
+        auth: JwtAuth | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -87,7 +88,10 @@ class ChatEvents:
         self.rooms_feed = rooms_feed
         self.messages = messages
         self.announce = announce
-        self._conns: dict[str, _Conn] = {}
+        self.auth = auth
+        self.rules = announce.rules
+        self.moderation = Moderation(announce.io, store, bans, presence, self.evict)
+        self._conns: dict[str, Conn] = {}
         self._handlers: dict[str, _Handler] = {
             "channel_join": self._on_join,
             "channel_leave": self._on_leave,
@@ -95,7 +99,14 @@ class ChatEvents:
             "typing": self._on_typing,
             "history": self._on_history,
             "nick": self._on_nick,
+            **self.moderation.handlers,
         }
+
+    @property
+    def nick_allowed(self) -> bool:
+        """Whether users may rename themselves: always without token auth, with it only
+        with `ChatConfig.allow_nick`."""
+        return self.auth is None or self.config.allow_nick
 
     # -- connections -----------------------------------------------------------------------
     def on_connection(self, socket: Socket) -> None:
@@ -103,24 +114,49 @@ class ChatEvents:
         # Sync on purpose: the handlers below are in place (and a recovered socket is back
         # in its rooms) before any event can arrive.
         saved = load_state(socket.data.get(DATA_KEY)) if socket.recovered else None
+        claims: Claims | None = None
+        if self.auth is not None:
+            claims = claims_of(socket)
+            if claims is None:
+                # Only a recovered socket skips the middleware: one saved without claims
+                # (by a server without token auth) is no user of this one.
+                logger.info("socket %s refused: recovered without a token", socket.id)
+                self.announce.spawn(socket.disconnect())
+                return
+            if socket.recovered:
+                # Recovery skips the middleware, and with it the expiry timer.
+                self.auth.watch(socket)
         error: ChatError | None = None
+        name: str | None
         if saved is not None:
-            name: str | None = saved.name
+            name = saved.name
+        elif claims is not None:
+            name = claims.name
         else:
             auth = socket.handshake.get("auth")
             name, error = name_from_auth(auth if isinstance(auth, dict) else {})
         if name is None:
             name = guest_name(self.presence.name_in_use)
+        if claims is not None:
+            user_id = claims.sub
+        elif saved is not None and saved.user_id is not None:
+            user_id = saved.user_id
+        else:
+            user_id = guest_user_id()
         config = self.config
-        conn = _Conn(
+        conn = Conn(
             socket,
-            TokenBucket(config.message_burst, config.message_rate) if config.message_rate else None,
-            TokenBucket(config.control_burst, config.control_rate),
+            EventBudget(config.message_burst, config.message_rate, config.event_cutoff)
+            if config.message_rate
+            else None,
+            user_id,
+            claims,
         )
         if self._conns.get(socket.id) is not None:  # (cannot happen: a session is taken once)
             self._on_disconnect(self._conns[socket.id], "replaced")
         self._conns[socket.id] = conn
-        self.presence.connect(socket.id, name)
+        self.presence.connect(socket.id, name, user_id)
+        self.announce.add_viewer(socket, claims)
         stale: list[str] = []
         joined: list[tuple[str, dict[str, object]]] = []
         if socket.recovered:
@@ -132,7 +168,7 @@ class ChatEvents:
         self.announce.spawn(self._welcome(conn, name, error, stale, joined))
 
     def _restore_rooms(
-        self, conn: _Conn, saved: SavedState | None
+        self, conn: Conn, saved: SavedState | None
     ) -> tuple[list[str], list[tuple[str, dict[str, object]]]]:
         """Put a recovered socket back into the rooms it was in: those both in its saved
         state and among the server rooms the recovery gave back (whose messages it was
@@ -143,7 +179,7 @@ class ChatEvents:
         kept: set[str] = set()
         joined: list[tuple[str, dict[str, object]]] = []
         for room, shown in saved.rooms if saved is not None else ():
-            if room not in in_server:
+            if room not in in_server or not self.rules.may_enter(conn.claims, room):
                 continue
             if self.config.single_room and kept:
                 break
@@ -151,14 +187,16 @@ class ChatEvents:
                 break
             kept.add(room)
             shown, _ = self.presence.join(sid, room, prefer=shown)
-            joined.append((room, self.announce.presence_payload(room, "joined", shown)))
+            if self.presence.user_sockets(room, conn.user_id) == [sid]:  # the user is back
+                payload = self.announce.presence_payload(room, "joined", shown, conn.user_id)
+                joined.append((room, payload))
         if joined:
             self.rooms_feed.poke()
         return sorted(in_server - kept), joined
 
     async def _welcome(
         self,
-        conn: _Conn,
+        conn: Conn,
         name: str,
         error: ChatError | None,
         stale: list[str],
@@ -169,7 +207,7 @@ class ChatEvents:
             await socket.leave(server_room(room))
         if error is not None:
             await socket.emit("error", {**error.to_wire(), "event": "connect"})
-        rooms = self.presence.room_list(self.config.rooms_list_max)
+        rooms = self.announce.rooms_for(conn.claims)
         sid = conn.sid
         channels = [
             {"channel": room, "name": self.presence.shown_as(sid, room)}
@@ -183,6 +221,10 @@ class ChatEvents:
                 "rooms": rooms,
                 "recovered": socket.recovered,
                 "channels": channels,
+                "user_id": conn.user_id,
+                "role": conn.role,
+                "auth": conn.claims is not None,
+                "nick_allowed": self.nick_allowed,
             },
         )
         await socket.emit("rooms", {"rooms": rooms})
@@ -192,7 +234,7 @@ class ChatEvents:
             for room, payload in joined:
                 await self.announce.send_presence(room, payload)
 
-    def _on_disconnect(self, conn: _Conn, reason: str) -> None:
+    def _on_disconnect(self, conn: Conn, reason: str) -> None:
         # Sync on purpose: the socket's state is gone before any of its queued handlers run,
         # so none of them can put it back into a room.
         sid = conn.sid
@@ -201,20 +243,30 @@ class ChatEvents:
             return
         del self._conns[sid]
         # (socket.data is left as it is: recovery is saving it for the socket's comeback.)
+        self.announce.remove_viewer(sid)
+        if self.auth is not None:
+            self.auth.release(conn.socket)
         self.typing.stop_all(sid)
         departures = self.presence.disconnect(sid)
         for departure in departures:
-            payload = self.announce.presence_payload(departure.room, "left", departure.user)
+            if not departure.last:
+                continue  # another socket of the user is still there
+            payload = self.announce.presence_payload(
+                departure.room, "left", departure.user, departure.user_id
+            )
             self.announce.spawn(self.announce.send_presence(departure.room, payload))
         if departures:
             self.rooms_feed.poke()
         logger.debug("socket %s left the chat (%s)", sid, reason)
 
-    def _wrap(self, conn: _Conn, event: str, handler: _Handler) -> Callable[..., Awaitable[Reply]]:
+    def _wrap(self, conn: Conn, event: str, handler: _Handler) -> Callable[..., Awaitable[Reply]]:
         async def handle(*args: Any) -> Reply:
             if self._conns.get(conn.sid) is not conn:
                 # Disconnected after this event arrived: nobody to answer, nothing to change.
                 return {"ok": False, "error": {"code": BAD_REQUEST, "message": "disconnected"}}
+            budget = conn.budget
+            if budget is not None and not budget.spend(event):
+                return await self._over_budget(conn, budget, event)
             try:
                 return await handler(conn, args)
             except ChatError as error:
@@ -225,26 +277,64 @@ class ChatEvents:
 
         return handle
 
-    async def _refuse(self, conn: _Conn, event: str, error: ChatError) -> Reply:
+    async def _refuse(self, conn: Conn, event: str, error: ChatError) -> Reply:
         wire = error.to_wire()
         await conn.socket.emit("error", {**wire, "event": event})
         return {"ok": False, "error": wire}
 
-    def _spend_control(self, conn: _Conn) -> None:
-        if not conn.control.take():
-            raise ChatError(RATE_LIMITED, "too many requests; slow down")
+    async def _over_budget(self, conn: Conn, budget: EventBudget, event: str) -> Reply:
+        """An event over the socket's budget: refused; too many in a row, disconnected."""
+        error = ChatError(RATE_LIMITED, "too many requests; slow down")
+        if not budget.cut_off:
+            return await self._refuse(conn, event, error)
+        if not conn.cut_off:
+            conn.cut_off = True
+            logger.warning(
+                "disconnecting socket %s: %d events in a row over its rate limit",
+                conn.sid,
+                budget.refused_in_a_row,
+            )
+            await conn.socket.disconnect(close=True)
+        return {"ok": False, "error": error.to_wire()}
 
-    def _save_state(self, conn: _Conn) -> None:
+    def _save_state(self, conn: Conn) -> None:
         """Mirror the socket's name and rooms into `socket.data`, which connection state
         recovery saves when the socket drops (session_state)."""
         sid, presence = conn.sid, self.presence
         rooms = tuple((room, presence.shown_as(sid, room) or "") for room in presence.rooms_of(sid))
-        conn.socket.data[DATA_KEY] = SavedState(presence.name(sid), rooms).to_data()
+        state = SavedState(presence.name(sid), rooms, conn.user_id)
+        conn.socket.data[DATA_KEY] = state.to_data()
+
+    def _check_access(self, conn: Conn, room: str) -> None:
+        """``forbidden`` for a private room this user may not enter."""
+        if not self.rules.may_enter(conn.claims, room):
+            raise ChatError(FORBIDDEN, f"room {room!r} is private")
 
     # -- rooms -----------------------------------------------------------------------------
-    async def _on_join(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
-        self._spend_control(conn)
+    async def _on_join(self, conn: Conn, args: tuple[Any, ...]) -> Reply:
         room = parse_room(args, "channel_join")
+        self._check_access(conn, room)
+        if self.auth is not None and not self.presence.in_room(conn.sid, room):
+            # The ban check reads the store: the events after this one that depend on the
+            # join wait for it (`Conn.joined`), so they still see it as sent before them.
+            pending = asyncio.get_running_loop().create_future()
+            previous = conn.joining.get(room)
+            conn.joining[room] = pending
+            try:
+                if previous is not None:
+                    await asyncio.shield(previous)
+                await self.moderation.check_join(room, conn.user_id)
+                if self._conns.get(conn.sid) is not conn:
+                    raise ChatError(BAD_REQUEST, "disconnected")
+                return await self._join(conn, room, pending)
+            finally:
+                if not pending.done():
+                    pending.set_result(None)
+                if conn.joining.get(room) is pending:
+                    del conn.joining[room]
+        return await self._join(conn, room, None)
+
+    async def _join(self, conn: Conn, room: str, pending: asyncio.Future[None] | None) -> Reply:
         sid = conn.sid
         presence = self.presence
         leaving: list[str] = []
@@ -260,18 +350,23 @@ class ChatEvents:
             )
         # State first, then the awaits: the bookkeeping below never suspends, so an event
         # handled after this one (a message right after the join) sees the new rooms.
-        left = [(r, p) for r in leaving if (p := self._forget_room(conn, r)) is not None]
+        left = [(r, p) for r in leaving for was_in, p in [self._forget_room(conn, r)] if was_in]
         shown, new = presence.join(sid, room)
+        first = new and presence.user_sockets(room, conn.user_id) == [sid]
         self._save_state(conn)
+        if pending is not None:
+            pending.set_result(None)  # the state is in place: events waiting may go on
         for r, payload in left:
             await conn.socket.leave(server_room(r))
-            await self.announce.send_presence(r, payload)
+            if payload is not None:
+                await self.announce.send_presence(r, payload)
         # (Re-checked: with an adapter whose leave suspends, the socket may be gone by now,
         # and joining a server room after its disconnect would leave it there for good.)
         if new and self._conns.get(sid) is conn:
             await conn.socket.join(server_room(room))
-            payload = self.announce.presence_payload(room, "joined", shown)
-            await self.announce.send_presence(room, payload)
+            if first:  # the user's other sockets there made it a member already
+                payload = self.announce.presence_payload(room, "joined", shown, conn.user_id)
+                await self.announce.send_presence(room, payload)
         if new or left:
             self.rooms_feed.poke()
         try:
@@ -288,49 +383,80 @@ class ChatEvents:
                     "event": "channel_join",
                 },
             )
-        members = presence.members(room)
+        users = presence.users(room)
         return {
             "ok": True,
             "channel": room,
             "name": shown,
             "messages": [m.to_wire() for m in messages],
-            "members": members,
-            "count": len(members),
+            "members": [user["name"] for user in users],
+            "users": users,
+            "count": len(users),
+            "private": self.rules.is_private(room),
         }
 
-    def _forget_room(self, conn: _Conn, room: str) -> dict[str, object] | None:
+    def _forget_room(self, conn: Conn, room: str) -> tuple[bool, dict[str, object] | None]:
         """Take the socket out of `room` in the chat's state (the caller then leaves the
-        server room); the `left` presence to send, None if it was not in the room."""
+        server room): (whether it was in the room, the `left` presence to send: None if
+        the user stays there through another socket)."""
         sid = conn.sid
         self.typing.stop(room, sid)
         shown = self.presence.leave(sid, room)
         if shown is None:
-            return None
-        return self.announce.presence_payload(room, "left", shown)
+            return False, None
+        if self.presence.user_sockets(room, conn.user_id):
+            return True, None
+        return True, self.announce.presence_payload(room, "left", shown, conn.user_id)
 
-    async def _on_leave(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
-        self._spend_control(conn)
+    async def _on_leave(self, conn: Conn, args: tuple[Any, ...]) -> Reply:
         room = parse_room(args, "channel_leave")
-        payload = self._forget_room(conn, room)
-        if payload is not None:  # leaving a room one is not in is fine: nothing to say
+        await conn.joined(room)
+        was_in, payload = self._forget_room(conn, room)
+        if was_in:  # leaving a room one is not in is fine: nothing to say
             self._save_state(conn)
             await conn.socket.leave(server_room(room))
-            await self.announce.send_presence(room, payload)
+            if payload is not None:
+                await self.announce.send_presence(room, payload)
             self.rooms_feed.poke()
         return {"ok": True, "channel": room}
 
+    async def evict(self, room: str, user_id: str, event: str, by: str, until: int | None) -> bool:
+        """Take every socket of `user_id` out of `room` (a kick or a ban): the room is told
+        ``presence`` `event` `by` the moderator, each of those sockets ``kicked``. False
+        when the user is not in the room."""
+        sids = self.presence.user_sockets(room, user_id)
+        conns = [conn for sid in sids if (conn := self._conns.get(sid)) is not None]
+        if not conns:
+            return False
+        shown = None
+        for conn in conns:  # state first, all sockets at once: no await in between
+            self.typing.stop(room, conn.sid)
+            shown = self.presence.leave(conn.sid, room) or shown
+            self._save_state(conn)
+        for conn in conns:
+            await conn.socket.leave(server_room(room))
+        if shown is not None:
+            payload = self.announce.presence_payload(room, event, shown, user_id, by=by)
+            await self.announce.send_presence(room, payload)
+        kicked = {"channel": room, "by": by, "banned": event == "banned", "until": until}
+        for conn in conns:
+            await conn.socket.emit("kicked", kicked)
+        self.rooms_feed.poke()
+        return True
+
     # -- messages --------------------------------------------------------------------------
-    async def _on_message(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
+    async def _on_message(self, conn: Conn, args: tuple[Any, ...]) -> Reply:
         if self.messages.closing:
             # Shutting down: not stored, not answered. The connection closes first, and the
             # client sends the message again (same client_id) once reconnected.
             await conn.closed.wait()
             return {"ok": False, "error": {"code": UNAVAILABLE, "message": "shutting down"}}
-        if conn.messages is not None and not conn.messages.take():
-            raise ChatError(RATE_LIMITED, "too many messages; slow down")
         request = parse_message(args)
         sid = conn.sid
         room = request.channel
+        if room is not None:
+            self._check_access(conn, room)
+        await conn.joined(room)
         if room is None:  # the tutorial's way: a plain string goes to the room joined last
             room = self.presence.current(sid)
             if room is None:
@@ -339,24 +465,31 @@ class ChatEvents:
         if user is None:
             raise ChatError(NOT_IN_ROOM, f"you are not in room {room!r}; join it first")
         stored = await self.messages.post(
-            room, request.text, user=user, sender=sid, client_id=request.client_id
+            room,
+            request.text,
+            user=user,
+            sender=sid,
+            client_id=request.client_id,
+            user_id=conn.user_id,
         )
         reply: Reply = {"ok": True, "id": stored.id, "ts": stored.ts, "channel": room}
         if stored.client_id is not None:
             reply["client_id"] = stored.client_id
         return reply
 
-    async def _on_typing(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
+    async def _on_typing(self, conn: Conn, args: tuple[Any, ...]) -> Reply:
         request = parse_typing(args)
+        self._check_access(conn, request.channel)
+        await conn.joined(request.channel)
         user = self.presence.shown_as(conn.sid, request.channel)
         if user is None:
             raise ChatError(NOT_IN_ROOM, f"you are not in room {request.channel!r}")
         self.typing.update(request.channel, conn.sid, user, request.typing)
         return {"ok": True}
 
-    async def _on_history(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
-        self._spend_control(conn)
+    async def _on_history(self, conn: Conn, args: tuple[Any, ...]) -> Reply:
         request = parse_history(args)
+        self._check_access(conn, request.channel)
         try:
             messages = await self.store.history(
                 request.channel, before=request.before, after=request.after, limit=request.limit
@@ -373,9 +506,11 @@ class ChatEvents:
         }
 
     # -- names -----------------------------------------------------------------------------
-    async def _on_nick(self, conn: _Conn, args: tuple[Any, ...]) -> Reply:
-        self._spend_control(conn)
+    async def _on_nick(self, conn: Conn, args: tuple[Any, ...]) -> Reply:
+        if not self.nick_allowed:
+            raise ChatError(FORBIDDEN, "names come from your login token here")
         name = parse_nick(args)
+        await conn.joined()
         sid = conn.sid
         renames = self.presence.rename(sid, name)  # name_taken: raises, changes nothing
         self._save_state(conn)
@@ -384,7 +519,7 @@ class ChatEvents:
             # Pages show typing by name: the old name stops typing.
             self.typing.stop(rename.room, sid)
             payload = self.announce.presence_payload(
-                rename.room, "renamed", rename.user, rename.previous
+                rename.room, "renamed", rename.user, conn.user_id, previous=rename.previous
             )
             payloads.append((rename.room, payload))
         for room, payload in payloads:

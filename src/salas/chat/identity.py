@@ -1,4 +1,8 @@
-"""Display names: from the connect auth payload or a guest name, and unique within a room.
+"""Who a socket is: its user id and display name (from a token, the auth payload or a guest
+name), and display names unique within a room.
+
+User ids: with token auth, the token's ``sub``; without, ``guest-`` and 12 random hex digits,
+one per connection (kept across connection state recovery).
 
 Rule (docs/chat-protocol.md, "Names"): names compare case-insensitively (``casefold``).
 Joining a room where another member already shows your name shows you there as
@@ -12,10 +16,23 @@ import secrets
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from salas.chat.errors import ChatError
+from salas.chat.errors import BAD_REQUEST, ChatError
 from salas.chat.validation import MAX_NAME, check_name
 
-__all__ = ["display_name", "guest_name", "name_from_auth", "name_key"]
+__all__ = [
+    "GUEST_PREFIX",
+    "MAX_USER_ID",
+    "check_user_id",
+    "display_name",
+    "guest_name",
+    "guest_user_id",
+    "name_from_auth",
+    "name_key",
+]
+
+GUEST_PREFIX = "guest-"
+# As a token's sub (salas.auth.claims.MAX_SUB).
+MAX_USER_ID = 256
 
 
 def name_key(name: str) -> str:
@@ -58,3 +75,19 @@ def name_from_auth(auth: Mapping[str, Any]) -> tuple[str | None, ChatError | Non
         return check_name(raw), None
     except ChatError as error:
         return None, error
+
+
+def guest_user_id() -> str:
+    """A new anonymous user id: ``guest-`` and 12 random hex digits (48 bits: never
+    guessed, so nobody can act as another guest)."""
+    return GUEST_PREFIX + secrets.token_hex(6)
+
+
+def check_user_id(value: object, field: str = "user_id") -> str:
+    """A user id sent by a client (`kick`, `ban`...): 1 to 256 printable characters, as
+    sent; ``bad_request`` otherwise."""
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_USER_ID:
+        raise ChatError(BAD_REQUEST, f"{field} must be a string of 1 to {MAX_USER_ID} characters")
+    if not value.isprintable():
+        raise ChatError(BAD_REQUEST, f"{field} must be printable")
+    return value

@@ -83,9 +83,13 @@ class MessageService:
         user: str,
         sender: str | None = None,
         client_id: str | None = None,
+        user_id: str | None = None,
     ) -> StoredMessage:
         """Store `text` in `room` as posted by `user` (the name shown), then broadcast it to
         the room; the stored message.
+
+        `user_id`: the poster's stable id (stored, and sent as the message's ``user_id``;
+        who may delete it is decided by it); None for none.
 
         `sender`: who posts (the socket path passes the socket id); one sender's messages
         are broadcast in the order posted. `client_id`: the client's id for the message; a
@@ -115,7 +119,7 @@ class MessageService:
             self._sender_tails[sender] = mine
         self._inflight.add(mine)
         try:
-            stored = await self._store(room, text, user, client_id)
+            stored = await self._store(room, text, user, client_id, user_id)
             for earlier in previous:
                 if earlier is not None:
                     await earlier
@@ -141,9 +145,11 @@ class MessageService:
             if late:
                 logger.warning("shutting down with %d messages still being stored", len(late))
 
-    async def _store(self, room: str, text: str, user: str, client_id: str | None) -> StoredMessage:
+    async def _store(
+        self, room: str, text: str, user: str, client_id: str | None, user_id: str | None
+    ) -> StoredMessage:
         try:
-            return await self.store.append(room, text, user, client_id)
+            return await self.store.append(room, text, user, client_id, user_id=user_id)
         except InvalidInputError as exc:
             # Validation should have caught it; the store's own check is the last word.
             raise ChatError(INVALID_MESSAGE, str(exc)) from exc

@@ -1,45 +1,63 @@
-"""A token bucket: a burst of `capacity` actions, refilled at `rate` per second."""
+"""The chat's one event budget per connection: what each event costs, and the cut-off.
+
+Every chat event a socket sends spends from one token bucket (`ChatConfig.message_burst`
+tokens, refilled at `message_rate` per second): `message`, `channel_join`, `channel_leave`,
+`history`, `nick` and the moderation events (`delete_message`, `kick`, `ban`, `unban`)
+cost one token each, `typing` a fifth of one (clients send it while the
+user types, and it is cheap to handle). An event over budget is refused (`rate_limited`);
+after `ChatConfig.event_cutoff` refusals in a row the connection is closed, since a client
+that goes on sending into a closed door is a flood, not a person.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-__all__ = ["TokenBucket"]
+from salas.engine import TokenBucket
+
+__all__ = ["EVENT_COSTS", "EventBudget"]
+
+# Tokens each chat event spends (an event not listed costs one).
+EVENT_COSTS: dict[str, float] = {
+    "message": 1.0,
+    "channel_join": 1.0,
+    "channel_leave": 1.0,
+    "history": 1.0,
+    "nick": 1.0,
+    "typing": 0.2,
+    "delete_message": 1.0,
+    "kick": 1.0,
+    "ban": 1.0,
+    "unban": 1.0,
+}
 
 
-class TokenBucket:
-    """Allows `capacity` actions at once, then `rate` per second on average.
+class EventBudget:
+    """One socket's budget of chat events, and how many it has had refused in a row."""
 
-    `clock` is injectable so tests control time instead of sleeping.
-    """
-
-    __slots__ = ("_clock", "_last", "_tokens", "capacity", "rate")
+    __slots__ = ("_bucket", "_cutoff", "refused_in_a_row")
 
     def __init__(
-        self, capacity: int, rate: float, clock: Callable[[], float] = time.monotonic
+        self,
+        burst: int,
+        rate: float,
+        cutoff: int,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if capacity < 1 or rate <= 0:
-            raise ValueError("a token bucket needs capacity >= 1 and rate > 0")
-        self.capacity = capacity
-        self.rate = rate
-        self._clock = clock
-        self._tokens = float(capacity)
-        self._last = clock()
+        self._bucket = TokenBucket(burst, rate, clock)
+        self._cutoff = cutoff
+        self.refused_in_a_row = 0
 
-    def take(self) -> bool:
-        """Spend one token if there is one; False means: refuse this action."""
-        now = self._clock()
-        # max(): a clock that goes backwards (it should not) must not drain the bucket.
-        elapsed = max(0.0, now - self._last)
-        self._last = now
-        self._tokens = min(float(self.capacity), self._tokens + elapsed * self.rate)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+    def spend(self, event: str) -> bool:
+        """Spend what `event` costs; False: refuse it."""
+        if self._bucket.take(EVENT_COSTS.get(event, 1.0)):
+            self.refused_in_a_row = 0
             return True
+        self.refused_in_a_row += 1
         return False
 
     @property
-    def tokens(self) -> float:
-        """Tokens left as of the last `take` (for tests and diagnostics)."""
-        return self._tokens
+    def cut_off(self) -> bool:
+        """True once `cutoff` events in a row were refused (never with a cutoff of 0)."""
+        return 0 < self._cutoff <= self.refused_in_a_row

@@ -5,11 +5,15 @@ the durable stores, so it survives a restart of `salas serve`) and hands it back
 client recovers the session. The chat mirrors there, after every change, the part of its
 bookkeeping that a comeback needs::
 
-    socket.data["chat"] = {"name": "ana", "rooms": [["room1", "ana"], ["room2", "ana#2"]]}
+    socket.data["chat"] = {"name": "ana", "rooms": [["room1", "ana"], ["room2", "ana#2"]],
+                           "user_id": "guest-0123456789ab"}
 
 `name` is the name the socket chose, `rooms` its rooms in join order (the current room
-last) with the name it showed in each. Only JSON types. What comes back from a store is
-checked as strictly as a client's input: anything else is no saved state at all.
+last) with the name it showed in each, `user_id` its user id (an anonymous socket's guest
+id is kept only here; with token auth the id is the token's, in ``socket.data["user"]``).
+A state without `user_id` (saved before ids existed) reads back with None. Only JSON types.
+What comes back from a store is checked as strictly as a client's input: anything else is
+no saved state at all.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from salas.chat.errors import ChatError
+from salas.chat.identity import check_user_id
 from salas.chat.validation import check_name, check_room
 
 __all__ = ["DATA_KEY", "SavedState", "load_state"]
@@ -30,13 +35,21 @@ _MAX_ROOMS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class SavedState:
-    """A socket's name and its rooms (join order, current last) with the name shown there."""
+    """A socket's name and its rooms (join order, current last) with the name shown there,
+    and its user id."""
 
     name: str
     rooms: tuple[tuple[str, str], ...] = ()
+    user_id: str | None = None
 
     def to_data(self) -> dict[str, Any]:
-        return {"name": self.name, "rooms": [[room, shown] for room, shown in self.rooms]}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "rooms": [[room, shown] for room, shown in self.rooms],
+        }
+        if self.user_id is not None:
+            data["user_id"] = self.user_id
+        return data
 
 
 def _exact(check: Any, value: object) -> str | None:
@@ -54,6 +67,9 @@ def load_state(value: object) -> SavedState | None:
         return None
     name = _exact(check_name, value.get("name"))
     rooms = value.get("rooms")
+    user_id = value.get("user_id")
+    if user_id is not None and _exact(check_user_id, user_id) is None:
+        return None
     if name is None or not isinstance(rooms, list) or len(rooms) > _MAX_ROOMS:
         return None
     pairs: list[tuple[str, str]] = []
@@ -66,4 +82,4 @@ def load_state(value: object) -> SavedState | None:
             return None
         seen.add(room)
         pairs.append((room, shown))
-    return SavedState(name, tuple(pairs))
+    return SavedState(name, tuple(pairs), user_id)

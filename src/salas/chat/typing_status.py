@@ -1,9 +1,14 @@
-"""Who is typing where: throttled re-broadcasts, and a `typing: false` that comes on its own.
+"""Who is typing where: throttled broadcasts, and a `typing: false` that comes on its own.
 
 Clients send `typing: true` on (nearly) every keystroke. The tracker turns that into few
-broadcasts: the first `true` goes out at once; repeats within `throttle` seconds only push
-the expiry back; after `timeout` seconds without a repeat, `false` goes out by itself (so a
-closed laptop does not leave "ana is typing…" on everyone's screen forever).
+broadcasts: at most one per socket and room per `throttle` seconds, whatever its value, so
+toggling true/false is throttled like repeating `true`. The first `true` goes out at once; a
+change within the interval goes out when the interval ends, if it still holds then (the last
+state always arrives); repeats only push the expiry back, and re-broadcast `true` as a
+reminder once the interval has passed. After `timeout` seconds without a repeat, `false`
+goes out by itself (so a closed laptop does not leave "ana is typing…" on everyone's screen
+forever). The server's own stops (the socket sent a message, left, renamed, disconnected)
+go out at once: they come with events that are rate-limited themselves.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ OnChange = Callable[[str, str, str, bool], None]
 
 
 class _Typing:
-    __slots__ = ("handle", "last_sent", "user")
+    __slots__ = ("handle", "last_sent", "pending", "typing", "user")
 
     def __init__(self, user: str, last_sent: float, handle: asyncio.TimerHandle) -> None:
         self.user = user
-        self.last_sent = last_sent
-        self.handle = handle
+        self.last_sent = last_sent  # when the last broadcast went out
+        self.handle = handle  # the expiry
+        self.typing = True  # the state the client last asked for
+        self.pending: asyncio.TimerHandle | None = None  # a change held by the throttle
 
 
 class TypingTracker:
@@ -42,37 +49,58 @@ class TypingTracker:
         self._timeout = timeout
         self._throttle = throttle
         self._clock = clock
+        # Sockets shown as typing (the last broadcast said `true`), by (room, sid).
         self._active: dict[tuple[str, str], _Typing] = {}
         self._rooms_by_sid: dict[str, set[str]] = {}
 
     def update(self, room: str, sid: str, user: str, typing: bool) -> None:
         """The socket (shown as `user` in `room`) says it is typing there, or stopped."""
-        if not typing:
-            self.stop(room, sid)
-            return
         key = (room, sid)
-        loop = asyncio.get_running_loop()
-        now = self._clock()
         entry = self._active.get(key)
         if entry is None:
-            handle = loop.call_later(self._timeout, self._expire, key)
-            self._active[key] = _Typing(user, now, handle)
-            self._rooms_by_sid.setdefault(sid, set()).add(room)
-            self._on_change(room, sid, user, True)
+            if typing:
+                self._start(key, user)
             return
+        now = self._clock()
+        loop = asyncio.get_running_loop()
+        entry.typing = typing
         entry.handle.cancel()
-        entry.handle = loop.call_later(self._timeout, self._expire, key)
+        if typing:
+            entry.handle = loop.call_later(self._timeout, self._expire, key)
         if now - entry.last_sent >= self._throttle:
+            self._flush(key)
+        elif entry.pending is None and not typing:
+            # A `false` inside the interval waits for its end (a `true` meanwhile cancels it).
+            delay = entry.last_sent + self._throttle - now
+            entry.pending = loop.call_later(delay, self._flush, key)
+
+    def _start(self, key: tuple[str, str], user: str) -> None:
+        loop = asyncio.get_running_loop()
+        handle = loop.call_later(self._timeout, self._expire, key)
+        self._active[key] = _Typing(user, self._clock(), handle)
+        self._rooms_by_sid.setdefault(key[1], set()).add(key[0])
+        self._on_change(key[0], key[1], user, True)
+
+    def _flush(self, key: tuple[str, str]) -> None:
+        """The throttle interval is over: broadcast the state the client asked for last."""
+        entry = self._active.get(key)
+        if entry is None:
+            return
+        if entry.pending is not None:
+            entry.pending.cancel()
+            entry.pending = None
+        if entry.typing:
             # A periodic reminder, so clients that joined since learn it too.
-            entry.last_sent = now
-            self._on_change(room, sid, entry.user, True)
+            entry.last_sent = self._clock()
+            self._on_change(key[0], key[1], entry.user, True)
+        else:
+            self.stop(*key)
 
     def stop(self, room: str, sid: str) -> bool:
         """The socket stopped typing in `room` (it sent, left, renamed): tell, if it was."""
         entry = self._forget((room, sid))
         if entry is None:
             return False
-        entry.handle.cancel()
         self._on_change(room, sid, entry.user, False)
         return True
 
@@ -84,6 +112,7 @@ class TypingTracker:
         return rooms
 
     def is_typing(self, room: str, sid: str) -> bool:
+        """Whether the socket is shown as typing in `room` (its last broadcast said so)."""
         return (room, sid) in self._active
 
     def typists(self, room: str) -> list[str]:
@@ -94,6 +123,8 @@ class TypingTracker:
         """Cancel every timer without telling anyone (the server is going down)."""
         for entry in self._active.values():
             entry.handle.cancel()
+            if entry.pending is not None:
+                entry.pending.cancel()
         self._active.clear()
         self._rooms_by_sid.clear()
 
@@ -105,6 +136,9 @@ class TypingTracker:
     def _forget(self, key: tuple[str, str]) -> _Typing | None:
         entry = self._active.pop(key, None)
         if entry is not None:
+            entry.handle.cancel()
+            if entry.pending is not None:
+                entry.pending.cancel()
             rooms = self._rooms_by_sid.get(key[1])
             if rooms is not None:
                 rooms.discard(key[0])

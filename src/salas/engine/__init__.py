@@ -3,9 +3,18 @@
 Knows nothing of rooms or Socket.IO; `salas.server` builds on `EngineServer`.
 """
 
+from salas.engine.budget import InboundStats, TokenBucket
 from salas.engine.config import CorsConfig, EngineConfig
 from salas.engine.http import HttpRequest
 from salas.engine.server import EngineServer
 from salas.engine.session import EngineSession
 
-__all__ = ["CorsConfig", "EngineConfig", "EngineServer", "EngineSession", "HttpRequest"]
+__all__ = [
+    "CorsConfig",
+    "EngineConfig",
+    "EngineServer",
+    "EngineSession",
+    "HttpRequest",
+    "InboundStats",
+    "TokenBucket",
+]

@@ -59,6 +59,15 @@ class EngineConfig:
     max_connections_per_ip: int = 1000
     # Peers (IPs, CIDRs, or "*") whose X-Forwarded-For names the client; empty: none.
     forwarded_allow_ips: tuple[str, ...] = ()
+    # Inbound budget per connection (salas.engine.budget), checked before decoding: packets
+    # per second with a burst, and bytes per second (its burst is max_payload). 0: no limit.
+    inbound_rate: float = 100.0
+    inbound_burst: int = 1000
+    inbound_bytes_rate: float = 1_000_000.0
+    # Seconds a connection may go on sending over its budget before it is cut off.
+    inbound_grace: float = 2.0
+    # Packets one long-polling POST may carry; more: 400 and the session is closed.
+    max_post_packets: int = 500
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
@@ -81,6 +90,13 @@ class EngineConfig:
         TrustedProxies(self.forwarded_allow_ips)  # raises ValueError on a bad address
         if self.max_payload <= 0:
             raise ValueError("max_payload must be positive")
+        for name in ("inbound_rate", "inbound_bytes_rate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative (0: no limit)")
+        if self.inbound_burst < 1 or self.max_post_packets < 1:
+            raise ValueError("inbound_burst and max_post_packets must be at least 1")
+        if self.inbound_grace <= 0:
+            raise ValueError("inbound_grace must be positive")
         if self.volatile_buffer > self.max_buffer:
             raise ValueError("volatile_buffer must not exceed max_buffer")
         unknown = set(self.transports) - {"polling", "websocket"}

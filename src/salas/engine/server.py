@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import orjson
 
+from salas.engine.budget import InboundStats
 from salas.engine.config import EngineConfig
 from salas.engine.cors import cors_headers, origin_allowed, preflight_headers
 from salas.engine.errors import EngineErrorCode, error_body
@@ -69,6 +70,7 @@ class EngineServer:
         self.fallback = fallback
         self.allow_request = allow_request
         self.sessions: dict[str, EngineSession] = {}
+        self.inbound_stats = InboundStats()  # what the sessions' inbound budgets refused
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: FlushScheduler | None = None
         self._server: asyncio.Server | None = None

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from salas.engine.budget import InboundBudget
 from salas.engine.http import HttpRequest
 from salas.engine.websocket import WebSocket, ignore_close, ignore_message
 from salas.protocol import (
@@ -34,6 +35,7 @@ __all__ = ["EngineSession"]
 logger = logging.getLogger("salas.engine")
 
 _NOOP = b"6"
+_SEPARATOR = b"\x1e"  # between the packets of a long-polling body
 
 
 class EngineSession:
@@ -41,6 +43,7 @@ class EngineSession:
 
     __slots__ = (
         "__weakref__",
+        "_budget",
         "_cut_off_pending",
         "_heartbeat",
         "_out",
@@ -84,6 +87,18 @@ class EngineSession:
         self._cut_off_pending = False
         self._upgrade_timer: asyncio.TimerHandle | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
+        config = server.config
+        self._budget = (
+            InboundBudget(
+                config.inbound_rate,
+                config.inbound_burst,
+                config.inbound_bytes_rate,
+                config.max_payload,
+                config.inbound_grace,
+            )
+            if config.inbound_rate or config.inbound_bytes_rate
+            else None
+        )
 
     # -- sending ----------------------------------------------------------------------
     def send(self, packet: WirePacket) -> None:
@@ -220,8 +235,30 @@ class EngineSession:
             request.respond(400, b"", headers)
             self.close("transport error")
             return
+        body = request.body
+        # Counted before anything is decoded: a body of tens of thousands of tiny packets
+        # would otherwise hold the event loop for as long as it takes to handle them all.
+        count = body.count(_SEPARATOR) + 1
+        config = self._server.config
+        if count > config.max_post_packets:
+            self._server.inbound_stats.posts_refused += 1
+            logger.warning(
+                "closing session %s: a POST of %d packets (at most %d)",
+                self.sid,
+                count,
+                config.max_post_packets,
+            )
+            request.respond(400, b"Bad Request", headers)
+            self.close("transport error")
+            return
+        budget = self._budget
+        if budget is not None and not budget.admit(count, len(body)):
+            # Over budget: the packets are dropped, as they would be over websocket.
+            request.respond(200, b"ok", headers, "text/html")
+            self._over_budget(budget, count)
+            return
         try:
-            packets = decode_payload(request.body.decode())
+            packets = decode_payload(body.decode())
         except (UnicodeDecodeError, ProtocolError):
             request.respond(400, b"Bad Request", headers)
             self.close("parse error")
@@ -321,6 +358,12 @@ class EngineSession:
             ws.close()
 
     def _on_ws_message(self, message: str | bytes) -> None:
+        budget = self._budget
+        # (A text message's size is counted in characters: the frame is already UTF-8
+        # decoded here, and the count only needs to be cheap and proportional.)
+        if budget is not None and not budget.admit(1, len(message)):
+            self._over_budget(budget, 1)
+            return
         try:
             packet = decode_packet(message)
         except ProtocolError:
@@ -333,6 +376,23 @@ class EngineSession:
         self.close(reason)
 
     # -- packets from the client --------------------------------------------------------
+    def _over_budget(self, budget: InboundBudget, dropped: int) -> None:
+        """`dropped` packets were over the inbound budget; cut off a persistent sender."""
+        stats = self._server.inbound_stats
+        stats.packets_dropped += dropped
+        if budget.exhausted() and not self.closed:
+            stats.disconnects += 1
+            config = self._server.config
+            # Logged once: the session is closed right after, and refuses everything then.
+            logger.warning(
+                "closing session %s: over its inbound budget (%g packets/s, %g bytes/s) for %g s",
+                self.sid,
+                config.inbound_rate,
+                config.inbound_bytes_rate,
+                config.inbound_grace,
+            )
+            self.close("transport error")
+
     def _on_packet(self, packet_type: PacketType, data: str | bytes) -> None:
         if packet_type is PacketType.MESSAGE:
             self.on_message(data)

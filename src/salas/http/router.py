@@ -23,6 +23,8 @@ from salas.http.static import CLIENT_FILES, StaticFiles, find_client_dist
 
 __all__ = ["DEFAULT_METHODS", "RouteHandler", "Router", "Spawn"]
 
+_CLIENT_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
+
 logger = logging.getLogger("salas.http")
 
 RouteHandler = Callable[[Request], Response | Awaitable[Response]]
@@ -111,7 +113,8 @@ class Router:
         if self._client_prefix and path.startswith(self._client_prefix):
             name = path[len(self._client_prefix) :]
             if name in CLIENT_FILES and self._client_dist is not None:
-                return self._client_dist / name, CLIENT_FILES[name], []
+                # Scripts other sites may load too: no page headers, but never sniffed.
+                return self._client_dist / name, CLIENT_FILES[name], _CLIENT_HEADERS
         for prefix, files in self._static:
             if path == prefix[:-1] and prefix != "/":
                 # "/tutorial" → "/tutorial/" so that the page's relative URLs resolve.

@@ -90,6 +90,16 @@ class Server:
             whose ``X-Forwarded-For`` names the client (default None: none). Their own
             connections count in the total only; each request they forward counts for its
             client (``request.client_address``).
+        inbound_rate: Packets per second one connection may send, counted before they are
+            decoded (default 100.0; 0: no limit). Packets over budget are dropped; a
+            connection still over its budget 2 seconds after its first dropped packet is
+            closed.
+        inbound_burst: Packets one connection may send at once above ``inbound_rate``
+            (default 1000).
+        inbound_bytes_rate: Bytes per second one connection may send (default 1,000,000;
+            0: no limit); the burst is ``max_payload``.
+        max_post_packets: Packets one long-polling POST may carry; a POST with more is
+            answered 400 and its connection closed (default 500).
 
     Attributes:
         sockets: The main namespace ``"/"``.
@@ -135,6 +145,10 @@ class Server:
         max_connections: int = 10_000,
         max_connections_per_ip: int = 1000,
         forwarded_allow_ips: str | Sequence[str] | None = None,
+        inbound_rate: float = 100.0,
+        inbound_burst: int = 1000,
+        inbound_bytes_rate: float = 1_000_000.0,
+        max_post_packets: int = 500,
     ) -> None:
         """Configure the server (see the class for the arguments); nothing listens yet."""
         if connect_timeout <= 0:
@@ -161,6 +175,10 @@ class Server:
             max_connections=max_connections,
             max_connections_per_ip=max_connections_per_ip,
             forwarded_allow_ips=parse_forwarded_allow_ips(forwarded_allow_ips),
+            inbound_rate=inbound_rate,
+            inbound_burst=inbound_burst,
+            inbound_bytes_rate=inbound_bytes_rate,
+            max_post_packets=max_post_packets,
         )
         self.engine = EngineServer(
             config, self._on_engine_connection, self.router, self._request_hooks
