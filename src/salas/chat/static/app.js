@@ -22,16 +22,21 @@
   const MAX_LOG_ITEMS = 1000; // a tab left open on a busy room drops its oldest lines
   const STORE_NAME = "salas.name"; // localStorage: the name survives browser restarts
   const STORE_ROOMS = "salas.rooms"; // sessionStorage: open rooms survive a reload
+  const STORE_TOKEN = "salas.token"; // sessionStorage: signed in for this tab, through reloads
+  const MODERATORS = new Set(["moderator", "admin"]);
 
   // Class names style.css gives to parts of the page. A room named like one of them must not
   // get it as a class on its box (it would be styled as that part); data-room still names it.
   const PAGE_CLASSES = new Set([
-    "author", "brand", "composer", "composer-input", "conn-state", "count", "empty",
-    "errors", "error-item", "failed", "join", "join-form", "layout", "leave", "log", "log-wrap",
-    "member-list", "members", "members-title", "mine", "mode", "msg", "nick-form", "older",
-    "pending", "reconnect", "retry", "room-count", "room-head", "room-item", "room-list",
-    "room-name", "room-title", "rooms-view", "sidebar", "sidebar-title", "status", "sys", "text",
-    "topbar", "typing", "unread", "visually-hidden",
+    "auth-message", "auth-panel", "auth-title", "author", "ban", "ban-length", "ban-seconds",
+    "brand", "composer", "composer-input", "conn-state", "count", "delete", "deleted", "empty",
+    "errors", "error-item", "failed", "join", "join-form", "kick", "layout", "leave", "lock",
+    "log", "log-region", "log-wrap", "member-actions", "member-list", "member-name", "members",
+    "members-title", "mine", "mode", "msg", "nick-form", "older", "pending", "reconnect",
+    "rejoin", "retry", "role-badge", "room-count", "room-head", "room-item", "room-list",
+    "room-lock", "room-name", "room-notice", "room-notice-text", "room-title", "rooms-view",
+    "sidebar", "sidebar-title", "status", "sys", "text", "token-form", "topbar", "typing",
+    "unread", "visually-hidden", "whoami",
   ]);
 
   const $ = (selector, root = document) => root.querySelector(selector);
@@ -40,6 +45,13 @@
     conn: $("#conn-state"),
     reconnect: $("#reconnect"),
     mode: $("#mode"),
+    whoami: $("#whoami"),
+    whoamiName: $("#whoami-name"),
+    whoamiRole: $("#whoami-role"),
+    authPanel: $("#auth-panel"),
+    authMessage: $("#auth-message"),
+    tokenForm: $("#token-form"),
+    tokenInput: $("#token-input"),
     nickForm: $("#nick-form"),
     nick: $("#nick"),
     roomList: $("#room-list"),
@@ -60,6 +72,13 @@
     active: null, // name of the room shown
     epoch: 0, // connections so far: work begun on an older one stops when it sees a newer one
     renamedOffline: false, // a name chosen while offline, to ask for once back
+    token: null, // the sign-in token (a JWT), when the server wants one
+    userId: null, // mine, from `welcome`: messages and members carry it
+    role: "member",
+    auth: false, // the server took my identity from the token
+    nickAllowed: true,
+    privateRooms: new Set(), // listed rooms marked private
+    forbidden: new Set(), // rooms the server refused as private: never listed
   };
 
   // ---------------------------------------------------------------- storage (may be disabled)
@@ -79,8 +98,13 @@
     }
   }
 
+  // The rooms I am in (boxes saying I was removed or refused are open, but not joined).
+  function openRooms() {
+    return [...state.joined.values()].filter((view) => !view.out).map((view) => view.name);
+  }
+
   function saveOpenRooms() {
-    storageSet(sessionStorage, STORE_ROOMS, JSON.stringify([...state.joined.keys()]));
+    storageSet(sessionStorage, STORE_ROOMS, JSON.stringify(openRooms()));
   }
 
   function savedOpenRooms() {
@@ -92,13 +116,93 @@
     }
   }
 
+  // ---------------------------------------------------------------- the sign-in token
+  // `#token=...` in the address (the link `salas token` prints) signs in. The token is kept
+  // for this tab (sessionStorage: a reload stays signed in, closing the tab forgets it) and
+  // taken out of the address, so it is not left in the history, a bookmark or a screenshot.
+  function tokenFromAddress() {
+    const hash = location.hash.startsWith("#") ? location.hash.slice(1) : "";
+    const token = new URLSearchParams(hash).get("token");
+    if (token === null) return null;
+    history.replaceState(history.state, "", location.pathname + location.search);
+    return token.trim() || null;
+  }
+
+  function setToken(token) {
+    state.token = token;
+    storageSet(sessionStorage, STORE_TOKEN, token);
+  }
+
+  // When the token expires (ms), read from its own claims. Not verified: the server does
+  // that; the page only needs to tell "expired" from other refusals and drops.
+  function tokenExpiry(token) {
+    try {
+      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const claims = JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "=")));
+      return typeof claims.exp === "number" ? claims.exp * 1000 : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function tokenExpired() {
+    const exp = state.token ? tokenExpiry(state.token) : null;
+    return exp !== null && exp <= Date.now();
+  }
+
+  // A pasted token, or the whole link that carries one.
+  function pastedToken(text) {
+    const value = text.trim();
+    const at = value.indexOf("token=");
+    return (at >= 0 ? value.slice(at + "token=".length).split("&")[0] : value).trim();
+  }
+
+  function signInText(reason) {
+    const why = String(reason ?? "");
+    if (!state.token || /missing/i.test(why)) {
+      return "This chat needs you to sign in: paste the token (or the link) you were given.";
+    }
+    if (/expired/i.test(why) || tokenExpired()) return "Your sign-in token has expired: paste a new one to go on.";
+    return `Your sign-in token was not accepted${why ? ` (${why})` : ""}: paste another one.`;
+  }
+
+  function showSignIn(text) {
+    page.authMessage.textContent = text;
+    const wasHidden = page.authPanel.hidden;
+    page.authPanel.hidden = false;
+    page.reconnect.hidden = true; // the same token would be refused again
+    page.nickForm.hidden = true; // the name will come from the token
+    if (wasHidden) page.tokenInput.focus();
+  }
+
+  function hideSignIn() {
+    page.authPanel.hidden = true;
+    page.authMessage.textContent = "";
+  }
+
+  page.tokenForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = pastedToken(page.tokenInput.value);
+    if (!token) return;
+    setToken(token);
+    page.tokenInput.value = "";
+    hideSignIn();
+    setConnState("connecting");
+    if (client.connected) client.disconnect();
+    client.connect(); // the handshake's auth (a function) sends the new token
+  });
+
+  state.token = tokenFromAddress() ?? storageGet(sessionStorage, STORE_TOKEN);
+  if (state.token) setToken(state.token);
+
   // ---------------------------------------------------------------- connection
-  // The name travels in the handshake; a function, so a reconnect sends the current one.
+  // The token (or, without one, the name) travels in the handshake; a function, so a
+  // reconnect sends the current one.
   // `retries`: an event the server has not acknowledged within ackTimeout, or when the
   // connection dropped, is sent again (one at a time, in order); messages carry a client_id,
   // so the server stores and broadcasts a retried one once.
   const client = io({
-    auth: (send) => send(state.name ? { name: state.name } : {}),
+    auth: (send) => send(state.token ? { token: state.token } : state.name ? { name: state.name } : {}),
     retries: SEND_RETRIES,
     ackTimeout: ACK_TIMEOUT_MS,
   });
@@ -133,7 +237,7 @@
   function setConnState(name) {
     page.conn.dataset.state = name;
     page.conn.textContent = CONN_LABELS[name];
-    page.reconnect.hidden = name !== "offline";
+    page.reconnect.hidden = name !== "offline" || !page.authPanel.hidden;
     document.body.dataset.conn = name;
   }
 
@@ -146,13 +250,20 @@
     // After these two the client does not try again by itself; anything else it does.
     const final = reason === "io client disconnect" || reason === "io server disconnect";
     setConnState(final ? "offline" : "reconnecting");
+    // The server ends a session when its token expires: say so, and ask for a new one.
+    if (reason === "io server disconnect" && tokenExpired()) showSignIn(signInText("expired"));
     // Until `welcome` says whether the server kept our rooms (recovered), or we rejoined them,
     // messages typed meanwhile wait (shown as pending).
     state.joined.forEach((view) => (view.live = false));
     clearAllTypists();
   });
 
-  client.on("connect_error", () => {
+  client.on("connect_error", (err) => {
+    if (err?.data?.code === "unauthorized") {
+      setConnState("offline"); // refused: the client does not try again by itself
+      showSignIn(signInText(err.data.reason));
+      return;
+    }
     // `active` is false when the server refused us (no automatic retry): that is offline.
     if (!client.active) setConnState("offline");
     else if (page.conn.dataset.state !== "connecting") setConnState("reconnecting");
@@ -173,7 +284,16 @@
   client.on("welcome", (info) => {
     const offlineName = state.renamedOffline ? state.name : null;
     state.renamedOffline = false;
+    const who = [state.userId, state.role].join("|");
+    state.userId = typeof info.user_id === "string" ? info.user_id : null;
+    state.role = typeof info.role === "string" ? info.role : "member";
+    state.auth = info.auth === true;
+    state.nickAllowed = info.nick_allowed !== false;
+    hideSignIn();
     setName(String(info.name ?? ""));
+    renderWhoami();
+    // Signed in again as someone else (or with another role): Delete, Kick and Ban follow.
+    if (who !== [state.userId, state.role].join("|")) state.joined.forEach(refreshControls);
     state.singleRoom = Boolean(info.single_room);
     page.mode.hidden = !state.singleRoom;
     if (Array.isArray(info.rooms)) setRoomCounts(info.rooms);
@@ -183,11 +303,12 @@
         if (c && typeof c.channel === "string" && typeof c.name === "string") kept.set(c.channel, c.name);
       }
     }
-    const open = state.joined.size ? [...state.joined.keys()] : savedOpenRooms();
+    const open = state.joined.size ? openRooms() : savedOpenRooms();
     const wanted = state.singleRoom ? open.slice(-1) : open;
     const focus = state.active ?? wanted[wanted.length - 1];
     for (const room of wanted) {
       const view = state.joined.get(room);
+      if (view?.out) continue; // removed from it, or refused: joined again only when asked
       if (view && kept.has(room)) {
         view.me = kept.get(room);
         if (view.catching) resync(view, { join: false }); // a catch-up the drop interrupted
@@ -227,18 +348,38 @@
 
   client.on("presence", (p) => {
     const view = state.joined.get(p.channel);
-    if (!view) return;
+    if (!view || view.out) return;
     const user = String(p.user ?? "");
     const previous = typeof p.previous === "string" ? p.previous : null;
-    const aboutMe = p.event === "renamed" ? previous === view.me : user === view.me;
+    const nameIsMine = p.event === "renamed" ? previous === view.me : user === view.me;
+    const aboutMe = typeof p.user_id === "string" && state.userId ? p.user_id === state.userId : nameIsMine;
     if (p.event === "renamed" && aboutMe) view.me = user; // e.g. my "#2" suffix went away
     applyPresence(view, p, user, previous);
-    if (p.event === "left" || p.event === "renamed") setTypist(view, previous ?? user, false);
+    if (p.event !== "joined") setTypist(view, previous ?? user, false);
     if (!aboutMe) appendNotice(view, presenceText(p, user, previous));
+  });
+
+  // A moderator removed me from a room (every tab of mine): the box stays, saying so.
+  client.on("kicked", (k) => {
+    const view = k && state.joined.get(k.channel);
+    if (!view) return;
+    const by = String(k.by ?? "a moderator");
+    if (k.banned) {
+      const text = `You were banned from ${view.name} by ${by}${untilText(k.until)}.`;
+      setOut(view, "banned", text, { canRejoin: typeof k.until === "number" });
+    } else {
+      setOut(view, "kicked", `You were removed from ${view.name} by ${by}.`);
+    }
+  });
+
+  client.on("message_deleted", (d) => {
+    const view = d && state.joined.get(d.channel);
+    if (view) markDeleted(view, d.id);
   });
 
   client.on("typing", (t) => {
     const view = state.joined.get(t.channel);
+    if (view && typeof t.user_id === "string" && t.user_id === state.userId) return; // another tab of mine
     if (view && typeof t.user === "string" && t.user !== view.me) setTypist(view, t.user, Boolean(t.typing));
   });
 
@@ -248,14 +389,39 @@
     if (p.event === "joined") return `${user} joined`;
     if (p.event === "left") return `${user} left`;
     if (p.event === "renamed") return `${previous ?? "someone"} is now ${user}`;
+    const by = typeof p.by === "string" && p.by ? ` by ${p.by}` : "";
+    if (p.event === "kicked") return `${user} was removed${by}`;
+    if (p.event === "banned") return `${user} was banned${by}`;
     return `${user}: ${p.event}`;
+  }
+
+  function untilText(until) {
+    if (typeof until !== "number") return "";
+    const when = new Date(until);
+    const today = when.toDateString() === new Date().toDateString();
+    const clock = when.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+    return ` until ${today ? clock : `${when.toLocaleDateString([], { month: "short", day: "numeric" })} ${clock}`}`;
   }
 
   // ---------------------------------------------------------------- my name
   function setName(name) {
     state.name = name;
     page.nick.value = name;
-    if (name) storageSet(localStorage, STORE_NAME, name);
+    // A name from a token is not one chosen here: it does not replace that one.
+    if (name && !state.auth) storageSet(localStorage, STORE_NAME, name);
+  }
+
+  function isModerator() {
+    return MODERATORS.has(state.role);
+  }
+
+  // Signed in: the name (and role) from the token; renaming only where the server allows it.
+  function renderWhoami() {
+    page.whoami.hidden = !state.auth;
+    page.whoamiName.textContent = state.name;
+    page.whoamiRole.hidden = !state.auth || state.role === "member";
+    page.whoamiRole.textContent = state.role;
+    page.nickForm.hidden = !state.nickAllowed;
   }
 
   page.nickForm.addEventListener("submit", async (e) => {
@@ -295,23 +461,26 @@
     try {
       const answer = await request("channel_join", name);
       if (!answer.ok) {
-        showError(answer.error);
+        if (!refused(name, answer.error)) showError(answer.error);
         return false;
       }
       const room = typeof answer.channel === "string" ? answer.channel : name;
+      state.forbidden.delete(room);
       if (state.singleRoom) {
         // The server has left every other room for us; close their boxes to match.
         [...state.joined.keys()].filter((r) => r !== room).forEach(closeRoom);
       }
       const isNew = !state.joined.has(room);
       const view = state.joined.get(room) ?? openRoom(room);
+      clearOut(view);
+      setPrivate(view, answer.private === true);
       // My name in this room: my name, or "name#2" if a member there already shows it.
       view.me = typeof answer.name === "string" ? answer.name : state.name;
       // (A box already open only gets the messages it does not show yet.)
       const messages = Array.isArray(answer.messages) ? answer.messages : [];
       messages.forEach((m) => receive(view, m, { quiet: true }));
       if (isNew) view.older.hidden = messages.length < HISTORY_PAGE;
-      if (Array.isArray(answer.members)) setMembers(view, answer.members.map(String), answer.count);
+      setMembersFrom(view, answer);
       setLive(view);
       if (focus || !state.active) showRoom(room);
       scrollToEnd(view);
@@ -341,7 +510,8 @@
         const answer = await request("channel_join", view.name);
         if (!current()) return;
         if (!answer.ok) {
-          showError(answer.error); // (not back in the room: messages typed there wait)
+          // (Not back in the room: messages typed there wait, unless we may not come back.)
+          if (!refused(view.name, answer.error)) showError(answer.error);
           const held = view.held;
           view.held = [];
           view.catching = false;
@@ -349,7 +519,8 @@
           return;
         }
         view.me = typeof answer.name === "string" ? answer.name : state.name;
-        if (Array.isArray(answer.members)) setMembers(view, answer.members.map(String), answer.count);
+        setPrivate(view, answer.private === true);
+        setMembersFrom(view, answer);
         latest = Array.isArray(answer.messages) ? answer.messages : [];
       }
       // A store that forgot its messages (memory://, restarted) counts ids from 1 again:
@@ -420,6 +591,68 @@
     delete view.older.dataset.done;
   }
 
+  // A join the server refused because the room is private (and not mine) or I am banned
+  // from it: the room's box says so. False for any other refusal.
+  function refused(name, error) {
+    const code = error?.code;
+    if (code !== "forbidden" && code !== "banned") return false;
+    const view = state.joined.get(name) ?? openRoom(name);
+    if (code === "forbidden") {
+      state.forbidden.add(name);
+      setOut(view, "forbidden", `${name} is a private room: you may not enter it.`, { canRejoin: false });
+    } else {
+      const until = untilText(error.until);
+      setOut(view, "banned", `You are banned from ${name}${until}.`, { canRejoin: Boolean(until) });
+    }
+    if (state.active !== name) showRoom(name);
+    return true;
+  }
+
+  // The box of a room I am not in (any more): it says why, keeps what it showed, offers to
+  // join again where that may work, and "Close". Nothing typed there is sent.
+  function setOut(view, kind, text, { canRejoin = true } = {}) {
+    view.out = kind;
+    view.live = false;
+    view.catching = false;
+    view.held = [];
+    clearTimeout(view.typingIdle);
+    view.typingSentAt = 0;
+    clearTypists(view);
+    const waiting = view.waiting;
+    view.waiting = [];
+    waiting.forEach((entry) => setPendingState(entry, "failed", "not sent"));
+    view.box.dataset.state = "out";
+    setRoomNotice(view, text);
+    view.rejoin.hidden = !canRejoin;
+    view.composer.hidden = true;
+    view.leave.textContent = "Close";
+    view.leave.setAttribute("aria-label", `Close ${view.name}`);
+    setMembers(view, [], 0);
+    saveOpenRooms();
+  }
+
+  function clearOut(view) {
+    if (!view.out) return;
+    view.out = null;
+    delete view.box.dataset.state;
+    setRoomNotice(view, "");
+    view.composer.hidden = false;
+    view.leave.textContent = "Leave";
+    view.leave.setAttribute("aria-label", `Leave ${view.name}`);
+  }
+
+  // A line at the top of the box about the room itself (removed, refused, not allowed).
+  function setRoomNotice(view, text) {
+    view.noticeText.textContent = text;
+    view.notice.hidden = !text;
+    if (!text) view.rejoin.hidden = true;
+  }
+
+  function setPrivate(view, isPrivate) {
+    view.private = isPrivate || state.privateRooms.has(view.name);
+    view.lock.hidden = !view.private;
+  }
+
   // The server counts us in the room (again): typing works, waiting messages go out.
   function setLive(view) {
     view.live = true;
@@ -429,6 +662,10 @@
   }
 
   async function leaveRoom(view) {
+    if (view.out) {
+      closeRoom(view.name); // the server has us out already
+      return;
+    }
     const answer = await request("channel_leave", view.name);
     // not_in_room means the server already forgot us there: close the box all the same.
     if (!answer.ok && answer.error?.code !== "not_in_room") {
@@ -443,7 +680,7 @@
     const name = page.joinInput.value.trim();
     if (!name) return;
     // A refused name stays in the field, to be corrected.
-    if (state.joined.has(name)) showRoom(name);
+    if (state.joined.has(name) && !state.joined.get(name).out) showRoom(name);
     else if (!(await joinRoom(name))) return;
     if (page.joinInput.value.trim() === name) page.joinInput.value = "";
   });
@@ -457,6 +694,10 @@
     if (isSafeClassName(name)) box.classList.add(name);
     box.setAttribute("aria-label", `Room ${name}`);
     $(".room-title", box).textContent = name;
+    $(".log-region", box).setAttribute("aria-label", `Messages in ${name}`);
+    $(".composer-input", box).setAttribute("aria-label", `Message to ${name}`);
+    $(".leave", box).setAttribute("aria-label", `Leave ${name}`);
+    $(".rejoin", box).setAttribute("aria-label", `Join again: ${name}`);
 
     const view = {
       name,
@@ -467,7 +708,18 @@
       typingLine: $(".typing", box),
       input: $(".composer-input", box),
       memberList: $(".member-list", box),
-      members: [], // names, as the server sorts them
+      members: [], // {id, name} (id null from a server without ids), as the server sorts them
+      banLength: $(".ban-length", box),
+      banSeconds: $(".ban-seconds", box),
+      notice: $(".room-notice", box),
+      noticeText: $(".room-notice-text", box),
+      rejoin: $(".rejoin", box),
+      composer: $(".composer", box),
+      leave: $(".leave", box),
+      lock: $(".room-lock", box),
+      out: null, // why I am not in the room although its box is open: "kicked", "banned", "forbidden"
+      private: false,
+      deletedIds: new Set(), // ids of messages deleted: never shown again
       memberCount: 0,
       count: $(".room-count", box),
       ids: new Set(), // messageKey of those shown, so a rejoin's history adds only what is new
@@ -488,6 +740,15 @@
     };
 
     $(".leave", box).addEventListener("click", () => leaveRoom(view));
+    view.rejoin.addEventListener("click", () => joinRoom(name));
+    view.log.addEventListener("click", (e) => {
+      const button = e.target.closest("button.delete");
+      if (button) deleteMessage(view, button);
+    });
+    view.memberList.addEventListener("click", (e) => {
+      const button = e.target.closest("button.kick, button.ban");
+      if (button) moderate(view, button);
+    });
     $(".composer", box).addEventListener("submit", (e) => {
       e.preventDefault();
       sendMessage(view);
@@ -543,7 +804,7 @@
     renderRoomList();
     updateTitle();
     scrollToEnd(view);
-    if (window.matchMedia("(pointer: fine)").matches) view.input.focus();
+    if (!view.out && window.matchMedia("(pointer: fine)").matches) view.input.focus();
   }
 
   function isInView(view) {
@@ -575,6 +836,7 @@
   function appendMessage(view, msg, { quiet = false } = {}) {
     const key = messageKey(msg);
     if (key !== null && view.ids.has(key)) return false;
+    if (view.deletedIds.has(msg.id)) return false;
     const nearEnd = view.atEnd;
     view.log.appendChild(messageItem(msg, view.me));
     if (key !== null) {
@@ -607,6 +869,7 @@
   }
 
   const messageIds = new WeakMap(); // message <li> -> its id as the server sent it (a number)
+  const messageAuthors = new WeakMap(); // message <li> -> its author's user_id (if it has one)
 
   // What tells two messages apart. The time is part of it because a server that keeps
   // history in memory starts counting ids again after a restart.
@@ -618,18 +881,23 @@
     const item = document.createElement("li");
     item.className = "msg";
     const user = String(msg.user ?? "");
-    if (user && user === me) item.classList.add("mine");
+    const userId = typeof msg.user_id === "string" ? msg.user_id : null;
+    // Signed in, names may repeat (two Alices): only the user id says it is mine.
+    const byMe = userId !== null && userId === state.userId;
+    if (byMe || (!state.auth && user && user === me)) item.classList.add("mine");
     if (messageKey(msg) !== null) {
       item.dataset.id = String(msg.id);
       item.dataset.key = messageKey(msg);
       messageIds.set(item, msg.id);
     }
+    if (userId !== null) messageAuthors.set(item, userId);
 
     const author = document.createElement("span");
     author.className = "author";
     author.textContent = user || "anonymous";
     item.appendChild(author);
     item.appendChild(timeElement(msg.ts));
+    renderDelete(item);
 
     const text = document.createElement("p");
     text.className = "text";
@@ -648,6 +916,72 @@
     const today = when.toDateString() === new Date().toDateString();
     time.textContent = today ? clock : `${when.toLocaleDateString([], { month: "short", day: "numeric" })} ${clock}`;
     return time;
+  }
+
+  // ---------------------------------------------------------------- deleting messages
+  // Delete: on my own messages, and on everyone's for moderators and admins (the server
+  // checks it again).
+  function mayDelete(item) {
+    if (!messageIds.has(item)) return false; // not stored (yet)
+    return isModerator() || (state.userId !== null && messageAuthors.get(item) === state.userId);
+  }
+
+  function renderDelete(item) {
+    const shown = $(":scope > .delete", item);
+    if (!mayDelete(item)) {
+      shown?.remove();
+      return;
+    }
+    if (shown) return;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "delete";
+    button.textContent = "Delete";
+    const author = $(".author", item)?.textContent ?? "";
+    const time = $("time", item)?.textContent ?? "";
+    button.setAttribute("aria-label", `Delete message by ${author}${time ? ` at ${time}` : ""}`);
+    $("time", item).after(button);
+  }
+
+  // Who I am changed (signed in again): Delete, Kick and Ban follow the new user and role.
+  function refreshControls(view) {
+    view.log.querySelectorAll(":scope > .msg").forEach((item) => {
+      const userId = messageAuthors.get(item);
+      item.classList.toggle("mine", userId !== undefined && userId === state.userId);
+      renderDelete(item);
+    });
+    setMembers(view, view.members, view.memberCount);
+  }
+
+  async function deleteMessage(view, button) {
+    const item = button.closest(".msg");
+    const id = item && messageIds.get(item);
+    if (id === undefined) return;
+    button.disabled = true;
+    const answer = await request("delete_message", { channel: view.name, id });
+    if (!answer.ok) {
+      button.disabled = false;
+      showError(answer.error);
+      return;
+    }
+    const hadFocus = item.contains(document.activeElement);
+    markDeleted(view, id);
+    if (hadFocus && !view.out) view.input.focus(); // the button is gone: focus somewhere useful
+  }
+
+  // A message deleted (by me, its author or a moderator): its line says so; it never comes
+  // back, from history or a rejoin.
+  function markDeleted(view, id) {
+    if (typeof id !== "number" && typeof id !== "string") return;
+    view.deletedIds.add(id);
+    view.held = view.held.filter((m) => m.id !== id);
+    for (const item of view.log.querySelectorAll(":scope > .msg[data-id]")) {
+      if (messageIds.get(item) !== id) continue;
+      const note = document.createElement("li");
+      note.className = "sys deleted";
+      note.textContent = "message deleted";
+      item.replaceWith(note);
+    }
   }
 
   function appendNotice(view, text) {
@@ -693,9 +1027,15 @@
       if (err) {
         setPendingState(entry, "failed", "not sent: no answer from the server");
       } else if (answer && answer.ok) {
-        confirm(view, entry, { ...answer, user: view.me }, { move: false });
+        confirm(view, entry, { user_id: state.userId, ...answer, user: view.me }, { move: false });
+      } else if (view.out) {
+        setPendingState(entry, "failed", "not sent"); // removed from the room meanwhile
       } else if (answer?.error?.code === "not_in_room" && !view.live) {
         view.waiting.push(entry); // sent before we were back in the room: again once we are
+      } else if (answer?.error?.code === "forbidden" || answer?.error?.code === "banned") {
+        const why = answer.error.code === "banned" ? "you are banned from this room" : "you may not post here";
+        setPendingState(entry, "failed", `not sent: ${why}`);
+        setRoomNotice(view, `Your message was not sent: ${why}.`);
       } else {
         showError(answer?.error);
         setPendingState(entry, "failed", "not sent");
@@ -813,15 +1153,34 @@
 
   // ---------------------------------------------------------------- members
   // A presence event carries the whole member list, except in rooms of over 100 members:
-  // there it only says who joined, left or was renamed, and the list we have is updated.
+  // there it only says who joined, left, was renamed or removed, and the list we have is
+  // updated. Signed in, two members may show the same name: their user ids tell them apart.
   function applyPresence(view, p, user, previous) {
-    if (Array.isArray(p.members)) {
-      setMembers(view, p.members.map(String), p.count);
-      return;
+    if (setMembersFrom(view, p)) return;
+    const id = typeof p.user_id === "string" ? p.user_id : null;
+    const gone = (m) => (id !== null && m.id !== null ? m.id === id : m.name === user || m.name === previous);
+    let users = view.members.filter((m) => !gone(m));
+    if (!["left", "kicked", "banned"].includes(p.event)) {
+      users = [...users, { id, name: user }].sort((a, b) => byName(a.name, b.name));
     }
-    let names = view.members.filter((n) => n !== user && n !== previous);
-    if (p.event !== "left") names = [...names, user].sort(byName);
-    setMembers(view, names, p.count);
+    setMembers(view, users, p.count);
+  }
+
+  // The member list of a join ack or presence event, if it has one: `users` (with ids), or
+  // `members` (names only) from a server that does not send ids.
+  function setMembersFrom(view, info) {
+    if (Array.isArray(info.users)) {
+      const users = info.users
+        .filter((u) => u && typeof u === "object")
+        .map((u) => ({ id: typeof u.id === "string" ? u.id : null, name: String(u.name ?? "") }));
+      setMembers(view, users, info.count);
+      return true;
+    }
+    if (Array.isArray(info.members)) {
+      setMembers(view, info.members.map((name) => ({ id: null, name: String(name) })), info.count);
+      return true;
+    }
+    return false;
   }
 
   // The server's order: case-insensitive, then exact.
@@ -830,19 +1189,75 @@
     return x < y ? -1 : x > y ? 1 : a < b ? -1 : a > b ? 1 : 0;
   }
 
-  function setMembers(view, names, count) {
-    view.members = names;
-    const items = names.map((name) => {
+  function isMe(view, member) {
+    return member.id !== null && state.userId !== null ? member.id === state.userId : member.name === view.me;
+  }
+
+  function setMembers(view, users, count) {
+    view.members = users;
+    const moderating = isModerator() && !view.out;
+    view.banLength.hidden = !moderating;
+    const items = users.map((member) => {
       const li = document.createElement("li");
-      li.textContent = name;
-      li.title = name;
-      if (name === view.me) li.classList.add("mine");
+      const name = document.createElement("span");
+      name.className = "member-name";
+      name.textContent = member.name;
+      name.title = member.name;
+      li.appendChild(name);
+      if (isMe(view, member)) li.classList.add("mine");
+      else if (moderating && member.id !== null) li.appendChild(memberActions(member));
       return li;
     });
+    // Keep keyboard focus on the same member's button when the list is redrawn.
+    const focused = view.memberList.contains(document.activeElement) ? document.activeElement : null;
+    const again = focused && { id: focused.closest("li")?.dataset.userId, kind: focused.className };
+    items.forEach((li, i) => users[i].id !== null && (li.dataset.userId = users[i].id));
     view.memberList.replaceChildren(...items);
-    view.memberCount = typeof count === "number" ? count : names.length;
+    if (again?.id) {
+      const li = items.find((item) => item.dataset.userId === again.id);
+      li?.querySelector(`button.${again.kind}`)?.focus();
+    }
+    view.memberCount = typeof count === "number" ? count : users.length;
     view.count.textContent = `${view.memberCount} online`;
     renderRoomList();
+  }
+
+  // Kick and Ban, for moderators, on every member but themselves.
+  function memberActions(member) {
+    const actions = document.createElement("span");
+    actions.className = "member-actions";
+    for (const [kind, label] of [["kick", "Kick"], ["ban", "Ban"]]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = kind;
+      button.textContent = label;
+      button.setAttribute("aria-label", `${label} ${member.name}`);
+      actions.appendChild(button);
+    }
+    return actions;
+  }
+
+  async function moderate(view, button) {
+    const li = button.closest("li");
+    const userId = li?.dataset.userId;
+    if (!userId) return;
+    const payload = { channel: view.name, user_id: userId };
+    if (button.classList.contains("ban")) {
+      const seconds = Number(view.banSeconds.value);
+      if (seconds > 0) payload.seconds = seconds; // none: for good
+    }
+    button.disabled = true;
+    const answer = await request(button.classList.contains("ban") ? "ban" : "kick", payload);
+    if (!answer.ok) {
+      button.disabled = false;
+      showError(answer.error);
+      return;
+    }
+    // Their presence event takes them off the list; keyboard focus goes to the next one.
+    if (li.isConnected && li.contains(document.activeElement)) {
+      const next = li.nextElementSibling ?? li.previousElementSibling;
+      (next?.querySelector("button") ?? view.banSeconds).focus();
+    }
   }
 
   // ---------------------------------------------------------------- typing
@@ -903,22 +1318,32 @@
   }
 
   // ---------------------------------------------------------------- the room list
+  // The server lists only the private rooms I may enter, marked `private`.
   function setRoomCounts(rooms) {
     state.counts.clear();
+    state.privateRooms.clear();
     for (const r of rooms) {
-      if (r && typeof r.name === "string") state.counts.set(r.name, Number(r.count) || 0);
+      if (!r || typeof r.name !== "string") continue;
+      state.counts.set(r.name, Number(r.count) || 0);
+      if (r.private === true) state.privateRooms.add(r.name);
     }
+    state.joined.forEach((view) => setPrivate(view, view.private));
     renderRoomList();
   }
 
+  // A room the server refused as private (the tutorial's rooms too, if so configured) is
+  // not offered.
   function listedRooms() {
     const others = [...state.counts.entries()]
       .filter(([name]) => !DEFAULT_ROOMS.includes(name) && !state.joined.has(name))
       .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
       .slice(0, MAX_LISTED_ROOMS)
       .map(([name]) => name);
-    const joined = [...state.joined.keys()].filter((name) => !DEFAULT_ROOMS.includes(name));
-    return [...DEFAULT_ROOMS, ...joined, ...others];
+    const joined = [...state.joined.values()]
+      .filter((view) => view.out !== "forbidden" && !DEFAULT_ROOMS.includes(view.name))
+      .map((view) => view.name);
+    const defaults = DEFAULT_ROOMS.filter((name) => !state.forbidden.has(name));
+    return [...defaults, ...joined, ...others];
   }
 
   // Update the list in place (rather than rebuilding it) so keyboard focus is not lost.
@@ -946,6 +1371,14 @@
     open.title = name; // long names are cut short with an ellipsis
     open.addEventListener("click", () => (state.joined.has(name) ? showRoom(name) : joinRoom(name)));
 
+    const lock = document.createElement("span");
+    lock.className = "lock";
+    lock.title = "private room";
+    const lockText = document.createElement("span");
+    lockText.className = "visually-hidden";
+    lockText.textContent = "private";
+    lock.appendChild(lockText);
+
     const count = document.createElement("span");
     count.className = "count";
     count.title = "people in the room";
@@ -961,18 +1394,22 @@
     join.setAttribute("aria-label", `Join ${name}`);
     join.addEventListener("click", () => joinRoom(name));
 
-    item.append(open, count, unread, join);
+    item.append(open, lock, count, unread, join);
     return item;
   }
 
   function updateRoomItem(item, name) {
     const view = state.joined.get(name);
-    item.dataset.joined = view ? "true" : "false";
+    const inside = Boolean(view && !view.out);
+    item.dataset.joined = inside ? "true" : "false";
+    const isPrivate = state.privateRooms.has(name) || Boolean(view?.private);
+    item.dataset.private = isPrivate ? "true" : "false";
+    $(".lock", item).hidden = !isPrivate;
     if (name === state.active) item.setAttribute("aria-current", "true");
     else item.removeAttribute("aria-current");
     // A joined room's own count is fresher than the room list (which the server batches).
-    $(".count", item).textContent = String(view ? view.memberCount : (state.counts.get(name) ?? 0));
-    $(".join", item).hidden = Boolean(view);
+    $(".count", item).textContent = String(inside ? view.memberCount : (state.counts.get(name) ?? 0));
+    $(".join", item).hidden = inside;
     const unread = $(".unread", item);
     const n = view ? view.unread : 0;
     unread.hidden = n === 0;
