@@ -35,7 +35,6 @@ from salas.engine.limits import ConnectionLimits
 from salas.engine.logsafe import printable
 from salas.engine.scheduler import FlushScheduler
 from salas.engine.session import EngineSession
-from salas.engine.websocket import WebSocket
 
 __all__ = ["EngineServer", "HandshakeCheck"]
 
@@ -106,7 +105,7 @@ class EngineServer:
     # -- listening --------------------------------------------------------------------
     def protocol_factory(self) -> HttpConnection:
         connection = HttpConnection(
-            self.handle_request, self._head_parsed, self._connections.discard, self._timeouts, self
+            self.handle_request, self.head_parsed, self._connections.discard, self._timeouts, self
         )
         self._connections.add(connection)
         return connection
@@ -173,8 +172,11 @@ class EngineServer:
         self.limits.release(connection.counted_as)
 
     # -- routing ----------------------------------------------------------------------
-    def _head_parsed(self, request: HttpRequest) -> int:
-        """A request's head is in: its body limit; a second concurrent POST is refused here."""
+    def head_parsed(self, request: HttpRequest) -> int:
+        """A request's head is in: its body limit (it may be answered at once: a second
+        concurrent POST of a session, a forwarded client over its connection limit).
+
+        Sets `request.client_address` when the peer is a trusted proxy."""
         connection = request.connection
         if self.proxies and self.proxies.trusts(connection.peer_address):
             client = self.proxies.client_address(
@@ -248,8 +250,10 @@ class EngineServer:
             if not request.upgrade or session.transport != "polling" or session.is_upgrading():
                 self._error(request, EngineErrorCode.BAD_REQUEST)
                 return
-            ws = WebSocket(request, self.config.max_payload, self.config.volatile_buffer)
-            if ws.accept(request):
+            ws = request.connection.accept_websocket(
+                request, self.config.max_payload, self.config.volatile_buffer
+            )
+            if ws is not None:
                 session.probe_websocket(ws)
                 ws.start()
             return
@@ -285,9 +289,7 @@ class EngineServer:
 
     def _open(self, request: HttpRequest, transport: str) -> None:
         """Open a session for a handshake that passed every check."""
-        if request.responded or request.connection.transport is None:
-            return
-        if request.connection.transport.is_closing():
+        if request.responded or request.connection.gone:
             return  # the client left while the check ran
         if self._closed:
             request.respond(503, b"Service Unavailable", [("Connection", "close")])
@@ -305,8 +307,10 @@ class EngineServer:
             + orjson.dumps({"sid": sid, "upgrades": upgrades, **self._handshake_template}).decode()
         )
         if transport == "websocket":
-            ws = WebSocket(request, self.config.max_payload, self.config.volatile_buffer)
-            if not ws.accept(request):
+            ws = request.connection.accept_websocket(
+                request, self.config.max_payload, self.config.volatile_buffer
+            )
+            if ws is None:
                 return
             self.sessions[sid] = session
             session.attach_websocket(ws)
@@ -336,8 +340,8 @@ class EngineServer:
     ) -> None:
         status, body = error_body(code, message)
         request.respond(status, body, self.cors(request), "application/json")
-        if request.upgrade and request.connection.transport is not None:
-            request.connection.transport.close()
+        if request.upgrade:
+            request.connection.close()
 
     def forget(self, session: EngineSession) -> None:
         """Called by a session when it closes."""
