@@ -134,6 +134,13 @@ class HttpRequest:
         """Call `callback` if the client goes away before this request is answered."""
         self._on_abort = callback
 
+    def aborted(self) -> None:
+        """The client went away before the answer: run the `on_abort` callback, once."""
+        abort = self._on_abort
+        self._on_abort = None
+        if abort is not None and not self.responded:
+            abort()
+
     def respond(
         self,
         status: int,

@@ -35,6 +35,7 @@ from salas.engine.limits import ConnectionLimits
 from salas.engine.logsafe import printable
 from salas.engine.scheduler import FlushScheduler
 from salas.engine.session import EngineSession
+from salas.engine.transport import Connection
 
 __all__ = ["EngineServer", "HandshakeCheck"]
 
@@ -136,7 +137,7 @@ class EngineServer:
             self._server = None
 
     # -- admission (salas.engine.http.Admission) ---------------------------------------
-    def admit(self, connection: HttpConnection) -> tuple[int, bytes] | None:
+    def admit(self, connection: Connection) -> tuple[int, bytes] | None:
         """Count a new connection, or the answer that refuses it (503 full, 429 address)."""
         peer = connection.peer_address
         # A trusted proxy's connections carry many clients: they count in the total only,
@@ -167,7 +168,7 @@ class EngineServer:
         self._refusal_logged_at = now
         self._refused = 0
 
-    def release(self, connection: HttpConnection) -> None:
+    def release(self, connection: Connection) -> None:
         """An admitted connection has closed."""
         self.limits.release(connection.counted_as)
 
