@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from salas.engine.asgi import Message, Receive, Scope, Send, serve_http, serve_websocket
 from salas.server import Server
 
-__all__ = ["ASGIApp", "ASGI3App"]
+__all__ = ["ASGI3App", "ASGIApp"]
 
 #: An ASGI 3 application: ``await app(scope, receive, send)``.
 ASGI3App = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -217,9 +217,7 @@ async def serve_http(engine: EngineServer, scope: Scope, receive: Receive, send:
             except _TooLarge:
                 request.respond(413, b"Payload Too Large")
             except TimeoutError:
-                logger.debug(
-                    "request body from %s timed out", printable(request.client_address)
-                )
+                logger.debug("request body from %s timed out", printable(request.client_address))
                 request.respond(408, b"Request Timeout")
             else:
                 if body is None:
@@ -246,9 +244,7 @@ async def serve_http(engine: EngineServer, scope: Scope, receive: Receive, send:
             engine.release(connection)
 
 
-async def serve_websocket(
-    engine: EngineServer, scope: Scope, receive: Receive, send: Send
-) -> None:
+async def serve_websocket(engine: EngineServer, scope: Scope, receive: Receive, send: Send) -> None:
     """Serve one ASGI `websocket` scope with `engine` (a handshake or an upgrade)."""
     if (await receive())["type"] != "websocket.connect":
         return
@@ -419,7 +415,9 @@ class AsgiWebSocket:
                 elif chunk is _ACCEPT:
                     await send({"type": "websocket.accept"})
                 else:
-                    await send({"type": "websocket.close", "code": chunk.code, "reason": chunk.reason})
+                    await send(
+                        {"type": "websocket.close", "code": chunk.code, "reason": chunk.reason}
+                    )
                     return
         except OSError:  # the client left (uvicorn's ClientDisconnected is one)
             self._finish("transport close")

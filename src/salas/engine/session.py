@@ -240,9 +240,13 @@ class EngineSession:
     def begin_post(self, request: HttpRequest) -> bool:
         """A POST's head arrived; False if another POST of this session is still arriving."""
         posting = self._posting
-        if posting is not None and posting is not request:
-            if not posting.connection.gone and not posting.responded:
-                return False
+        if (
+            posting is not None
+            and posting is not request
+            and not posting.connection.gone
+            and not posting.responded
+        ):
+            return False
         self._posting = request
         return True
 

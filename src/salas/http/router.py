@@ -165,7 +165,9 @@ class Router:
         if any(pattern.match(segments) is not None for pattern in self._patterns):
             return True
         prefix = self._client_prefix
-        return bool(prefix) and raw_path.startswith(prefix) and raw_path[len(prefix) :] in CLIENT_FILES
+        if not prefix or not raw_path.startswith(prefix):
+            return False
+        return raw_path[len(prefix) :] in CLIENT_FILES
 
     def __call__(self, request: Request) -> None:
         """Answer `request` (now, or when its async handler finishes)."""
