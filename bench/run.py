@@ -33,7 +33,15 @@ from bench.targets import ROOT, TARGETS, host_info
 
 Result = dict[str, Any]
 
-ALL_SERVERS = ("node", "salas", "salas-recovery", "salas-chat", "pysio-uvicorn", "pysio-aiohttp")
+ALL_SERVERS = (
+    "node",
+    "salas",
+    "salas-asgi",
+    "salas-recovery",
+    "salas-chat",
+    "pysio-uvicorn",
+    "pysio-aiohttp",
+)
 ALL_SCENARIOS = ("fanout", "chat", "idle", "maxclients", "persistence")
 QUICK_SCENARIOS = ("fanout", "chat", "idle", "persistence")
 QUICK_SERVERS = ("node", "salas", "salas-chat")

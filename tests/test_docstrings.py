@@ -18,6 +18,7 @@ from salas.adapter import (
     RemoteSocket,
     redis_adapter,
 )
+from salas.asgi import ASGIApp
 from salas.http import (
     Request,
     RequestHooks,
@@ -103,6 +104,7 @@ CLASSES = [
     Response,
     Router,
     StaticFiles,
+    ASGIApp,
 ]
 
 FUNCTIONS = [

@@ -157,8 +157,10 @@ class Router:
         return self._client_dist is not None
 
     def serves(self, raw_path: str) -> bool:
-        """Whether `raw_path` (as sent) is a route's or the official client's: what the
-        router answers even beside another application (static folders are not counted)."""
+        """Whether `raw_path` (as sent) is a route's or the official client's.
+
+        What the router answers even beside another application (`salas.asgi`); static
+        folders are not counted."""
         if raw_path in self._routes or unquote(raw_path) in self._routes:
             return True
         segments = raw_path.split("/")
