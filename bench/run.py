@@ -36,6 +36,7 @@ Result = dict[str, Any]
 ALL_SERVERS = (
     "node",
     "salas",
+    "salas-asgi",
     "salas-recovery",
     "salas-metrics",
     "salas-chat",

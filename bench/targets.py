@@ -105,6 +105,10 @@ def _salas_versions() -> dict[str, str]:
     return out
 
 
+def _asgi_versions() -> dict[str, str]:
+    return _salas_versions() | _pkg("uvicorn")
+
+
 def _chat_versions() -> dict[str, str]:
     return _salas_versions() | _pkg("asyncpg")
 
@@ -148,6 +152,15 @@ TARGETS: dict[str, Target] = {
             # benchmark's rates (see bench/servers/salas_relay.py)
             lambda port, env: [PYTHON, str(ROOT / "bench" / "servers" / "salas_relay.py")],
             _salas_versions,
+        ),
+        Target(
+            "salas-asgi",
+            "salas through ASGI (uvicorn)",
+            "relay",
+            # the same seed.py and limits, io wrapped in salas.asgi.ASGIApp under uvicorn
+            # (uvloop, httptools, websockets): bench/servers/salas_asgi_relay.py
+            lambda port, env: [PYTHON, str(ROOT / "bench" / "servers" / "salas_asgi_relay.py")],
+            _asgi_versions,
         ),
         Target(
             "salas-recovery",

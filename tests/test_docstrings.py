@@ -18,6 +18,7 @@ from salas.adapter import (
     RemoteSocket,
     redis_adapter,
 )
+from salas.asgi import ASGIApp
 from salas.chat.announce import Announcer
 from salas.chat.connection import Conn
 from salas.chat.moderation import Moderation, log_action
@@ -109,6 +110,7 @@ CLASSES = [
     Conn,
     Moderation,
     Announcer,
+    ASGIApp,
 ]
 
 FUNCTIONS = [

@@ -4,7 +4,8 @@ Same behaviour as ``tests/apps/reference_app.js`` (the Node.js socket.io referen
 the suite in ``tests/integration`` runs against either. Environment: PORT, PING_INTERVAL_MS,
 PING_TIMEOUT_MS, MAX_PAYLOAD, CONNECT_TIMEOUT_MS, CORS_ORIGIN ("*" by default, or one
 origin). Prints ``READY <port>`` on stdout once listening (``await io.start`` returns once bound).
-SALAS_TEST_LOOP=asyncio runs it on plain asyncio instead of uvloop.
+SALAS_TEST_LOOP=asyncio runs it on plain asyncio instead of uvloop. SALAS_TEST_SERVER=asgi serves
+it through ``salas.asgi.ASGIApp`` under uvicorn instead of salas' own HTTP server.
 """
 
 from __future__ import annotations
@@ -178,7 +179,27 @@ async def main() -> None:
     await io.wait_closed()
 
 
+async def main_asgi() -> None:
+    """The same application through salas.asgi under uvicorn (lifespan starts and stops io)."""
+    import uvicorn
+
+    from salas.asgi import ASGIApp
+
+    config = uvicorn.Config(
+        ASGIApp(io), host="127.0.0.1", port=PORT, lifespan="on", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.ensure_future(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.02)
+    if server.started:
+        print(f"READY {PORT}", flush=True)
+    await serving
+
+
 if __name__ == "__main__":
+    if os.environ.get("SALAS_TEST_SERVER") == "asgi":
+        main = main_asgi  # type: ignore[assignment]
     # Like io.run(): uvloop when installed (SALAS_TEST_LOOP=asyncio forces plain asyncio).
     if os.environ.get("SALAS_TEST_LOOP") != "asyncio":
         try:

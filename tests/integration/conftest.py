@@ -1,10 +1,11 @@
 """Fixtures of the integration suite: the test application, run as a subprocess.
 
 The same application exists twice, with identical behaviour: ``tests/apps/reference_app.js``
-on the Node.js ``socket.io`` reference server and ``tests/apps/salas_app.py`` on salas.
-``SALAS_TEST_TARGETS`` (comma list, default ``salas``) chooses which ones every test runs
-against: ``node,salas`` (what ``make test`` and CI use) runs each test on both, so the
-reference shows that each expectation is real Socket.IO behaviour.
+on the Node.js ``socket.io`` reference server and ``tests/apps/salas_app.py`` on salas, served
+by salas' own HTTP server (target ``salas``) or through ``salas.asgi`` under uvicorn (target
+``asgi``). ``SALAS_TEST_TARGETS`` (comma list, default ``salas``) chooses which ones every
+test runs against: ``node,salas,asgi`` (what ``make test`` and CI use) runs each test on all
+three, so the reference shows that each expectation is real Socket.IO behaviour.
 
 A test asks for the ``app`` fixture; ``@pytest.mark.app_env(NAME=value, ...)`` starts it
 with other settings (short heartbeats, small payload limit, ...). One process is kept per

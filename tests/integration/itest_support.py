@@ -24,7 +24,7 @@ from tests.support.services import ROOT, require_node
 
 APPS = ROOT / "tests" / "apps"
 JS_DIR = Path(__file__).resolve().parent / "js"
-KNOWN_TARGETS = ("node", "salas")
+KNOWN_TARGETS = ("node", "salas", "asgi")
 STARTUP_TIMEOUT = 20.0
 
 
@@ -81,6 +81,8 @@ def start_app(target: str, env: dict[str, str]) -> AppProcess:
     full_env = dict(os.environ)
     full_env.update(env)
     full_env["PORT"] = str(port)
+    if target == "asgi":
+        full_env["SALAS_TEST_SERVER"] = "asgi"  # the salas application, through salas.asgi
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     proc = subprocess.Popen(
         _command(target),

@@ -28,6 +28,9 @@ from urllib.parse import parse_qsl, unquote
 import httptools
 
 from salas.engine.logsafe import printable
+from salas.engine.stats import EngineStats
+from salas.engine.transport import Connection
+from salas.engine.websocket import WebSocket
 
 __all__ = [
     "Admission",
@@ -99,7 +102,8 @@ class HttpRequest:
         "upgrade_tail",
     )
 
-    def __init__(self, connection: HttpConnection) -> None:
+    def __init__(self, connection: Connection) -> None:
+        # salas' own HTTP/1.1 connection, or an ASGI request (`salas.engine.asgi`).
         self.connection = connection
         self.method = ""
         self.path = ""
@@ -130,6 +134,13 @@ class HttpRequest:
     def on_abort(self, callback: Callable[[], None] | None) -> None:
         """Call `callback` if the client goes away before this request is answered."""
         self._on_abort = callback
+
+    def aborted(self) -> None:
+        """The client went away before the answer: run the `on_abort` callback, once."""
+        abort = self._on_abort
+        self._on_abort = None
+        if abort is not None and not self.responded:
+            abort()
 
     def respond(
         self,
@@ -408,6 +419,18 @@ class HttpConnection(asyncio.Protocol):
         self._cancel_timer()
         if self.transport is not None:
             self.transport.close()
+
+    @property
+    def gone(self) -> bool:
+        """Whether the connection is closed or closing."""
+        return self.transport is None or self.transport.is_closing()
+
+    def accept_websocket(
+        self, request: HttpRequest, max_size: int, high_water: int, stats: EngineStats
+    ) -> WebSocket | None:
+        """Answer the upgrade `request`: the websocket, or None (invalid, connection closed)."""
+        ws = WebSocket(request, max_size, high_water, stats)
+        return ws if ws.accept(request) else None
 
     def take_over(self, stream: StreamHandler) -> None:
         """Hand every further byte of this connection to `stream` (after an upgrade)."""

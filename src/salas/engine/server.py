@@ -36,7 +36,7 @@ from salas.engine.logsafe import printable
 from salas.engine.scheduler import FlushScheduler
 from salas.engine.session import EngineSession
 from salas.engine.stats import EngineStats
-from salas.engine.websocket import WebSocket
+from salas.engine.transport import Connection
 
 __all__ = ["EngineServer", "HandshakeCheck"]
 
@@ -108,7 +108,7 @@ class EngineServer:
     # -- listening --------------------------------------------------------------------
     def protocol_factory(self) -> HttpConnection:
         connection = HttpConnection(
-            self.handle_request, self._head_parsed, self._connections.discard, self._timeouts, self
+            self.handle_request, self.head_parsed, self._connections.discard, self._timeouts, self
         )
         self._connections.add(connection)
         return connection
@@ -139,7 +139,7 @@ class EngineServer:
             self._server = None
 
     # -- admission (salas.engine.http.Admission) ---------------------------------------
-    def admit(self, connection: HttpConnection) -> tuple[int, bytes] | None:
+    def admit(self, connection: Connection) -> tuple[int, bytes] | None:
         """Count a new connection, or the answer that refuses it (503 full, 429 address)."""
         peer = connection.peer_address
         # A trusted proxy's connections carry many clients: they count in the total only,
@@ -170,13 +170,16 @@ class EngineServer:
         self._refusal_logged_at = now
         self._refused = 0
 
-    def release(self, connection: HttpConnection) -> None:
+    def release(self, connection: Connection) -> None:
         """An admitted connection has closed."""
         self.limits.release(connection.counted_as)
 
     # -- routing ----------------------------------------------------------------------
-    def _head_parsed(self, request: HttpRequest) -> int:
-        """A request's head is in: its body limit; a second concurrent POST is refused here."""
+    def head_parsed(self, request: HttpRequest) -> int:
+        """A request's head is in: its body limit (it may be answered at once: a second
+        concurrent POST of a session, a forwarded client over its connection limit).
+
+        Sets `request.client_address` when the peer is a trusted proxy."""
         connection = request.connection
         if self.proxies and self.proxies.trusts(connection.peer_address):
             client = self.proxies.client_address(
@@ -251,10 +254,10 @@ class EngineServer:
             if not request.upgrade:
                 self._error(request, EngineErrorCode.BAD_REQUEST)
                 return
-            ws = WebSocket(
+            ws = request.connection.accept_websocket(
                 request, self.config.max_payload, self.config.volatile_buffer, self.stats
             )
-            if not ws.accept(request):
+            if ws is None:
                 return
             if session.transport != "polling" or session.is_upgrading():
                 # The spec: "A client MUST NOT open more than one WebSocket connection per
@@ -297,9 +300,7 @@ class EngineServer:
 
     def _open(self, request: HttpRequest, transport: str) -> None:
         """Open a session for a handshake that passed every check."""
-        if request.responded or request.connection.transport is None:
-            return
-        if request.connection.transport.is_closing():
+        if request.responded or request.connection.gone:
             return  # the client left while the check ran
         if self._closed:
             request.respond(503, b"Service Unavailable", [("Connection", "close")])
@@ -317,10 +318,10 @@ class EngineServer:
             + orjson.dumps({"sid": sid, "upgrades": upgrades, **self._handshake_template}).decode()
         )
         if transport == "websocket":
-            ws = WebSocket(
+            ws = request.connection.accept_websocket(
                 request, self.config.max_payload, self.config.volatile_buffer, self.stats
             )
-            if not ws.accept(request):
+            if ws is None:
                 return
             self.sessions[sid] = session
             session.attach_websocket(ws)
@@ -350,8 +351,8 @@ class EngineServer:
     ) -> None:
         status, body = error_body(code, message)
         request.respond(status, body, self.cors(request), "application/json")
-        if request.upgrade and request.connection.transport is not None:
-            request.connection.transport.close()
+        if request.upgrade:
+            request.connection.close()
 
     def forget(self, session: EngineSession) -> None:
         """Called by a session when it closes."""

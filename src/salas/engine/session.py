@@ -1,8 +1,9 @@
 """One Engine.IO session: its transport (long-polling or websocket), upgrade and heartbeat.
 
-Outgoing packets are kept in websocket form. On websocket they are framed and appended to
-`_out`, written at the end of the loop iteration by the flush scheduler; on long-polling
-they wait in `_queue` until a GET takes them as one payload.
+Outgoing packets are kept in websocket form. On websocket they are appended to `_out` (as
+frames on salas' own server, as packets for a carrier that frames them itself: ASGI),
+written at the end of the loop iteration by the flush scheduler; on long-polling they wait
+in `_queue` until a GET takes them as one payload.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from salas.engine.budget import InboundBudget
 from salas.engine.http import HttpRequest
-from salas.engine.websocket import WebSocket, ignore_close, ignore_message
+from salas.engine.transport import EngineSocket
+from salas.engine.websocket import ignore_close, ignore_message
 from salas.protocol import (
     PacketType,
     ProtocolError,
@@ -45,6 +47,7 @@ class EngineSession:
         "__weakref__",
         "_budget",
         "_cut_off_pending",
+        "_framed",
         "_heartbeat",
         "_out",
         "_poll",
@@ -75,8 +78,11 @@ class EngineSession:
         self.closed = False
         self.on_message: Callable[[str | bytes], None] = ignore_message
         self.on_close: Callable[[str], None] = ignore_close
-        self._ws: WebSocket | None = None
-        self._out: list[bytes] = []  # websocket frames queued this loop iteration
+        self._ws: EngineSocket | None = None
+        # Websocket chunks queued this loop iteration: frames (bytes) when `_framed`, else
+        # Engine.IO packets (see salas.engine.transport).
+        self._out: list[Any] = []
+        self._framed = True
         self._scheduler = server.scheduler
         self._stats = server.stats
         self._queue: list[WirePacket] = []
@@ -84,7 +90,7 @@ class EngineSession:
         self._poll: HttpRequest | None = None
         self._posting: HttpRequest | None = None  # a POST whose body is still arriving
         self._scheduled = False
-        self._probe: WebSocket | None = None
+        self._probe: EngineSocket | None = None
         self._probe_ready = False
         self._cut_off_pending = False
         self._upgrade_timer: asyncio.TimerHandle | None = None
@@ -109,8 +115,11 @@ class EngineSession:
             return
         ws = self._ws
         if ws is not None:
-            frame = text_frame(packet) if isinstance(packet, str) else binary_frame(packet)
-            self._push_frames(frame)
+            if self._framed:
+                frame = text_frame(packet) if isinstance(packet, str) else binary_frame(packet)
+                self._push_frames(frame)
+            else:
+                self._push_packets([packet])
         else:
             self._queue.append(packet)
             self._queue_size += len(packet)
@@ -131,7 +140,12 @@ class EngineSession:
             if not self._scheduled:
                 self._scheduled = True
                 self._scheduler.add(self)
-            self._out.append(message.frames)
+            if self._framed:
+                self._out.append(message.frames)
+            else:
+                # The same packet objects for every recipient: only the carrier's send is
+                # per recipient.
+                self._out.extend(message.packets)
             return True
         return self._send_encoded_slow(message, volatile)
 
@@ -148,6 +162,10 @@ class EngineSession:
         ws = self._ws
         if ws is None:
             self._send_encoded_slow(message, False)
+            return
+        if not self._framed:
+            # A carrier of packets (ASGI): it sends each as a message of its own anyway.
+            self.send_encoded(message)
             return
         out = self._out
         if out:
@@ -172,7 +190,10 @@ class EngineSession:
             unsent = ws.buffered() + sum(len(chunk) for chunk in self._out)
             if unsent > self._server.config.volatile_buffer:
                 return False
-            self._push_frames(message.frames)
+            if self._framed:
+                self._push_frames(message.frames)
+            else:
+                self._push_packets(message.packets)
             return True
         if volatile and (self._poll is None or self._queue):
             # Polling: a volatile packet is only worth sending if a GET is waiting now.
@@ -188,6 +209,12 @@ class EngineSession:
             self._scheduled = True
             self._scheduler.add(self)
         self._out.append(frames)
+
+    def _push_packets(self, packets: list[WirePacket]) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._scheduler.add(self)
+        self._out.extend(packets)
 
     def _poll_wanted(self) -> None:
         if self._queue_size > self._server.config.max_buffer:
@@ -257,10 +284,13 @@ class EngineSession:
     def begin_post(self, request: HttpRequest) -> bool:
         """A POST's head arrived; False if another POST of this session is still arriving."""
         posting = self._posting
-        if posting is not None and posting is not request:
-            transport = posting.connection.transport
-            if transport is not None and not transport.is_closing() and not posting.responded:
-                return False
+        if (
+            posting is not None
+            and posting is not request
+            and not posting.connection.gone
+            and not posting.responded
+        ):
+            return False
         self._posting = request
         return True
 
@@ -339,10 +369,11 @@ class EngineSession:
             self.close("transport close")
 
     # -- websocket ----------------------------------------------------------------------
-    def attach_websocket(self, ws: WebSocket) -> None:
+    def attach_websocket(self, ws: EngineSocket) -> None:
         """Use `ws` from the start (a session opened directly over websocket)."""
         self.transport = "websocket"
         self._ws = ws
+        self._framed = ws.framed
         ws.on_message = self._on_ws_message
         ws.on_close = self._on_ws_close
 
@@ -351,7 +382,7 @@ class EngineSession:
         if self._ws is not None:
             self._ws.start()
 
-    def probe_websocket(self, ws: WebSocket) -> None:
+    def probe_websocket(self, ws: EngineSocket) -> None:
         """Start upgrading this polling session to `ws` (probe, then UPGRADE packet)."""
         self._probe = ws
         ws.on_message = self._on_probe_message
@@ -367,7 +398,7 @@ class EngineSession:
         if ws is None:
             return
         if message == "2probe":
-            ws.write(text_frame("3probe"))
+            ws.write(text_frame("3probe") if ws.framed else "3probe")
             # The client pauses polling before sending UPGRADE; it needs its pending GET
             # answered to get there.
             self._probe_ready = True
@@ -377,7 +408,7 @@ class EngineSession:
         else:
             self._end_probe()
 
-    def _complete_upgrade(self, ws: WebSocket) -> None:
+    def _complete_upgrade(self, ws: EngineSocket) -> None:
         if self._upgrade_timer is not None:
             self._upgrade_timer.cancel()
             self._upgrade_timer = None

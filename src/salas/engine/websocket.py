@@ -8,7 +8,7 @@ pre-built bytes, written straight to the transport.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
@@ -16,8 +16,11 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from salas.engine.http import HttpRequest
 from salas.engine.stats import EngineStats
+from salas.engine.transport import CloseCallback, MessageCallback
+
+if TYPE_CHECKING:
+    from salas.engine.http import HttpConnection, HttpRequest
 
 __all__ = ["WebSocket", "ignore_close", "ignore_message"]
 
@@ -26,9 +29,6 @@ logger = logging.getLogger("salas.engine")
 # second that is noise, so its protocol objects get a logger of their own that keeps quiet.
 _protocol_logger = logging.getLogger("salas.engine.websocket_protocol")
 _protocol_logger.setLevel(logging.WARNING)
-
-MessageCallback = Callable[[str | bytes], None]
-CloseCallback = Callable[[str], None]
 
 
 def ignore_message(message: str | bytes) -> None:
@@ -59,6 +59,9 @@ class WebSocket:
         "transport",
     )
 
+    # Chunks written are complete websocket frames (see salas.engine.transport).
+    framed = True
+
     def __init__(
         self,
         request: HttpRequest,
@@ -66,10 +69,12 @@ class WebSocket:
         high_water: int = 256 * 1024,
         stats: EngineStats | None = None,
     ) -> None:
-        self.connection = request.connection
+        # Made only by `HttpConnection.accept_websocket`, for its own requests.
+        connection = cast("HttpConnection", request.connection)
+        self.connection = connection
         # Where the bytes read are counted (the engine's; a websocket on its own: here).
         self.stats = stats if stats is not None else EngineStats()
-        transport = request.connection.transport
+        transport = connection.transport
         assert transport is not None
         self.transport = transport
         # No extensions are offered: permessage-deflate would make every recipient compress

@@ -156,6 +156,21 @@ class Router:
         self._client_prefix = engine_path
         return self._client_dist is not None
 
+    def serves(self, raw_path: str) -> bool:
+        """Whether `raw_path` (as sent) is a route's or the official client's.
+
+        What the router answers even beside another application (`salas.asgi`); static
+        folders are not counted."""
+        if raw_path in self._routes or unquote(raw_path) in self._routes:
+            return True
+        segments = raw_path.split("/")
+        if any(pattern.match(segments) is not None for pattern in self._patterns):
+            return True
+        prefix = self._client_prefix
+        if not prefix or not raw_path.startswith(prefix):
+            return False
+        return raw_path[len(prefix) :] in CLIENT_FILES
+
     def __call__(self, request: Request) -> None:
         """Answer `request` (now, or when its async handler finishes)."""
         routes = self._routes.get(request.path)

@@ -528,6 +528,17 @@ class Server:
         Raises:
             OSError: The address cannot be bound.
         """
+        await self.open()
+        self.port = await self.engine.listen(host, port)
+        return self.port
+
+    async def open(self) -> None:
+        """Start the adapters and connection state recovery without listening.
+
+        What :meth:`start` does before it listens; an ASGI server carrying this server
+        (:class:`salas.asgi.ASGIApp`) runs it at its lifespan startup. End with
+        :meth:`shutdown`.
+        """
         if self.recovery is not None:
             await self.recovery.start()
         self._adapters_live = True
@@ -536,8 +547,6 @@ class Server:
             await nsp.adapter.init()
         self._stopped = asyncio.Event()
         self._shutting_down = None
-        self.port = await self.engine.listen(host, port)
-        return self.port
 
     async def wait_closed(self) -> None:
         """Wait until `shutdown` has run."""
