@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from salas.chat.errors import INVALID_MESSAGE, INVALID_NAME, UNAVAILABLE, ChatError
 from salas.chat.rooms import server_room
@@ -42,8 +42,10 @@ class MessageService:
     """Posts messages to the rooms of `io`, storing them in `store` first.
 
     `before_broadcast(room, sender)` runs just before a message with a sender is broadcast
-    (the chat stops that socket's typing indicator there). Call `start` when the server
-    starts and `drain` when it shuts down."""
+    (the chat stops that socket's typing indicator there). `claim(message)`: in a cluster,
+    whether this node may broadcast a message with a client_id (False: another node stored
+    and broadcast it first, this is a retry). Call `start` when the server starts and
+    `drain` when it shuts down."""
 
     def __init__(
         self,
@@ -51,8 +53,10 @@ class MessageService:
         store: MessageStore,
         *,
         before_broadcast: Callable[[str, str], object] | None = None,
+        claim: Callable[[StoredMessage], Awaitable[bool]] | None = None,
     ) -> None:
         self.io = io
+        self._claim = claim
         self.store = store
         self._before_broadcast = before_broadcast
         self._recent_ids: collections.deque[int] = collections.deque(maxlen=_RECENT_IDS)
@@ -123,7 +127,9 @@ class MessageService:
             for earlier in previous:
                 if earlier is not None:
                     await earlier
-            if self._should_broadcast(stored):
+            if self._should_broadcast(stored) and (
+                self._claim is None or stored.client_id is None or await self._claim(stored)
+            ):
                 if sender is not None and self._before_broadcast is not None:
                     self._before_broadcast(room, sender)
                 await self.io.to(server_room(room)).emit("message", stored.to_wire())
