@@ -263,12 +263,24 @@ class RedisAdapter(MemoryAdapter):
 
     # -- from Redis -------------------------------------------------------------------------
     async def _read_forever(self) -> None:
-        assert self._pubsub is not None
-        async for item in self._pubsub.listen():
+        # Redis going away ends `listen` once redis-py's own retries are spent: wait and
+        # listen again (redis-py reconnects and subscribes to the channels again).
+        backoff = 0.05
+        while True:
+            assert self._pubsub is not None
             try:
-                await self._on_item(item)
-            except Exception:
-                logger.exception("bad message on %s", item.get("channel"))
+                async for item in self._pubsub.listen():
+                    backoff = 0.05
+                    try:
+                        await self._on_item(item)
+                    except Exception:
+                        logger.exception("bad message on %s", item.get("channel"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("lost the Redis subscription (%s); reconnecting", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
 
     async def _on_item(self, item: dict[str, Any]) -> None:
         channel = item["channel"].decode()
