@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from salas.auth import JwtAuth, TokenVerifier
@@ -124,7 +124,7 @@ class ChatApp:
             self.io,
             store,
             before_broadcast=self.typing.stop,
-            claim=_broadcast_claim(cluster) if cluster is not None else None,
+            claim=_ClusterClaim(cluster) if cluster is not None else None,
         )
         self.events = ChatEvents(
             config,
@@ -257,19 +257,26 @@ class ChatApp:
         return Response.json(body, 200 if ok else 503)
 
 
-def _broadcast_claim(cluster: ClusterNode) -> Callable[[StoredMessage], Awaitable[bool]]:
-    """Whether this node broadcasts a message stored with a client_id: the first node to
-    claim its id does (a retry stored again on another node is acked, not broadcast)."""
+class _ClusterClaim:
+    """`BroadcastClaim` over Redis: the first node to ``SET NX`` a message's key sends it."""
 
-    async def claim(message: StoredMessage) -> bool:
-        key = cluster.key("sent", str(message.id))
+    def __init__(self, cluster: ClusterNode) -> None:
+        self.cluster = cluster
+
+    async def take(self, message: StoredMessage) -> bool:
+        """Whether this node is the first to broadcast `message` (True if Redis is away:
+        clients drop a repeated id)."""
+        key = self.cluster.key("sent", str(message.id))
         try:
-            return bool(await cluster.redis.set(key, cluster.node_id, nx=True, ex=86400))
-        except Exception as exc:  # Redis away: broadcast (clients drop a repeat by its id)
+            node = self.cluster.node_id
+            return bool(await self.cluster.redis.set(key, node, nx=True, ex=86400))
+        except Exception as exc:
             logger.warning("cluster: cannot claim message %d (%s)", message.id, exc)
             return True
 
-    return claim
+    async def release(self, message: StoredMessage) -> None:
+        """The broadcast failed: let a retry take it."""
+        await self.cluster.redis.delete(self.cluster.key("sent", str(message.id)))
 
 
 def create_app(

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from salas.adapter.redis import load_redis
+from salas.adapter.redis import load_redis, retrying
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -148,7 +148,7 @@ class ClusterNode:
             redis.exceptions.RedisError: Redis cannot be reached now.
         """
         self._redis = self._driver.from_url(
-            self.url, socket_connect_timeout=self.ttl, socket_timeout=self.ttl
+            self.url, socket_connect_timeout=self.ttl, socket_timeout=self.ttl, **retrying()
         )
         await self._beat()
         subscribed = asyncio.get_running_loop().create_future()

@@ -15,7 +15,11 @@ run(async ({ url, args }) => {
   const joined = await ack(socket, "channel_join", room);
   if (!joined.ok) throw new Error(`join refused: ${JSON.stringify(joined)}`);
   const deadline = Date.now() + 40000;
-  const messages = () => socket.log.filter((e) => e.event === "message").map((e) => e.data);
+  // (With connection state recovery a message carries its offset as a second argument.)
+  const messages = () =>
+    socket.log
+      .filter((e) => e.event === "message")
+      .map((e) => (Array.isArray(e.data) ? e.data[0] : e.data));
   while (messages().length < count && Date.now() < deadline) await sleep(10);
   await sleep(300);
   return { messages: messages().map((m) => [m.id, m.message]) };
