@@ -38,6 +38,7 @@ from salas.chat.rate_limit import BudgetCounts
 from salas.chat.rooms_feed import Coalescer
 from salas.chat.typing_status import TypingTracker
 from salas.cluster.node import ClusterNode
+from salas.cluster.ordering import RoomLocks
 from salas.cluster.presence import RedisPresence
 from salas.http import SECURITY_HEADERS, Response
 from salas.recovery import RecoveryOptions, RecoveryStore
@@ -125,6 +126,7 @@ class ChatApp:
             store,
             before_broadcast=self.typing.stop,
             claim=_ClusterClaim(cluster) if cluster is not None else None,
+            serializer=RoomLocks(cluster) if cluster is not None else None,
         )
         self.events = ChatEvents(
             config,

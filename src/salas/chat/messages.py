@@ -6,7 +6,9 @@ goes through it, and so can anything that has no socket (an HTTP API, moderation
 Order: a room's messages are broadcast in the order of their ids, and one sender's in the
 order it posted them, although their store writes overlap (so they can share one group
 commit): a post's broadcast waits for those of the posts before it in its room and from
-its sender.
+its sender. In a cluster (`serializer`), the nodes take turns per room: a node holds the
+room (a lock in Redis) while it stores a message and publishes it, so the ids of a room are
+published, and delivered on every node, in order.
 
 Duplicates: the store returns the first message stored with a client_id to a retry of it.
 The service tells such a retry from a new message by the ids it broadcast recently (and by
@@ -23,6 +25,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from salas.chat.errors import INVALID_MESSAGE, INVALID_NAME, UNAVAILABLE, ChatError
@@ -32,7 +35,7 @@ from salas.db.common import now_ms
 from salas.server import Server
 from salas.store import InvalidInputError, MessageStore, StoredMessage, StoreError
 
-__all__ = ["BroadcastClaim", "MessageService"]
+__all__ = ["BroadcastClaim", "MessageService", "RoomSerializer"]
 
 logger = logging.getLogger("salas.chat")
 
@@ -53,13 +56,23 @@ class BroadcastClaim(Protocol):
         ...
 
 
+class RoomSerializer(Protocol):
+    """In a cluster: lets one node at a time store and broadcast a message in a room."""
+
+    def hold(self, room: str) -> AbstractAsyncContextManager[None]:
+        """Hold `room` (ChatError ``unavailable`` if it cannot be had in time)."""
+        ...
+
+
 class MessageService:
     """Posts messages to the rooms of `io`, storing them in `store` first.
 
     `before_broadcast(room, sender)` runs just before a message with a sender is broadcast
     (the chat stops that socket's typing indicator there). `claim(message)`: in a cluster,
     whether this node may broadcast a message with a client_id (False: another node stored
-    and broadcast it first, this is a retry). Call `start` when the server starts and
+    and broadcast it first, this is a retry); `serializer`: in a cluster, holds a room
+    while a message of it is stored and broadcast (so its id order is the order every node
+    publishes in). Call `start` when the server starts and
     `drain` when it shuts down."""
 
     def __init__(
@@ -69,9 +82,11 @@ class MessageService:
         *,
         before_broadcast: Callable[[str, str], object] | None = None,
         claim: BroadcastClaim | None = None,
+        serializer: RoomSerializer | None = None,
     ) -> None:
         self.io = io
         self._claim = claim
+        self._serializer = serializer
         self.store = store
         self._before_broadcast = before_broadcast
         self._recent_ids: collections.deque[int] = collections.deque(maxlen=_RECENT_IDS)
@@ -138,16 +153,22 @@ class MessageService:
             self._sender_tails[sender] = mine
         self._inflight.add(mine)
         try:
-            stored = await self._store(room, text, user, client_id, user_id)
-            for earlier in previous:
-                if earlier is not None:
-                    await earlier
-            if self._should_broadcast(stored) and (
-                self._claim is None or stored.client_id is None or await self._claim.take(stored)
-            ):
-                if sender is not None and self._before_broadcast is not None:
-                    self._before_broadcast(room, sender)
-                await self._broadcast(stored)
+            if self._serializer is None:
+                stored = await self._store(room, text, user, client_id, user_id)
+                for earlier in previous:
+                    if earlier is not None:
+                        await earlier
+                await self._send(stored, sender)
+            else:
+                # A cluster: one node at a time stores and publishes in a room, so the
+                # publish order is the id order on every node. The earlier posts are awaited
+                # first: nothing waits for another post while holding a room.
+                for earlier in previous:
+                    if earlier is not None:
+                        await earlier
+                async with self._serializer.hold(room):
+                    stored = await self._store(room, text, user, client_id, user_id)
+                    await self._send(stored, sender)
         finally:
             _done_after(mine, previous)
             self._inflight.discard(mine)
@@ -156,6 +177,15 @@ class MessageService:
             if self._room_tails.get(room) is mine:
                 del self._room_tails[room]
         return stored
+
+    async def _send(self, stored: StoredMessage, sender: str | None) -> None:
+        """Broadcast `stored`, unless it answers a retry of a message broadcast already."""
+        if self._should_broadcast(stored) and (
+            self._claim is None or stored.client_id is None or await self._claim.take(stored)
+        ):
+            if sender is not None and self._before_broadcast is not None:
+                self._before_broadcast(stored.channel, sender)
+            await self._broadcast(stored)
 
     async def _broadcast(self, stored: StoredMessage) -> None:
         """Send `stored` to its room; if that fails (a cluster's Redis away), forget that it
