@@ -24,26 +24,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from salas.auth import JwtAuth, TokenVerifier
 from salas.chat.announce import Announcer
 from salas.chat.api import ApiConfig, HttpApi
 from salas.chat.config import ChatConfig
 from salas.chat.events import ChatEvents
-from salas.chat.messages import MessageService
+from salas.chat.messages import MessageService, RoomSerializer
 from salas.chat.pages import STATIC_DIR, TUTORIAL_PAGE
 from salas.chat.presence import LocalPresence, PresenceBackend
 from salas.chat.rate_limit import BudgetCounts
 from salas.chat.rooms_feed import Coalescer
 from salas.chat.typing_status import TypingTracker
-from salas.cluster.node import ClusterNode
-from salas.cluster.ordering import RoomLocks
-from salas.cluster.presence import RedisPresence
 from salas.http import SECURITY_HEADERS, Response
 from salas.recovery import RecoveryOptions, RecoveryStore
 from salas.server import Server, Socket
 from salas.store import BanStore, MemoryBanStore, MessageStore, StoredMessage
+
+if TYPE_CHECKING:
+    from salas.cluster.node import ClusterNode
+    from salas.cluster.presence import RedisPresence
 
 __all__ = ["ChatApp", "create_app"]
 
@@ -86,15 +87,17 @@ class ChatApp:
         self.config = config
         # -- cluster (--redis): rooms over the Redis adapter, presence on every node --
         self.cluster = cluster
+        shared: RedisPresence | None = None
         if cluster is not None:
             from salas.adapter.redis import redis_adapter
+            from salas.cluster.presence import RedisPresence
 
             server_options = {
                 "adapter": redis_adapter(cluster.url, cluster.prefix),
                 **(server_options or {}),
             }
             if presence is None:
-                presence = RedisPresence(cluster)
+                presence = shared = RedisPresence(cluster)
         self.store = store
         # A ban store of our own (memory) is ours to open; one given is the caller's.
         self._own_bans = bans is None
@@ -126,7 +129,7 @@ class ChatApp:
             store,
             before_broadcast=self.typing.stop,
             claim=_ClusterClaim(cluster) if cluster is not None else None,
-            serializer=RoomLocks(cluster) if cluster is not None else None,
+            serializer=_room_locks(cluster) if cluster is not None else None,
         )
         self.events = ChatEvents(
             config,
@@ -141,10 +144,10 @@ class ChatApp:
             cluster=cluster,
         )
         self.io.on("connection", self.events.on_connection)
-        if cluster is not None and isinstance(self.presence, RedisPresence):
+        if shared is not None:
             # Other nodes' sockets change the rooms list; a dead node's leave is told here.
-            self.presence.on_changed = self.rooms_feed.poke
-            self.presence.on_departed = self.events.announce_departures
+            shared.on_changed = self.rooms_feed.poke
+            shared.on_departed = self.events.announce_departures
         self.budget_counts = BudgetCounts()  # the event budgets' refusals (with metrics)
         if self.io.metrics is not None:
             self._measure()
@@ -257,6 +260,12 @@ class ChatApp:
         if self.cluster is not None:
             body["cluster"] = await self.cluster.health()
         return Response.json(body, 200 if ok else 503)
+
+
+def _room_locks(cluster: ClusterNode) -> RoomSerializer:
+    from salas.cluster.ordering import RoomLocks
+
+    return RoomLocks(cluster)
 
 
 class _ClusterClaim:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from salas.auth import Claims, JwtAuth, claims_of
 from salas.chat.announce import Announcer
@@ -49,9 +49,11 @@ from salas.chat.rooms_feed import Coalescer
 from salas.chat.session_state import DATA_KEY, SavedState, load_state
 from salas.chat.typing_status import TypingTracker
 from salas.chat.validation import parse_history, parse_message, parse_nick, parse_room, parse_typing
-from salas.cluster.node import ClusterNode
 from salas.server import Socket
 from salas.store import BanStore, InvalidInputError, MessageStore, StoreError
+
+if TYPE_CHECKING:
+    from salas.cluster.node import ClusterNode
 
 __all__ = ["ChatEvents", "Reply"]
 
