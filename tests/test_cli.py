@@ -836,3 +836,38 @@ async def test_identity_warnings_at_startup(tmp_path: Path) -> None:
         assert served.match is not None and served.match["auth"] == "HS256"
         assert await served.stop() == 0
     assert not any("WARNING" in line for line in served.lines)
+
+
+# -- cluster (--redis, --redis-prefix) ----------------------------------------------------------
+def test_redis_flag_environment_and_prefix() -> None:
+    """--redis / SALAS_REDIS and --redis-prefix are read; the default prefix hashes the store
+    URL (without its credentials), so two chats on one Redis do not mix."""
+    from salas.cli import cluster_prefix
+
+    db = "postgresql://u:secret@127.0.0.1/test"
+    _, settings = parse_settings(["serve", "--db", db], {"SALAS_REDIS": "redis://127.0.0.1:6379/0"})
+    assert settings.redis == "redis://127.0.0.1:6379/0" and settings.redis_prefix is None
+    prefix = cluster_prefix(settings, db)
+    assert prefix.startswith("salas:") and "secret" not in prefix
+    assert prefix == cluster_prefix(settings, "postgresql://u:other@127.0.0.1/test")
+    assert prefix != cluster_prefix(settings, db + "?schema=other")
+    _, named = parse_settings(
+        ["serve", "--db", db, "--redis", "redis://h:6379/0", "--redis-prefix", "chat-a"], {}
+    )
+    assert cluster_prefix(named, db) == "chat-a"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--redis", "http://h:6379"], "not a redis://"),
+        (["--redis-prefix", "x"], "needs --redis"),
+        (["--redis", "redis://h:6379/0", "--db", "memory://"], "not memory://"),
+        (["--redis", "redis://h:6379/0", "--redis-prefix", "a b"], "no spaces"),
+    ],
+)
+def test_redis_settings_refused(argv: list[str], message: str) -> None:
+    """A URL that is not Redis's, a prefix without --redis, a cluster on memory:// or a bad
+    prefix: a configuration error naming the flag."""
+    with pytest.raises(ConfigError, match=message):
+        parse_settings(["serve", *argv], {})

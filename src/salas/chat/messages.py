@@ -6,7 +6,9 @@ goes through it, and so can anything that has no socket (an HTTP API, moderation
 Order: a room's messages are broadcast in the order of their ids, and one sender's in the
 order it posted them, although their store writes overlap (so they can share one group
 commit): a post's broadcast waits for those of the posts before it in its room and from
-its sender.
+its sender. In a cluster (`serializer`), the nodes take turns per room: a node holds the
+room (a lock in Redis) while it stores a message and publishes it, so the ids of a room are
+published, and delivered on every node, in order.
 
 Duplicates: the store returns the first message stored with a client_id to a retry of it.
 The service tells such a retry from a new message by the ids it broadcast recently (and by
@@ -20,8 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 from salas.chat.errors import INVALID_MESSAGE, INVALID_NAME, UNAVAILABLE, ChatError
 from salas.chat.rooms import server_room
@@ -30,7 +35,7 @@ from salas.db.common import now_ms
 from salas.server import Server
 from salas.store import InvalidInputError, MessageStore, StoredMessage, StoreError
 
-__all__ = ["MessageService"]
+__all__ = ["BroadcastClaim", "MessageService", "RoomSerializer"]
 
 logger = logging.getLogger("salas.chat")
 
@@ -38,12 +43,37 @@ logger = logging.getLogger("salas.chat")
 _RECENT_IDS = 10_000
 
 
+class BroadcastClaim(Protocol):
+    """In a cluster: which node broadcasts a message stored with a client_id (the first to
+    take it), so that a retry stored again through another node is not broadcast again."""
+
+    async def take(self, message: StoredMessage) -> bool:
+        """Whether this node is the first to broadcast `message`."""
+        ...
+
+    async def release(self, message: StoredMessage) -> None:
+        """The broadcast failed: a retry may take it again."""
+        ...
+
+
+class RoomSerializer(Protocol):
+    """In a cluster: lets one node at a time store and broadcast a message in a room."""
+
+    def hold(self, room: str) -> AbstractAsyncContextManager[None]:
+        """Hold `room` (ChatError ``unavailable`` if it cannot be had in time)."""
+        ...
+
+
 class MessageService:
     """Posts messages to the rooms of `io`, storing them in `store` first.
 
     `before_broadcast(room, sender)` runs just before a message with a sender is broadcast
-    (the chat stops that socket's typing indicator there). Call `start` when the server
-    starts and `drain` when it shuts down."""
+    (the chat stops that socket's typing indicator there). `claim(message)`: in a cluster,
+    whether this node may broadcast a message with a client_id (False: another node stored
+    and broadcast it first, this is a retry); `serializer`: in a cluster, holds a room
+    while a message of it is stored and broadcast (so its id order is the order every node
+    publishes in). Call `start` when the server starts and
+    `drain` when it shuts down."""
 
     def __init__(
         self,
@@ -51,8 +81,12 @@ class MessageService:
         store: MessageStore,
         *,
         before_broadcast: Callable[[str, str], object] | None = None,
+        claim: BroadcastClaim | None = None,
+        serializer: RoomSerializer | None = None,
     ) -> None:
         self.io = io
+        self._claim = claim
+        self._serializer = serializer
         self.store = store
         self._before_broadcast = before_broadcast
         self._recent_ids: collections.deque[int] = collections.deque(maxlen=_RECENT_IDS)
@@ -119,14 +153,22 @@ class MessageService:
             self._sender_tails[sender] = mine
         self._inflight.add(mine)
         try:
-            stored = await self._store(room, text, user, client_id, user_id)
-            for earlier in previous:
-                if earlier is not None:
-                    await earlier
-            if self._should_broadcast(stored):
-                if sender is not None and self._before_broadcast is not None:
-                    self._before_broadcast(room, sender)
-                await self.io.to(server_room(room)).emit("message", stored.to_wire())
+            if self._serializer is None:
+                stored = await self._store(room, text, user, client_id, user_id)
+                for earlier in previous:
+                    if earlier is not None:
+                        await earlier
+                await self._send(stored, sender)
+            else:
+                # A cluster: one node at a time stores and publishes in a room, so the
+                # publish order is the id order on every node. The earlier posts are awaited
+                # first: nothing waits for another post while holding a room.
+                for earlier in previous:
+                    if earlier is not None:
+                        await earlier
+                async with self._serializer.hold(room):
+                    stored = await self._store(room, text, user, client_id, user_id)
+                    await self._send(stored, sender)
         finally:
             _done_after(mine, previous)
             self._inflight.discard(mine)
@@ -135,6 +177,30 @@ class MessageService:
             if self._room_tails.get(room) is mine:
                 del self._room_tails[room]
         return stored
+
+    async def _send(self, stored: StoredMessage, sender: str | None) -> None:
+        """Broadcast `stored`, unless it answers a retry of a message broadcast already."""
+        if self._should_broadcast(stored) and (
+            self._claim is None or stored.client_id is None or await self._claim.take(stored)
+        ):
+            if sender is not None and self._before_broadcast is not None:
+                self._before_broadcast(stored.channel, sender)
+            await self._broadcast(stored)
+
+    async def _broadcast(self, stored: StoredMessage) -> None:
+        """Send `stored` to its room; if that fails (a cluster's Redis away), forget that it
+        was sent, so that the client's retry (same client_id) is broadcast."""
+        try:
+            await self.io.to(server_room(stored.channel)).emit("message", stored.to_wire())
+        except Exception as exc:
+            self._recent_set.discard(stored.id)
+            if self._claim is not None and stored.client_id is not None:
+                with contextlib.suppress(Exception):
+                    await self._claim.release(stored)
+            logger.warning("could not broadcast message %d: %s", stored.id, exc)
+            raise ChatError(
+                UNAVAILABLE, "the message was stored but not sent to every member; send it again"
+            ) from exc
 
     async def drain(self, timeout: float) -> None:
         """Refuse posts from now on, and wait up to `timeout` seconds for the messages being
