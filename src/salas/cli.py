@@ -118,6 +118,9 @@ class ServeSettings:
     jwt_audience: str | None = None
     private_rooms: tuple[str, ...] = ()  # globs; entered only with a token that allows them
     allow_nick: bool = False  # with token auth, users may still rename themselves
+    # -- cluster (--redis, --redis-prefix) --
+    redis: str | None = None  # Redis URL: rooms shared with every process on it; None: off
+    redis_prefix: str | None = None  # channel/key prefix; None: derived from --db
 
     @property
     def auth(self) -> bool:
@@ -162,6 +165,7 @@ class ServeSettings:
     def server_options(self) -> dict[str, Any]:
         """The `salas.Server` keyword arguments these settings stand for."""
         options = self._admin_ui_server_options() | self._metrics_server_options()
+        options |= self._redis_server_options()
         return options | {
             "head_timeout": self.timeout_head,
             "body_timeout": self.timeout_body,
@@ -174,6 +178,15 @@ class ServeSettings:
             "inbound_bytes_rate": self.inbound_bytes_rate,
             "max_post_packets": self.max_post_packets,
         }
+
+    # -- cluster (--redis, --redis-prefix) --
+    def _redis_server_options(self) -> dict[str, Any]:
+        if self.redis is None:
+            return {}
+        from salas.adapter.redis import redis_adapter
+
+        prefix = self.redis_prefix or _cluster_prefix(store_url(self.db))
+        return {"adapter": redis_adapter(self.redis, prefix)}
 
     # -- metrics (--metrics, --metrics-token) --
     def _metrics_server_options(self) -> dict[str, Any]:
@@ -377,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"and the record's extra fields) [SALAS_LOG_FORMAT] ({DEFAULT_LOG_FORMAT})",
     )
     _add_api_flags(serve)
+    _add_redis_flags(serve)
     _add_token_command(commands)
     return parser
 
@@ -588,6 +602,7 @@ def parse_settings(
         api_token=_api_token(args, environ),
         admin_ui=_admin_ui(*admin_ui) if admin_ui and admin_ui[0] else None,
         **_metrics_settings(args, environ),
+        **_redis_settings(args, environ),
         jwt_secret=_text(secret),
         jwt_public_key=_text(key),
         jwt_issuer=_text(issuer),
@@ -814,6 +829,42 @@ def _metrics_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> d
 
             raise ConfigError(extra_needed("--metrics", "metrics")) from None
     return {"metrics": on, "metrics_token": token or None}
+
+
+# -- cluster (--redis, --redis-prefix) --
+def _add_redis_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--redis",
+        help="Redis URL (redis://host:6379/0): join the cluster of every salas serve with the "
+        "same Redis and --db [SALAS_REDIS] (off)",
+    )
+    serve.add_argument(
+        "--redis-prefix",
+        help="prefix of the Redis channels and keys [SALAS_REDIS_PREFIX] "
+        "(derived from --db: one cluster per database)",
+    )
+
+
+def _redis_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """`redis` and `redis_prefix` from the flags and SALAS_REDIS / SALAS_REDIS_PREFIX; the
+    extra is checked here, so a missing one is a configuration error at start."""
+    url = _text(_pick(args.redis, environ, "SALAS_REDIS", "--redis"))
+    prefix = _text(_pick(args.redis_prefix, environ, "SALAS_REDIS_PREFIX", "--redis-prefix"))
+    if url is not None:
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            from salas._extras import extra_needed
+
+            raise ConfigError(extra_needed("--redis", "redis")) from None
+    return {"redis": url, "redis_prefix": prefix}
+
+
+def _cluster_prefix(url: str) -> str:
+    """The Redis prefix of the cluster on store ``url``: two chats on one Redis never mix."""
+    import hashlib
+
+    return "salas:" + hashlib.blake2b(redact(url).encode(), digest_size=6).hexdigest()
 
 
 def _api_config(settings: ServeSettings, verifier: TokenVerifier | None) -> ApiConfig:
