@@ -119,8 +119,8 @@ class ServeSettings:
     private_rooms: tuple[str, ...] = ()  # globs; entered only with a token that allows them
     allow_nick: bool = False  # with token auth, users may still rename themselves
     # -- cluster (--redis, --redis-prefix) --
-    redis: str | None = None  # Redis URL: rooms shared with every process on it; None: off
-    redis_prefix: str | None = None  # channel/key prefix; None: derived from --db
+    redis: str | None = None  # the Redis URL of the cluster this process joins; None: alone
+    redis_prefix: str | None = None  # its keys' and channels' prefix; None: from the store
 
     @property
     def auth(self) -> bool:
@@ -165,7 +165,6 @@ class ServeSettings:
     def server_options(self) -> dict[str, Any]:
         """The `salas.Server` keyword arguments these settings stand for."""
         options = self._admin_ui_server_options() | self._metrics_server_options()
-        options |= self._redis_server_options()
         return options | {
             "head_timeout": self.timeout_head,
             "body_timeout": self.timeout_body,
@@ -178,15 +177,6 @@ class ServeSettings:
             "inbound_bytes_rate": self.inbound_bytes_rate,
             "max_post_packets": self.max_post_packets,
         }
-
-    # -- cluster (--redis, --redis-prefix) --
-    def _redis_server_options(self) -> dict[str, Any]:
-        if self.redis is None:
-            return {}
-        from salas.adapter.redis import redis_adapter
-
-        prefix = self.redis_prefix or _cluster_prefix(store_url(self.db))
-        return {"adapter": redis_adapter(self.redis, prefix)}
 
     # -- metrics (--metrics, --metrics-token) --
     def _metrics_server_options(self) -> dict[str, Any]:
@@ -390,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"and the record's extra fields) [SALAS_LOG_FORMAT] ({DEFAULT_LOG_FORMAT})",
     )
     _add_api_flags(serve)
-    _add_redis_flags(serve)
+    _add_cluster_flags(serve)
     _add_token_command(commands)
     return parser
 
@@ -602,13 +592,13 @@ def parse_settings(
         api_token=_api_token(args, environ),
         admin_ui=_admin_ui(*admin_ui) if admin_ui and admin_ui[0] else None,
         **_metrics_settings(args, environ),
-        **_redis_settings(args, environ),
         jwt_secret=_text(secret),
         jwt_public_key=_text(key),
         jwt_issuer=_text(issuer),
         jwt_audience=_text(audience),
         private_rooms=RoomRules.parse(private[0]).private_patterns if private else (),
         allow_nick=_flag(allow_nick, default=False),
+        **_cluster_settings(args, environ, db[0] if db else DEFAULT_DB),
     )
     _check_store(settings.db, db[1] if db else "--db")
     settings.token_verifier()  # refuse a bad key or secret now, before anything starts
@@ -722,6 +712,7 @@ async def serve(settings: ServeSettings) -> int:
             private_rooms=settings.private_rooms,
             allow_nick=settings.allow_nick,
         )
+        cluster = _cluster_node(settings, url)
         # Connection state recovery in the same database: it survives restarts.
         app = create_app(
             config,
@@ -731,6 +722,7 @@ async def serve(settings: ServeSettings) -> int:
             api=_api_config(settings, verifier),
             auth=verifier,
             bans=bans,
+            cluster=cluster,
         )
         if settings.admin_ui:
             from salas.admin import instrument, parse_credentials
@@ -738,6 +730,13 @@ async def serve(settings: ServeSettings) -> int:
             instrument(app.io, auth=parse_credentials(settings.admin_ui))
         try:
             port = await app.start(settings.host, settings.port)
+        except _redis_errors() as exc:
+            print(
+                f"salas: error: cannot reach Redis {redact(str(settings.redis))}: {exc}",
+                file=sys.stderr,
+            )
+            await cluster.close()
+            return EXIT_FAILURE
         except StoreError as exc:
             print(f"salas: error: cannot open the recovery store: {exc}", file=sys.stderr)
             return EXIT_FAILURE
@@ -758,6 +757,8 @@ async def serve(settings: ServeSettings) -> int:
         )
         if settings.api_token is not None:
             logger.info("HTTP API on at /api/ (described at /api/openapi.json)")
+        if cluster is not None:
+            _announce_cluster(settings, url, cluster.node_id)
         await app.io.until_stopped()
         logger.info("salas chat shutting down")
         # Stop accepting and close every connection, then write what the store still
@@ -831,48 +832,97 @@ def _metrics_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> d
     return {"metrics": on, "metrics_token": token or None}
 
 
-# -- cluster (--redis, --redis-prefix) --
-def _add_redis_flags(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument(
-        "--redis",
-        help="Redis URL (redis://host:6379/0): join the cluster of every salas serve with the "
-        "same Redis and --db [SALAS_REDIS] (off)",
-    )
-    serve.add_argument(
-        "--redis-prefix",
-        help="prefix of the Redis channels and keys [SALAS_REDIS_PREFIX] "
-        "(derived from --db: one cluster per database)",
-    )
-
-
-def _redis_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
-    """`redis` and `redis_prefix` from the flags and SALAS_REDIS / SALAS_REDIS_PREFIX; the
-    extra is checked here, so a missing one is a configuration error at start."""
-    url = _text(_pick(args.redis, environ, "SALAS_REDIS", "--redis"))
-    prefix = _text(_pick(args.redis_prefix, environ, "SALAS_REDIS_PREFIX", "--redis-prefix"))
-    if url is not None:
-        try:
-            import redis  # noqa: F401
-        except ImportError:
-            from salas._extras import extra_needed
-
-            raise ConfigError(extra_needed("--redis", "redis")) from None
-    return {"redis": url, "redis_prefix": prefix}
-
-
-def _cluster_prefix(url: str) -> str:
-    """The Redis prefix of the cluster on store ``url``: two chats on one Redis never mix."""
-    import hashlib
-
-    return "salas:" + hashlib.blake2b(redact(url).encode(), digest_size=6).hexdigest()
-
-
 def _api_config(settings: ServeSettings, verifier: TokenVerifier | None) -> ApiConfig:
     """The chat's `ApiConfig`: on with `--api-token`, and with token auth on, for JWTs of
     role admin too (`verifier`); off otherwise."""
     from salas.chat.api import ApiConfig
 
     return ApiConfig(token=settings.api_token, verifier=verifier)
+
+
+# -- cluster (--redis, --redis-prefix) -------------------------------------------------------
+def _add_cluster_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--redis",
+        help="join the cluster of every salas serve with this Redis URL and the same --db "
+        "(redis://host:6379/0): rooms, presence, typing and moderation shared; --db must be "
+        "PostgreSQL (or, on one machine only, one SQLite file) [SALAS_REDIS] (none: alone)",
+    )
+    serve.add_argument(
+        "--redis-prefix",
+        help="prefix of the cluster's Redis keys and channels [SALAS_REDIS_PREFIX] "
+        "(salas: and a hash of the --db URL, so two chats on one Redis never mix)",
+    )
+
+
+def _cluster_settings(
+    args: argparse.Namespace, environ: Mapping[str, str], db: str
+) -> dict[str, Any]:
+    """`redis` and `redis_prefix` from the flags and SALAS_REDIS / SALAS_REDIS_PREFIX."""
+    picked = _pick(args.redis, environ, "SALAS_REDIS", "--redis")
+    prefix = _text(_pick(args.redis_prefix, environ, "SALAS_REDIS_PREFIX", "--redis-prefix"))
+    url = _text(picked)
+    if url is None:
+        if prefix is not None:
+            raise ConfigError("--redis-prefix: needs --redis")
+        return {}
+    source = picked[1] if picked else "--redis"
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{source}: {redact(url)!r} is not a redis://, rediss:// or unix:// URL")
+    if store_url(db.strip() or DEFAULT_DB).startswith("memory:"):
+        raise ConfigError(
+            f"{source}: a cluster needs a database its nodes share (--db postgresql://... or a "
+            "SQLite file on one machine), not memory://"
+        )
+    try:
+        from salas.adapter.redis import load_redis
+
+        load_redis()
+    except ImportError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    if prefix is not None and (len(prefix) > 100 or not prefix.isprintable() or " " in prefix):
+        raise ConfigError("--redis-prefix: at most 100 printable characters, no spaces")
+    return {"redis": url, "redis_prefix": prefix}
+
+
+def cluster_prefix(settings: ServeSettings, url: str) -> str:
+    """The cluster's Redis prefix: `--redis-prefix`, or ``salas:`` and a hash of the store
+    URL (credentials left out), the same on every node of one chat."""
+    if settings.redis_prefix is not None:
+        return settings.redis_prefix
+    import hashlib
+
+    return "salas:" + hashlib.sha256(redact(url).encode()).hexdigest()[:12]
+
+
+def _cluster_node(settings: ServeSettings, url: str) -> Any:
+    if settings.redis is None:
+        return None
+    from salas.cluster.node import ClusterNode
+
+    return ClusterNode(settings.redis, cluster_prefix(settings, url))
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:
+        return ()
+    return (RedisError,)
+
+
+def _announce_cluster(settings: ServeSettings, url: str, node_id: str) -> None:
+    _announce(
+        "cluster node %s on %s (prefix %s)",
+        node_id,
+        redact(str(settings.redis)),
+        cluster_prefix(settings, url),
+    )
+    if url.startswith("sqlite"):
+        logger.warning(
+            "cluster on a SQLite file: only processes of this machine can share it; "
+            "several machines need --db postgresql://..."
+        )
 
 
 # -- salas token ------------------------------------------------------------------------------

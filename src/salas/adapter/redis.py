@@ -47,7 +47,7 @@ from salas.protocol.outgoing import EncodedMessage
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-__all__ = ["RedisAdapter", "load_redis", "redis_adapter"]
+__all__ = ["RedisAdapter", "load_redis", "redis_adapter", "retrying"]
 
 logger = logging.getLogger("salas.adapter")
 
@@ -96,6 +96,19 @@ def load_redis() -> ModuleType:
     return redis.asyncio
 
 
+def retrying() -> dict[str, Any]:
+    """redis-py client options that retry a command whose connection was closed (Redis
+    restarted, the connection killed): a pooled connection found dead is replaced."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return {
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        "retry_on_error": [ConnectionError, TimeoutError],
+    }
+
+
 class RedisAdapter(MemoryAdapter):
     """The adapter of one namespace shared by every process on one Redis, over pub/sub.
 
@@ -141,7 +154,7 @@ class RedisAdapter(MemoryAdapter):
             redis.exceptions.RedisError: Redis cannot be reached (redis-py's errors, e.g.
                 ``ConnectionError``).
         """
-        self._redis = self._driver.from_url(self._url)
+        self._redis = self._driver.from_url(self._url, **retrying())
         self._sequence = self._redis.register_script(SEQUENCE_SCRIPT)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._channel, self._request_channel, self._response_channel)
@@ -329,12 +342,24 @@ class RedisAdapter(MemoryAdapter):
 
     # -- from Redis -------------------------------------------------------------------------
     async def _read_forever(self) -> None:
-        assert self._pubsub is not None
-        async for item in self._pubsub.listen():
+        # Redis going away ends `listen` once redis-py's own retries are spent: wait and
+        # listen again (redis-py reconnects and subscribes to the channels again).
+        backoff = 0.05
+        while True:
+            assert self._pubsub is not None
             try:
-                await self._on_item(item)
-            except Exception:
-                logger.exception("bad message on %s", item.get("channel"))
+                async for item in self._pubsub.listen():
+                    backoff = 0.05
+                    try:
+                        await self._on_item(item)
+                    except Exception:
+                        logger.exception("bad message on %s", item.get("channel"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("lost the Redis subscription (%s); reconnecting", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
 
     async def _on_item(self, item: dict[str, Any]) -> None:
         channel = item["channel"].decode()

@@ -158,7 +158,8 @@ class Announcer:
         if rooms != self._last_rooms:  # else: changes that cancelled out within the interval
             self._last_rooms = rooms
             viewers = list(self._viewers)
-            target = self.io.except_(*viewers) if viewers else self.io
+            # Local: in a cluster every node sends its own sockets the list.
+            target = self.io.local.except_(*viewers) if viewers else self.io.local
             await target.emit("rooms", {"rooms": rooms})
         for viewer in list(self._viewers.values()):
             own = self.rooms_for(viewer.claims)

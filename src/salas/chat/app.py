@@ -37,10 +37,12 @@ from salas.chat.presence import LocalPresence, PresenceBackend
 from salas.chat.rate_limit import BudgetCounts
 from salas.chat.rooms_feed import Coalescer
 from salas.chat.typing_status import TypingTracker
+from salas.cluster.node import ClusterNode
+from salas.cluster.presence import RedisPresence
 from salas.http import SECURITY_HEADERS, Response
 from salas.recovery import RecoveryOptions, RecoveryStore
 from salas.server import Server, Socket
-from salas.store import BanStore, MemoryBanStore, MessageStore
+from salas.store import BanStore, MemoryBanStore, MessageStore, StoredMessage
 
 __all__ = ["ChatApp", "create_app"]
 
@@ -78,8 +80,20 @@ class ChatApp:
         api: ApiConfig | None = None,
         auth: TokenVerifier | None = None,
         bans: BanStore | None = None,
+        cluster: ClusterNode | None = None,
     ) -> None:
         self.config = config
+        # -- cluster (--redis): rooms over the Redis adapter, presence on every node --
+        self.cluster = cluster
+        if cluster is not None:
+            from salas.adapter.redis import redis_adapter
+
+            server_options = {
+                "adapter": redis_adapter(cluster.url, cluster.prefix),
+                **(server_options or {}),
+            }
+            if presence is None:
+                presence = RedisPresence(cluster)
         self.store = store
         # A ban store of our own (memory) is ours to open; one given is the caller's.
         self._own_bans = bans is None
@@ -106,7 +120,12 @@ class ChatApp:
             config.rooms_interval, announce.broadcast_rooms, spawn=self.io.spawn
         )
         # A socket's typing stops where its message is broadcast.
-        self.messages = MessageService(self.io, store, before_broadcast=self.typing.stop)
+        self.messages = MessageService(
+            self.io,
+            store,
+            before_broadcast=self.typing.stop,
+            claim=_ClusterClaim(cluster) if cluster is not None else None,
+        )
         self.events = ChatEvents(
             config,
             store,
@@ -117,8 +136,13 @@ class ChatApp:
             announce,
             bans=self.bans,
             auth=self.auth,
+            cluster=cluster,
         )
         self.io.on("connection", self.events.on_connection)
+        if cluster is not None and isinstance(self.presence, RedisPresence):
+            # Other nodes' sockets change the rooms list; a dead node's leave is told here.
+            self.presence.on_changed = self.rooms_feed.poke
+            self.presence.on_departed = self.events.announce_departures
         self.budget_counts = BudgetCounts()  # the event budgets' refusals (with metrics)
         if self.io.metrics is not None:
             self._measure()
@@ -179,6 +203,8 @@ class ChatApp:
         """Start listening; returns the bound port (pass 0 for any free one)."""
         if self._own_bans:
             await self.bans.open()
+        if self.cluster is not None:
+            await self.cluster.start()
         self.messages.start()
         return await self.io.start(host, port)
 
@@ -192,6 +218,8 @@ class ChatApp:
         await self.io.shutdown()
         self.rooms_feed.close()
         self.typing.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         if self._own_bans:
             await self.bans.close()
 
@@ -207,6 +235,10 @@ class ChatApp:
     async def _healthz(self, request: object) -> Response:
         """`{"ok", "store": {"ok"}, "connections"}`; 503 when the store is not ok.
 
+        In a cluster, also `"cluster": {"redis", "node", "nodes"}`: whether Redis answers,
+        this node's id and the nodes alive (Redis away does not make it 503: the node still
+        serves its own sockets).
+
         The store's report (file path, schema, error text, counters) is added only with
         `config.healthz_details`: /healthz is open to anyone who reaches the server."""
         try:
@@ -215,8 +247,36 @@ class ChatApp:
             store = {"ok": False, "error": str(exc) or type(exc).__name__}
         ok = store.get("ok") is True
         shown = store if self.config.healthz_details else {"ok": ok}
-        body = {"ok": ok, "store": shown, "connections": self.presence.connections}
+        body: dict[str, object] = {
+            "ok": ok,
+            "store": shown,
+            "connections": self.presence.connections,
+        }
+        if self.cluster is not None:
+            body["cluster"] = await self.cluster.health()
         return Response.json(body, 200 if ok else 503)
+
+
+class _ClusterClaim:
+    """`BroadcastClaim` over Redis: the first node to ``SET NX`` a message's key sends it."""
+
+    def __init__(self, cluster: ClusterNode) -> None:
+        self.cluster = cluster
+
+    async def take(self, message: StoredMessage) -> bool:
+        """Whether this node is the first to broadcast `message` (True if Redis is away:
+        clients drop a repeated id)."""
+        key = self.cluster.key("sent", str(message.id))
+        try:
+            node = self.cluster.node_id
+            return bool(await self.cluster.redis.set(key, node, nx=True, ex=86400))
+        except Exception as exc:
+            logger.warning("cluster: cannot claim message %d (%s)", message.id, exc)
+            return True
+
+    async def release(self, message: StoredMessage) -> None:
+        """The broadcast failed: let a retry take it."""
+        await self.cluster.redis.delete(self.cluster.key("sent", str(message.id)))
 
 
 def create_app(
@@ -228,13 +288,15 @@ def create_app(
     api: ApiConfig | None = None,
     auth: TokenVerifier | None = None,
     bans: BanStore | None = None,
+    cluster: ClusterNode | None = None,
 ) -> ChatApp:
     """The chat app; `store` defaults to a fresh ``memory://`` one (opened by the caller);
     `recovery` (e.g. ``open_recovery_store(url)``) turns connection state recovery on;
     `server_options`: more keyword arguments of `salas.Server` (the inbound budget...);
     `api`: the HTTP publish API's settings (off without a token or verifier); `auth`
     (``TokenVerifier(secret=...)``) turns token auth on; `bans` (e.g. ``open_ban_store(url)``,
-    opened by the caller) keeps bans (default: in memory)."""
+    opened by the caller) keeps bans (default: in memory); `cluster` (a `ClusterNode`, started
+    and closed by the app) makes this process one node of a cluster over Redis."""
     if store is None:
         from salas.store import open_store
 
@@ -247,4 +309,5 @@ def create_app(
         api=api,
         auth=auth,
         bans=bans,
+        cluster=cluster,
     )

@@ -42,13 +42,14 @@ from salas.chat.errors import (
 from salas.chat.identity import guest_name, guest_user_id, name_from_auth
 from salas.chat.messages import MessageService
 from salas.chat.moderation import Moderation
-from salas.chat.presence import PresenceBackend
+from salas.chat.presence import Departure, PresenceBackend
 from salas.chat.rate_limit import EventBudget
 from salas.chat.rooms import chat_rooms, server_room
 from salas.chat.rooms_feed import Coalescer
 from salas.chat.session_state import DATA_KEY, SavedState, load_state
 from salas.chat.typing_status import TypingTracker
 from salas.chat.validation import parse_history, parse_message, parse_nick, parse_room, parse_typing
+from salas.cluster.node import ClusterNode
 from salas.server import Socket
 from salas.store import BanStore, InvalidInputError, MessageStore, StoreError
 
@@ -58,6 +59,9 @@ logger = logging.getLogger("salas.chat")
 
 Reply = dict[str, Any]
 """An event's ack: ``{"ok": true, ...}`` or ``{"ok": false, "error": {"code", "message"}}``."""
+
+# The cluster message asking the nodes to evict a user's sockets from a room.
+_EVICT = "evict"
 
 _Handler = Callable[[Conn, tuple[Any, ...]], Awaitable[Reply]]
 
@@ -80,6 +84,7 @@ class ChatEvents:
         *,
         bans: BanStore,
         auth: JwtAuth | None = None,
+        cluster: ClusterNode | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -91,6 +96,10 @@ class ChatEvents:
         self.auth = auth
         self.rules = announce.rules
         self.moderation = Moderation(announce.io, store, bans, presence, self.evict)
+        # In a cluster, kicks and bans of another node's sockets are carried out there.
+        self.cluster = cluster
+        if cluster is not None:
+            cluster.on_message[_EVICT] = self._on_evict_request
         self._conns: dict[str, Conn] = {}
         self._handlers: dict[str, _Handler] = {
             "channel_join": self._on_join,
@@ -247,7 +256,13 @@ class ChatEvents:
         if self.auth is not None:
             self.auth.release(conn.socket)
         self.typing.stop_all(sid)
-        departures = self.presence.disconnect(sid)
+        self.announce_departures(self.presence.disconnect(sid))
+        logger.debug("socket %s left the chat (%s)", sid, reason)
+
+    def announce_departures(self, departures: list[Departure]) -> None:
+        """Tell each room a user left (`left`) whose last socket there went away.
+
+        (Also for a dead node's sockets, on the node that cleans it up.)"""
         for departure in departures:
             if not departure.last:
                 continue  # another socket of the user is still there
@@ -257,7 +272,6 @@ class ChatEvents:
             self.announce.spawn(self.announce.send_presence(departure.room, payload))
         if departures:
             self.rooms_feed.poke()
-        logger.debug("socket %s left the chat (%s)", sid, reason)
 
     def _wrap(self, conn: Conn, event: str, handler: _Handler) -> Callable[..., Awaitable[Reply]]:
         async def handle(*args: Any) -> Reply:
@@ -426,8 +440,27 @@ class ChatEvents:
         when the user is not in the room."""
         sids = self.presence.user_sockets(room, user_id)
         conns = [conn for sid in sids if (conn := self._conns.get(sid)) is not None]
-        if not conns:
+        # Sockets of other nodes (in a cluster): out of this node's view now, so that the
+        # presence below lists the room without them; their nodes do the rest.
+        others = [sid for sid in sids if sid not in self._conns]
+        if not conns and (not others or self.cluster is None):
             return False
+        shown = None
+        for sid in others:
+            shown = self.presence.leave(sid, room) or shown
+        kicked = {"channel": room, "by": by, "banned": event == "banned", "until": until}
+        if others and self.cluster is not None:
+            self.cluster.send(_EVICT, {"room": room, "user_id": user_id, "kicked": kicked})
+        shown = await self._evict_here(conns, room, kicked) or shown
+        if shown is not None:
+            payload = self.announce.presence_payload(room, event, shown, user_id, by=by)
+            await self.announce.send_presence(room, payload)
+        self.rooms_feed.poke()
+        return True
+
+    async def _evict_here(self, conns: list[Conn], room: str, kicked: dict[str, Any]) -> str | None:
+        """Take these sockets of this node out of `room` and tell them (``kicked``); the
+        name they showed there."""
         shown = None
         for conn in conns:  # state first, all sockets at once: no await in between
             self.typing.stop(room, conn.sid)
@@ -435,14 +468,28 @@ class ChatEvents:
             self._save_state(conn)
         for conn in conns:
             await conn.socket.leave(server_room(room))
-        if shown is not None:
-            payload = self.announce.presence_payload(room, event, shown, user_id, by=by)
-            await self.announce.send_presence(room, payload)
-        kicked = {"channel": room, "by": by, "banned": event == "banned", "until": until}
         for conn in conns:
             await conn.socket.emit("kicked", kicked)
-        self.rooms_feed.poke()
-        return True
+        return shown
+
+    async def _evict_quietly(self, conns: list[Conn], room: str, kicked: dict[str, Any]) -> None:
+        await self._evict_here(conns, room, kicked)
+
+    def _on_evict_request(self, node: str, request: dict[str, Any]) -> None:
+        """Another node kicked or banned a user: its sockets here leave the room (that node
+        announced it)."""
+        room, user_id, kicked = request.get("room"), request.get("user_id"), request.get("kicked")
+        if (
+            not isinstance(room, str)
+            or not isinstance(user_id, str)
+            or not isinstance(kicked, dict)
+        ):
+            return
+        sids = self.presence.user_sockets(room, user_id)
+        conns = [conn for sid in sids if (conn := self._conns.get(sid)) is not None]
+        if conns:
+            self.announce.spawn(self._evict_quietly(conns, room, kicked))
+            self.rooms_feed.poke()
 
     # -- messages --------------------------------------------------------------------------
     async def _on_message(self, conn: Conn, args: tuple[Any, ...]) -> Reply:

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from salas.chat.errors import INVALID_MESSAGE, INVALID_NAME, UNAVAILABLE, ChatError
 from salas.chat.rooms import server_room
@@ -30,7 +32,7 @@ from salas.db.common import now_ms
 from salas.server import Server
 from salas.store import InvalidInputError, MessageStore, StoredMessage, StoreError
 
-__all__ = ["MessageService"]
+__all__ = ["BroadcastClaim", "MessageService"]
 
 logger = logging.getLogger("salas.chat")
 
@@ -38,12 +40,27 @@ logger = logging.getLogger("salas.chat")
 _RECENT_IDS = 10_000
 
 
+class BroadcastClaim(Protocol):
+    """In a cluster: which node broadcasts a message stored with a client_id (the first to
+    take it), so that a retry stored again through another node is not broadcast again."""
+
+    async def take(self, message: StoredMessage) -> bool:
+        """Whether this node is the first to broadcast `message`."""
+        ...
+
+    async def release(self, message: StoredMessage) -> None:
+        """The broadcast failed: a retry may take it again."""
+        ...
+
+
 class MessageService:
     """Posts messages to the rooms of `io`, storing them in `store` first.
 
     `before_broadcast(room, sender)` runs just before a message with a sender is broadcast
-    (the chat stops that socket's typing indicator there). Call `start` when the server
-    starts and `drain` when it shuts down."""
+    (the chat stops that socket's typing indicator there). `claim(message)`: in a cluster,
+    whether this node may broadcast a message with a client_id (False: another node stored
+    and broadcast it first, this is a retry). Call `start` when the server starts and
+    `drain` when it shuts down."""
 
     def __init__(
         self,
@@ -51,8 +68,10 @@ class MessageService:
         store: MessageStore,
         *,
         before_broadcast: Callable[[str, str], object] | None = None,
+        claim: BroadcastClaim | None = None,
     ) -> None:
         self.io = io
+        self._claim = claim
         self.store = store
         self._before_broadcast = before_broadcast
         self._recent_ids: collections.deque[int] = collections.deque(maxlen=_RECENT_IDS)
@@ -123,10 +142,12 @@ class MessageService:
             for earlier in previous:
                 if earlier is not None:
                     await earlier
-            if self._should_broadcast(stored):
+            if self._should_broadcast(stored) and (
+                self._claim is None or stored.client_id is None or await self._claim.take(stored)
+            ):
                 if sender is not None and self._before_broadcast is not None:
                     self._before_broadcast(room, sender)
-                await self.io.to(server_room(room)).emit("message", stored.to_wire())
+                await self._broadcast(stored)
         finally:
             _done_after(mine, previous)
             self._inflight.discard(mine)
@@ -135,6 +156,21 @@ class MessageService:
             if self._room_tails.get(room) is mine:
                 del self._room_tails[room]
         return stored
+
+    async def _broadcast(self, stored: StoredMessage) -> None:
+        """Send `stored` to its room; if that fails (a cluster's Redis away), forget that it
+        was sent, so that the client's retry (same client_id) is broadcast."""
+        try:
+            await self.io.to(server_room(stored.channel)).emit("message", stored.to_wire())
+        except Exception as exc:
+            self._recent_set.discard(stored.id)
+            if self._claim is not None and stored.client_id is not None:
+                with contextlib.suppress(Exception):
+                    await self._claim.release(stored)
+            logger.warning("could not broadcast message %d: %s", stored.id, exc)
+            raise ChatError(
+                UNAVAILABLE, "the message was stored but not sent to every member; send it again"
+            ) from exc
 
     async def drain(self, timeout: float) -> None:
         """Refuse posts from now on, and wait up to `timeout` seconds for the messages being

@@ -1,2 +1,6 @@
-"""Past one process: what several salas processes (workers of one machine, or machines)
-share over Redis and a common database. See docs/cluster.md."""
+"""Several `salas serve` processes as one chat: shared over Redis (and the --db database).
+
+`salas.cluster.node` is a process's place in the cluster (id, heartbeat, dead nodes, the
+cluster channel); `salas.cluster.presence` the chat's presence shared by every node;
+`salas.cluster.offsets` the cluster-wide offsets of connection state recovery.
+"""
