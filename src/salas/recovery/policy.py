@@ -534,10 +534,7 @@ class Recovery:
         except Exception:
             logger.exception("could not read the recovery log; connecting %s afresh", record.sid)
             return None
-        if len(packets) > MAX_REPLAY:
-            logger.info("session %s missed too much to replay; connecting afresh", record.sid)
-            return None
-        if nsp in self._cluster_nsps:
+        if nsp in self._cluster_nsps and len(packets) <= MAX_REPLAY:
             complete = self._with_recent(nsp, offset, packets)
             if complete is None:
                 logger.warning(
@@ -545,6 +542,9 @@ class Recovery:
                 )
                 return None
             packets = complete
+        if len(packets) > MAX_REPLAY:
+            logger.info("session %s missed too much to replay; connecting afresh", record.sid)
+            return None
         rooms = frozenset(record.rooms)
         return RestoredSession(record, offset, [p for p in packets if p.reaches(rooms)], watch)
 
