@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +14,12 @@ import websockets
 from salas import Server
 from salas.adapter import BroadcastOptions
 from salas.protocol import SocketPacket, SocketPacketType
-from salas.protocol.outgoing import OFFSETS_NONE, OFFSETS_TAGGED, OFFSETS_TRAILING
+from salas.protocol.outgoing import (
+    OFFSETS_NONE,
+    OFFSETS_TAGGED,
+    OFFSETS_TRAILING,
+    EncodedMessage,
+)
 from salas.recovery import MemoryRecoveryStore, Recovery, RecoveryOptions
 from salas.recovery.policy import offset_mode
 
@@ -430,6 +436,160 @@ async def test_on_disconnect_saves_only_when_the_client_did_not_leave(
     assert (record is not None) is saved
     if record is not None:
         assert (record.sid, sorted(record.rooms), record.data) == ("s1", ["r", "s1"], {"k": 1})
+
+
+# -- across processes: numbered by a cluster adapter, a store shared ----------------------
+
+
+class SharedStore(MemoryRecoveryStore):
+    """A memory store standing for one every process shares (a database)."""
+
+    shared = True
+
+
+def sequenced_message(offset: int, text: str) -> EncodedMessage:
+    """A broadcast of ``text`` as a cluster adapter hands it over, offset appended."""
+    return EncodedMessage([f'42["said","{text}","{offset}"]'], str(offset))
+
+
+async def test_sequenced_broadcasts_are_logged_by_their_own_process_only() -> None:
+    """With a shared store, a process logs the broadcasts it made, not those it read."""
+    store = SharedStore()
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    try:
+        for offset, own in ((1, True), (2, False), (3, True)):
+            recovery.sequenced("/", sequenced_message(offset, "x"), offset, BroadcastOptions(), own)
+        assert [p.offset for p in await store.packets_after("/", 0, 10)] == [1, 3]
+        assert recovery.head == 3
+    finally:
+        await recovery.close()
+
+
+async def test_sequenced_broadcasts_are_all_logged_in_a_store_of_its_own() -> None:
+    """With a store of its own (memory), a process logs every broadcast it reads."""
+    store = MemoryRecoveryStore()
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    try:
+        for offset in (1, 2):
+            recovery.sequenced(
+                "/", sequenced_message(offset, "x"), offset, BroadcastOptions(), False
+            )
+        assert [p.offset for p in await store.packets_after("/", 0, 10)] == [1, 2]
+    finally:
+        await recovery.close()
+
+
+async def saved_session(recovery: Recovery, rooms: set[str], base_offset: int = 0) -> str:
+    """The pid of a session saved (as at a dropped transport) in ``rooms``."""
+    pid, _ = recovery.new_session()
+    recovery.on_disconnect(
+        "transport close", pid=pid, sid="s1", nsp="/", rooms=rooms, data={}, base_offset=base_offset
+    )
+    while recovery._pending:
+        await asyncio.gather(*recovery._pending)
+    return pid
+
+
+async def test_a_restore_adds_what_the_shared_log_lacks_from_what_it_read() -> None:
+    """Broadcasts of another process not yet in the shared log come from the recent ones."""
+    recovery = Recovery(RecoveryOptions(store=SharedStore()))
+    await recovery.start()
+    try:
+        for offset in (1, 2, 3):  # made elsewhere: not logged here
+            recovery.sequenced(
+                "/", sequenced_message(offset, f"m{offset}"), offset, BroadcastOptions(), False
+            )
+        pid = await saved_session(recovery, {"s1"})
+        restored = await recovery.restore("/", {"pid": pid, "offset": "1"})
+        assert restored is not None
+        assert [m.packets for m in recovery.replay(restored)] == [
+            ['42["said","m2","2"]'],
+            ['42["said","m3","3"]'],
+        ]
+    finally:
+        await recovery.close()
+
+
+async def test_a_restore_with_a_lost_broadcast_connects_afresh() -> None:
+    """A hole in a namespace's consecutive offsets (a broadcast lost) is no replay at all."""
+    recovery = Recovery(RecoveryOptions(store=SharedStore()))
+    await recovery.start()
+    try:
+        for offset in (1, 2, 4):  # 3 is nowhere
+            recovery.sequenced(
+                "/", sequenced_message(offset, "m"), offset, BroadcastOptions(), False
+            )
+        pid = await saved_session(recovery, {"s1"})
+        assert await recovery.restore("/", {"pid": pid, "offset": "1"}) is None
+    finally:
+        await recovery.close()
+
+
+class LiveStub:
+    """A connected socket as Recovery.track reads it."""
+
+    def __init__(self, sid: str) -> None:
+        self.id = sid
+        self.nsp = SimpleNamespace(name="/")
+        self.rooms = {sid}
+        self.data: dict[str, Any] = {"name": "ana"}
+        self.base_offset = 7
+
+
+async def test_live_sessions_are_written_through_to_a_shared_store() -> None:
+    """A tracked socket's session is in the shared store before any disconnect (kill -9
+    saves nothing), again when its rooms change, and forgotten when its client leaves."""
+    store = SharedStore()
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    try:
+        socket = LiveStub("s1")
+        recovery.track("p1", socket)
+        await recovery.write_through()
+        record = await store.take_session("p1")
+        assert record is not None
+        assert (record.sid, record.rooms, record.data, record.base_offset) == (
+            "s1",
+            ("s1",),
+            {"name": "ana"},
+            7,
+        )
+        await recovery.write_through()  # unchanged: not written again
+        assert await store.take_session("p1") is None
+        socket.rooms.add("lobby")
+        await recovery.write_through()
+        record = await store.take_session("p1")
+        assert record is not None and record.rooms == ("lobby", "s1")
+        await recovery.write_through()
+        await store.save_session(record)  # as written through
+        recovery.on_disconnect(
+            "client namespace disconnect",
+            pid="p1",
+            sid="s1",
+            nsp="/",
+            rooms=socket.rooms,
+            data={},
+            base_offset=7,
+        )
+        await recovery.close()
+        assert await store.take_session("p1") is None
+    finally:
+        await recovery.close()
+
+
+async def test_live_sessions_are_not_written_to_a_store_of_its_own() -> None:
+    """With a memory store (nothing survives the process), nothing is written through."""
+    store = MemoryRecoveryStore()
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    try:
+        recovery.track("p1", LiveStub("s1"))
+        await recovery.write_through()
+        assert await store.take_session("p1") is None
+    finally:
+        await recovery.close()
 
 
 # -------------------------------------------------------------------------- offset modes

@@ -15,6 +15,7 @@ __all__ = [
     "Member",
     "MemberRegistry",
     "MembershipObserver",
+    "OffsetLog",
     "RemoteSocket",
 ]
 
@@ -98,6 +99,27 @@ class MembershipObserver(Protocol):
 
     def room_left(self, nsp: str, room: str, sid: str) -> None:
         """Socket ``sid`` of namespace ``nsp`` is no longer in ``room``."""
+        ...
+
+
+class OffsetLog(Protocol):
+    """Connection state recovery as a cluster adapter that numbers broadcasts sees it.
+
+    A namespace offers one as ``offset_log`` (None without recovery). The adapter numbers
+    the namespace's recovery broadcasts cluster-wide (:mod:`salas.cluster.offsets`) and
+    tells it of each, in offset order, before delivering it to this process's sockets.
+    """
+
+    @property
+    def head(self) -> int:
+        """The highest offset this process has handed out or seen."""
+        ...
+
+    def sequenced(
+        self, nsp: str, message: EncodedMessage, offset: int, opts: BroadcastOptions, own: bool
+    ) -> None:
+        """A broadcast of namespace ``nsp`` got ``offset`` (``message`` carries it) and is
+        about to be delivered here; ``own``: this process made it (and logs it)."""
         ...
 
 

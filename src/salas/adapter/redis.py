@@ -7,6 +7,11 @@ re-encoding on the receiving side. Cross-process operations (fetch_sockets, sock
 sockets_leave, disconnect_sockets) travel as requests on a second channel; fetch_sockets
 waits for one answer from each other process subscribed to it, the others wait for none.
 
+With connection state recovery, a namespace's logged broadcasts are numbered cluster-wide
+instead (:mod:`salas.cluster.offsets`): :meth:`RedisAdapter.broadcast_sequenced` has Redis
+number and publish each in one step, and every process, this one included, delivers them
+as it reads them from the channel, in offset order.
+
     io = Server(adapter=redis_adapter("redis://127.0.0.1:6379/0"))
 
 redis-py is the ``redis`` extra (``pip install 'salas[redis]'``): it is imported when an
@@ -32,9 +37,11 @@ from salas.adapter.base import (
     BroadcastOptions,
     Member,
     MemberRegistry,
+    OffsetLog,
     RemoteSocket,
 )
 from salas.adapter.memory import MemoryAdapter
+from salas.cluster.offsets import SEQUENCE_SCRIPT, parse_sequenced, stamp_packets
 from salas.protocol.outgoing import EncodedMessage
 
 if TYPE_CHECKING:
@@ -132,6 +139,9 @@ class RedisAdapter(MemoryAdapter):
         self._channel = f"{prefix}#{nsp.name}#"
         self._request_channel = f"{prefix}-request#{nsp.name}#"
         self._response_channel = f"{prefix}-response#{nsp.name}#{self.uid}#"
+        # The namespace's recovery offsets, shared by every process (salas.cluster.offsets).
+        self._counter_key = f"{prefix}-offset#{nsp.name}#"
+        self._sequence: Any = None
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -145,6 +155,7 @@ class RedisAdapter(MemoryAdapter):
                 ``ConnectionError``).
         """
         self._redis = self._driver.from_url(self._url, **retrying())
+        self._sequence = self._redis.register_script(SEQUENCE_SCRIPT)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._channel, self._request_channel, self._response_channel)
         self._reader = asyncio.get_running_loop().create_task(self._read_forever())
@@ -189,6 +200,61 @@ class RedisAdapter(MemoryAdapter):
                     "stamp": message.stamp,
                 },
             )
+
+    @property
+    def offset_log(self) -> OffsetLog | None:
+        """The namespace's connection state recovery, None when it is off."""
+        log: OffsetLog | None = getattr(self.nsp, "offset_log", None)
+        return log
+
+    @property
+    def sequences_offsets(self) -> bool:
+        """Whether logged broadcasts go through :meth:`broadcast_sequenced` (recovery is on)."""
+        return self.offset_log is not None
+
+    async def broadcast_sequenced(self, message: EncodedMessage, opts: BroadcastOptions) -> None:
+        """Number a recovery broadcast cluster-wide, publish it, and deliver it when read back.
+
+        ``message`` is the event encoded without an offset (stamp ``""``). Redis gives it the
+        namespace's next offset and publishes it in one step; every process, this one
+        included, appends the offset, tells the namespace's :class:`OffsetLog` (this process
+        logs it) and delivers it to its own matching sockets when it reads it from the
+        channel, so every socket gets the namespace's broadcasts in offset order. Returns
+        once it is published; local sockets get it a Redis round trip later. With
+        ``opts.local`` only this process delivers it (the others still count its offset).
+
+        Raises:
+            RuntimeError: :meth:`init` has not run, or recovery is off.
+            redis.exceptions.RedisError: Redis failed; this process's sockets got the
+                message without an offset (it is not logged), the others nothing.
+        """
+        log = self.offset_log
+        if self._sequence is None or log is None:
+            raise RuntimeError("the Redis adapter is not started, or recovery is off")
+        body = orjson.dumps(
+            {
+                "uid": self.uid,
+                "opts": {**_encode_opts(opts), "local": opts.local},
+                "packets": _encode_packets(message.packets),
+            }
+        )
+        try:
+            await self._sequence(keys=[self._counter_key, self._channel], args=[body, log.head])
+        except Exception:
+            self.deliver(message, opts)
+            raise
+
+    def _on_sequenced(self, stamp: str, body: bytes) -> None:
+        payload = orjson.loads(body)
+        raw_opts = payload["opts"]
+        opts = _decode_opts(raw_opts)
+        own = payload.get("uid") == self.uid
+        message = EncodedMessage(stamp_packets(_decode_packets(payload["packets"]), stamp), stamp)
+        log = self.offset_log
+        if log is not None:
+            log.sequenced(self.nsp.name, message, int(stamp), opts, own)
+        if own or not raw_opts.get("local"):
+            self.deliver(message, opts)
 
     async def _publish(self, channel: str, payload: dict[str, Any]) -> None:
         if self._redis is None:
@@ -297,6 +363,11 @@ class RedisAdapter(MemoryAdapter):
 
     async def _on_item(self, item: dict[str, Any]) -> None:
         channel = item["channel"].decode()
+        if channel == self._channel:
+            sequenced = parse_sequenced(item["data"])
+            if sequenced is not None:
+                self._on_sequenced(*sequenced)
+                return
         payload = orjson.loads(item["data"])
         if payload.get("uid") == self.uid:
             return

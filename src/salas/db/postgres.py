@@ -28,6 +28,7 @@ __all__ = [
     "load_asyncpg",
     "param",
     "postgres_location",
+    "schema_lock_key",
 ]
 
 
@@ -67,11 +68,21 @@ def advisory_lock_key(purpose: str, schema: str, table: str) -> int:
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
-async def create_schema(conn: Any, *, schema: str, ddl: str, lock_key: int) -> None:
+def schema_lock_key(schema: str) -> int:
+    """The advisory lock key every store takes to create its tables in ``schema``.
+
+    One key per schema, whatever the store (messages, recovery, bans): two processes
+    starting at once, each opening every store, would otherwise race on ``CREATE SCHEMA``
+    and ``CREATE ... IF NOT EXISTS``, which are not safe to run concurrently.
+    """
+    return advisory_lock_key("salas.schema", schema, "")
+
+
+async def create_schema(conn: Any, *, schema: str, ddl: str) -> None:
     """Run ``ddl`` (``CREATE ... IF NOT EXISTS``) in ``schema``, creating the schema if missing;
-    inside the caller's transaction."""
+    inside the caller's transaction, holding :func:`schema_lock_key` until it ends."""
     # Several processes starting at once would race on CREATE ... IF NOT EXISTS.
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", schema_lock_key(schema))
     # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
     # exists; asking first lets a role without that privilege use an existing one.
     exists = await conn.fetchval(

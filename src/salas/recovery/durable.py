@@ -250,9 +250,13 @@ class DurableRecoveryStore(ABC, Generic[DbT]):
     Attributes:
         backend: The backend's name, as errors give it.
         url: The URL the store was made from.
+        shared: True: every process opening the same database shares what it holds (with
+            a cluster adapter, each process logs only its own broadcasts, and sessions of
+            live sockets are written through; see :mod:`salas.recovery.policy`).
     """
 
     backend: ClassVar[str]
+    shared: ClassVar[bool] = True
     url: str
 
     def __init__(self, db: DbT, *, max_batch: int) -> None:

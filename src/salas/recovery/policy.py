@@ -19,21 +19,36 @@ answer nor the socket's rooms yet. So each restore in progress also collects wha
 logged while it runs (`_Watch`), and the replay is the union of both, by offset, computed
 when the socket joins its rooms (synchronously, so nothing falls between the two).
 
-The server calls :class:`Recovery` at five points and nowhere else: ``on_broadcast``
+The server calls :class:`Recovery` at six points and nowhere else: ``on_broadcast``
 (stamp, encode and log a broadcast: once per broadcast, never per recipient),
-``new_session`` (a socket connects afresh), ``on_disconnect`` (a socket goes away),
-``restore`` then ``replay`` or ``abandon`` (a client comes back), and ``start``/``close``.
+``new_session`` (a socket connects afresh), ``track`` (a socket is connected),
+``on_disconnect`` (a socket goes away), ``restore`` then ``replay`` or ``abandon`` (a
+client comes back), and ``start``/``close``.
+
+Across processes (a cluster adapter and a store shared by every process, such as
+PostgreSQL): the adapter numbers broadcasts cluster-wide and calls ``sequenced`` for each,
+in offset order, in every process (:mod:`salas.cluster.offsets`); only the process that made
+a broadcast logs it. A process that reads the shared log may find there the broadcasts of
+another process not yet written (they are written in batches), or never written (it was
+killed): so each process also keeps the latest broadcasts it read from the channel
+(:data:`RECENT`) and a restore takes the union of both; the offsets of a namespace being
+consecutive, a hole in that union means a packet is lost, and the client is connected afresh
+rather than given a replay with a hole. A process killed with -9 saves no session at
+disconnect: with a shared store, live sessions are written through (``track``: within
+:data:`WRITE_THROUGH_INTERVAL` of a room change, and every quarter of
+``max_disconnection_duration``), so a client of a dead process recovers on another.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from salas.adapter.base import BroadcastOptions
 from salas.db.common import now_ms
@@ -51,7 +66,10 @@ from .types import LoggedPacket, RecoveryStore, SessionRecord
 __all__ = [
     "MAX_REPLAY",
     "OFFSET_MODE_NAMES",
+    "RECENT",
     "RECOVERABLE_REASONS",
+    "WRITE_THROUGH_INTERVAL",
+    "LiveSocket",
     "Recovery",
     "RecoveryOptions",
     "RestoredSession",
@@ -66,6 +84,11 @@ RECOVERABLE_REASONS = frozenset(
 )
 # Packets replayed to one recovering socket at most; beyond that it starts afresh.
 MAX_REPLAY = 10_000
+#: Broadcasts read from a cluster adapter's channel that each process keeps in memory: what
+#: another process logged but had not yet written when a restore reads the shared log.
+RECENT = 10_000
+#: Seconds between two write-throughs of the live sessions whose rooms changed.
+WRITE_THROUGH_INTERVAL = 1.0
 _OFFSET = re.compile(r"\d{1,19}")
 #: What a client may put under ``"offsets"`` in its CONNECT auth, and the mode each means.
 OFFSET_MODE_NAMES = {
@@ -126,6 +149,49 @@ class RecoveryOptions:
     store: RecoveryStore = field(default_factory=MemoryRecoveryStore)
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class LiveSocket(Protocol):
+    """What :meth:`Recovery.track` reads of a connected socket (``salas.Socket`` is one)."""
+
+    @property
+    def id(self) -> str:
+        """The socket id."""
+        ...
+
+    @property
+    def nsp(self) -> _Named:
+        """Its namespace."""
+        ...
+
+    @property
+    def rooms(self) -> set[str]:
+        """The rooms it is in."""
+        ...
+
+    @property
+    def data(self) -> Any:
+        """Its ``data``."""
+        ...
+
+    @property
+    def base_offset(self) -> int:
+        """The log head when it connected."""
+        ...
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """A live socket written through to a shared store: what was saved, and when."""
+
+    socket: LiveSocket
+    rooms: tuple[str, ...] | None = None  # as last saved; None: never saved
+    saved_at: int = 0  # ms
+
+
 class _Watch:
     """Broadcasts logged while a restore is in progress."""
 
@@ -173,6 +239,13 @@ class Recovery:
         self._pending: set[asyncio.Task[None]] = set()
         self._pruner: asyncio.Task[None] | None = None
         self._watches: set[_Watch] = set()
+        # A store every process of a cluster shares (a database): each logs only its own
+        # broadcasts there, and live sessions are written through.
+        self._shared = bool(getattr(self.store, "shared", False))
+        self._recent: collections.deque[LoggedPacket] = collections.deque(maxlen=RECENT)
+        self._cluster_nsps: set[str] = set()  # namespaces numbered by a cluster adapter
+        self._live: dict[str, _Tracked] = {}  # by pid
+        self._writer: asyncio.Task[None] | None = None
         self.attempts = 0
         self.recovered = 0
 
@@ -185,12 +258,17 @@ class Recovery:
         await self.store.open()
         self._next_offset = await self.store.last_offset() + 1
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
+        if self._shared:
+            self._writer = asyncio.get_running_loop().create_task(self._write_through_forever())
 
     async def close(self) -> None:
         """Wait for pending session saves, make the log durable, close the store."""
         if self._pruner is not None:
             self._pruner.cancel()
             self._pruner = None
+        if self._writer is not None:
+            self._writer.cancel()
+            self._writer = None
         while self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         await self.store.flush()
@@ -241,6 +319,40 @@ class Recovery:
                 watch.packets.append(logged)
         return message
 
+    def sequenced(
+        self, nsp: str, message: EncodedMessage, offset: int, opts: BroadcastOptions, own: bool
+    ) -> None:
+        """A broadcast numbered cluster-wide, read back from the cluster adapter's channel.
+
+        Called in offset order, before the broadcast is delivered to this process's
+        sockets. Logged when this process made it (``own``), or by every process when the
+        store is not shared; kept among the :data:`RECENT` ones; seen by restores in
+        progress.
+
+        Args:
+            nsp: The namespace's name.
+            message: The broadcast, its offset appended.
+            offset: Its offset, above every one sequenced before in ``nsp``.
+            opts: Its recipients.
+            own: Whether this process made it.
+        """
+        logged = LoggedPacket(
+            offset,
+            nsp,
+            tuple(sorted(opts.rooms)),
+            tuple(sorted(opts.except_rooms)),
+            tuple(message.packets),
+        )
+        if own or not self._shared:
+            self.store.append(logged)
+        self._cluster_nsps.add(nsp)
+        if offset >= self._next_offset:
+            self._next_offset = offset + 1
+        self._recent.append(logged)
+        if self._watches:
+            for watch in self._watches:
+                watch.packets.append(logged)
+
     # -- connect and disconnect -------------------------------------------------------
     def new_session(self) -> tuple[str, int]:
         """A private id and base offset for a socket connecting afresh.
@@ -276,8 +388,80 @@ class Recovery:
             data: Its ``data``.
             base_offset: The log head when it connected.
         """
+        tracked = self._live.pop(pid, None)
         if reason in RECOVERABLE_REASONS:
             self._save(SessionRecord(pid, sid, nsp, tuple(rooms), data, base_offset))
+        elif tracked is not None and tracked.rooms is not None:
+            self._drop(pid)  # written through: it must not be recovered now
+
+    def track(self, pid: str, socket: LiveSocket) -> None:
+        """A socket is connected (afresh or recovered): write its session through.
+
+        Only with a shared store (a process killed with -9 saves nothing at disconnect,
+        so its sockets' sessions must already be there): saved within
+        :data:`WRITE_THROUGH_INTERVAL` seconds, again within as long of every change of
+        its rooms, and every quarter of ``max_disconnection_duration`` (its ``data`` too).
+        Nothing is written per packet; many sessions go in one batch.
+
+        Args:
+            pid: Its private id.
+            socket: The socket.
+        """
+        if self._shared:
+            self._live[pid] = _Tracked(socket)
+
+    def _drop(self, pid: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._drop_session(pid))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _drop_session(self, pid: str) -> None:
+        try:
+            await self.store.take_session(pid)
+        except Exception:
+            logger.exception("could not forget the session %s written through", pid)
+
+    async def _write_through_forever(self) -> None:
+        while True:
+            await asyncio.sleep(WRITE_THROUGH_INTERVAL)
+            await self.write_through()
+
+    async def write_through(self) -> None:
+        """Save the tracked sessions that changed, or were last saved long ago, in one batch.
+
+        Run every :data:`WRITE_THROUGH_INTERVAL` seconds with a shared store; a failed save
+        is logged and tried again on the next run.
+        """
+        now = now_ms()
+        refresh_ms = self.options.max_disconnection_duration * 250
+        due: list[tuple[_Tracked, SessionRecord]] = []
+        for pid, tracked in self._live.items():
+            socket = tracked.socket
+            rooms = tuple(sorted(socket.rooms))
+            if rooms != tracked.rooms or now - tracked.saved_at >= refresh_ms:
+                data = socket.data
+                due.append(
+                    (
+                        tracked,
+                        SessionRecord(
+                            pid, socket.id, socket.nsp.name, rooms, data, socket.base_offset, now
+                        ),
+                    )
+                )
+                tracked.rooms = rooms
+                tracked.saved_at = now
+        if not due:
+            return
+        results = await asyncio.gather(
+            *(self.store.save_session(record) for _, record in due), return_exceptions=True
+        )
+        failed = 0
+        for (tracked, _), result in zip(due, results, strict=True):
+            if isinstance(result, BaseException):
+                failed += 1
+                tracked.saved_at = 0  # again next time
+        if failed:
+            logger.warning("could not write through %d of %d sessions", failed, len(due))
 
     # -- reconnect --------------------------------------------------------------------
     @property
@@ -350,11 +534,35 @@ class Recovery:
         except Exception:
             logger.exception("could not read the recovery log; connecting %s afresh", record.sid)
             return None
+        if nsp in self._cluster_nsps and len(packets) <= MAX_REPLAY:
+            complete = self._with_recent(nsp, offset, packets)
+            if complete is None:
+                logger.warning(
+                    "session %s: a broadcast it missed is lost; connecting afresh", record.sid
+                )
+                return None
+            packets = complete
         if len(packets) > MAX_REPLAY:
             logger.info("session %s missed too much to replay; connecting afresh", record.sid)
             return None
         rooms = frozenset(record.rooms)
         return RestoredSession(record, offset, [p for p in packets if p.reaches(rooms)], watch)
+
+    def _with_recent(
+        self, nsp: str, offset: int, packets: list[LoggedPacket]
+    ) -> list[LoggedPacket] | None:
+        """The shared log's packets after ``offset`` and the recent ones read here; None
+        when they leave a hole (a namespace's cluster-wide offsets are consecutive)."""
+        merged = {p.offset: p for p in packets}
+        for packet in self._recent:
+            if packet.offset > offset and packet.nsp == nsp:
+                merged.setdefault(packet.offset, packet)
+        if not merged:
+            return []
+        first, last = min(merged), max(merged)
+        if first != offset + 1 or last - first + 1 != len(merged):
+            return None
+        return [merged[o] for o in range(first, last + 1)]
 
     def replay(self, restored: RestoredSession) -> list[EncodedMessage]:
         """What the recovered socket missed, oldest first.

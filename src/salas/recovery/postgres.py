@@ -24,7 +24,6 @@ from typing import Any
 from salas.db.batching import DEFAULT_MAX_BATCH
 from salas.db.postgres import (
     PostgresPool,
-    advisory_lock_key,
     create_schema,
     param,
     postgres_location,
@@ -88,9 +87,6 @@ class PostgresRecoveryStore(DurableRecoveryStore[PostgresPool]):
     ) -> None:
         self.schema, self.table, self.url = postgres_location(dsn, schema, table, url)
         self.dsn = dsn
-        # Its own key, not the message store's (which every message batch holds), so
-        # creating these tables does not wait for message writes.
-        self._lock_key = advisory_lock_key("salas.recovery", schema, table)
         log = f'"{schema}"."{table}_recovery_log"'
         sessions = f'"{schema}"."{table}_recovery_sessions"'
         self._log_table = log
@@ -146,7 +142,7 @@ class PostgresRecoveryStore(DurableRecoveryStore[PostgresPool]):
     # Every write is one statement per batch (or per run of saves or takes) over arrays.
 
     async def _create_schema(self, conn: Any) -> None:
-        await create_schema(conn, schema=self.schema, ddl=self._sql.ddl, lock_key=self._lock_key)
+        await create_schema(conn, schema=self.schema, ddl=self._sql.ddl)
 
     async def _write_log(self, rows: list[LogRow]) -> None:
         await self._db.execute(self._insert_log, *zip(*rows, strict=True))

@@ -140,17 +140,25 @@ class BroadcastOperator:
         nsp = self._nsp
         packet = event_packet(nsp.name, event, args)
         recovery = nsp.server.recovery
-        if recovery is None:
-            message = EncodedMessage.of_socket_packet(packet)
-        else:
-            # Once per broadcast: the offset, the encoding and the log entry are shared by
-            # every recipient.
-            message = recovery.on_broadcast(nsp.name, packet, self._opts)
         # Checked here rather than by always awaiting adapter_ready: emit runs for every
         # message a chat relays, and the adapter has almost always started long before.
         if nsp.adapter_starting is not None:
             await nsp.adapter_ready()
-        await nsp.adapter.broadcast(message, self._opts)
+        adapter = nsp.adapter
+        if recovery is None:
+            message = EncodedMessage.of_socket_packet(packet)
+        elif not self._opts.volatile and getattr(adapter, "sequences_offsets", False):
+            # A cluster adapter numbers it cluster-wide (salas.cluster.offsets), and logs it
+            # through `recovery` as this process reads it back.
+            await adapter.broadcast_sequenced(  # type: ignore[attr-defined]
+                EncodedMessage.of_broadcast(packet, ""), self._opts
+            )
+            return
+        else:
+            # Once per broadcast: the offset, the encoding and the log entry are shared by
+            # every recipient.
+            message = recovery.on_broadcast(nsp.name, packet, self._opts)
+        await adapter.broadcast(message, self._opts)
 
     async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
         """The selected sockets, in this process and (with a cluster adapter) others.

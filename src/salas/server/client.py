@@ -184,6 +184,7 @@ class Client:
             if socket.pid is None:
                 socket.pid, socket.base_offset = recovery.new_session()
             reply["pid"] = socket.pid
+            recovery.track(socket.pid, socket)
         # A write of its own, as Node makes it: a client may read one message per read of
         # its socket, and would miss what the connection handlers emit if it shared this one.
         connect = SocketPacket(SocketPacketType.CONNECT, nsp.name, reply)

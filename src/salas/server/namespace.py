@@ -6,7 +6,13 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from salas.adapter.base import Adapter, AdapterFactory, BroadcastOptions, RemoteSocket
+from salas.adapter.base import (
+    Adapter,
+    AdapterFactory,
+    BroadcastOptions,
+    OffsetLog,
+    RemoteSocket,
+)
 from salas.protocol.outgoing import OFFSET_MODES
 from salas.server.broadcast import BroadcastOperator, room_names
 from salas.server.handlers import Handler
@@ -140,6 +146,11 @@ class Namespace:
     def local(self) -> BroadcastOperator:
         """Every socket connected to this process, even with a cluster adapter."""
         return BroadcastOperator(self).local
+
+    @property
+    def offset_log(self) -> OffsetLog | None:
+        """Connection state recovery as a cluster adapter sees it; None when it is off."""
+        return self.server.recovery
 
     async def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` to every socket of this namespace.

@@ -175,7 +175,7 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
     # -- the database's side -------------------------------------------------------------
 
     async def _create_schema(self, conn: Any) -> None:
-        await create_schema(conn, schema=self.schema, ddl=self._ddl, lock_key=self._lock_key)
+        await create_schema(conn, schema=self.schema, ddl=self._ddl)
         # Still holding create_schema's lock: processes opening an old table at once add
         # each column once.
         have = {
@@ -314,7 +314,6 @@ class PostgresBanStore:
         self.dsn = dsn
         qualified = f'"{schema}"."{table}_bans"'
         self._sql = BanQueries.on(qualified, integer="BIGINT", param=param)
-        self._lock_key = advisory_lock_key("salas.bans", schema, table)
         self._db = PostgresPool(
             dsn,
             setup=self._create_schema,
@@ -338,7 +337,7 @@ class PostgresBanStore:
         return cls(dsn, schema=schema, table=table, url=url, **options)
 
     async def _create_schema(self, conn: Any) -> None:
-        await create_schema(conn, schema=self.schema, ddl=self._sql.ddl, lock_key=self._lock_key)
+        await create_schema(conn, schema=self.schema, ddl=self._sql.ddl)
 
     async def open(self) -> None:
         """Connect, creating the schema and the bans table if needed (idempotent).
