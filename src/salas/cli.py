@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,6 +119,11 @@ class ServeSettings:
     jwt_audience: str | None = None
     private_rooms: tuple[str, ...] = ()  # globs; entered only with a token that allows them
     allow_nick: bool = False  # with token auth, users may still rename themselves
+    # -- cluster (--workers, --redis) --
+    workers: int = 1  # processes serving on one port (salas.cluster.workers)
+    redis: str | None = None  # the Redis URL the cluster shares rooms over; None: none
+    redis_prefix: str | None = None  # its channels' prefix; None: derived from the store
+    worker: tuple[int, int] | None = None  # (index, fd): this process is a worker
 
     @property
     def auth(self) -> bool:
@@ -162,18 +168,41 @@ class ServeSettings:
     def server_options(self) -> dict[str, Any]:
         """The `salas.Server` keyword arguments these settings stand for."""
         options = self._admin_ui_server_options() | self._metrics_server_options()
-        return options | {
-            "head_timeout": self.timeout_head,
-            "body_timeout": self.timeout_body,
-            "keep_alive_timeout": self.timeout_keep_alive,
-            "max_connections": self.max_connections,
-            "max_connections_per_ip": self.max_connections_per_ip,
-            "forwarded_allow_ips": self.forwarded_allow_ips,
-            "inbound_rate": self.inbound_rate,
-            "inbound_burst": self.inbound_burst,
-            "inbound_bytes_rate": self.inbound_bytes_rate,
-            "max_post_packets": self.max_post_packets,
-        }
+        return (
+            options
+            | {
+                "head_timeout": self.timeout_head,
+                "body_timeout": self.timeout_body,
+                "keep_alive_timeout": self.timeout_keep_alive,
+                "max_connections": self.max_connections,
+                "max_connections_per_ip": self.max_connections_per_ip,
+                "forwarded_allow_ips": self.forwarded_allow_ips,
+                "inbound_rate": self.inbound_rate,
+                "inbound_burst": self.inbound_burst,
+                "inbound_bytes_rate": self.inbound_bytes_rate,
+                "max_post_packets": self.max_post_packets,
+            }
+            | self._cluster_server_options()
+        )
+
+    # -- cluster (--workers, --redis) --
+    def _cluster_server_options(self) -> dict[str, Any]:
+        if self.redis is None:
+            return {}
+        from salas.adapter import redis_adapter
+
+        return {"adapter": redis_adapter(self.redis, self.cluster_prefix)}
+
+    @property
+    def cluster_prefix(self) -> str:
+        """The Redis prefix: `--redis-prefix`, or one derived from the store's URL, so that
+        the processes of one chat share it and two chats on one Redis never mix."""
+        if self.redis_prefix:
+            return self.redis_prefix
+        import hashlib
+
+        digest = hashlib.sha256(redact(store_url(self.db)).encode()).hexdigest()[:12]
+        return f"salas:{digest}"
 
     # -- metrics (--metrics, --metrics-token) --
     def _metrics_server_options(self) -> dict[str, Any]:
@@ -377,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"and the record's extra fields) [SALAS_LOG_FORMAT] ({DEFAULT_LOG_FORMAT})",
     )
     _add_api_flags(serve)
+    _add_cluster_flags(serve)
     _add_token_command(commands)
     return parser
 
@@ -594,6 +624,7 @@ def parse_settings(
         jwt_audience=_text(audience),
         private_rooms=RoomRules.parse(private[0]).private_patterns if private else (),
         allow_nick=_flag(allow_nick, default=False),
+        **_cluster_settings(args, environ),
     )
     _check_store(settings.db, db[1] if db else "--db")
     settings.token_verifier()  # refuse a bad key or secret now, before anything starts
@@ -721,6 +752,8 @@ async def serve(settings: ServeSettings) -> int:
             from salas.admin import instrument, parse_credentials
 
             instrument(app.io, auth=parse_credentials(settings.admin_ui))
+        if settings.worker is not None:
+            return await _serve_worker(app, settings, settings.worker)
         try:
             port = await app.start(settings.host, settings.port)
         except StoreError as exc:
@@ -755,6 +788,23 @@ async def serve(settings: ServeSettings) -> int:
     return EXIT_OK
 
 
+def _serve_workers(settings: ServeSettings, argv: Sequence[str]) -> int:
+    """The parent of `--workers N` (salas.cluster.workers): the workers run `argv`."""
+    from salas.cluster.workers import supervise
+
+    return run_loop(
+        supervise(
+            argv,
+            settings.workers,
+            settings.host,
+            settings.port,
+            head_timeout=settings.timeout_head,
+            max_waiting=settings.max_connections,
+            max_waiting_per_address=settings.max_connections_per_ip,
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `salas` console script and of `python -m salas`."""
     if build_parser().parse_args(argv).command == "token":
@@ -767,6 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     assert command == "serve"  # `token` is handled above; argparse refuses others
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
+        if settings.workers > 1 and settings.worker is None:
+            return _serve_workers(settings, sys.argv[1:] if argv is None else argv)
         return run_loop(serve(settings))
     return 128 + signal.SIGINT
 
@@ -814,6 +866,75 @@ def _metrics_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> d
 
             raise ConfigError(extra_needed("--metrics", "metrics")) from None
     return {"metrics": on, "metrics_token": token or None}
+
+
+# -- cluster (--workers, --redis) --------------------------------------------------------------
+def _add_cluster_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--workers",
+        help="worker processes serving on one port, or 'auto' for one per core; more than "
+        "one needs --redis [SALAS_WORKERS] (1)",
+    )
+    serve.add_argument(
+        "--redis",
+        help="Redis URL (redis://host:6379/0): this process joins every salas serve with the "
+        "same --redis and --db (needs the redis extra) [SALAS_REDIS] (none)",
+    )
+    serve.add_argument(
+        "--redis-prefix",
+        help="the prefix of the cluster's Redis channels [SALAS_REDIS_PREFIX] (derived from --db)",
+    )
+    # Internal: how the parent of --workers starts each worker ("INDEX:FD").
+    serve.add_argument("--cluster-worker", help=argparse.SUPPRESS)
+
+
+def _cluster_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """`workers`, `redis`, `redis_prefix` and `worker` from the flags and SALAS_WORKERS /
+    SALAS_REDIS / SALAS_REDIS_PREFIX; more than one worker needs Redis."""
+    from salas.cluster.workers import parse_workers
+
+    picked = _pick(args.workers, environ, "SALAS_WORKERS", "--workers")
+    workers = 1
+    if picked is not None and str(picked[0]).strip():
+        try:
+            workers = parse_workers(str(picked[0]))
+        except ValueError as exc:
+            raise ConfigError(f"{picked[1]}: {exc}") from None
+    redis = _text(_pick(args.redis, environ, "SALAS_REDIS", "--redis"))
+    if redis is not None and not redis.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"--redis: expected a redis:// URL, got {redact(redis)!r}")
+    if workers > 1 and redis is None:
+        raise ConfigError(
+            f"{picked[1] if picked else '--workers'}: {workers} workers need --redis "
+            "(SALAS_REDIS): the workers share rooms, presence and recovery over Redis"
+        )
+    if workers > 1 and not hasattr(socket, "send_fds"):
+        raise ConfigError("--workers: handing connections to workers needs a Unix system")
+    worker = None
+    if args.cluster_worker:
+        index, _, fd = str(args.cluster_worker).partition(":")
+        worker = (int(index), int(fd))
+    prefix = _text(_pick(args.redis_prefix, environ, "SALAS_REDIS_PREFIX", "--redis-prefix"))
+    return {"workers": workers, "redis": redis, "redis_prefix": prefix, "worker": worker}
+
+
+async def _serve_worker(app: Any, settings: ServeSettings, worker: tuple[int, int]) -> int:
+    """Serve as worker `index` of `--workers`: connections come from the parent."""
+    from salas.cluster.workers import WorkerLink
+
+    index, fd = worker
+    link = WorkerLink(app.io.engine, index, settings.workers, fd)
+    try:
+        await app.open()
+    except StoreError as exc:
+        print(f"salas: error: cannot open the recovery store: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    link.start()
+    logger.info("worker %d serving (pid %d)", index, os.getpid())
+    await app.io.until_stopped()
+    link.close()
+    await app.shutdown()
+    return EXIT_OK
 
 
 def _api_config(settings: ServeSettings, verifier: TokenVerifier | None) -> ApiConfig:

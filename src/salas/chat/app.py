@@ -177,10 +177,19 @@ class ChatApp:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8000) -> int:
         """Start listening; returns the bound port (pass 0 for any free one)."""
+        await self._prepare()
+        return await self.io.start(host, port)
+
+    async def open(self) -> None:
+        """Start everything but listening: the connections come from elsewhere (a worker of
+        `salas serve --workers` is handed them); end with `shutdown`."""
+        await self._prepare()
+        await self.io.open()
+
+    async def _prepare(self) -> None:
         if self._own_bans:
             await self.bans.open()
         self.messages.start()
-        return await self.io.start(host, port)
 
     async def shutdown(self) -> None:
         """Broadcast the messages being stored, close every connection, then drop timers;
