@@ -169,6 +169,11 @@ def test_cors_star_and_empty() -> None:
         (["serve"], {"SALAS_MESSAGE_RATE": "nan"}, "SALAS_MESSAGE_RATE: 'nan' must be 0"),
         (["serve", "--message-burst", "0"], {}, "--message-burst: '0' is not a whole number"),
         (["serve"], {"SALAS_MESSAGE_BURST": "2.5"}, "SALAS_MESSAGE_BURST: '2.5' is not a whole"),
+        (["serve", "--workers", "2"], {}, "--workers: 2 workers need --redis"),
+        (["serve"], {"SALAS_WORKERS": "3"}, "SALAS_WORKERS: 3 workers need --redis"),
+        (["serve", "--workers", "none"], {}, "--workers: expected a number of processes"),
+        (["serve", "--workers", "0", "--redis", "redis://x"], {}, "--workers: expected a"),
+        (["serve", "--redis", "http://x"], {}, "--redis: expected a redis:// URL"),
     ],
 )
 def test_bad_settings_name_their_source(argv: list[str], env: dict[str, str], message: str) -> None:
@@ -399,6 +404,7 @@ async def test_console_script_version() -> None:
         (["serve", "--db", "foo://bar"], {}),
         (["serve"], {"SALAS_LOG_LEVEL": "chatty"}),
         (["serve", "--no-such-flag"], {}),
+        (["serve", "--workers", "2"], {}),
         ([], {}),
     ],
 )
@@ -836,3 +842,23 @@ async def test_identity_warnings_at_startup(tmp_path: Path) -> None:
         assert served.match is not None and served.match["auth"] == "HS256"
         assert await served.stop() == 0
     assert not any("WARNING" in line for line in served.lines)
+
+
+def test_cluster_settings_from_flags_and_environment() -> None:
+    """--workers / SALAS_WORKERS ("auto": the cores), --redis / SALAS_REDIS and the Redis
+    prefix: --redis-prefix, or derived from the store (same --db, same prefix)."""
+    _, settings = parse_settings(["serve"], {})
+    assert (settings.workers, settings.redis, settings.worker) == (1, None, None)
+    env = {"SALAS_WORKERS": "auto", "SALAS_REDIS": "redis://127.0.0.1:6379/0"}
+    _, settings = parse_settings(["serve", "--db", "memory://"], env)
+    assert settings.workers == (os.cpu_count() or 1)
+    assert settings.redis == "redis://127.0.0.1:6379/0"
+    assert settings.cluster_prefix.startswith("salas:")
+    _, same = parse_settings(["serve", "--db", "memory://", "--workers", "2"], env)
+    _, other = parse_settings(["serve", "--db", "other.db"], env)
+    assert same.workers == 2 and same.cluster_prefix == settings.cluster_prefix
+    assert other.cluster_prefix != settings.cluster_prefix
+    _, named = parse_settings(["serve", "--redis-prefix", "chat1"], env)
+    assert named.cluster_prefix == "chat1"
+    assert "adapter" in named.server_options()
+    assert "adapter" not in parse_settings(["serve"], {})[1].server_options()

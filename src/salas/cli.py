@@ -801,6 +801,7 @@ def _serve_workers(settings: ServeSettings, argv: Sequence[str]) -> int:
             head_timeout=settings.timeout_head,
             max_waiting=settings.max_connections,
             max_waiting_per_address=settings.max_connections_per_ip,
+            announce=_announce,
         )
     )
 

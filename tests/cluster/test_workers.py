@@ -172,7 +172,7 @@ async def test_sigterm_stops_every_process(cluster: SalasServe) -> None:
     assert "Traceback" not in cluster.log
 
 
-# -- raw HTTP -----------------------------------------------------------------------------------------
+# -- raw HTTP ----------------------------------------------------------------------------------
 async def _request(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,

@@ -35,7 +35,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -510,9 +510,12 @@ async def supervise(
     head_timeout: float = 10.0,
     max_waiting: int = 10_000,
     max_waiting_per_address: int = 1000,
+    announce: Callable[..., None] = logger.info,
 ) -> int:
     """Run the parent until SIGINT/SIGTERM: the exit code (0 once every worker has stopped;
-    1 when the address cannot be bound; a worker's own code when one cannot start)."""
+    1 when the address cannot be bound; a worker's own code when one cannot start).
+
+    `announce(message, *args)` logs the listening line (with the bound port)."""
     supervisor = Supervisor(
         argv,
         workers,
@@ -540,9 +543,7 @@ async def supervise(
             return supervisor.failed or 1
         if started.done():
             shown = f"[{host}]" if ":" in host else host
-            logger.warning(
-                "salas listening on http://%s:%d/ with %d worker processes", shown, bound, workers
-            )
+            announce("salas chat listening on http://%s:%d/ (%d workers)", shown, bound, workers)
             await stopped
         started.cancel()
         logger.info("stopping the workers")
