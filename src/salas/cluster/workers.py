@@ -75,6 +75,7 @@ STOP_TIMEOUT = 30.0
 # Pause before starting again a worker that exited; doubled while it keeps dying young.
 _RESTART_PAUSE = 0.5
 _RESTART_PAUSE_MAX = 10.0
+_ACCEPT_PAUSE = 0.1  # seconds without accepting after accept() failed
 _YOUNG = 10.0  # seconds: a worker that dies younger than this doubles the next pause
 
 
@@ -199,7 +200,10 @@ class _Waiting:
 
     def sid(self) -> str:
         """The `sid` of the request's query, or ""."""
-        query = httptools.parse_url(self.url).query or b""
+        try:
+            query = httptools.parse_url(self.url).query or b""
+        except httptools.HttpParserInvalidURLError:
+            return ""  # the worker answers what it makes of it
         return dict(parse_qsl(query.decode("latin-1"))).get("sid", "")
 
 
@@ -396,8 +400,12 @@ class Supervisor:
                 sock, peer = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # out of descriptors...: the backlog waits
-                logger.warning("accept failed: %s", exc)
+            except OSError as exc:
+                # Out of descriptors...: the backlog waits, and the listener (readable all
+                # along) is watched again a little later rather than spun on.
+                logger.warning("accept failed: %s (accepting again in 0.1 s)", exc)
+                self._loop.remove_reader(listener.fileno())
+                self._loop.call_later(_ACCEPT_PAUSE, self._resume_accepting)
                 return
             sock.setblocking(False)
             address = str(peer[0]) if isinstance(peer, tuple) else ""
@@ -409,6 +417,10 @@ class Supervisor:
             self._pending[sock.fileno()] = pending
             pending.timer = self._loop.call_later(self.head_timeout, self._timed_out, pending)
             self._loop.add_reader(sock.fileno(), self._readable, pending)
+
+    def _resume_accepting(self) -> None:
+        if self._listener is not None and self._loop is not None and not self._stopping:
+            self._loop.add_reader(self._listener.fileno(), self._accept)
 
     def _readable(self, pending: _Waiting) -> None:
         room = MAX_HEAD_BYTES - len(pending.buffer)
