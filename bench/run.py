@@ -40,6 +40,9 @@ ALL_SERVERS = (
     "salas-recovery",
     "salas-metrics",
     "salas-chat",
+    "salas-chat-redis",
+    "salas-chat-w1",
+    "salas-chat-w2",
     "pysio-uvicorn",
     "pysio-aiohttp",
 )

@@ -51,6 +51,9 @@ class Target:
     argv: Callable[[int, dict[str, str]], list[str]]
     versions: Callable[[], dict[str, str]]
     env: dict[str, str] = field(default_factory=dict)
+    # Pinned to the server CPU; False: on every core, shared with the load generator (the
+    # `--workers` targets: their processes need more than one core).
+    pinned: bool = True
 
 
 def _pkg(*names: str) -> dict[str, str]:
@@ -141,6 +144,38 @@ def _chat_argv(port: int, env: dict[str, str]) -> list[str]:
     return [salas, "serve", "--port", str(port), "--db", db]
 
 
+# -- scaling: one process with and without Redis, `--workers 1` against `--workers 2` --
+BENCH_REDIS = os.environ.get("SALAS_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _cluster_argv(workers: int) -> Callable[[int, dict[str, str]], list[str]]:
+    def argv(port: int, env: dict[str, str]) -> list[str]:
+        # A prefix of its own per start: a run never hears an earlier run's broadcasts.
+        prefix = f"salas-bench:{port}:{time.time_ns()}"
+        extra = ["--redis", BENCH_REDIS, "--redis-prefix", prefix]
+        return _chat_argv(port, env) + extra + ["--workers", str(workers)]
+
+    return argv
+
+
+def _cluster_versions() -> dict[str, str]:
+    return _chat_versions() | _pkg("redis") | {"redis_server": _redis_version()}
+
+
+def _redis_version() -> str:
+    text = _cmd_version(["redis-server", "--version"])
+    return text.split("v=")[1].split()[0] if "v=" in text else text
+
+
+_CHAT_ENV = {
+    "SALAS_MESSAGE_RATE": "0",
+    "SALAS_INBOUND_RATE": "1000000",
+    "SALAS_INBOUND_BURST": "1000000",
+    "SALAS_MAX_CONNECTIONS": "0",
+    "SALAS_MAX_CONNECTIONS_PER_IP": "0",
+}
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -187,13 +222,33 @@ TARGETS: dict[str, Target] = {
             # budget (100 packets/s per connection) raised past the benchmark's rates; and
             # the connection limits off: every benchmark client comes from 127.0.0.1, and
             # the scenarios open more than the per-address (and total) defaults admit.
-            env={
-                "SALAS_MESSAGE_RATE": "0",
-                "SALAS_INBOUND_RATE": "1000000",
-                "SALAS_INBOUND_BURST": "1000000",
-                "SALAS_MAX_CONNECTIONS": "0",
-                "SALAS_MAX_CONNECTIONS_PER_IP": "0",
-            },
+            env=_CHAT_ENV,
+        ),
+        Target(
+            "salas-chat-redis",
+            "salas chat, --redis (one process)",
+            "chat",
+            _cluster_argv(1),
+            _cluster_versions,
+            env=_CHAT_ENV,
+        ),
+        Target(
+            "salas-chat-w1",
+            "salas chat, --redis --workers 1, unpinned",
+            "chat",
+            _cluster_argv(1),
+            _cluster_versions,
+            env=_CHAT_ENV,
+            pinned=False,
+        ),
+        Target(
+            "salas-chat-w2",
+            "salas chat, --redis --workers 2, unpinned",
+            "chat",
+            _cluster_argv(2),
+            _cluster_versions,
+            env=_CHAT_ENV,
+            pinned=False,
         ),
         Target(
             "node",
@@ -273,6 +328,28 @@ class Running:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def tree_cpu_s(self) -> float:
+        """CPU seconds (user + system) of the server and every live process under it (the
+        workers of `salas serve --workers`), read from /proc."""
+        tick = os.sysconf("SC_CLK_TCK")
+        children: dict[int, list[int]] = {}
+        times: dict[int, float] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+        total, todo = 0.0, [self.pid]
+        while todo:
+            pid = todo.pop()
+            total += times.get(pid, 0.0)
+            todo.extend(children.get(pid, []))
+        return total
+
     def rss_kb(self) -> int:
         """Resident set size of the server process, in KiB (VmRSS)."""
         for text in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -322,7 +399,7 @@ def start(
     log = log_dir / f"{target.name}-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            taskset(cpu, argv),
+            taskset(cpu if target.pinned else None, argv),
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,9 +119,11 @@ class ServeSettings:
     jwt_audience: str | None = None
     private_rooms: tuple[str, ...] = ()  # globs; entered only with a token that allows them
     allow_nick: bool = False  # with token auth, users may still rename themselves
-    # -- cluster (--redis, --redis-prefix) --
+    # -- cluster (--workers, --redis, --redis-prefix) --
+    workers: int = 1  # processes serving on one port (salas.cluster.workers)
     redis: str | None = None  # the Redis URL of the cluster this process joins; None: alone
     redis_prefix: str | None = None  # its keys' and channels' prefix; None: from the store
+    worker: tuple[int, int] | None = None  # (index, fd): this process is a worker
 
     @property
     def auth(self) -> bool:
@@ -728,6 +731,8 @@ async def serve(settings: ServeSettings) -> int:
             from salas.admin import instrument, parse_credentials
 
             instrument(app.io, auth=parse_credentials(settings.admin_ui))
+        if settings.worker is not None:
+            return await _serve_worker(app, settings, settings.worker)
         try:
             port = await app.start(settings.host, settings.port)
         except _redis_errors() as exc:
@@ -771,6 +776,24 @@ async def serve(settings: ServeSettings) -> int:
     return EXIT_OK
 
 
+def _serve_workers(settings: ServeSettings, argv: Sequence[str]) -> int:
+    """The parent of `--workers N` (salas.cluster.workers): the workers run `argv`."""
+    from salas.cluster.workers import supervise
+
+    return run_loop(
+        supervise(
+            argv,
+            settings.workers,
+            settings.host,
+            settings.port,
+            head_timeout=settings.timeout_head,
+            max_waiting=settings.max_connections,
+            max_waiting_per_address=settings.max_connections_per_ip,
+            announce=_announce,
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `salas` console script and of `python -m salas`."""
     if build_parser().parse_args(argv).command == "token":
@@ -783,6 +806,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     assert command == "serve"  # `token` is handled above; argparse refuses others
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are in place
+        if settings.workers > 1 and settings.worker is None:
+            return _serve_workers(settings, sys.argv[1:] if argv is None else argv)
         return run_loop(serve(settings))
     return 128 + signal.SIGINT
 
@@ -832,6 +857,31 @@ def _metrics_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> d
     return {"metrics": on, "metrics_token": token or None}
 
 
+async def _serve_worker(app: Any, settings: ServeSettings, worker: tuple[int, int]) -> int:
+    """Serve as worker `index` of `--workers`: connections come from the parent."""
+    from salas.cluster.workers import WorkerLink
+
+    index, fd = worker
+    link = WorkerLink(app.io.engine, index, settings.workers, fd)
+    try:
+        await app.open()
+    except _redis_errors() as exc:
+        print(
+            f"salas: error: cannot reach Redis {redact(str(settings.redis))}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    except StoreError as exc:
+        print(f"salas: error: cannot open the recovery store: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    link.start()
+    logger.info("worker %d serving (pid %d)", index, os.getpid())
+    await app.io.until_stopped()
+    link.close()
+    await app.shutdown()
+    return EXIT_OK
+
+
 def _api_config(settings: ServeSettings, verifier: TokenVerifier | None) -> ApiConfig:
     """The chat's `ApiConfig`: on with `--api-token`, and with token auth on, for JWTs of
     role admin too (`verifier`); off otherwise."""
@@ -842,6 +892,13 @@ def _api_config(settings: ServeSettings, verifier: TokenVerifier | None) -> ApiC
 
 # -- cluster (--redis, --redis-prefix) -------------------------------------------------------
 def _add_cluster_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--workers",
+        help="worker processes serving on one port, or 'auto' for one per core; more than "
+        "one needs --redis [SALAS_WORKERS] (1)",
+    )
+    # Internal: how the parent of --workers starts each worker ("INDEX:FD").
+    serve.add_argument("--cluster-worker", help=argparse.SUPPRESS)
     serve.add_argument(
         "--redis",
         help="join the cluster of every salas serve with this Redis URL and the same --db "
@@ -858,14 +915,35 @@ def _add_cluster_flags(serve: argparse.ArgumentParser) -> None:
 def _cluster_settings(
     args: argparse.Namespace, environ: Mapping[str, str], db: str
 ) -> dict[str, Any]:
-    """`redis` and `redis_prefix` from the flags and SALAS_REDIS / SALAS_REDIS_PREFIX."""
+    """`workers`, `redis`, `redis_prefix` and `worker` from the flags and SALAS_WORKERS /
+    SALAS_REDIS / SALAS_REDIS_PREFIX; more than one worker needs Redis."""
+    from salas.cluster.workers import parse_workers
+
+    picked_workers = _pick(args.workers, environ, "SALAS_WORKERS", "--workers")
+    workers = 1
+    if picked_workers is not None and str(picked_workers[0]).strip():
+        try:
+            workers = parse_workers(str(picked_workers[0]))
+        except ValueError as exc:
+            raise ConfigError(f"{picked_workers[1]}: {exc}") from None
+    worker = None
+    if args.cluster_worker:
+        index, _, fd = str(args.cluster_worker).partition(":")
+        worker = (int(index), int(fd))
     picked = _pick(args.redis, environ, "SALAS_REDIS", "--redis")
     prefix = _text(_pick(args.redis_prefix, environ, "SALAS_REDIS_PREFIX", "--redis-prefix"))
     url = _text(picked)
     if url is None:
         if prefix is not None:
             raise ConfigError("--redis-prefix: needs --redis")
-        return {}
+        if workers > 1:
+            raise ConfigError(
+                f"{picked_workers[1] if picked_workers else '--workers'}: {workers} workers need "
+                "--redis (SALAS_REDIS): the workers share rooms, presence and recovery over Redis"
+            )
+        return {"workers": workers, "worker": worker}
+    if workers > 1 and not hasattr(socket, "send_fds"):
+        raise ConfigError("--workers: handing connections to workers needs a Unix system")
     source = picked[1] if picked else "--redis"
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{source}: {redact(url)!r} is not a redis://, rediss:// or unix:// URL")
@@ -882,7 +960,7 @@ def _cluster_settings(
         raise ConfigError(f"{source}: {exc}") from None
     if prefix is not None and (len(prefix) > 100 or not prefix.isprintable() or " " in prefix):
         raise ConfigError("--redis-prefix: at most 100 printable characters, no spaces")
-    return {"redis": url, "redis_prefix": prefix}
+    return {"workers": workers, "worker": worker, "redis": url, "redis_prefix": prefix}
 
 
 def cluster_prefix(settings: ServeSettings, url: str) -> str:

@@ -233,3 +233,65 @@ async def test_no_new_session_after_close(engine, read_response) -> None:
         writer.close()
     assert h.server.sessions == {}
     assert len(h.sessions) == 1  # only the session from before close()
+
+
+async def _adopted_connection(h) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """A TCP connection accepted outside the engine and handed to `adopt` with its first
+    bytes (half a head), the rest sent by the client afterwards: (reader, writer, answer)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        accepted, _ = listener.accept()
+    finally:
+        listener.close()
+    head = f"GET {h.path()} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    h.server.adopt(accepted, head[:20])
+    await asyncio.sleep(0.05)
+    writer.write(head[20:])
+    answer = await asyncio.wait_for(reader.readuntil(b'"maxPayload"'), 5)
+    return reader, writer, answer
+
+
+async def test_adopt_serves_a_socket_accepted_elsewhere(engine) -> None:
+    """`adopt(sock, initial)`: the bytes already read come first, then the socket's own, and
+    the session's sid starts with `sid_prefix`; the connection is served as any other."""
+    h = await engine()
+    h.server.sid_prefix = "3."
+    _, writer, answer = await _adopted_connection(h)
+    try:
+        assert answer.startswith(b"HTTP/1.1 200 OK")
+        sid = answer.split(b'"sid":"', 1)[1].split(b'"', 1)[0].decode()
+        assert sid.startswith("3.") and sid in h.sessions
+        assert h.server.limits.total == 1  # counted as if accepted here
+    finally:
+        writer.close()
+
+
+async def test_misrouted_sees_unknown_sids_first(engine) -> None:
+    """A request with an unknown sid goes to `misrouted`; when it declines (False) the
+    standard 400 follows, with what it changed (here: Connection: close)."""
+    h = await engine()
+    seen = []
+
+    def misrouted(request) -> bool:
+        seen.append(request.query["sid"])
+        request.keep_alive = False
+        return False
+
+    h.server.misrouted = misrouted
+    reader, writer = await asyncio.open_connection("127.0.0.1", h.port)
+    try:
+        for sid, connection in (("0.mine", b"keep-alive"), ("1.elsewhere", b"close")):
+            h.server.misrouted = misrouted if sid != "0.mine" else None
+            writer.write(f"GET {h.path(sid=sid)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 400 ")
+            assert b"Connection: " + connection in head
+            body = await reader.readuntil(b"}")
+            assert orjson.loads(body) == {"code": 1, "message": "Session ID unknown"}
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    finally:
+        writer.close()
+    assert seen == ["1.elsewhere"]

@@ -206,12 +206,22 @@ class ChatApp:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8000) -> int:
         """Start listening; returns the bound port (pass 0 for any free one)."""
+        await self.open()
+        return await self.io.listen(host, port)
+
+    async def open(self) -> None:
+        """Start everything but listening: the connections come from elsewhere (a worker of
+        `salas serve --workers` is handed them); end with `shutdown`.
+
+        The server's adapters and recovery first, then the cluster node: joining the
+        cluster announces this node's rooms through them.
+        """
         if self._own_bans:
             await self.bans.open()
+        await self.io.open()
         if self.cluster is not None:
             await self.cluster.start()
         self.messages.start()
-        return await self.io.start(host, port)
 
     async def shutdown(self) -> None:
         """Broadcast the messages being stored, close every connection, then drop timers;

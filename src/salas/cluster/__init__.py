@@ -1,6 +1,12 @@
 """Several `salas serve` processes as one chat: shared over Redis (and the --db database).
 
-`salas.cluster.node` is a process's place in the cluster (id, heartbeat, dead nodes, the
-cluster channel); `salas.cluster.presence` the chat's presence shared by every node;
-`salas.cluster.offsets` the cluster-wide offsets of connection state recovery.
+`salas.cluster.workers` runs `salas serve --workers N` on one machine (a parent routing each
+request by its sid to the worker that owns the session); `salas.cluster.node` is a process's
+place in the cluster (id, heartbeat, dead nodes, the cluster channel);
+`salas.cluster.presence` the chat's presence shared by every node; `salas.cluster.offsets`
+the cluster-wide offsets of connection state recovery.
 """
+
+from salas.cluster.workers import Supervisor, WorkerLink, owner_of, parse_workers, sid_prefix
+
+__all__ = ["Supervisor", "WorkerLink", "owner_of", "parse_workers", "sid_prefix"]

@@ -213,6 +213,9 @@ class HttpConnection(asyncio.Protocol):
         self._progress = 0.0  # when the body being parsed last grew
         self._in_body = False
         self._served = False  # a request of this connection was complete
+        # Bytes read from the socket before it came here (`EngineServer.adopt`), parsed
+        # first, once the connection is made.
+        self.prefill = b""
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -229,6 +232,9 @@ class HttpConnection(asyncio.Protocol):
                 return
             self.admitted = True
         self._rearm()
+        if self.prefill:
+            prefill, self.prefill = self.prefill, b""
+            self.data_received(prefill)
 
     def data_received(self, data: bytes) -> None:
         if self._stream is not None:

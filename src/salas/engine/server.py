@@ -5,6 +5,12 @@ session's `on_message` / `on_close`. Requests outside its path go to `fallback` 
 callable taking the request: `salas.http.Router` serves static files, health checks and the
 application's pages). `allow_request` checks each handshake before a session is opened.
 
+A connection accepted by another process (the parent of `salas serve --workers`, which
+passes the socket over) is served through `adopt`, with the bytes already read from it.
+Sids then start with `sid_prefix` (the worker's own), so that the parent knows where each
+request carrying one belongs; `misrouted` gets a request whose sid is unknown here, before
+the standard "Session ID unknown" answer.
+
 Before any of that: connections over the limits (`salas.engine.limits`) are refused at
 accept, requests under the path whose `Origin` is not allowed (`salas.engine.cors`) get 403,
 and each request's `client_address` is set (`salas.engine.forwarded`).
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 from collections.abc import Callable
 
 import orjson
@@ -65,8 +72,15 @@ class EngineServer:
         on_connection: Callable[[EngineSession], None] | None = None,
         fallback: RequestHandler = _not_found,
         allow_request: HandshakeCheck | None = None,
+        sid_prefix: str = "",
     ) -> None:
         self.config = config or EngineConfig()
+        # Every sid this server makes starts with it (see the module).
+        self.sid_prefix = sid_prefix
+        # Called with a request whose sid names no session here; True: it took the request
+        # over (answered it, or handed the connection on), else the standard error follows.
+        self.misrouted: Callable[[HttpRequest], bool] | None = None
+        self._adopting: set[asyncio.Task[object]] = set()
         self.on_connection = on_connection or (lambda session: None)
         self.fallback = fallback
         self.allow_request = allow_request
@@ -121,6 +135,32 @@ class EngineServer:
         )
         sockets = self._server.sockets
         return int(sockets[0].getsockname()[1]) if sockets else port
+
+    def adopt(self, sock: socket.socket, initial: bytes = b"") -> None:
+        """Serve `sock`, a connection accepted elsewhere, as if accepted here; `initial`: the
+        bytes already read from it, parsed before anything the socket still holds.
+
+        Admission (connection limits) applies as at accept. Closes `sock` when closed."""
+        if self._closed:
+            sock.close()
+            return
+        sock.setblocking(False)
+
+        def factory() -> HttpConnection:
+            connection = self.protocol_factory()
+            connection.prefill = initial
+            return connection
+
+        task: asyncio.Task[object] = self.loop.create_task(
+            self.loop.connect_accepted_socket(factory, sock)
+        )
+        self._adopting.add(task)
+        task.add_done_callback(self._adopted)
+
+    def _adopted(self, task: asyncio.Task[object]) -> None:
+        self._adopting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("could not serve a connection handed over: %s", task.exception())
 
     async def close(self) -> None:
         """Stop accepting, close every session and connection, then the listening socket."""
@@ -248,7 +288,9 @@ class EngineServer:
             return
         session = self.sessions.get(sid)
         if session is None:
-            self._error(request, EngineErrorCode.UNKNOWN_SID)
+            misrouted = self.misrouted
+            if misrouted is None or not misrouted(request):
+                self._error(request, EngineErrorCode.UNKNOWN_SID)
             return
         if transport == "websocket":
             if not request.upgrade:
@@ -306,7 +348,7 @@ class EngineServer:
             request.respond(503, b"Service Unavailable", [("Connection", "close")])
             request.connection.close()
             return
-        sid = secrets.token_urlsafe(15)
+        sid = self.sid_prefix + secrets.token_urlsafe(15)
         session = EngineSession(self, sid, request)
         upgrades = (
             ["websocket"]

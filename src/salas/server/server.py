@@ -529,6 +529,20 @@ class Server:
             OSError: The address cannot be bound.
         """
         await self.open()
+        return await self.listen(host, port)
+
+    async def listen(self, host: str = "127.0.0.1", port: int = 8000) -> int:
+        """Listen on `host`:`port`, once :meth:`open` has run (what :meth:`start` ends with).
+
+        For an application that starts its own parts between the two (the chat starts its
+        cluster node once the adapters are up, before the first client can arrive).
+
+        Returns:
+            The bound port (also kept as ``io.port``).
+
+        Raises:
+            OSError: The address cannot be bound.
+        """
         self.port = await self.engine.listen(host, port)
         return self.port
 

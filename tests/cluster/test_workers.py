@@ -1,0 +1,309 @@
+"""`salas serve --workers 2` (salas.cluster.workers): the parent routes each connection to the
+worker owning its sid; driven by the official Node client, raw HTTP and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from salas.cluster.workers import WORKER_FLAG, owner_of, parse_workers, sid_prefix
+from tests.support.node import run_node
+from tests.support.processes import SalasServe, salas_serve
+from tests.support.services import REDIS_URL, probe_redis
+
+SCRIPT = Path(__file__).parent / "js" / "cluster.js"
+
+
+class _Any(dict[str, str]):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, dict)
+
+
+_ANY_HEADERS = _Any()
+
+
+# -- sids and counts ----------------------------------------------------------------------------
+def test_owner_of_reads_the_prefix_of_every_worker() -> None:
+    """A sid made with `sid_prefix(i)` names worker i; anything else names none."""
+    for index in range(3):
+        assert owner_of(sid_prefix(index) + "abcDEF_-", 3) == index
+    for sid in ("", "abc", "3.abc", "x.abc", "-1.abc", ".abc", "99999.abc", "1"):
+        assert owner_of(sid, 3) is None, sid
+
+
+def test_parse_workers_takes_counts_and_auto() -> None:
+    """`--workers` is a positive count or "auto" (the cores); other text is refused."""
+    assert parse_workers("3") == 3
+    assert parse_workers(" auto ") == (os.cpu_count() or 1)
+    for raw in ("0", "-1", "two", "", "1.5", "5000"):
+        with pytest.raises(ValueError):
+            parse_workers(raw)
+
+
+# -- a live cluster -------------------------------------------------------------------------------
+def _children(pid: int) -> dict[int, str]:
+    """{pid: command line} of the processes whose parent is `pid`."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+            if ppid == pid:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    found[int(entry)] = f.read().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _worker_pids(server: SalasServe) -> dict[int, int]:
+    """{worker index: pid} of the server's live workers."""
+    assert server.proc is not None
+    pids = {}
+    for pid, command in _children(server.proc.pid).items():
+        if WORKER_FLAG in command:
+            index = command.split(WORKER_FLAG, 1)[1].split()[0].partition(":")[0]
+            pids[int(index)] = pid
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[SalasServe]:
+    """`salas serve --workers 2` on Redis (its own prefix) and a fresh SQLite file."""
+    probe_redis()
+    server = salas_serve(
+        tmp_path,
+        "--workers",
+        "2",
+        "--redis",
+        REDIS_URL,
+        "--redis-prefix",
+        f"salas-test:{uuid.uuid4().hex}",
+        "--message-rate",
+        "0",
+        "--timeout-head",
+        "1",
+    )
+    await server.astart()
+    workers = _worker_pids(server)
+    try:
+        yield server
+    finally:
+        await server.astop()
+        for pid in workers.values():
+            assert not _alive(pid), f"worker {pid} outlived the parent"
+
+
+pytestmark = [pytest.mark.cluster]
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("transport", ["polling", "websocket", "upgrade"])
+async def test_a_room_spans_both_workers(cluster: SalasServe, transport: str) -> None:
+    """Clients spread over both workers share one room for seconds of traffic: every message
+    reaches every member once, per sender in order (polling: each request is routed by sid)."""
+    result = await run_node(SCRIPT, cluster.url, "chat", transport, "6", "20", timeout=60)
+    assert "error" not in result, result
+    assert set(result["workers"]) == {0, 1}, result
+    assert result["settled"], result
+    expected = "polling" if transport == "polling" else "websocket"
+    assert result["transports"] == [expected] * 6, result
+    assert result["acked"] == 6 * 20, result
+    assert result["received"] == [6 * 20] * 6, result
+    assert result["in_order"], result
+    assert all(result["connected"]), result
+
+
+@pytest.mark.node
+@pytest.mark.slow
+async def test_a_killed_worker_is_restarted_and_its_clients_reconnect(
+    cluster: SalasServe,
+) -> None:
+    """kill -9 of worker 0: its clients reconnect (to a live worker), the room works again for
+    everyone, and the parent starts a new worker 0."""
+    before = _worker_pids(cluster)
+    assert set(before) == {0, 1}
+    result = await run_node(SCRIPT, cluster.url, "kill", "upgrade", str(before[0]), timeout=60)
+    assert "error" not in result, result
+    assert set(result["before"]) == {0, 1} and result["victims"] >= 1, result
+    assert set(result["reasons"]) <= {"transport close", "transport error"}, result
+    assert result["ack"]["ok"], result
+    assert result["everyone_got_it"], result
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = _worker_pids(cluster)
+        if set(now) == {0, 1} and now[0] != before[0] and now[1] == before[1]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail(f"worker 0 not restarted: {before} -> {_worker_pids(cluster)}")
+    # Once ready, the new worker serves: handshakes reach it in turn.
+    while (await _handshake(cluster))[0] != "0":
+        assert time.monotonic() < deadline, "no handshake reaches the new worker 0"
+        await asyncio.sleep(0.1)
+    assert "worker 0 (pid" in cluster.log and "starting it again" in cluster.log
+
+
+async def test_sigterm_stops_every_process(cluster: SalasServe) -> None:
+    """SIGTERM to the parent stops both workers (each drains) and the parent exits 0."""
+    workers = _worker_pids(cluster)
+    assert set(workers) == {0, 1}
+    assert await cluster.astop() == 0
+    for pid in workers.values():
+        assert not _alive(pid)
+    assert "Traceback" not in cluster.log
+
+
+# -- raw HTTP ----------------------------------------------------------------------------------
+async def _request(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    target: str,
+    body: bytes | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One GET (a POST with `body`) on an open connection: (status, headers, body)."""
+    if body is None:
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    else:
+        head = f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+        writer.write(head.encode() + body)
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    lines = head.decode().split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return int(lines[0].split()[1]), headers, body
+
+
+async def _get(
+    server: SalasServe, target: str, body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on a connection of its own (through the parent)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        return await _request(reader, writer, target, body)
+    finally:
+        writer.close()
+
+
+async def _handshake(server: SalasServe) -> tuple[str, str]:
+    """A polling handshake on its own connection: (worker index, sid)."""
+    status, _, body = await _get(server, "/socket.io/?EIO=4&transport=polling")
+    assert status == 200, body
+    sid = orjson.loads(body[1:])["sid"]
+    return sid.partition(".")[0], sid
+
+
+async def test_unknown_sids_get_400(cluster: SalasServe) -> None:
+    """Garbage, out-of-range and unknown sids are answered 400 "Session ID unknown"."""
+    for sid in ("garbage", "7.abc", "1.unknown", "0.", "%00", "9" * 5000):
+        status, _, body = await _get(cluster, f"/socket.io/?EIO=4&transport=polling&sid={sid}")
+        assert status == 400, (sid, body)
+        assert orjson.loads(body) == {"code": 1, "message": "Session ID unknown"}
+
+
+async def test_a_kept_alive_connection_reused_for_another_worker_is_closed(
+    cluster: SalasServe,
+) -> None:
+    """A connection of worker A asked about worker B's session: 400 with Connection: close
+    (the client's next connection is routed by the parent, and works)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", cluster.port)
+    try:
+        status, headers, body = await _request(
+            reader, writer, "/socket.io/?EIO=4&transport=polling"
+        )
+        assert status == 200 and headers["connection"] == "keep-alive"
+        mine = orjson.loads(body[1:])["sid"].partition(".")[0]
+        other = ""
+        for _ in range(10):
+            index, sid = await _handshake(cluster)
+            if index != mine:
+                other = sid
+                break
+        assert other, "every handshake went to one worker"
+        status, headers, body = await _request(
+            reader, writer, f"/socket.io/?EIO=4&transport=polling&sid={other}"
+        )
+        assert status == 400 and headers["connection"] == "close", (status, headers, body)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the worker
+    finally:
+        writer.close()
+    target = f"/socket.io/?EIO=4&transport=polling&sid={other}"
+    assert await _get(cluster, target, b"40") == (200, _ANY_HEADERS, b"ok")
+
+
+@pytest.mark.abuse
+async def test_a_slow_head_does_not_block_the_parent(cluster: SalasServe) -> None:
+    """A client trickling its head holds only its own connection: others are routed at once,
+    and the trickler is answered 408 once the head timeout (1 s here) has passed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", cluster.port)
+    try:
+        started = time.monotonic()
+        writer.write(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHo")
+        await writer.drain()
+        for _ in range(5):
+            t0 = time.monotonic()
+            status, _, _ = await _get(cluster, "/healthz")
+            assert status == 200
+            assert time.monotonic() - t0 < 0.5
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert time.monotonic() - started < 3
+    finally:
+        writer.close()
+
+
+@pytest.mark.abuse
+async def test_an_endless_head_is_cut_at_the_parents_bound(cluster: SalasServe) -> None:
+    """A head that never ends (headers without limit) is refused 400 once the parent has read
+    its bound, without reaching a worker; the cluster serves on."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", cluster.port)
+    answer = b""
+    try:
+        writer.write(b"GET / HTTP/1.1\r\n")
+        line = b"X-Filler: " + b"a" * 1000 + b"\r\n"
+        for _ in range(200):
+            writer.write(line)
+            await writer.drain()
+            await asyncio.sleep(0)
+    except ConnectionError:
+        pass  # cut off: what it still sent was reset away
+    try:
+        answer = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionError:
+        answer = b"HTTP/1.1 400 (reset after the answer)"
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert (await _get(cluster, "/healthz"))[0] == 200
+
+
+async def test_sigterm_while_a_worker_restarts_still_exits_0(cluster: SalasServe) -> None:
+    """A worker killed just before SIGTERM is not started again; the parent exits 0."""
+    workers = _worker_pids(cluster)
+    os.kill(workers[1], signal.SIGKILL)
+    await asyncio.sleep(0.2)
+    assert await cluster.astop() == 0
+    assert not any(_alive(pid) for pid in workers.values())
