@@ -60,9 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--large", type=int, default=2500, help="messages in the second run")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--full-only", action="store_true", help="only the whole path")
     args = parser.parse_args(argv)
     scale = 1 if args.scenario == "chat" else 100  # micro_relay divides fan-out's count
-    jobs = [(mode, n * scale) for mode in MODES for n in (args.small, args.large)]
+    modes = ("full",) if args.full_only else MODES
+    jobs = [(mode, n * scale) for mode in modes for n in (args.small, args.large)]
     with ThreadPoolExecutor(args.jobs) as pool:
         counts = dict(
             zip(
@@ -72,8 +74,13 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     delta = args.large - args.small
-    per = {mode: (counts[(mode, args.large * scale)] - counts[(mode, args.small * scale)]) / delta
-           for mode in MODES}
+    per = {
+        mode: (counts[(mode, args.large * scale)] - counts[(mode, args.small * scale)]) / delta
+        for mode in modes
+    }
+    if args.full_only:
+        print(json.dumps({"scenario": args.scenario, "loop": args.loop, "per_mode": per}))
+        return
     steps = {
         "websocket frame parse": per["full"] - per["ws"],
         "engine.io decode + budget": per["ws"] - per["engine"],
@@ -83,9 +90,17 @@ def main(argv: list[str] | None = None) -> None:
         "of which deliver + flush": per["deliver"],
         "total (full path)": per["full"],
     }
-    print(json.dumps({"scenario": args.scenario, "loop": args.loop,
-                      "instructions_per_message": {k: round(v) for k, v in steps.items()},
-                      "per_mode": {k: round(v) for k, v in per.items()}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "scenario": args.scenario,
+                "loop": args.loop,
+                "instructions_per_message": {k: round(v) for k, v in steps.items()},
+                "per_mode": {k: round(v) for k, v in per.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

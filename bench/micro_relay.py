@@ -6,8 +6,8 @@ The seed relay (``examples/seed.py``'s handlers, the bench limits of
 → ``MemoryAdapter`` → recipients' sessions → the flush scheduler — with every transport
 replaced by a sink that counts what it is given. Clients are opened and joined to rooms
 through the same path (a real upgrade request, masked frames), then the measured traffic
-is replayed: chat-like (100 rooms × 10, every client sending in turn, ``--batch`` messages
-per loop iteration) or fan-out (1 room × 1000, one sender).
+is replayed: chat-like (100 rooms x 10, every client sending in turn, ``--batch`` messages
+per loop iteration) or fan-out (1 room x 1000, one sender).
 
 Each mode enters the path one layer lower, so the differences between modes are the cost
 of each step (µs per inbound message; for fan-out, per delivery as well):
@@ -24,8 +24,8 @@ deliver    ``adapter.deliver`` of a pre-encoded message (the per-recipient loop)
 flush      the end-of-iteration flush alone (``flush`` column of every mode)
 =========  ======================================================================
 
-Times are this thread's CPU time (``time.thread_time_ns``) over many iterations; each figure is the median of
-``--runs`` runs. Prints one JSON object (and a table with ``--table``).
+Times are this thread's CPU time (``time.thread_time_ns``) over many iterations; each
+figure is the median of ``--runs`` runs. Prints one JSON object (and a table with ``--table``).
 
     .venv/bin/python -m bench.micro_relay --table
     .venv/bin/python -m bench.micro_relay --scenario fanout --table
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import gc
 import json
 import os
@@ -227,10 +228,8 @@ async def measure(
 
             def emit(room: str = room) -> None:
                 coro = io.to(room).emit("message", {"channel": room, "message": TEXT})
-                try:
+                with contextlib.suppress(StopIteration):
                     coro.send(None)
-                except StopIteration:
-                    pass
 
             steps.append(emit)
         elif mode == "deliver":
