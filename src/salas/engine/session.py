@@ -207,10 +207,15 @@ class EngineSession:
             out = self._out
             if not out:
                 return
+            if ws.closed:  # (its close callback is about to let go of it)
+                out.clear()
+                return
+            # The transport's own methods, not the websocket's (which test `closed` again):
+            # this runs for every recipient of every broadcast.
             if len(out) == 1:
-                ws.write(out[0])
+                ws.transport.write(out[0])
             else:
-                ws.writelines(out)
+                ws.transport.writelines(out)
             out.clear()  # reused: no new list per connection per iteration
             # The transport pauses writing above its high-water mark; only then can the
             # unsent bytes have grown past the bound.

@@ -52,6 +52,7 @@ class Socket:
     Attributes:
         nsp: The namespace this socket is connected to.
         client: The connection-level client (one per Engine.IO session) it belongs to.
+        session: The Engine.IO session under this socket (what the adapter delivers to).
         id: The socket id, unique per connection to a namespace; also the name of a room
             that only this socket is in, so ``io.to(socket.id)`` reaches it.
         data: Yours: whatever the application wants to remember about this socket. With
@@ -75,6 +76,9 @@ class Socket:
     def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any], sid: str) -> None:
         self.nsp = nsp
         self.client = client
+        # An attribute, not a property: the adapter reads it for every recipient of every
+        # broadcast. A client keeps its session for life.
+        self.session: EngineSession = client.session
         self.id = sid
         self.data: dict[str, Any] = {}
         self.connected = False
@@ -105,11 +109,6 @@ class Socket:
         self._next_ack = 0
 
     # -- identity and transport -------------------------------------------------------
-    @property
-    def session(self) -> EngineSession:
-        """The Engine.IO session under this socket (what the adapter delivers to)."""
-        return self.client.session
-
     @property
     def conn(self) -> EngineSession:
         """The Engine.IO connection under this socket (``conn.close()``, ``conn.transport``).
