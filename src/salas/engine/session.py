@@ -399,6 +399,10 @@ class EngineSession:
         if budget is not None and not budget.admit(1, len(message)):
             self._over_budget(budget, 1)
             return
+        if type(message) is str and message[:1] == "4":
+            # A MESSAGE, nearly every packet a client sends: no packet object to build.
+            self.on_message(message[1:])
+            return
         try:
             packet = decode_packet(message)
         except ProtocolError:
