@@ -64,6 +64,7 @@ class SocketPacket:
 
 
 _BINARY_TYPES = (SocketPacketType.BINARY_EVENT, SocketPacketType.BINARY_ACK)
+_ACK_TYPES = (SocketPacketType.ACK, SocketPacketType.BINARY_ACK)
 # Tuples, not `bytes | bytearray`: a union written in a call is built anew on every call,
 # and these checks run for every emit.
 _BYTES_TYPES = (bytes, bytearray, memoryview)
@@ -151,6 +152,13 @@ def _valid_payload(packet_type: SocketPacketType, data: Any, present: bool) -> b
 
     `present` tells an absent payload from an explicit JSON `null`.
     """
+    if packet_type is _EVENT:  # first: nearly every packet a client sends
+        if type(data) is not list or not data:
+            return False
+        name = data[0]
+        if type(name) is str:
+            return name not in RESERVED_EVENTS
+        return type(name) is int
     if packet_type is SocketPacketType.CONNECT:
         return not present or isinstance(data, dict)
     if packet_type is SocketPacketType.DISCONNECT:
@@ -250,7 +258,7 @@ def decode_text(text: str) -> tuple[SocketPacket, int]:
                 raise ProtocolError("invalid payload") from None
     if not _valid_payload(packet_type, data, i < end):
         raise ProtocolError("invalid payload")
-    if packet_type in (SocketPacketType.ACK, SocketPacketType.BINARY_ACK) and ack_id is None:
+    if ack_id is None and packet_type in _ACK_TYPES:
         raise ProtocolError("ack without id")
     return SocketPacket(packet_type, nsp, data, ack_id), attachments
 
