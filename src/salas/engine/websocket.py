@@ -38,6 +38,9 @@ logger = logging.getLogger("salas.engine")
 _FIN_TEXT = 0x81
 _FIN_BINARY = 0x82
 _MASKED = 0x80
+_TEXT = Opcode.TEXT  # (Enum members looked up once: a class attribute costs on every use)
+_BINARY = Opcode.BINARY
+_OPEN = State.OPEN
 
 # The websockets library logs every opened connection at INFO; at thousands of connections a
 # second that is noise, so its protocol objects get a logger of their own that keeps quiet.
@@ -135,7 +138,7 @@ class WebSocket:
             not self._owed
             and not self._head
             and protocol.current_size is None
-            and protocol.state is State.OPEN
+            and protocol.state is _OPEN
         ):
             data = self._whole_frames(data)
             if not data or self.closed:
@@ -201,7 +204,7 @@ class WebSocket:
                 break
             payload = apply_mask(view[start:stop], data[start - 4 : start])
             pos = stop
-            self._deliver(Opcode.TEXT if head1 == _FIN_TEXT else Opcode.BINARY, payload)
+            self._deliver(_TEXT if head1 == _FIN_TEXT else _BINARY, payload)
             if self.closed:
                 return b""
         if pos == 0:
@@ -241,7 +244,7 @@ class WebSocket:
             self._owed = length
 
     def _deliver(self, opcode: Opcode, payload: bytes) -> None:
-        if opcode is Opcode.TEXT:
+        if opcode is _TEXT:
             try:
                 text = payload.decode()
             except UnicodeDecodeError:

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 __all__ = ["Socket"]
 
 logger = logging.getLogger("salas.server")
+# Enum members looked up once: attribute access on an Enum class is slow on hot paths.
+_EVENT = SocketPacketType.EVENT
+_BINARY_EVENT = SocketPacketType.BINARY_EVENT
+_ACK = SocketPacketType.ACK
+_BINARY_ACK = SocketPacketType.BINARY_ACK
+_DISCONNECT = SocketPacketType.DISCONNECT
 
 
 def _ack_args(result: Any) -> list[Any]:
@@ -193,7 +199,7 @@ class Socket:
             self.client.session.send_encoded(self._encoded(packet), volatile)
 
     def _encoded(self, packet: SocketPacket) -> EncodedMessage:
-        if self.offsets == OFFSETS_TAGGED and packet.type is SocketPacketType.EVENT:
+        if self.offsets == OFFSETS_TAGGED and packet.type is _EVENT:
             # Its client reads every event's last argument as an offset: none here.
             packet.data.append("")
         return EncodedMessage.of_socket_packet(packet)
@@ -347,14 +353,14 @@ class Socket:
             packet: An EVENT, ACK or DISCONNECT packet (binary ones already reassembled).
         """
         kind = packet.type
-        if kind is SocketPacketType.EVENT or kind is SocketPacketType.BINARY_EVENT:
+        if kind is _EVENT or kind is _BINARY_EVENT:
             self._on_event(packet)
-        elif kind is SocketPacketType.ACK or kind is SocketPacketType.BINARY_ACK:
+        elif kind is _ACK or kind is _BINARY_ACK:
             assert packet.id is not None
             future = self._acks.pop(packet.id, None)
             if future is not None and not future.done():
                 future.set_result(packet.data)
-        elif kind is SocketPacketType.DISCONNECT:
+        elif kind is _DISCONNECT:
             self.on_close("client namespace disconnect")
 
     def _on_event(self, packet: SocketPacket) -> None:
