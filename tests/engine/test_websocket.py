@@ -420,3 +420,22 @@ async def test_shortcut_matches_the_protocol_on_any_stream() -> None:
     collect()
     for stream, cuts in cases:
         await _compare(stream, cuts)
+
+
+async def test_idle_open_websocket_keeps_no_protocol_object() -> None:
+    """Between frames an open websocket holds no protocol object; a ping makes one, for a while."""
+    connection, sink, events = _open_websocket(1000, shortcut=True)
+    ws = connection._stream
+    assert ws._protocol is None
+    connection.data_received(_frame(0x81, b"hello"))
+    assert ws._protocol is None
+    connection.data_received(_frame(0x89, b"ping")[:3])  # a ping, cut mid-header
+    assert ws._protocol is not None
+    connection.data_received(_frame(0x89, b"ping")[3:])
+    assert ws._protocol is None
+    assert _opcodes(bytes(sink.written)) == [0xA]  # its pong
+    connection.data_received(_frame(0x01, b"frag"))  # a fragmented message in progress
+    assert ws._protocol is not None
+    connection.data_received(_frame(0x80, b"ment"))
+    assert ws._protocol is None
+    assert events == ["hello", "fragment"]

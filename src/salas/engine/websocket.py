@@ -86,8 +86,13 @@ class WebSocket:
         assert transport is not None
         self.transport = transport
         # No extensions are offered: permessage-deflate would make every recipient compress
-        # its own copy of a broadcast, which defeats framing it once.
-        self._protocol = ServerProtocol(max_size=max_size, logger=_protocol_logger)
+        # its own copy of a broadcast, which defeats framing it once. This one answers the
+        # handshake; once open, a protocol object exists only while frames need it (None:
+        # open, at a frame boundary, outside a fragmented message), so that an idle
+        # connection does not keep its parser, buffers and generator.
+        self._protocol: ServerProtocol | None = ServerProtocol(
+            max_size=max_size, logger=_protocol_logger
+        )
         self._max_size = max_size
         # Above `high_water` unsent bytes the transport calls pause_writing: the connection
         # is congested (volatile packets are dropped, the slow-consumer bound is checked).
@@ -107,19 +112,20 @@ class WebSocket:
 
     def accept(self, request: HttpRequest) -> bool:
         """Answer the upgrade request; False (and the connection closed) if it was invalid."""
+        protocol = self._protocol
+        assert protocol is not None
         ws_request = Request(request.path, Headers(request.raw_headers))
-        response = self._protocol.accept(ws_request)
-        self._protocol.send_response(response)
-        self._write_protocol_output()
+        response = protocol.accept(ws_request)
+        protocol.send_response(response)
+        self._write_protocol_output(protocol)
         if response.status_code != 101:
             self.closed = True
             self.transport.close()
             return False
         # httptools already parsed the request, so the handshake protocol's parser never saw
-        # it and still waits for one; frames go to a protocol that starts in the OPEN state.
-        self._protocol = ServerProtocol(
-            max_size=self._max_size, state=State.OPEN, logger=_protocol_logger
-        )
+        # it and still waits for one; frames go to a protocol made in the OPEN state when
+        # one is needed (see `_open_protocol`).
+        self._protocol = None
         request.responded = True
         self.connection.take_over(self)
         self._tail = request.upgrade_tail
@@ -134,7 +140,7 @@ class WebSocket:
     # -- from the transport -----------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         protocol = self._protocol
-        if (
+        if protocol is None or (
             not self._owed
             and not self._head
             and protocol.current_size is None
@@ -143,6 +149,8 @@ class WebSocket:
             data = self._whole_frames(data)
             if not data or self.closed:
                 return
+            if protocol is None:
+                protocol = self._open_protocol()
         self._track(data)
         protocol.receive_data(data)
         for frame in protocol.events_received():
@@ -165,14 +173,30 @@ class WebSocket:
                     self._deliver(first, data_whole)
             if self.closed:
                 return
-        self._write_protocol_output()
-        if protocol.state is State.CLOSED or protocol.state is State.CLOSING:
+        self._write_protocol_output(protocol)
+        state = protocol.state
+        if state is State.CLOSED or state is State.CLOSING:
             reason = "transport close"
             if protocol.close_rcvd is not None and protocol.close_rcvd.code == 1009:
                 reason = "transport error"
             if isinstance(protocol.parser_exc, Exception):
                 reason = "transport error"
             self._finish(reason)
+        elif (
+            state is _OPEN
+            and not self._owed
+            and not self._head
+            and protocol.current_size is None
+            and self._fragments_opcode is None
+        ):
+            self._protocol = None  # back at a frame boundary: nothing left to keep
+
+    def _open_protocol(self) -> ServerProtocol:
+        """The protocol for frames from here on, a frame boundary of an open connection."""
+        protocol = self._protocol = ServerProtocol(
+            max_size=self._max_size, state=_OPEN, logger=_protocol_logger
+        )
+        return protocol
 
     def _whole_frames(self, data: bytes) -> bytes:
         """Deliver the whole final data frames at the start of `data`; returns the rest.
@@ -248,8 +272,9 @@ class WebSocket:
             try:
                 text = payload.decode()
             except UnicodeDecodeError:
-                self._protocol.fail(1007, "invalid UTF-8")
-                self._write_protocol_output()
+                protocol = self._protocol or self._open_protocol()
+                protocol.fail(1007, "invalid UTF-8")
+                self._write_protocol_output(protocol)
                 self._finish("transport error")
                 return
             self.on_message(text)
@@ -283,9 +308,10 @@ class WebSocket:
         """Send a close frame and close the connection (what was written first goes out)."""
         if self.closed:
             return
-        if self._protocol.state is State.OPEN:
-            self._protocol.send_close(code, reason)
-            self._write_protocol_output()
+        protocol = self._protocol or self._open_protocol()
+        if protocol.state is _OPEN:
+            protocol.send_close(code, reason)
+            self._write_protocol_output(protocol)
         self._finish("forced close")
 
     def abort(self) -> None:
@@ -295,8 +321,8 @@ class WebSocket:
         self.transport.abort()
         self._finish("transport error")
 
-    def _write_protocol_output(self) -> None:
-        for chunk in self._protocol.data_to_send():
+    def _write_protocol_output(self, protocol: ServerProtocol) -> None:
+        for chunk in protocol.data_to_send():
             if chunk:
                 self.transport.write(chunk)
             else:
