@@ -35,6 +35,7 @@ from salas.engine.limits import ConnectionLimits
 from salas.engine.logsafe import printable
 from salas.engine.scheduler import FlushScheduler
 from salas.engine.session import EngineSession
+from salas.engine.timers import TimerWheel
 from salas.engine.websocket import WebSocket
 
 __all__ = ["EngineServer", "HandshakeCheck"]
@@ -73,6 +74,7 @@ class EngineServer:
         self.inbound_stats = InboundStats()  # what the sessions' inbound budgets refused
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: FlushScheduler | None = None
+        self._heartbeats: tuple[TimerWheel[EngineSession], TimerWheel[EngineSession]] | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[HttpConnection] = set()
         self._closed = False
@@ -103,6 +105,18 @@ class EngineServer:
             self._scheduler = FlushScheduler(self.loop)
         return self._scheduler
 
+    @property
+    def heartbeats(self) -> tuple[TimerWheel[EngineSession], TimerWheel[EngineSession]]:
+        """The sessions' heartbeat timeouts: next ping due, and answer to a ping due."""
+        if self._heartbeats is None:
+            loop = self.loop
+            config = self.config
+            self._heartbeats = (
+                TimerWheel(loop, config.ping_interval, EngineSession.ping),
+                TimerWheel(loop, config.ping_timeout, EngineSession.ping_timed_out),
+            )
+        return self._heartbeats
+
     # -- listening --------------------------------------------------------------------
     def protocol_factory(self) -> HttpConnection:
         connection = HttpConnection(
@@ -132,6 +146,9 @@ class EngineServer:
         for connection in list(self._connections):
             connection.close()
         self._connections.clear()
+        if self._heartbeats is not None:
+            for wheel in self._heartbeats:
+                wheel.close()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
