@@ -132,7 +132,8 @@ def summarize(results: Result) -> Result:
                     mine["max_sustained"] / ref["max_sustained"], 2
                 )
             per_run = _probe_ratios(
-                results["servers"][name].get(scen, []), results["servers"]["node"].get(scen, [])
+                results["servers"][name].get(scen, []),
+                results["servers"].get("node", {}).get(scen, []),
             )
             if per_run:
                 ratios[f"{scen}_p99_at_node_max"] = round(_median(per_run) or 0, 2)
