@@ -203,8 +203,29 @@ def _check_depth(payload: str) -> None:
             depth -= 1
 
 
+def _loads(payload: str) -> Any:
+    """The JSON value of `payload` (depth-checked); ProtocolError if it is not JSON."""
+    if payload.count("[") + payload.count("{") > MAX_DEPTH:
+        _check_depth(payload)
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        # orjson refuses lone surrogates ("\ud83d", half an emoji cut by a browser),
+        # which JSON.parse accepts; the application gets them and may refuse the text.
+        try:
+            return json.loads(payload, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            raise ProtocolError("invalid payload") from None
+
+
 def decode_text(text: str) -> tuple[SocketPacket, int]:
     """Decode the text part of a packet; returns it and how many attachments it announced."""
+    if text[:2] == "2[":
+        # An EVENT to the main namespace without an ack id: most of what clients send.
+        data = _loads(text[1:])
+        if not _valid_payload(_EVENT, data, True):
+            raise ProtocolError("invalid payload")
+        return SocketPacket(_EVENT, "/", data), 0
     if not text:
         raise ProtocolError("empty packet")
     packet_type = _TYPES_BY_DIGIT.get(text[0])
@@ -244,18 +265,7 @@ def decode_text(text: str) -> tuple[SocketPacket, int]:
         i = digits_end
     data: Any = None
     if i < end:
-        payload = text[i:]
-        if payload.count("[") + payload.count("{") > MAX_DEPTH:
-            _check_depth(payload)
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            # orjson refuses lone surrogates ("\ud83d", half an emoji cut by a browser),
-            # which JSON.parse accepts; the application gets them and may refuse the text.
-            try:
-                data = json.loads(payload, parse_constant=_refuse_constant)
-            except (ValueError, RecursionError):
-                raise ProtocolError("invalid payload") from None
+        data = _loads(text[i:])
     if not _valid_payload(packet_type, data, i < end):
         raise ProtocolError("invalid payload")
     if ack_id is None and packet_type in _ACK_TYPES:
