@@ -222,10 +222,10 @@ def decode_text(text: str) -> tuple[SocketPacket, int]:
     """Decode the text part of a packet; returns it and how many attachments it announced."""
     if text[:2] == "2[":
         # An EVENT to the main namespace without an ack id: most of what clients send.
-        data = _loads(text[1:])
-        if not _valid_payload(_EVENT, data, True):
+        event = _loads(text[1:])
+        if not _valid_payload(_EVENT, event, True):
             raise ProtocolError("invalid payload")
-        return SocketPacket(_EVENT, "/", data), 0
+        return SocketPacket(_EVENT, "/", event), 0
     if not text:
         raise ProtocolError("empty packet")
     packet_type = _TYPES_BY_DIGIT.get(text[0])
