@@ -77,6 +77,14 @@ class EngineServer:
         self._heartbeats: tuple[TimerWheel[EngineSession], TimerWheel[EngineSession]] | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[HttpConnection] = set()
+        self._callbacks: (
+            tuple[
+                RequestHandler,
+                Callable[[HttpRequest], int],
+                Callable[[HttpConnection], None],
+            ]
+            | None
+        ) = None
         self._closed = False
         config = self.config
         self._timeouts = HttpTimeouts(
@@ -119,9 +127,16 @@ class EngineServer:
 
     # -- listening --------------------------------------------------------------------
     def protocol_factory(self) -> HttpConnection:
-        connection = HttpConnection(
-            self.handle_request, self._head_parsed, self._connections.discard, self._timeouts, self
-        )
+        callbacks = self._callbacks
+        if callbacks is None:
+            # Bound once, not per connection: a connection keeps them for life (~200 bytes).
+            callbacks = self._callbacks = (
+                self.handle_request,
+                self._head_parsed,
+                self._connections.discard,
+            )
+        handle, head_parsed, lost = callbacks
+        connection = HttpConnection(handle, head_parsed, lost, self._timeouts, self)
         self._connections.add(connection)
         return connection
 
