@@ -42,6 +42,11 @@ logger = logging.getLogger("salas.engine")
 # Bodies above this size are refused for routes that don't set their own bound.
 DEFAULT_MAX_BODY = 1_000_000
 _MAX_HEADER_BYTES = 64 * 1024
+# Header names as sent, to their lower-case form: the same few names come with every
+# request, and a session keeps its handshake's headers for life, so one string each is
+# shared. Bounded: names a client makes up beyond it are decoded every time.
+_HEADER_NAMES: dict[bytes, str] = {}
+_HEADER_NAMES_KEPT = 512
 # A refused connection reads (and drops) what its client sends for this long after the
 # answer, so that closing with unread data does not reset the answer away before it is read.
 _LINGER = 1.0
@@ -328,7 +333,11 @@ class HttpConnection(asyncio.Protocol):
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > _MAX_HEADER_BYTES:
             raise httptools.HttpParserError("headers too large")
-        key = name.decode("latin-1").lower()
+        key = _HEADER_NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_HEADER_NAMES) < _HEADER_NAMES_KEPT:
+                _HEADER_NAMES[bytes(name)] = key
         text = value.decode("latin-1")
         self._request.raw_headers.append((key, text))
         headers = self._request.headers
