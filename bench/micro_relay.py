@@ -268,6 +268,20 @@ async def measure(
     return {"inbound": inbound / done, "flush": flush / done, "turns": turns / done}
 
 
+async def shared_writes(io: Server, clients: Clients, room_size: int) -> float:
+    """Writes each member of a room gets when 4 of its members send in one iteration (1:
+    the frames due to one connection share one write)."""
+    senders = [i for i, s in enumerate(clients.sockets) if s.data["room"] == "room-0"]
+    senders = senders[:4] if senders else [0] * 4
+    frame = masked_frame('42["message","' + TEXT + '"]')
+    await settle()
+    before = clients.writes()
+    for index in senders:
+        clients.conns[index].data_received(frame)
+    await settle()
+    return (clients.writes() - before) / room_size
+
+
 async def empty_turns(messages: int, batch: int) -> float:
     """ns per message of the loop's two turns with nothing to do (subtracted from `turns`)."""
     clock = CLOCK
@@ -328,6 +342,7 @@ async def run(scenario: str, runs: int, messages: int, batch: int) -> dict[str, 
     io, clients, senders, recipients = await setup(scenario)
     if scenario != "chat":
         batch = 1
+    shared = await shared_writes(io, clients, recipients)
     results: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     idle: list[float] = []
     writes_before = clients.writes()
@@ -346,6 +361,7 @@ async def run(scenario: str, runs: int, messages: int, batch: int) -> dict[str, 
         "messages_per_run": messages,
         "runs": runs,
         "writes_per_delivery": writes / (total_messages * recipients),
+        "writes_per_recipient_for_4_messages_in_one_iteration": shared,
         "us_per_message": {},
     }
     for mode in MODES:
