@@ -114,3 +114,23 @@ async def test_one_loop_timer_for_many_items(count: int) -> None:
         del loop.call_at
     assert len(timers) == 1
     wheel.close()
+
+
+async def test_a_callback_may_cancel_another_of_its_bucket() -> None:
+    """A timeout cancelled by an earlier callback of the same bucket does not fire."""
+    loop = asyncio.get_running_loop()
+    fired: list[str] = []
+    tokens: dict[str, int] = {}
+    wheel: TimerWheel[str] = TimerWheel(loop, 0.01, lambda item: None, 0.05)
+
+    def fire(item: str) -> None:
+        fired.append(item)
+        other = "b" if item == "a" else "a"
+        wheel.discard(other, tokens[other])
+
+    wheel._fire = fire
+    tokens["a"] = wheel.add("a")
+    tokens["b"] = wheel.add("b")
+    assert tokens["a"] == tokens["b"]  # one bucket
+    await asyncio.sleep(0.15)
+    assert len(fired) == 1

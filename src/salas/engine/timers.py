@@ -98,13 +98,19 @@ class TimerWheel(Generic[T]):
         buckets = self._buckets
         now = self._loop.time() + _SLACK
         while order and order[0] * self._resolution <= now:
-            bucket = buckets.pop(order.popleft(), None)
-            if not bucket:
-                continue
-            for item in bucket:
-                try:
-                    self._fire(item)
-                except Exception:
-                    logger.exception("error in a timeout callback")
+            tick = order.popleft()
+            bucket = buckets.get(tick)
+            if bucket:
+                # The bucket stays findable while it fires: a callback may cancel a timeout
+                # of the same bucket (closing another session), which then does not fire.
+                for item in list(bucket):
+                    if item not in bucket:
+                        continue
+                    bucket.discard(item)
+                    try:
+                        self._fire(item)
+                    except Exception:
+                        logger.exception("error in a timeout callback")
+            buckets.pop(tick, None)
         if order and self._timer is None:
             self._arm()
