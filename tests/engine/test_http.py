@@ -164,3 +164,43 @@ async def test_no_content_has_no_content_length(engine, http) -> None:
     assert response.status == 204
     assert "content-length" not in response.headers
     assert "content-type" not in response.headers
+
+
+async def test_header_names_shared_and_their_cache_bounded() -> None:
+    """Common header names are one string for every request; made-up names cannot grow the
+    cache past its bound, and still parse."""
+    from salas.engine import http as http_module
+    from salas.engine.http import HttpConnection
+
+    seen = []
+
+    class Sink:
+        def write(self, data: bytes) -> None:
+            return None
+
+        def get_extra_info(self, name: str, default=None):
+            return ("127.0.0.1", 1) if name == "peername" else default
+
+        def is_closing(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            return None
+
+    def parse(head: bytes) -> dict[str, str]:
+        connection = HttpConnection(lambda request: seen.append(request), lambda r: 1000)
+        connection.connection_made(Sink())
+        connection.data_received(head)
+        return seen[-1].headers
+
+    first = parse(b"GET / HTTP/1.1\r\nHost: a\r\nX-Custom: 1\r\n\r\n")
+    second = parse(b"GET / HTTP/1.1\r\nHOST: b\r\nX-Custom: 2\r\n\r\n")
+    assert first == {"host": "a", "x-custom": "1"}
+    assert second == {"host": "b", "x-custom": "2"}
+    (name_one,) = [k for k in first if k == "x-custom"]
+    (name_two,) = [k for k in second if k == "x-custom"]
+    assert name_one is name_two
+    made_up = b"".join(b"X-Made-Up-%d: v\r\n" % i for i in range(http_module._HEADER_NAMES_KEPT))
+    headers = parse(b"GET / HTTP/1.1\r\nHost: c\r\n" + made_up + b"\r\n")
+    assert len(headers) == http_module._HEADER_NAMES_KEPT + 1
+    assert len(http_module._HEADER_NAMES) <= http_module._HEADER_NAMES_KEPT

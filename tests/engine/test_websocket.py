@@ -199,3 +199,243 @@ async def test_server_close_sends_close_frame(engine) -> None:
         await asyncio.wait_for(ws.recv(), 3)
     assert info.value.rcvd is not None
     assert info.value.rcvd.code == 1000
+
+
+# -- the shortcut for whole data frames, against the protocol alone ---------------------------
+
+
+class _Sink:
+    """A transport that keeps what is written."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.written += chunk
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        return None
+
+    def get_extra_info(self, name: str, default=None):
+        return ("127.0.0.1", 1234) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+def _open_websocket(max_size: int, shortcut: bool):
+    """A WebSocket accepted on a connection with a sink transport, and what it delivers."""
+    from salas.engine.http import HttpConnection
+    from salas.engine.websocket import WebSocket
+
+    class ProtocolOnly(WebSocket):
+        __slots__ = ()
+
+        def _whole_frames(self, data: bytes) -> bytes:
+            return data  # the protocol sees every byte
+
+    opened = []
+    events: list = []
+
+    def handler(request) -> None:
+        ws = (WebSocket if shortcut else ProtocolOnly)(request, max_size)
+        assert ws.accept(request)
+        ws.on_message = events.append
+        ws.on_close = lambda reason: events.append(("closed", reason))
+        opened.append(ws)
+        ws.start()
+
+    connection = HttpConnection(handler, lambda request: 1_000_000)
+    sink = _Sink()
+    connection.connection_made(sink)
+    connection.data_received(handshake_request(1234, "/ws"))
+    assert len(opened) == 1
+    sink.written.clear()
+    return connection, sink, events
+
+
+def _frame(first: int, payload: bytes, masked: bool = True, long_form: bool = False) -> bytes:
+    """A frame with a fixed mask (first byte as given: FIN, RSV bits and opcode)."""
+    length = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if length < 126 and not long_form:
+        header = bytes((first, mask_bit | length))
+    elif length < 65536:
+        header = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, mask_bit | 127, length)
+    if not masked:
+        return header + payload
+    key = b"\x01\x82\x03\xf4"
+    return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+async def _compare(stream: bytes, cuts: list[int], max_size: int = 1000) -> list:
+    """Feed `stream` in pieces to a WebSocket with and without the shortcut: same outcome."""
+    outcomes = []
+    for shortcut in (True, False):
+        connection, sink, events = _open_websocket(max_size, shortcut)
+        start = 0
+        for cut in [*sorted(c for c in cuts if 0 < c < len(stream)), len(stream)]:
+            if start < cut:
+                connection.data_received(stream[start:cut])
+            start = cut
+        outcomes.append((events, _opcodes(bytes(sink.written)), sink.closed))
+    (events, written, closed), (events_alone, written_alone, closed_alone) = outcomes
+    assert (events, closed) == (events_alone, closed_alone)
+    if closed:
+        # The protocol alone parses a whole read before its text frames are decoded, so it
+        # may answer a ping that follows a text frame that is not UTF-8; the shortcut stops
+        # at that frame. Either way the connection ends with a close frame.
+        written = [op for op in written if op != 0xA]
+        written_alone = [op for op in written_alone if op != 0xA]
+    assert written == written_alone
+    return events
+
+
+def _opcodes(written: bytes) -> list[int]:
+    """The opcodes of the (unmasked) frames the server wrote.
+
+    Close codes are left out: when one read holds both a frame the protocol refuses and,
+    before it, a text frame that is not UTF-8, which of the two closes the connection
+    depends on how the bytes were split into reads, with or without the shortcut.
+    """
+    opcodes = []
+    pos = 0
+    while pos + 2 <= len(written):
+        length = written[pos + 1] & 0x7F
+        start = pos + 2
+        if length == 126:
+            length = int.from_bytes(written[start : start + 2], "big")
+            start += 2
+        elif length == 127:
+            length = int.from_bytes(written[start : start + 8], "big")
+            start += 8
+        opcodes.append(written[pos] & 0x0F)
+        pos = start + length
+    return opcodes
+
+
+async def test_shortcut_delivers_whole_frames_in_order() -> None:
+    """Whole text and binary frames in one read arrive in order, as the protocol reads them."""
+    stream = (
+        _frame(0x81, b'42["message","hi"]')
+        + _frame(0x82, b"\x00\x01\x02")
+        + _frame(0x81, "é".encode() * 100)
+        + _frame(0x81, b"")
+    )
+    events = await _compare(stream, [])
+    assert events == ['42["message","hi"]', b"\x00\x01\x02", "é" * 100, ""]
+
+
+async def test_shortcut_hands_over_at_fragments_and_control_frames() -> None:
+    """A fragmented message, a ping between its fragments, then whole frames: same outcome."""
+    stream = (
+        _frame(0x81, b"a")
+        + _frame(0x01, b"b")
+        + _frame(0x89, b"ping")
+        + _frame(0x80, b"c")
+        + _frame(0x81, b"d")
+    )
+    events = await _compare(stream, [])
+    assert events == ["a", "bc", "d"]
+
+
+async def test_shortcut_with_frames_split_across_reads() -> None:
+    """Every way of cutting a stream in two reads gives the protocol's outcome."""
+    stream = _frame(0x81, b"x" * 130) + _frame(0x81, b"yz") + _frame(0x81, b"w" * 7)
+    for cut in range(len(stream) + 1):
+        events = await _compare(stream, [cut])
+        assert events == ["x" * 130, "yz", "w" * 7]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _frame(0x81, b"\xff\xfe"),  # invalid UTF-8: closed with 1007
+        _frame(0x81, b"plain", masked=False),  # a client frame must be masked
+        _frame(0xC1, b"rsv1"),  # a reserved bit without an extension
+        _frame(0x81, b"x" * 1001),  # over the size limit: 1009
+        _frame(0x81, b"x" * 1001, long_form=True),
+        _frame(0x80, b"continuation of nothing"),
+        _frame(0x83, b"unknown opcode"),
+        _frame(0x88, struct.pack("!H", 1000)),  # a close frame
+    ],
+)
+async def test_shortcut_refuses_as_the_protocol_does(bad: bytes) -> None:
+    """Hostile or closing frames after an honest one: the outcome is the protocol's."""
+    stream = _frame(0x81, b"honest") + bad + _frame(0x81, b"after")
+    events = await _compare(stream, [])
+    assert events[0] == "honest"
+    assert "after" not in events
+    assert events[-1][0] == "closed"
+
+
+def _frames_strategy():
+    from hypothesis import strategies as st
+
+    payloads = st.one_of(
+        st.binary(max_size=140),
+        st.text(max_size=60).map(str.encode),
+        st.integers(0, 1200).map(lambda n: b"a" * n),
+    )
+    first = st.sampled_from([0x81, 0x82, 0x01, 0x02, 0x80, 0x00, 0x89, 0x8A, 0xC1, 0x81, 0x81])
+    frame = st.builds(
+        _frame,
+        first,
+        payloads,
+        masked=st.sampled_from([True, True, True, False]),
+        long_form=st.booleans(),
+    )
+    return st.tuples(
+        st.lists(frame, max_size=8).map(b"".join), st.lists(st.integers(0, 3000), max_size=6)
+    )
+
+
+async def test_shortcut_matches_the_protocol_on_any_stream() -> None:
+    """Random frame streams (valid or not) cut at random: the shortcut changes nothing."""
+    from hypothesis import HealthCheck, given, settings
+
+    cases = []
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_frames_strategy())
+    def collect(case) -> None:
+        cases.append(case)
+
+    collect()
+    for stream, cuts in cases:
+        await _compare(stream, cuts)
+
+
+async def test_idle_open_websocket_keeps_no_protocol_object() -> None:
+    """Between frames an open websocket holds no protocol object; a ping makes one, for a while."""
+    connection, sink, events = _open_websocket(1000, shortcut=True)
+    ws = connection._stream
+    assert ws._protocol is None
+    connection.data_received(_frame(0x81, b"hello"))
+    assert ws._protocol is None
+    connection.data_received(_frame(0x89, b"ping")[:3])  # a ping, cut mid-header
+    assert ws._protocol is not None
+    connection.data_received(_frame(0x89, b"ping")[3:])
+    assert ws._protocol is None
+    assert _opcodes(bytes(sink.written)) == [0xA]  # its pong
+    connection.data_received(_frame(0x01, b"frag"))  # a fragmented message in progress
+    assert ws._protocol is not None
+    connection.data_received(_frame(0x80, b"ment"))
+    assert ws._protocol is None
+    assert events == ["hello", "fragment"]

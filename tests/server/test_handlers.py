@@ -31,6 +31,22 @@ async def test_async_handler_without_suspension_completes_at_once() -> None:
     assert results == [42]
 
 
+async def test_finished_handler_is_not_held() -> None:
+    """A handler that returns without suspending leaves nothing in the task registry."""
+    results = []
+
+    async def quick():
+        return "done"
+
+    tasks = TaskRegistry()
+    call_handler(tasks, quick, [], "here", results.append)
+    assert results == ["done"]
+    assert len(tasks) == 0
+    for _ in range(3):
+        await asyncio.sleep(0)  # its task's last step runs without complaint
+    assert results == ["done"]
+
+
 async def test_async_handler_with_suspension_completes_later() -> None:
     """An async handler that suspends finishes in the background; on_result gets its value."""
     results = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -511,3 +512,20 @@ async def test_socket_handshake_details(make_server, start, client) -> None:
     assert "host" in handshake["headers"]
     assert handshake["url"].startswith("/socket.io/?")
     assert sockets[0].data == {}
+
+
+async def test_socket_handshake_time_is_the_connection_time(make_server, start, client) -> None:
+    """socket.handshake, however late it is first read, tells when the socket connected."""
+    io = make_server()
+    sockets: list[Socket] = []
+    io.on("connection", sockets.append)
+    port = await start(io)
+    before = int(time.time() * 1000)
+    await client(port)
+    await asyncio.sleep(1.1)
+    handshake = sockets[0].handshake
+    assert before <= handshake["issued"] <= before + 1000
+    issued = time.gmtime(handshake["issued"] / 1000)
+    assert handshake["time"] == time.strftime("%a, %d %b %Y %H:%M:%S GMT", issued)
+    assert sockets[0].handshake is handshake  # built once
+    assert handshake["headers"] is sockets[0].conn.request.headers  # not a copy

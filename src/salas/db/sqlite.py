@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -177,6 +178,19 @@ class SQLiteFile:
     # -- the threads' side -------------------------------------------------------------
 
     def _connect_writer(self) -> sqlite3.Connection:
+        # Several processes opening one new file at once (the workers of `salas serve
+        # --workers`) race on switching it to WAL, which SQLite answers "database is locked"
+        # at once rather than through the busy timeout: try again until that timeout.
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        while True:
+            try:
+                return self._try_connect_writer()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+
+    def _try_connect_writer(self) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; `write` says BEGIN itself.
         conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         try:

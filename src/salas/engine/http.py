@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -46,6 +45,11 @@ logger = logging.getLogger("salas.engine")
 # Bodies above this size are refused for routes that don't set their own bound.
 DEFAULT_MAX_BODY = 1_000_000
 _MAX_HEADER_BYTES = 64 * 1024
+# Header names as sent, to their lower-case form: the same few names come with every
+# request, and a session keeps its handshake's headers for life, so one string each is
+# shared. Bounded: names a client makes up beyond it are decoded every time.
+_HEADER_NAMES: dict[bytes, str] = {}
+_HEADER_NAMES_KEPT = 512
 # A refused connection reads (and drops) what its client sends for this long after the
 # answer, so that closing with unread data does not reset the answer away before it is read.
 _LINGER = 1.0
@@ -171,6 +175,40 @@ class RequestHandler(TypingProtocol):
 class HttpConnection(asyncio.Protocol):
     """asyncio protocol for one TCP connection speaking HTTP/1.1."""
 
+    # Slots: a websocket keeps its connection object for life, thousands of them at once.
+    __slots__ = (
+        "_admission",
+        "_body_limit",
+        "_body_parts",
+        "_body_size",
+        "_closing",
+        "_current",
+        "_handler",
+        "_head_parsed",
+        "_head_since",
+        "_header_bytes",
+        "_idle_since",
+        "_in_body",
+        "_loop",
+        "_on_lost",
+        "_parser",
+        "_paused_reading",
+        "_progress",
+        "_refused",
+        "_request",
+        "_served",
+        "_stream",
+        "_timeouts",
+        "_timer",
+        "_timer_at",
+        "_waiting",
+        "admitted",
+        "counted_as",
+        "peer_address",
+        "prefill",
+        "transport",
+    )
+
     def __init__(
         self,
         handler: RequestHandler,
@@ -190,10 +228,11 @@ class HttpConnection(asyncio.Protocol):
         # Called once a request's head is parsed, before its body: returns the body's size
         # limit, and may answer the request at once (it is then not handled again).
         self._head_parsed = head_parsed
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self._request: HttpRequest | None = None  # being parsed
-        self._waiting: deque[HttpRequest] = deque()  # parsed, not yet handled
+        # Parsed, not yet handled (a list: more than one only when requests are pipelined).
+        self._waiting: list[HttpRequest] = []
         self._current: HttpRequest | None = None  # handled, not yet answered
         self._header_bytes = 0
         self._body_limit = DEFAULT_MAX_BODY
@@ -240,7 +279,7 @@ class HttpConnection(asyncio.Protocol):
         if self._stream is not None:
             self._stream.data_received(data)
             return
-        if self._refused:
+        if self._refused or self._parser is None:
             return  # dropped: the answer has been sent
         try:
             self._parser.feed_data(data)
@@ -312,7 +351,11 @@ class HttpConnection(asyncio.Protocol):
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > _MAX_HEADER_BYTES:
             raise httptools.HttpParserError("headers too large")
-        key = name.decode("latin-1").lower()
+        key = _HEADER_NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_HEADER_NAMES) < _HEADER_NAMES_KEPT:
+                _HEADER_NAMES[bytes(name)] = key
         text = value.decode("latin-1")
         self._request.raw_headers.append((key, text))
         headers = self._request.headers
@@ -320,8 +363,9 @@ class HttpConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         request = self._request
-        assert request is not None
-        request.method = self._parser.get_method().decode("ascii", "replace")
+        parser = self._parser
+        assert request is not None and parser is not None
+        request.method = parser.get_method().decode("ascii", "replace")
         raw_url = request.path
         parsed = httptools.parse_url(raw_url.encode("latin-1"))
         # Percent-decoded, so that static files with spaces or non-ASCII names are found;
@@ -330,9 +374,9 @@ class HttpConnection(asyncio.Protocol):
         request.path = unquote(request.raw_path, errors="replace")
         request.query_string = (parsed.query or b"").decode("latin-1")
         request.query = dict(parse_qsl(request.query_string, keep_blank_values=True))
-        request.upgrade = bool(self._parser.should_upgrade())
+        request.upgrade = bool(parser.should_upgrade())
         # Read now: llhttp resets this flag once the message is complete.
-        request.keep_alive = bool(self._parser.should_keep_alive())
+        request.keep_alive = bool(parser.should_keep_alive())
         self._body_limit = self._head_parsed(request)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._body_limit:
@@ -366,7 +410,7 @@ class HttpConnection(asyncio.Protocol):
     # -- handling and answering -------------------------------------------------------
     def _handle_next(self) -> None:
         while self._current is None and self._waiting and not self._closing:
-            request = self._waiting.popleft()
+            request = self._waiting.pop(0)
             if request.responded:
                 continue  # answered when its head arrived
             self._current = request
@@ -444,6 +488,10 @@ class HttpConnection(asyncio.Protocol):
         self._current = None
         self._waiting.clear()
         self._cancel_timer()
+        # No more HTTP on this connection: the parser (and the reference cycle it makes
+        # with this object) goes now rather than when the connection ends.
+        self._parser = None
+        self._request = None
 
     # -- timeouts ---------------------------------------------------------------------
     def _deadline(self) -> float | None:

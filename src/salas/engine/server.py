@@ -43,6 +43,7 @@ from salas.engine.logsafe import printable
 from salas.engine.scheduler import FlushScheduler
 from salas.engine.session import EngineSession
 from salas.engine.stats import EngineStats
+from salas.engine.timers import TimerWheel
 from salas.engine.transport import Connection
 
 __all__ = ["EngineServer", "HandshakeCheck"]
@@ -89,8 +90,17 @@ class EngineServer:
         self.stats = EngineStats()  # packets and bytes each way, slow consumers, Origin refusals
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: FlushScheduler | None = None
+        self._heartbeats: tuple[TimerWheel[EngineSession], TimerWheel[EngineSession]] | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[HttpConnection] = set()
+        self._callbacks: (
+            tuple[
+                RequestHandler,
+                Callable[[HttpRequest], int],
+                Callable[[HttpConnection], None],
+            ]
+            | None
+        ) = None
         self._closed = False
         config = self.config
         self._timeouts = HttpTimeouts(
@@ -119,11 +129,30 @@ class EngineServer:
             self._scheduler = FlushScheduler(self.loop)
         return self._scheduler
 
+    @property
+    def heartbeats(self) -> tuple[TimerWheel[EngineSession], TimerWheel[EngineSession]]:
+        """The sessions' heartbeat timeouts: next ping due, and answer to a ping due."""
+        if self._heartbeats is None:
+            loop = self.loop
+            config = self.config
+            self._heartbeats = (
+                TimerWheel(loop, config.ping_interval, EngineSession.ping),
+                TimerWheel(loop, config.ping_timeout, EngineSession.ping_timed_out),
+            )
+        return self._heartbeats
+
     # -- listening --------------------------------------------------------------------
     def protocol_factory(self) -> HttpConnection:
-        connection = HttpConnection(
-            self.handle_request, self.head_parsed, self._connections.discard, self._timeouts, self
-        )
+        callbacks = self._callbacks
+        if callbacks is None:
+            # Bound once, not per connection: a connection keeps them for life (~200 bytes).
+            callbacks = self._callbacks = (
+                self.handle_request,
+                self.head_parsed,
+                self._connections.discard,
+            )
+        handle, head_parsed, lost = callbacks
+        connection = HttpConnection(handle, head_parsed, lost, self._timeouts, self)
         self._connections.add(connection)
         return connection
 
@@ -174,6 +203,9 @@ class EngineServer:
         for connection in list(self._connections):
             connection.close()
         self._connections.clear()
+        if self._heartbeats is not None:
+            for wheel in self._heartbeats:
+                wheel.close()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None

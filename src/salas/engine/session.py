@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from salas.engine.budget import InboundBudget
 from salas.engine.http import HttpRequest
+from salas.engine.timers import TimerWheel
 from salas.engine.transport import EngineSocket
 from salas.engine.websocket import ignore_close, ignore_message
 from salas.protocol import (
@@ -49,6 +50,7 @@ class EngineSession:
         "_cut_off_pending",
         "_framed",
         "_heartbeat",
+        "_heartbeat_token",
         "_out",
         "_poll",
         "_posting",
@@ -94,7 +96,9 @@ class EngineSession:
         self._probe_ready = False
         self._cut_off_pending = False
         self._upgrade_timer: asyncio.TimerHandle | None = None
-        self._heartbeat: asyncio.TimerHandle | None = None
+        # The heartbeat wheel this session waits in (EngineServer.heartbeats), and its token.
+        self._heartbeat: TimerWheel[EngineSession] | None = None
+        self._heartbeat_token = 0
         config = server.config
         self._budget = (
             InboundBudget(
@@ -444,6 +448,10 @@ class EngineSession:
         if budget is not None and not budget.admit(1, len(message)):
             self._over_budget(budget, 1)
             return
+        if type(message) is str and message[:1] == "4":
+            # A MESSAGE, nearly every packet a client sends: no packet object to build.
+            self.on_message(message[1:])
+            return
         try:
             packet = decode_packet(message)
         except ProtocolError:
@@ -495,18 +503,30 @@ class EngineSession:
         self._schedule_ping()
 
     def _schedule_ping(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        self._stop_heartbeat()
         if not self.closed:
-            loop = self._server.loop
-            self._heartbeat = loop.call_later(self._server.config.ping_interval, self._ping)
+            wheel = self._server.heartbeats[0]
+            self._heartbeat = wheel
+            self._heartbeat_token = wheel.add(self)
 
-    def _ping(self) -> None:
+    def _stop_heartbeat(self) -> None:
+        wheel = self._heartbeat
+        if wheel is not None:
+            self._heartbeat = None
+            wheel.discard(self, self._heartbeat_token)
+
+    def ping(self) -> None:
+        """Send a ping and wait for its answer (called by the heartbeat wheel)."""
+        self._heartbeat = None
+        if self.closed:
+            return
         self.send("2")
-        loop = self._server.loop
-        self._heartbeat = loop.call_later(self._server.config.ping_timeout, self._ping_timed_out)
+        wheel = self._server.heartbeats[1]
+        self._heartbeat = wheel
+        self._heartbeat_token = wheel.add(self)
 
-    def _ping_timed_out(self) -> None:
+    def ping_timed_out(self) -> None:
+        """No answer to the ping in time (called by the heartbeat wheel)."""
         self._heartbeat = None
         self.close("ping timeout")
 
@@ -520,10 +540,10 @@ class EngineSession:
         if self.closed:
             return
         self.closed = True
-        for timer in (self._heartbeat, self._upgrade_timer):
-            if timer is not None:
-                timer.cancel()
-        self._heartbeat = self._upgrade_timer = None
+        self._stop_heartbeat()
+        if self._upgrade_timer is not None:
+            self._upgrade_timer.cancel()
+            self._upgrade_timer = None
         if self._probe is not None:
             self._probe.close()
             self._probe = None

@@ -1,8 +1,15 @@
 """A websocket on an upgraded HTTP connection.
 
 The handshake and every incoming frame go through the sans-I/O `websockets.ServerProtocol`
-(masking, fragmentation, control frames, size limit). Outgoing data frames are the engine's
-pre-built bytes, written straight to the transport.
+(masking, fragmentation, control frames, size limit), with one shortcut: a read that holds
+only whole, final, masked text or binary frames of the common sizes — what a client sends
+almost every time — is split here, unmasked by the library's `apply_mask` and UTF-8
+decoded by Python's strict codec, without a parser generator, frame objects and event lists
+per frame. Anything else (control frames, fragments, reserved bits, frames split across
+reads, oversized ones) goes to the protocol, from the first frame that is not of that kind,
+and the protocol is only ever handed data that starts at a frame boundary.
+
+Outgoing data frames are the engine's pre-built bytes, written straight to the transport.
 """
 
 from __future__ import annotations
@@ -16,6 +23,11 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+try:  # the library's C masking, as its own frame parser uses it
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - a build of websockets without its C extension
+    from websockets.utils import apply_mask
+
 from salas.engine.stats import EngineStats
 from salas.engine.transport import CloseCallback, MessageCallback
 
@@ -25,6 +37,15 @@ if TYPE_CHECKING:
 __all__ = ["WebSocket", "ignore_close", "ignore_message"]
 
 logger = logging.getLogger("salas.engine")
+# First header byte of a final text / binary frame without reserved bits; the second byte of
+# a masked frame is at least _MASKED.
+_FIN_TEXT = 0x81
+_FIN_BINARY = 0x82
+_MASKED = 0x80
+_TEXT = Opcode.TEXT  # (Enum members looked up once: a class attribute costs on every use)
+_BINARY = Opcode.BINARY
+_OPEN = State.OPEN
+
 # The websockets library logs every opened connection at INFO; at thousands of connections a
 # second that is noise, so its protocol objects get a logger of their own that keeps quiet.
 _protocol_logger = logging.getLogger("salas.engine.websocket_protocol")
@@ -47,7 +68,9 @@ class WebSocket:
     __slots__ = (
         "_fragments",
         "_fragments_opcode",
+        "_head",
         "_max_size",
+        "_owed",
         "_protocol",
         "_tail",
         "closed",
@@ -78,8 +101,13 @@ class WebSocket:
         assert transport is not None
         self.transport = transport
         # No extensions are offered: permessage-deflate would make every recipient compress
-        # its own copy of a broadcast, which defeats framing it once.
-        self._protocol = ServerProtocol(max_size=max_size, logger=_protocol_logger)
+        # its own copy of a broadcast, which defeats framing it once. This one answers the
+        # handshake; once open, a protocol object exists only while frames need it (None:
+        # open, at a frame boundary, outside a fragmented message), so that an idle
+        # connection does not keep its parser, buffers and generator.
+        self._protocol: ServerProtocol | None = ServerProtocol(
+            max_size=max_size, logger=_protocol_logger
+        )
         self._max_size = max_size
         # Above `high_water` unsent bytes the transport calls pause_writing: the connection
         # is congested (volatile packets are dropped, the slow-consumer bound is checked).
@@ -91,22 +119,28 @@ class WebSocket:
         self._fragments: list[bytes] = []
         self._tail = b""
         self._fragments_opcode: Opcode | None = None
+        # Where the protocol's parser stands in the frame it was last handed part of: the
+        # bytes of that frame still owed to it, and the bytes of a header it has only part
+        # of. Both empty: it waits for a new frame, and whole frames may take the shortcut.
+        self._owed = 0
+        self._head = b""
 
     def accept(self, request: HttpRequest) -> bool:
         """Answer the upgrade request; False (and the connection closed) if it was invalid."""
+        protocol = self._protocol
+        assert protocol is not None
         ws_request = Request(request.path, Headers(request.raw_headers))
-        response = self._protocol.accept(ws_request)
-        self._protocol.send_response(response)
-        self._write_protocol_output()
+        response = protocol.accept(ws_request)
+        protocol.send_response(response)
+        self._write_protocol_output(protocol)
         if response.status_code != 101:
             self.closed = True
             self.transport.close()
             return False
         # httptools already parsed the request, so the handshake protocol's parser never saw
-        # it and still waits for one; frames go to a protocol that starts in the OPEN state.
-        self._protocol = ServerProtocol(
-            max_size=self._max_size, state=State.OPEN, logger=_protocol_logger
-        )
+        # it and still waits for one; frames go to a protocol made in the OPEN state when
+        # one is needed (see `_open_protocol`).
+        self._protocol = None
         request.responded = True
         self.connection.take_over(self)
         self._tail = request.upgrade_tail
@@ -122,6 +156,18 @@ class WebSocket:
     def data_received(self, data: bytes) -> None:
         self.stats.bytes_received += len(data)
         protocol = self._protocol
+        if protocol is None or (
+            not self._owed
+            and not self._head
+            and protocol.current_size is None
+            and protocol.state is _OPEN
+        ):
+            data = self._whole_frames(data)
+            if not data or self.closed:
+                return
+            if protocol is None:
+                protocol = self._open_protocol()
+        self._track(data)
         protocol.receive_data(data)
         for frame in protocol.events_received():
             if not isinstance(frame, Frame):
@@ -143,22 +189,108 @@ class WebSocket:
                     self._deliver(first, data_whole)
             if self.closed:
                 return
-        self._write_protocol_output()
-        if protocol.state is State.CLOSED or protocol.state is State.CLOSING:
+        self._write_protocol_output(protocol)
+        state = protocol.state
+        if state is State.CLOSED or state is State.CLOSING:
             reason = "transport close"
             if protocol.close_rcvd is not None and protocol.close_rcvd.code == 1009:
                 reason = "transport error"
             if isinstance(protocol.parser_exc, Exception):
                 reason = "transport error"
             self._finish(reason)
+        elif (
+            state is _OPEN
+            and not self._owed
+            and not self._head
+            and protocol.current_size is None
+            and self._fragments_opcode is None
+        ):
+            self._protocol = None  # back at a frame boundary: nothing left to keep
+
+    def _open_protocol(self) -> ServerProtocol:
+        """The protocol for frames from here on, a frame boundary of an open connection."""
+        protocol = self._protocol = ServerProtocol(
+            max_size=self._max_size, state=_OPEN, logger=_protocol_logger
+        )
+        return protocol
+
+    def _whole_frames(self, data: bytes) -> bytes:
+        """Deliver the whole final data frames at the start of `data`; returns the rest.
+
+        Only called at a frame boundary, outside a fragmented message. Stops at the first
+        frame that is not complete here, not a final text or binary frame without reserved
+        bits, not masked, longer than 64 KiB or over the size limit: that frame and what
+        follows are the protocol's.
+        """
+        pos = 0
+        end = len(data)
+        view = memoryview(data)
+        while end - pos >= 6:
+            head1 = data[pos]
+            head2 = data[pos + 1]
+            if (head1 != _FIN_TEXT and head1 != _FIN_BINARY) or head2 < _MASKED:
+                break
+            length = head2 - _MASKED
+            start = pos + 6
+            if length == 126:
+                start = pos + 8
+                if end < start:
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+            elif length == 127:
+                break
+            stop = start + length
+            if stop > end or length > self._max_size:
+                break
+            payload = apply_mask(view[start:stop], data[start - 4 : start])
+            pos = stop
+            self._deliver(_TEXT if head1 == _FIN_TEXT else _BINARY, payload)
+            if self.closed:
+                return b""
+        if pos == 0:
+            return data
+        return data[pos:]
+
+    def _track(self, data: bytes) -> None:
+        """Follow the frame boundaries in `data`, which the protocol is about to parse."""
+        pos = 0
+        end = len(data)
+        while pos < end:
+            owed = self._owed
+            if owed:
+                taken = min(owed, end - pos)
+                self._owed = owed - taken
+                pos += taken
+                continue
+            head = self._head + data[pos : pos + 14]
+            if len(head) < 2:
+                self._head = head
+                return
+            length = head[1] & 0x7F
+            size = 2 + (4 if head[1] & _MASKED else 0)
+            if length == 126:
+                size += 2
+            elif length == 127:
+                size += 8
+            if len(head) < size:
+                self._head = head
+                return
+            if length == 126:
+                length = int.from_bytes(head[2:4], "big")
+            elif length == 127:
+                length = int.from_bytes(head[2:10], "big")
+            pos += size - len(self._head)
+            self._head = b""
+            self._owed = length
 
     def _deliver(self, opcode: Opcode, payload: bytes) -> None:
-        if opcode is Opcode.TEXT:
+        if opcode is _TEXT:
             try:
                 text = payload.decode()
             except UnicodeDecodeError:
-                self._protocol.fail(1007, "invalid UTF-8")
-                self._write_protocol_output()
+                protocol = self._protocol or self._open_protocol()
+                protocol.fail(1007, "invalid UTF-8")
+                self._write_protocol_output(protocol)
                 self._finish("transport error")
                 return
             self.on_message(text)
@@ -192,9 +324,10 @@ class WebSocket:
         """Send a close frame and close the connection (what was written first goes out)."""
         if self.closed:
             return
-        if self._protocol.state is State.OPEN:
-            self._protocol.send_close(code, reason)
-            self._write_protocol_output()
+        protocol = self._protocol or self._open_protocol()
+        if protocol.state is _OPEN:
+            protocol.send_close(code, reason)
+            self._write_protocol_output(protocol)
         self._finish("forced close")
 
     def abort(self) -> None:
@@ -204,8 +337,8 @@ class WebSocket:
         self.transport.abort()
         self._finish("transport error")
 
-    def _write_protocol_output(self) -> None:
-        for chunk in self._protocol.data_to_send():
+    def _write_protocol_output(self, protocol: ServerProtocol) -> None:
+        for chunk in protocol.data_to_send():
             if chunk:
                 self.transport.write(chunk)
             else:

@@ -61,9 +61,12 @@ class EncodedMessage:
         self._source: SocketPacket | None = None
         # All packets as websocket frames, concatenated: built here, once, because the
         # per-recipient step reads it for every websocket recipient.
-        self.frames = b"".join(
-            text_frame(p) if isinstance(p, str) else binary_frame(p) for p in packets
-        )
+        if len(packets) == 1 and type(packets[0]) is str:
+            self.frames = text_frame(packets[0])  # (nearly always: one text packet)
+        else:
+            self.frames = b"".join(
+                text_frame(p) if isinstance(p, str) else binary_frame(p) for p in packets
+            )
 
     @classmethod
     def of_socket_packet(cls, packet: SocketPacket) -> EncodedMessage:

@@ -64,6 +64,7 @@ class SocketPacket:
 
 
 _BINARY_TYPES = (SocketPacketType.BINARY_EVENT, SocketPacketType.BINARY_ACK)
+_ACK_TYPES = (SocketPacketType.ACK, SocketPacketType.BINARY_ACK)
 # Tuples, not `bytes | bytearray`: a union written in a call is built anew on every call,
 # and these checks run for every emit.
 _BYTES_TYPES = (bytes, bytearray, memoryview)
@@ -151,6 +152,13 @@ def _valid_payload(packet_type: SocketPacketType, data: Any, present: bool) -> b
 
     `present` tells an absent payload from an explicit JSON `null`.
     """
+    if packet_type is _EVENT:  # first: nearly every packet a client sends
+        if type(data) is not list or not data:
+            return False
+        name = data[0]
+        if type(name) is str:
+            return name not in RESERVED_EVENTS
+        return type(name) is int
     if packet_type is SocketPacketType.CONNECT:
         return not present or isinstance(data, dict)
     if packet_type is SocketPacketType.DISCONNECT:
@@ -195,8 +203,29 @@ def _check_depth(payload: str) -> None:
             depth -= 1
 
 
+def _loads(payload: str) -> Any:
+    """The JSON value of `payload` (depth-checked); ProtocolError if it is not JSON."""
+    if payload.count("[") + payload.count("{") > MAX_DEPTH:
+        _check_depth(payload)
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        # orjson refuses lone surrogates ("\ud83d", half an emoji cut by a browser),
+        # which JSON.parse accepts; the application gets them and may refuse the text.
+        try:
+            return json.loads(payload, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            raise ProtocolError("invalid payload") from None
+
+
 def decode_text(text: str) -> tuple[SocketPacket, int]:
     """Decode the text part of a packet; returns it and how many attachments it announced."""
+    if text[:2] == "2[":
+        # An EVENT to the main namespace without an ack id: most of what clients send.
+        event = _loads(text[1:])
+        if not _valid_payload(_EVENT, event, True):
+            raise ProtocolError("invalid payload")
+        return SocketPacket(_EVENT, "/", event), 0
     if not text:
         raise ProtocolError("empty packet")
     packet_type = _TYPES_BY_DIGIT.get(text[0])
@@ -236,21 +265,10 @@ def decode_text(text: str) -> tuple[SocketPacket, int]:
         i = digits_end
     data: Any = None
     if i < end:
-        payload = text[i:]
-        if payload.count("[") + payload.count("{") > MAX_DEPTH:
-            _check_depth(payload)
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            # orjson refuses lone surrogates ("\ud83d", half an emoji cut by a browser),
-            # which JSON.parse accepts; the application gets them and may refuse the text.
-            try:
-                data = json.loads(payload, parse_constant=_refuse_constant)
-            except (ValueError, RecursionError):
-                raise ProtocolError("invalid payload") from None
+        data = _loads(text[i:])
     if not _valid_payload(packet_type, data, i < end):
         raise ProtocolError("invalid payload")
-    if packet_type in (SocketPacketType.ACK, SocketPacketType.BINARY_ACK) and ack_id is None:
+    if ack_id is None and packet_type in _ACK_TYPES:
         raise ProtocolError("ack without id")
     return SocketPacket(packet_type, nsp, data, ack_id), attachments
 

@@ -31,9 +31,17 @@ def frame(opcode: int, payload: bytes) -> bytes:
     return _pack_64(_FIN | opcode, 127, length) + payload
 
 
+# The headers of short final text frames, by payload length: most frames a chat sends.
+_SHORT_TEXT_HEADERS = [bytes((_FIN | OP_TEXT, length)) for length in range(126)]
+
+
 def text_frame(text: str) -> bytes:
     """A text frame carrying `text` encoded as UTF-8."""
-    return frame(OP_TEXT, text.encode())
+    payload = text.encode()
+    length = len(payload)
+    if length < 126:
+        return _SHORT_TEXT_HEADERS[length] + payload
+    return frame(OP_TEXT, payload)
 
 
 def binary_frame(data: bytes) -> bytes:

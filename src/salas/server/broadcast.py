@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RESERVED_EVENTS", "BroadcastOperator", "event_packet", "room_names"]
 
+_EVENT = SocketPacketType.EVENT  # (an Enum class attribute costs a lookup on every use)
+
 
 def event_packet(
     nsp: str, event: str, args: tuple[Any, ...], ack_id: int | None = None
@@ -36,7 +38,7 @@ def event_packet(
         raise TypeError(f"event name must be a string, not {type(event).__name__}")
     if event in RESERVED_EVENTS:
         raise ValueError(f"{event!r} is a reserved event name")
-    return SocketPacket(SocketPacketType.EVENT, nsp, [event, *args], ack_id)
+    return SocketPacket(_EVENT, nsp, [event, *args], ack_id)
 
 
 def room_names(rooms: tuple[str | Iterable[str], ...]) -> frozenset[str]:

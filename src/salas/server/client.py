@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 logger = logging.getLogger("salas.server")
+# Enum members looked up once: attribute access on an Enum class is slow on hot paths.
+_CONNECT = SocketPacketType.CONNECT
+_CONNECT_ERROR = SocketPacketType.CONNECT_ERROR
 
 
 class Client:
@@ -63,10 +66,10 @@ class Client:
             return
         socket = self.sockets.get(packet.nsp)
         kind = packet.type
-        if socket is None and kind is SocketPacketType.CONNECT:
+        if socket is None and kind is _CONNECT:
             self._connect(packet.nsp, packet.data)
-        elif socket is not None and kind is not SocketPacketType.CONNECT:
-            if kind is SocketPacketType.CONNECT_ERROR:
+        elif socket is not None and kind is not _CONNECT:
+            if kind is _CONNECT_ERROR:
                 self._refuse(packet, "a client may not send CONNECT_ERROR")
             else:
                 socket.on_packet(packet)

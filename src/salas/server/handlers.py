@@ -55,7 +55,12 @@ def call_handler(
             on_done()
         return
     if type(result) is types.CoroutineType:
-        tasks.track(_start_eagerly(_Guarded(result, where, on_result, on_done)))
+        guarded = _Guarded(result, where, on_result, on_done)
+        task = _start_eagerly(guarded)
+        if not guarded.finished:
+            # Held while the handler is suspended. One that has already finished (most
+            # do) needs no holding: its task's last step is due on this loop iteration.
+            tasks.track(task)
     elif inspect.isawaitable(result):
         tasks.spawn(_Guarded(_awaiting(result), where, on_result, on_done))
     else:
@@ -121,6 +126,11 @@ class _Guarded(collections.abc.Coroutine[Any, Any, None]):
         self._stepped = False  # step_now ran and the task has not yet taken its result
         self._early: Any = None
         self._done = False
+
+    @property
+    def finished(self) -> bool:
+        """The handler has returned or raised (its task may still have a step to take)."""
+        return self._done
 
     def step_now(self) -> None:
         self._stepped = True

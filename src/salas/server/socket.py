@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from salas.adapter.base import BroadcastOptions
@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 __all__ = ["Socket"]
 
 logger = logging.getLogger("salas.server")
+# Enum members looked up once: attribute access on an Enum class is slow on hot paths.
+_EVENT = SocketPacketType.EVENT
+_BINARY_EVENT = SocketPacketType.BINARY_EVENT
+_ACK = SocketPacketType.ACK
+_BINARY_ACK = SocketPacketType.BINARY_ACK
+_DISCONNECT = SocketPacketType.DISCONNECT
 
 
 def _ack_args(result: Any) -> list[Any]:
@@ -52,6 +58,7 @@ class Socket:
     Attributes:
         nsp: The namespace this socket is connected to.
         client: The connection-level client (one per Engine.IO session) it belongs to.
+        session: The Engine.IO session under this socket (what the adapter delivers to).
         id: The socket id, unique per connection to a namespace; also the name of a room
             that only this socket is in, so ``io.to(socket.id)`` reaches it.
         data: Yours: whatever the application wants to remember about this socket. With
@@ -75,6 +82,9 @@ class Socket:
     def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any], sid: str) -> None:
         self.nsp = nsp
         self.client = client
+        # An attribute, not a property: the adapter reads it for every recipient of every
+        # broadcast. A client keeps its session for life.
+        self.session: EngineSession = client.session
         self.id = sid
         self.data: dict[str, Any] = {}
         self.connected = False
@@ -86,29 +96,46 @@ class Socket:
         # Which offset argument its events carry (salas.protocol.outgoing.OFFSETS_*),
         # chosen at connect time by salas.recovery.policy.offset_mode.
         self.offsets = OFFSETS_NONE
-        request = client.session.request
-        self.handshake: dict[str, Any] = {
-            "auth": auth,
-            "headers": dict(request.headers),
-            "query": dict(request.query),
-            "address": request.client_address,
-            "time": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
-            "issued": int(time.time() * 1000),
-            "url": request.path + ("?" + request.query_string if request.query_string else ""),
-            "secure": False,
-            "xdomain": "origin" in request.headers,
-        }
+        # The handshake dict is built on first use (see `handshake`): many applications
+        # never read it, and a server holds one socket per connected client.
+        self._auth = auth
+        self._issued = int(time.time() * 1000)
+        self._handshake: dict[str, Any] | None = None
         self._handlers: dict[str, Handler] = {}
-        self._any_handlers: list[Handler] = []
-        self._any_outgoing: list[Handler] = []
-        self._acks: dict[int, asyncio.Future[list[Any]]] = {}
+        # Shared empty tuples until a handler is added, a dict once an ack is awaited.
+        self._any_handlers: Sequence[Handler] = ()
+        self._any_outgoing: Sequence[Handler] = ()
+        self._acks: dict[int, asyncio.Future[list[Any]]] | None = None
         self._next_ack = 0
 
     # -- identity and transport -------------------------------------------------------
     @property
-    def session(self) -> EngineSession:
-        """The Engine.IO session under this socket (what the adapter delivers to)."""
-        return self.client.session
+    def handshake(self) -> dict[str, Any]:
+        """What the client sent when it connected (see the class's attributes).
+
+        Its ``headers`` and ``query`` are those of the Engine.IO handshake request itself,
+        not copies (as on Node's server).
+        """
+        handshake = self._handshake
+        if handshake is None:
+            request = self.session.request
+            issued = self._issued
+            handshake = self._handshake = {
+                "auth": self._auth,
+                "headers": request.headers,
+                "query": request.query,
+                "address": request.client_address,
+                "time": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(issued / 1000)),
+                "issued": issued,
+                "url": request.path + ("?" + request.query_string if request.query_string else ""),
+                "secure": False,
+                "xdomain": "origin" in request.headers,
+            }
+        return handshake
+
+    @handshake.setter
+    def handshake(self, value: dict[str, Any]) -> None:
+        self._handshake = value
 
     @property
     def conn(self) -> EngineSession:
@@ -163,7 +190,7 @@ class Socket:
         Returns:
             ``handler``, so that ``on_any`` also works as a decorator.
         """
-        self._any_handlers.append(handler)
+        self._any_handlers = [*self._any_handlers, handler]
         return handler
 
     def on_any_outgoing(self, handler: Handler) -> Handler:
@@ -180,7 +207,7 @@ class Socket:
         Returns:
             ``handler``, so that ``on_any_outgoing`` also works as a decorator.
         """
-        self._any_outgoing.append(handler)
+        self._any_outgoing = [*self._any_outgoing, handler]
         return handler
 
     def _tell_outgoing(self, event: str, args: tuple[Any, ...]) -> None:
@@ -194,7 +221,7 @@ class Socket:
             self.client.session.send_encoded(self._encoded(packet), volatile)
 
     def _encoded(self, packet: SocketPacket) -> EncodedMessage:
-        if self.offsets == OFFSETS_TAGGED and packet.type is SocketPacketType.EVENT:
+        if self.offsets == OFFSETS_TAGGED and packet.type is _EVENT:
             # Its client reads every event's last argument as an offset: none here.
             packet.data.append("")
         return EncodedMessage.of_socket_packet(packet)
@@ -249,14 +276,17 @@ class Socket:
         if self._any_outgoing:
             self._tell_outgoing(event, args)
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._acks[ack_id] = future
+        acks = self._acks
+        if acks is None:
+            acks = self._acks = {}
+        acks[ack_id] = future
         self.client.session.send_encoded(message)
         try:
             return _ack_value(await asyncio.wait_for(future, timeout))
         except TimeoutError:
             raise AckTimeout(f"no ack for {event!r} from {self.id} within {timeout}s") from None
         finally:
-            self._acks.pop(ack_id, None)
+            acks.pop(ack_id, None)
 
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
         """Select everyone in these rooms except this socket.
@@ -348,14 +378,14 @@ class Socket:
             packet: An EVENT, ACK or DISCONNECT packet (binary ones already reassembled).
         """
         kind = packet.type
-        if kind is SocketPacketType.EVENT or kind is SocketPacketType.BINARY_EVENT:
+        if kind is _EVENT or kind is _BINARY_EVENT:
             self._on_event(packet)
-        elif kind is SocketPacketType.ACK or kind is SocketPacketType.BINARY_ACK:
+        elif kind is _ACK or kind is _BINARY_ACK:
             assert packet.id is not None
-            future = self._acks.pop(packet.id, None)
+            future = self._acks.pop(packet.id, None) if self._acks else None
             if future is not None and not future.done():
                 future.set_result(packet.data)
-        elif kind is SocketPacketType.DISCONNECT:
+        elif kind is _DISCONNECT:
             self.on_close("client namespace disconnect")
 
     def _on_event(self, packet: SocketPacket) -> None:
@@ -417,10 +447,12 @@ class Socket:
         self.connected = False
         self.nsp.remove_socket(self)
         self.client.remove_socket(self)
-        for future in self._acks.values():
-            if not future.done():
-                future.set_exception(Disconnected(f"socket {self.id} disconnected: {reason}"))
-        self._acks.clear()
+        acks = self._acks
+        if acks:
+            for future in acks.values():
+                if not future.done():
+                    future.set_exception(Disconnected(f"socket {self.id} disconnected: {reason}"))
+            acks.clear()
         handler = self._handlers.get("disconnect")
         if handler is not None:
             call_handler(self.nsp.server.tasks, handler, [reason], where)
