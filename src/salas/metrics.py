@@ -93,6 +93,8 @@ class ServerMetrics(ServerObserver):
             registry=self.registry,
             buckets=_HANDLER_BUCKETS,
         )
+        # Bounded: only events with a registered handler are timed (see `time_handler`).
+        self._handler_children: dict[tuple[str, str], Any] = {}
         self._commit_seconds = Histogram(
             "salas_store_commit_seconds",
             "Time one group commit of the message store took (one transaction).",
@@ -142,7 +144,11 @@ class ServerMetrics(ServerObserver):
         Only events with a handler are timed, so the ``event`` label takes the names the
         application registered, never whatever a client sends.
         """
-        child = self._handler_seconds.labels(namespace, event)
+        key = (namespace, event)
+        child = self._handler_children.get(key)
+        if child is None:
+            # Looked up once per event name: `labels` takes a lock and builds a tuple.
+            child = self._handler_children[key] = self._handler_seconds.labels(namespace, event)
         start = time.perf_counter()
 
         def done() -> None:
