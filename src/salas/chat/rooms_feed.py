@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from salas.server.tasks import TaskRegistry
+
 __all__ = ["Coalescer"]
 
 logger = logging.getLogger("salas.chat")
@@ -35,15 +37,14 @@ class Coalescer:
         clock: the monotonic clock (tests pass their own).
         spawn: runs each flush in the background and keeps it (the server's
             `io.spawn`, so shutdown drains or cancels it); without one the flushes are
-            kept here.
+            kept in a task registry of the feed's own.
         """
         self._interval = interval
         self._flush = flush
         self._clock = clock
         self._last = -float("inf")
         self._handle: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._spawn = spawn if spawn is not None else self._keep
+        self._spawn = spawn if spawn is not None else TaskRegistry().spawn
         self.flushes = 0
 
     def poke(self) -> None:
@@ -58,11 +59,6 @@ class Coalescer:
         self._last = self._clock()
         self.flushes += 1
         self._spawn(self._run())
-
-    def _keep(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _run(self) -> None:
         try:
