@@ -39,7 +39,7 @@ from salas.chat.rooms_feed import Coalescer
 from salas.chat.typing_status import TypingTracker
 from salas.http import SECURITY_HEADERS, Response
 from salas.recovery import RecoveryOptions, RecoveryStore
-from salas.server import Server, Socket
+from salas.server import Server
 from salas.store import BanStore, MemoryBanStore, MessageStore, StoredMessage
 
 if TYPE_CHECKING:
@@ -131,6 +131,7 @@ class ChatApp:
             claim=_ClusterClaim(cluster) if cluster is not None else None,
             serializer=_room_locks(cluster) if cluster is not None else None,
         )
+        self.budget_counts = BudgetCounts()  # the event budgets' refusals (with metrics)
         self.events = ChatEvents(
             config,
             store,
@@ -142,13 +143,13 @@ class ChatApp:
             bans=self.bans,
             auth=self.auth,
             cluster=cluster,
+            budget_counts=self.budget_counts if self.io.metrics is not None else None,
         )
         self.io.on("connection", self.events.on_connection)
         if shared is not None:
             # Other nodes' sockets change the rooms list; a dead node's leave is told here.
             shared.on_changed = self.rooms_feed.poke
             shared.on_departed = self.events.announce_departures
-        self.budget_counts = BudgetCounts()  # the event budgets' refusals (with metrics)
         if self.io.metrics is not None:
             self._measure()
         self.io.route("/healthz")(self._healthz)
@@ -185,14 +186,6 @@ class ChatApp:
             "Sockets disconnected for event_cutoff chat events in a row over budget.",
             lambda: counts.cut_off,
         )
-
-        def count_budget(socket: Socket) -> None:
-            # After the chat's own connection handler, which made the socket's budget.
-            conn = self.events._conns.get(socket.id)
-            if conn is not None and conn.budget is not None:
-                conn.budget.counts = counts
-
-        self.io.on("connection", count_budget)
 
     @property
     def port(self) -> int | None:

@@ -43,7 +43,7 @@ from salas.chat.identity import guest_name, guest_user_id, name_from_auth
 from salas.chat.messages import MessageService
 from salas.chat.moderation import Moderation
 from salas.chat.presence import Departure, PresenceBackend
-from salas.chat.rate_limit import EventBudget
+from salas.chat.rate_limit import BudgetCounts, EventBudget
 from salas.chat.rooms import chat_rooms, server_room
 from salas.chat.rooms_feed import Coalescer
 from salas.chat.session_state import DATA_KEY, SavedState, load_state
@@ -87,8 +87,11 @@ class ChatEvents:
         bans: BanStore,
         auth: JwtAuth | None = None,
         cluster: ClusterNode | None = None,
+        budget_counts: BudgetCounts | None = None,
     ) -> None:
         self.config = config
+        # Where every socket's event budget sums its refusals (metrics on), or None.
+        self.budget_counts = budget_counts
         self.store = store
         self.presence = presence
         self.typing = typing
@@ -157,7 +160,12 @@ class ChatEvents:
         config = self.config
         conn = Conn(
             socket,
-            EventBudget(config.message_burst, config.message_rate, config.event_cutoff)
+            EventBudget(
+                config.message_burst,
+                config.message_rate,
+                config.event_cutoff,
+                counts=self.budget_counts,
+            )
             if config.message_rate
             else None,
             user_id,

@@ -58,11 +58,12 @@ class EventBudget:
         rate: float,
         cutoff: int,
         clock: Callable[[], float] = time.monotonic,
+        counts: BudgetCounts | None = None,
     ) -> None:
         self._bucket = TokenBucket(burst, rate, clock)
         self._cutoff = cutoff
         self.refused_in_a_row = 0
-        self.counts: BudgetCounts | None = None
+        self.counts = counts
 
     def spend(self, event: str) -> bool:
         """Spend what `event` costs; False: refuse it."""
