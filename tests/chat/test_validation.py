@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from typing import Any
 
 import pytest
 
 from salas.chat.errors import ChatError
 from salas.chat.validation import (
+    _TEXT_BANNED,
     HistoryRequest,
     MessageRequest,
     TypingRequest,
@@ -91,6 +94,34 @@ def test_message_text_accepted(raw: str, expected: str) -> None:
 def test_message_text_refused(raw: Any) -> None:
     """Empty, over 4000, NUL/control characters, lone surrogates, non-strings: invalid_message."""
     assert code_of(check_text, raw) == "invalid_message"
+
+
+def test_message_text_refuses_exactly_controls_and_surrogates() -> None:
+    """Every code point inside a message: refused iff its category is Cc (bar tab, LF, CR)
+    or Cs, as unicodedata says — the fast check's character class matches the rule."""
+    allowed_controls = {"\t", "\n", "\r"}
+    wrong = []
+    for point in range(sys.maxunicode + 1):
+        ch = chr(point)
+        banned = ch not in allowed_controls and unicodedata.category(ch) in ("Cc", "Cs")
+        if (_TEXT_BANNED.search(ch) is not None) != banned:
+            wrong.append(hex(point))
+    assert wrong == []
+    assert code_of(check_text, "ok \x85 inside") == "invalid_message"  # C1 control (NEL)
+    assert check_text("tab\tand \u2028 line separator") == "tab\tand \u2028 line separator"
+
+
+@pytest.mark.parametrize("raw", ["caf\u00e9", "\u5ba2\u5385", "\U0001f468\u200d\U0001f469"])
+def test_non_ascii_names_checked_per_character(raw: str) -> None:
+    """Names outside ASCII take the per-character path and are accepted when printable."""
+    assert check_name(raw) == raw
+
+
+@pytest.mark.parametrize("raw", ["caf\u00e9\u202e", "\u00e9\x85x", "ok\x7fx"])
+def test_labels_with_invisible_characters_refused(raw: str) -> None:
+    """Bidi overrides, C1 controls and DEL are refused in names, in and outside ASCII."""
+    assert code_of(check_name, raw) == "invalid_name"
+    assert code_of(check_room, raw) == "invalid_room"
 
 
 def test_message_length_counts_after_trimming() -> None:

@@ -31,8 +31,8 @@ class FakeDatabase:
         return [item.upper() for item in items]
 
 
-async def started(db: FakeDatabase, **options: int) -> GroupCommitter[str, str]:
-    committer: GroupCommitter[str, str] = GroupCommitter(db.commit, name="fake", **options)
+async def started(db: FakeDatabase, **options: float) -> GroupCommitter[str, str]:
+    committer: GroupCommitter[str, str] = GroupCommitter(db.commit, name="fake", **options)  # type: ignore[arg-type]
     committer.start()
     return committer
 
@@ -187,3 +187,55 @@ def test_max_batch_must_be_positive() -> None:
     """max_batch below 1 is a programming error, reported at construction."""
     with pytest.raises(ValueError, match="max_batch"):
         GroupCommitter(FakeDatabase().commit, max_batch=0)
+
+
+async def _paced_batches(interval: float) -> list[list[str]]:
+    """a alone; then b, and c 50 ms later: the batches written with `interval`."""
+    db = FakeDatabase()
+    committer = await started(db, interval=interval)
+    assert await committer.submit("a") == "A"
+    b = asyncio.ensure_future(committer.submit("b"))
+    await asyncio.sleep(0.05)
+    c = asyncio.ensure_future(committer.submit("c"))
+    assert list(await asyncio.gather(b, c)) == ["B", "C"]
+    await committer.close()
+    return db.batches
+
+
+async def test_batches_are_paced_while_items_keep_coming() -> None:
+    """With an interval, an item arriving soon after a batch waits for the interval and
+    shares its transaction with what comes meanwhile; without one, each goes alone."""
+    assert await _paced_batches(0.5) == [["a"], ["b", "c"]]
+    assert await _paced_batches(0.0) == [["a"], ["b"], ["c"]]
+
+
+async def test_the_first_item_after_a_quiet_spell_is_written_at_once() -> None:
+    """Pacing never delays an item that arrives after the interval has passed."""
+    db = FakeDatabase()
+    committer = await started(db, interval=0.05)
+    await committer.submit("a")
+    await asyncio.sleep(0.1)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await committer.submit("b")
+    assert loop.time() - began < 0.04
+    assert db.batches == [["a"], ["b"]]
+    await committer.close()
+
+
+async def test_close_does_not_wait_out_the_interval() -> None:
+    """Closing writes what is queued at once, however long the interval."""
+    db = FakeDatabase()
+    committer = await started(db, interval=30.0)
+    await committer.submit("a")
+    late = asyncio.ensure_future(committer.submit("b"))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(committer.close(), 5.0)
+    assert await late == "B"
+    assert db.batches == [["a"], ["b"]]
+
+
+def test_interval_must_not_be_negative() -> None:
+    """A negative interval is a programming error."""
+    with pytest.raises(ValueError):
+        GroupCommitter(FakeDatabase().commit, interval=-1.0)

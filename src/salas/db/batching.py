@@ -18,6 +18,14 @@ Cancellation: an item whose caller was cancelled before its batch started is dro
 The task itself — started with the store, asleep while nothing is queued, and on
 ``close`` writing everything queued before it stops — is :class:`BatchWriter`, which the
 recovery log's :class:`~salas.recovery.durable.LogWriter` shares.
+
+Pacing: a transaction costs about the same whatever it holds (SQLite's ``synchronous=FULL``
+commit is an fsync, ~75 µs of the server's CPU here; PostgreSQL's a round trip), so under a
+steady stream of appends that each commit at once, the commits themselves become the work.
+A writer therefore starts transactions at most every ``interval`` seconds: the first item
+after a quiet spell is written at once, and only while items keep coming does a batch wait
+out the rest of the interval, gathering what arrives meanwhile. Measured with SQLite on
+this machine: one row per transaction ~110 µs of CPU per row, sixteen ~16 µs.
 """
 
 from __future__ import annotations
@@ -32,11 +40,20 @@ from typing import Generic, TypeVar
 
 from salas.db.errors import StoreError, not_open
 
-__all__ = ["DEFAULT_MAX_BATCH", "BatchWriter", "CommitObserver", "GroupCommitter"]
+__all__ = [
+    "DEFAULT_COMMIT_INTERVAL",
+    "DEFAULT_MAX_BATCH",
+    "BatchWriter",
+    "CommitObserver",
+    "GroupCommitter",
+]
 
 # Big enough that a flood of 10k appends takes a handful of transactions, small enough
 # that one transaction's parameters and latency stay modest.
 DEFAULT_MAX_BATCH = 4096
+# Transactions start at most this often (seconds) while items keep coming (see "Pacing"):
+# the most an item waits for its batch to begin, far below what a chat's reader notices.
+DEFAULT_COMMIT_INTERVAL = 0.003
 
 logger = logging.getLogger("salas.db")
 
@@ -49,6 +66,11 @@ ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
 
+def _wake(pause: asyncio.Future[None]) -> None:
+    if not pause.done():
+        pause.set_result(None)
+
+
 class BatchWriter(ABC, Generic[EntryT]):
     """One task that writes what is queued, a batch at a time, until ``close``.
 
@@ -56,12 +78,18 @@ class BatchWriter(ABC, Generic[EntryT]):
     ``_write_next`` (take a batch off the queue and write it) while the queue is not empty
     and sleeps while it is. ``close`` lets it write everything queued, then stops it;
     ``_stopped`` runs when the task ends, however it ends. The task is named
-    ``salas-<name>-<role>``.
+    ``salas-<name>-<role>``. Batches start at most every ``interval`` seconds while entries
+    keep coming (the module's "Pacing"; 0: each as soon as the previous one is written).
     """
 
-    def __init__(self, *, name: str, role: str) -> None:
+    def __init__(self, *, name: str, role: str, interval: float = DEFAULT_COMMIT_INTERVAL) -> None:
+        if interval < 0:
+            raise ValueError("interval must be >= 0")
         self._name = name
         self._role = role
+        self._interval = interval
+        self._last_batch = float("-inf")  # loop time the latest batch started
+        self._pausing: asyncio.Future[None] | None = None  # while pacing
         self._queue: deque[EntryT] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -88,12 +116,15 @@ class BatchWriter(ABC, Generic[EntryT]):
             return
         self._closing = True
         self._wakeup.set()
+        if self._pausing is not None:
+            _wake(self._pausing)
         try:
             await task
         finally:
             self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 if not self._queue:
@@ -102,9 +133,23 @@ class BatchWriter(ABC, Generic[EntryT]):
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
+                due = self._last_batch + self._interval - loop.time()
+                if due > 0 and not self._closing:
+                    await self._pause(loop, due)  # gather what arrives meanwhile
+                self._last_batch = loop.time()
                 await self._write_next()
         finally:
             self._stopped()
+
+    async def _pause(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        """Wait `seconds`, or until ``close`` (which must not wait out an interval)."""
+        pause = self._pausing = loop.create_future()
+        timer = loop.call_later(seconds, _wake, pause)
+        try:
+            await pause
+        finally:
+            timer.cancel()
+            self._pausing = None
 
     @abstractmethod
     async def _write_next(self) -> None:
@@ -128,10 +173,11 @@ class GroupCommitter(BatchWriter[tuple[ItemT, asyncio.Future[ResultT]]], Generic
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
         name: str = "store",
+        interval: float = DEFAULT_COMMIT_INTERVAL,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
-        super().__init__(name=name, role="group-commit")
+        super().__init__(name=name, role="group-commit", interval=interval)
         self._commit = commit
         self._max_batch = max_batch
         #: Transactions committed, failed, and items written: the measure of group commit.
