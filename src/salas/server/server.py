@@ -26,6 +26,7 @@ from salas.http.router import DEFAULT_METHODS
 from salas.recovery import Recovery, RecoveryOptions
 from salas.server.broadcast import BroadcastOperator
 from salas.server.client import Client
+from salas.server.gc_tuning import tune_for_serving
 from salas.server.handlers import Handler
 from salas.server.namespace import Middleware, Namespace
 from salas.server.observers import ServerObserver, ServerObservers
@@ -649,7 +650,9 @@ class Server:
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run `main` to its end on uvloop when it is installed, plain asyncio otherwise."""
+    """Run `main` to its end on uvloop when it is installed, plain asyncio otherwise; the
+    garbage collector set for serving first (salas.server.gc_tuning)."""
+    tune_for_serving()
     try:
         import uvloop
     except ImportError:

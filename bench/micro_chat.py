@@ -1,0 +1,168 @@
+"""Micro-benchmark: what one chat message costs in `salas serve`'s chat, with no network.
+
+The chat app as ``salas serve`` builds it — SQLite message store, recovery log and bans in
+one file, the bench targets' limits (per-client event budget off, inbound budget raised) —
+runs on the real objects, with every connection's transport replaced by
+:class:`bench.micro_relay.SinkTransport`. 1000 clients are opened and joined to 100 rooms of
+10 through real upgrade requests and masked frames, then every client sends in turn
+(``--batch`` messages per loop iteration) at ``--rate`` messages per second of wall-clock
+time, as the load generator does, so that group commits form as under that load.
+
+It reports, per inbound message (10 deliveries), medians of ``--runs`` runs:
+
+- ``process_us``: CPU time of the whole process (the loop and the SQLite threads);
+- ``loop_us``: CPU time of the event loop's thread alone;
+- ``writes_per_delivery``: transport writes per delivered message (below 1: frames due to
+  one connection shared a write);
+- ``gc_collections`` per 1000 messages (by generation) and ``gc_us`` per message;
+- ``messages_per_commit`` of the message store.
+
+Variants: ``--store memory`` (no SQLite); ``--gc python`` (CPython's collector defaults
+instead of what ``salas serve`` sets, :mod:`salas.server.gc_tuning`) or ``--gc A,B,C``
+(``gc.set_threshold``).
+
+    .venv/bin/python -m bench.micro_chat
+    .venv/bin/python -m bench.micro_chat --rate 8000 --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.micro_relay import BENCH_LIMITS, TEXT, Clients, masked_frame, settle
+from salas.chat.app import ChatApp, create_app
+from salas.chat.config import ChatConfig
+from salas.recovery import open_recovery_store
+from salas.server.gc_tuning import tune_for_serving
+from salas.store import open_ban_store, open_store
+
+__all__ = ["main", "run"]
+
+ROOMS, ROOM_SIZE = 100, 10
+
+
+async def chat_app(db: str) -> ChatApp:
+    """The chat on `db` (a store URL) as `salas serve` makes it, with the bench's limits."""
+    store = open_store(db)
+    await store.open()
+    bans = open_ban_store(db)
+    await bans.open()
+    recovery = open_recovery_store(db) if not db.startswith("memory:") else None
+    app = create_app(
+        ChatConfig(message_rate=0.0),
+        store,
+        recovery,
+        server_options={**BENCH_LIMITS, "serve_client": False},
+        bans=bans,
+    )
+    await app.open()
+    return app
+
+
+async def feed(app: ChatApp, clients: Clients, messages: int, batch: int, rate: float) -> None:
+    """Send `messages` from every client in turn, `batch` per loop iteration, at `rate`/s;
+    return once each is stored and broadcast."""
+    frame = masked_frame('42["message","' + TEXT + '"]')
+    conns = clients.conns
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    position = 0
+    for sent in range(0, messages, batch):
+        for _ in range(batch):
+            conns[position].data_received(frame)
+            position = (position + 1) % len(conns)
+        due = began + (sent + batch) / rate - loop.time()
+        await asyncio.sleep(max(0.0, due))
+    while app.messages._inflight:
+        await asyncio.sleep(0.001)
+    await settle()
+
+
+async def measure(
+    app: ChatApp, clients: Clients, messages: int, batch: int, rate: float
+) -> dict[str, float]:
+    """One run: the figures of the module's list, per message."""
+    store: Any = app.store
+    committer = getattr(store, "_committer", None)
+    commits0 = committer.batches_committed if committer is not None else 0
+    writes0 = clients.writes()
+    collections = [0, 0, 0]
+    gc_ns = [0]
+    started = [0]
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter_ns()
+        else:
+            collections[info["generation"]] += 1
+            gc_ns[0] += time.perf_counter_ns() - started[0]
+
+    gc.callbacks.append(watch)
+    p0, t0 = time.process_time_ns(), time.thread_time_ns()
+    try:
+        await feed(app, clients, messages, batch, rate)
+    finally:
+        gc.callbacks.remove(watch)
+    p1, t1 = time.process_time_ns(), time.thread_time_ns()
+    commits = (committer.batches_committed if committer is not None else 0) - commits0
+    return {
+        "process_us": (p1 - p0) / 1000 / messages,
+        "loop_us": (t1 - t0) / 1000 / messages,
+        "writes_per_delivery": (clients.writes() - writes0) / (messages * ROOM_SIZE),
+        "gc0": collections[0] * 1000 / messages,
+        "gc1": collections[1] * 1000 / messages,
+        "gc2": collections[2] * 1000 / messages,
+        "gc_us": gc_ns[0] / 1000 / messages,
+        "messages_per_commit": messages / commits if commits else 0.0,
+    }
+
+
+async def run(db: str, runs: int, messages: int, batch: int, rate: float) -> dict[str, Any]:
+    """Open the chat and its clients, then `runs` measured runs: medians of each figure."""
+    app = await chat_app(db)
+    try:
+        clients = Clients(app.io)
+        await clients.open(ROOMS * ROOM_SIZE, lambda i: f"room-{i % ROOMS}")
+        await feed(app, clients, min(messages, 2000), batch, rate)  # warm-up
+        rows = [await measure(app, clients, messages, batch, rate) for _ in range(runs)]
+        return {key: round(statistics.median(r[key] for r in rows), 3) for key in rows[0]}
+    finally:
+        await app.shutdown()
+        await app.store.close()
+        await app.bans.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=8000)
+    parser.add_argument("--batch", type=int, default=8, help="messages per loop iteration")
+    parser.add_argument("--rate", type=float, default=4000.0, help="messages per second")
+    parser.add_argument(
+        "--gc", default="serving", help="serving (salas serve's), python (defaults) or A,B,C"
+    )
+    args = parser.parse_args(argv)
+    if args.gc == "serving":
+        tune_for_serving()
+    elif args.gc != "python":
+        gc.set_threshold(*(int(part) for part in args.gc.split(",")))
+    import uvloop
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = f"sqlite:///{Path(tmp) / 'chat.db'}" if args.store == "sqlite" else "memory://"
+        result = uvloop.run(run(db, args.runs, args.messages, args.batch, args.rate))
+    result.update(store=args.store, rate=args.rate, gc=args.gc)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
