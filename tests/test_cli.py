@@ -22,7 +22,13 @@ import pytest
 import socketio
 
 from salas import __version__
-from salas.cli import ConfigError, ServeSettings, parse_settings, store_url
+from salas.cli import (
+    DEFAULT_WRITE_INTERVAL_MS,
+    ConfigError,
+    ServeSettings,
+    parse_settings,
+    store_url,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -88,6 +94,21 @@ def test_budget_settings_from_flags_and_environment() -> None:
         parse_settings(["serve", "--event-cutoff", "-1"], {})
     with pytest.raises(ConfigError):
         parse_settings(["serve", "--max-post-packets", "0"], {})
+
+
+def test_write_interval_from_flag_or_environment_in_milliseconds() -> None:
+    """--write-interval / SALAS_WRITE_INTERVAL are milliseconds (0 to 1000), kept in seconds;
+    anything else is refused."""
+    _, settings = parse_settings(["serve", "--write-interval", "12.5"], {})
+    assert settings.write_interval == 0.0125
+    assert settings.server_options()["write_interval"] == 0.0125
+    _, settings = parse_settings(["serve"], {"SALAS_WRITE_INTERVAL": "0"})
+    assert settings.write_interval == 0.0
+    _, defaults = parse_settings(["serve"], {})
+    assert defaults.write_interval == DEFAULT_WRITE_INTERVAL_MS / 1000
+    for bad in ("-1", "1001", "soon", "nan"):
+        with pytest.raises(ConfigError):
+            parse_settings(["serve", "--write-interval", bad], {})
 
 
 def test_flags_win_over_environment() -> None:
@@ -207,6 +228,7 @@ def test_http_hardening_settings() -> None:
         "inbound_burst": 1000,
         "inbound_bytes_rate": 1_000_000.0,
         "max_post_packets": 500,
+        "write_interval": DEFAULT_WRITE_INTERVAL_MS / 1000,
     }
     defaults = ServeSettings()
     assert (defaults.timeout_head, defaults.timeout_body, defaults.timeout_keep_alive) == (

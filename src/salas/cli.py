@@ -68,6 +68,7 @@ DEFAULT_INBOUND_RATE = _ENGINE_DEFAULTS.inbound_rate
 DEFAULT_INBOUND_BURST = _ENGINE_DEFAULTS.inbound_burst
 DEFAULT_INBOUND_BYTES_RATE = _ENGINE_DEFAULTS.inbound_bytes_rate
 DEFAULT_MAX_POST_PACKETS = _ENGINE_DEFAULTS.max_post_packets
+DEFAULT_WRITE_INTERVAL_MS = round(_ENGINE_DEFAULTS.write_interval * 1000)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -104,6 +105,7 @@ class ServeSettings:
     inbound_burst: int = DEFAULT_INBOUND_BURST
     inbound_bytes_rate: float = DEFAULT_INBOUND_BYTES_RATE  # bytes per second; 0: no limit
     max_post_packets: int = DEFAULT_MAX_POST_PACKETS
+    write_interval: float = DEFAULT_WRITE_INTERVAL_MS / 1000  # seconds (the flag is in ms)
     log_format: str = DEFAULT_LOG_FORMAT  # "text" for people, "json": one object per line
     # The HTTP publish API's bearer token; None: the API is off. Never in a repr or a log.
     api_token: str | None = field(default=None, repr=False)
@@ -179,6 +181,7 @@ class ServeSettings:
             "inbound_burst": self.inbound_burst,
             "inbound_bytes_rate": self.inbound_bytes_rate,
             "max_post_packets": self.max_post_packets,
+            "write_interval": self.write_interval,
         }
 
     # -- metrics (--metrics, --metrics-token) --
@@ -271,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-post-packets",
         help="packets one long-polling POST may carry; more: 400 and the connection closed "
         f"[SALAS_MAX_POST_PACKETS] ({DEFAULT_MAX_POST_PACKETS})",
+    )
+    serve.add_argument(
+        "--write-interval",
+        metavar="MS",
+        help="milliseconds a busy websocket connection waits after a write before the next, "
+        "gathering what it is sent meanwhile into one write (a connection sent less often "
+        "is not delayed); 0 to write every loop iteration [SALAS_WRITE_INTERVAL] "
+        f"({DEFAULT_WRITE_INTERVAL_MS})",
     )
     serve.add_argument(
         "--recovery",
@@ -462,6 +473,17 @@ def _seconds(raw: str, source: str) -> float:
     return seconds
 
 
+def _milliseconds(raw: str, source: str) -> float:
+    """A write interval: 0 to 1000 milliseconds."""
+    try:
+        ms = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{source}: {raw!r} is not a number of milliseconds") from None
+    if not 0 <= ms <= 1000:
+        raise ConfigError(f"{source}: {raw!r} must be from 0 to 1000 milliseconds")
+    return ms
+
+
 def _proxies(raw: str, source: str) -> tuple[str, ...]:
     items = parse_forwarded_allow_ips(raw)
     try:
@@ -544,6 +566,7 @@ def parse_settings(
     post_packets = _pick(
         args.max_post_packets, environ, "SALAS_MAX_POST_PACKETS", "--max-post-packets"
     )
+    write_ms = _pick(args.write_interval, environ, "SALAS_WRITE_INTERVAL", "--write-interval")
     recovery = _pick(args.recovery, environ, "SALAS_RECOVERY", "--recovery")
     head = _pick(args.timeout_head, environ, "SALAS_TIMEOUT_HEAD", "--timeout-head")
     body = _pick(args.timeout_body, environ, "SALAS_TIMEOUT_BODY", "--timeout-body")
@@ -583,6 +606,7 @@ def parse_settings(
         inbound_burst=_burst(*in_burst) if in_burst else DEFAULT_INBOUND_BURST,
         inbound_bytes_rate=_rate(*in_bytes) if in_bytes else DEFAULT_INBOUND_BYTES_RATE,
         max_post_packets=_burst(*post_packets) if post_packets else DEFAULT_MAX_POST_PACKETS,
+        write_interval=(_milliseconds(*write_ms) if write_ms else DEFAULT_WRITE_INTERVAL_MS) / 1000,
         recovery=_flag(recovery, default=True),
         timeout_head=_seconds(*head) if head else DEFAULT_TIMEOUT_HEAD,
         timeout_body=_seconds(*body) if body else DEFAULT_TIMEOUT_BODY,

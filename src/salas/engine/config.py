@@ -68,6 +68,9 @@ class EngineConfig:
     inbound_grace: float = 2.0
     # Packets one long-polling POST may carry; more: 400 and the session is closed.
     max_post_packets: int = 500
+    # Seconds a websocket connection written to waits before its next write, gathering what
+    # it is sent meanwhile into that write (salas.engine.scheduler, "Write pacing"); 0: none.
+    write_interval: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
@@ -95,6 +98,8 @@ class EngineConfig:
                 raise ValueError(f"{name} must not be negative (0: no limit)")
         if self.inbound_burst < 1 or self.max_post_packets < 1:
             raise ValueError("inbound_burst and max_post_packets must be at least 1")
+        if not 0 <= self.write_interval <= 1:
+            raise ValueError("write_interval must be from 0 to 1 second")
         if self.inbound_grace <= 0:
             raise ValueError("inbound_grace must be positive")
         if self.volatile_buffer > self.max_buffer:

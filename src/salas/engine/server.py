@@ -126,7 +126,7 @@ class EngineServer:
     @property
     def scheduler(self) -> FlushScheduler:
         if self._scheduler is None:
-            self._scheduler = FlushScheduler(self.loop)
+            self._scheduler = FlushScheduler(self.loop, self.config.write_interval)
         return self._scheduler
 
     @property
@@ -206,6 +206,8 @@ class EngineServer:
         if self._heartbeats is not None:
             for wheel in self._heartbeats:
                 wheel.close()
+        if self._scheduler is not None:
+            self._scheduler.close()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None

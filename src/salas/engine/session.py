@@ -65,6 +65,7 @@ class EngineSession:
         "_upgrade_timer",
         "_ws",
         "closed",
+        "flushed_at",
         "on_close",
         "on_message",
         "request",
@@ -92,6 +93,9 @@ class EngineSession:
         self._poll: HttpRequest | None = None
         self._posting: HttpRequest | None = None  # a POST whose body is still arriving
         self._scheduled = False
+        # Loop time of the latest paced websocket write (salas.engine.scheduler); -inf: none,
+        # and always for long-polling, whose answers are not paced.
+        self.flushed_at = float("-inf")
         self._probe: EngineSocket | None = None
         self._probe_ready = False
         self._cut_off_pending = False
@@ -257,8 +261,10 @@ class EngineSession:
             # unsent bytes have grown past the bound.
             if ws.congested and ws.buffered() > self._server.config.max_buffer:
                 self._cut_off()
-        elif self._poll is not None and self._queue:
-            self._answer_poll()
+        else:
+            self.flushed_at = float("-inf")  # a poll's answer is never held back
+            if self._poll is not None and self._queue:
+                self._answer_poll()
 
     def _cut_off(self) -> None:
         self._stats.slow_consumers += 1

@@ -105,6 +105,10 @@ class Server:
             0: no limit); the burst is ``max_payload``.
         max_post_packets: Packets one long-polling POST may carry; a POST with more is
             answered 400 and its connection closed (default 500).
+        write_interval: Seconds a websocket connection that was just written to waits
+            before its next write, gathering what it is sent meanwhile into that write
+            (default 0: a write per loop iteration). A connection sent less often than once
+            per interval is never delayed; see :mod:`salas.engine.scheduler`.
         metrics: Serve Prometheus metrics at ``/metrics`` (default False; needs the
             ``metrics`` extra, ``prometheus_client``). See :mod:`salas.metrics` and
             docs/metrics.md. ``/metrics`` is on the server's own port: without
@@ -164,6 +168,7 @@ class Server:
         inbound_burst: int = 1000,
         inbound_bytes_rate: float = 1_000_000.0,
         max_post_packets: int = 500,
+        write_interval: float = 0.0,
         metrics: bool = False,
         metrics_token: str | None = None,
     ) -> None:
@@ -196,6 +201,7 @@ class Server:
             inbound_burst=inbound_burst,
             inbound_bytes_rate=inbound_bytes_rate,
             max_post_packets=max_post_packets,
+            write_interval=write_interval,
         )
         self.engine = EngineServer(
             config, self._on_engine_connection, self.router, self._request_hooks
