@@ -190,8 +190,8 @@ def test_cors_star_and_empty() -> None:
         (["serve"], {"SALAS_MESSAGE_RATE": "nan"}, "SALAS_MESSAGE_RATE: 'nan' must be 0"),
         (["serve", "--message-burst", "0"], {}, "--message-burst: '0' is not a whole number"),
         (["serve"], {"SALAS_MESSAGE_BURST": "2.5"}, "SALAS_MESSAGE_BURST: '2.5' is not a whole"),
-        (["serve", "--workers", "2"], {}, "--workers: 2 workers need --redis"),
-        (["serve"], {"SALAS_WORKERS": "3"}, "SALAS_WORKERS: 3 workers need --redis"),
+        (["serve", "--workers", "2", "--db", "memory://"], {}, "--workers: a cluster needs a"),
+        (["serve", "--db", "memory://"], {"SALAS_WORKERS": "3"}, "SALAS_WORKERS: a cluster needs"),
         (["serve", "--workers", "none"], {}, "--workers: expected a number of processes"),
         (["serve", "--workers", "0", "--redis", "redis://x"], {}, "--workers: expected a"),
         (["serve", "--redis", "http://x"], {}, "--redis: 'http://x' is not a redis://"),
@@ -426,7 +426,7 @@ async def test_console_script_version() -> None:
         (["serve", "--db", "foo://bar"], {}),
         (["serve"], {"SALAS_LOG_LEVEL": "chatty"}),
         (["serve", "--no-such-flag"], {}),
-        (["serve", "--workers", "2"], {}),
+        (["serve", "--workers", "2", "--db", "memory://"], {}),
         ([], {}),
     ],
 )
@@ -902,7 +902,8 @@ def test_redis_settings_refused(argv: list[str], message: str) -> None:
 
 
 def test_workers_setting_from_flags_and_environment() -> None:
-    """--workers / SALAS_WORKERS ("auto": the cores); more than one needs --redis."""
+    """--workers / SALAS_WORKERS ("auto": the cores); more than one without --redis share the
+    parent's local hub (no Redis URL in the settings), still not with --redis-prefix alone."""
     _, settings = parse_settings(["serve"], {})
     assert (settings.workers, settings.redis, settings.worker) == (1, None, None)
     env = {"SALAS_WORKERS": "auto", "SALAS_REDIS": "redis://127.0.0.1:6379/0"}
@@ -911,5 +912,7 @@ def test_workers_setting_from_flags_and_environment() -> None:
     assert settings.redis == "redis://127.0.0.1:6379/0"
     _, flag = parse_settings(["serve", "--db", "chat.db", "--workers", "2"], env)
     assert flag.workers == 2
-    with pytest.raises(ConfigError, match="2 workers need --redis"):
-        parse_settings(["serve", "--workers", "2"], {})
+    _, hub = parse_settings(["serve", "--workers", "2"], {})
+    assert (hub.workers, hub.redis, hub.redis_prefix) == (2, None, None)
+    with pytest.raises(ConfigError, match="needs --redis"):
+        parse_settings(["serve", "--workers", "2", "--redis-prefix", "x"], {})

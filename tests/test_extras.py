@@ -36,6 +36,10 @@ BLOCKED_IMPORT = textwrap.dedent(
         open_store("postgresql://localhost/test")
     except salas.store.StoreError as exc:
         print("postgres:", exc)
+    try:
+        salas.cli.parse_settings(["serve", "--workers", "2"], {})
+    except salas.cli.ConfigError as exc:
+        print("workers:", exc)
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("asyncpg", "redis"))
     print("loaded:", loaded)
     """
@@ -50,7 +54,8 @@ def test_extra_needed_names_the_pip_command() -> None:
 
 
 def test_salas_imports_without_the_optional_drivers() -> None:
-    """With asyncpg and redis refused, every package imports and using them names the extra."""
+    """With asyncpg and redis refused, every package imports and using them (--workers above
+    1 included) names the extra."""
     done = subprocess.run(
         [sys.executable, "-c", BLOCKED_IMPORT], capture_output=True, text=True, timeout=60
     )
@@ -59,6 +64,11 @@ def test_salas_imports_without_the_optional_drivers() -> None:
     assert "redis: The Redis adapter needs the 'redis' extra: pip install 'salas[redis]'" in lines
     assert (
         "postgres: PostgreSQL support needs the 'postgres' extra: pip install 'salas[postgres]'"
+        in lines
+    )
+    # The workers' client of their local hub (or of Redis) is redis-py.
+    assert (
+        "workers: --workers: The Redis adapter needs the 'redis' extra: pip install 'salas[redis]'"
         in lines
     )
     assert "loaded: []" in lines

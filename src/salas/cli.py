@@ -813,6 +813,7 @@ def _serve_workers(settings: ServeSettings, argv: Sequence[str]) -> int:
             head_timeout=settings.timeout_head,
             max_waiting=settings.max_connections,
             max_waiting_per_address=settings.max_connections_per_ip,
+            local_hub=settings.redis is None,
             announce=_announce,
         )
     )
@@ -914,12 +915,12 @@ def _api_config(settings: ServeSettings, verifier: TokenVerifier | None) -> ApiC
     return ApiConfig(token=settings.api_token, verifier=verifier)
 
 
-# -- cluster (--redis, --redis-prefix) -------------------------------------------------------
+# -- cluster (--workers, --redis, --redis-prefix) ----------------------------------------------
 def _add_cluster_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--workers",
-        help="worker processes serving on one port, or 'auto' for one per core; more than "
-        "one needs --redis [SALAS_WORKERS] (1)",
+        help="worker processes serving on one port, or 'auto' for one per core; without "
+        "--redis they share rooms through the parent's in-memory hub [SALAS_WORKERS] (1)",
     )
     # Internal: how the parent of --workers starts each worker ("INDEX:FD").
     serve.add_argument("--cluster-worker", help=argparse.SUPPRESS)
@@ -940,7 +941,8 @@ def _cluster_settings(
     args: argparse.Namespace, environ: Mapping[str, str], db: str
 ) -> dict[str, Any]:
     """`workers`, `redis`, `redis_prefix` and `worker` from the flags and SALAS_WORKERS /
-    SALAS_REDIS / SALAS_REDIS_PREFIX; more than one worker needs Redis."""
+    SALAS_REDIS / SALAS_REDIS_PREFIX; more than one worker without Redis share the parent's
+    local hub (`salas.cluster.hub`), which serves only them."""
     from salas.cluster.workers import parse_workers
 
     picked_workers = _pick(args.workers, environ, "SALAS_WORKERS", "--workers")
@@ -957,20 +959,26 @@ def _cluster_settings(
     picked = _pick(args.redis, environ, "SALAS_REDIS", "--redis")
     prefix = _text(_pick(args.redis_prefix, environ, "SALAS_REDIS_PREFIX", "--redis-prefix"))
     url = _text(picked)
+    if workers > 1 and not hasattr(socket, "send_fds"):
+        raise ConfigError("--workers: handing connections to workers needs a Unix system")
     if url is None:
         if prefix is not None:
             raise ConfigError("--redis-prefix: needs --redis")
-        if workers > 1:
-            raise ConfigError(
-                f"{picked_workers[1] if picked_workers else '--workers'}: {workers} workers need "
-                "--redis (SALAS_REDIS): the workers share rooms, presence and recovery over Redis"
-            )
+        if workers > 1:  # the workers' cluster is the parent's local hub
+            _check_cluster(picked_workers[1] if picked_workers else "--workers", db)
         return {"workers": workers, "worker": worker}
-    if workers > 1 and not hasattr(socket, "send_fds"):
-        raise ConfigError("--workers: handing connections to workers needs a Unix system")
     source = picked[1] if picked else "--redis"
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{source}: {redact(url)!r} is not a redis://, rediss:// or unix:// URL")
+    _check_cluster(source, db)
+    if prefix is not None and (len(prefix) > 100 or not prefix.isprintable() or " " in prefix):
+        raise ConfigError("--redis-prefix: at most 100 printable characters, no spaces")
+    return {"workers": workers, "worker": worker, "redis": url, "redis_prefix": prefix}
+
+
+def _check_cluster(source: str, db: str) -> None:
+    """Refuse a cluster (over Redis or the local hub) on a store its processes cannot share,
+    or without redis-py, the nodes' client."""
     if store_url(db.strip() or DEFAULT_DB).startswith("memory:"):
         raise ConfigError(
             f"{source}: a cluster needs a database its nodes share (--db postgresql://... or a "
@@ -982,9 +990,6 @@ def _cluster_settings(
         load_redis()
     except ImportError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    if prefix is not None and (len(prefix) > 100 or not prefix.isprintable() or " " in prefix):
-        raise ConfigError("--redis-prefix: at most 100 printable characters, no spaces")
-    return {"workers": workers, "worker": worker, "redis": url, "redis_prefix": prefix}
 
 
 def cluster_prefix(settings: ServeSettings, url: str) -> str:

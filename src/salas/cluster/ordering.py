@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from salas.chat.errors import UNAVAILABLE, ChatError
 from salas.cluster.node import ClusterNode
 
-__all__ = ["DEFAULT_LEASE", "RoomLocks"]
+__all__ = ["DEFAULT_LEASE", "RELEASE_SCRIPT", "RoomLocks"]
 
 logger = logging.getLogger("salas.cluster")
 
@@ -34,8 +34,8 @@ logger = logging.getLogger("salas.cluster")
 DEFAULT_LEASE = 10.0
 # A post waits at most this long for its room.
 _WAIT = 10.0
-# Deletes the lock only if it is still the holder's.
-_RELEASE = """
+#: KEYS: the lock. ARGV: the holder's token. Deletes the lock only if it is still the holder's.
+RELEASE_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
@@ -90,7 +90,7 @@ class RoomLocks:
 
     async def _release(self, key: str, token: str) -> None:
         try:
-            released = await self.node.redis.eval(_RELEASE, 1, key, token)
+            released = await self.node.redis.eval(RELEASE_SCRIPT, 1, key, token)
         except Exception as exc:  # it expires by itself
             logger.warning("cluster: cannot release a room in Redis (%s)", exc)
             return

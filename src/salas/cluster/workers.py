@@ -22,6 +22,10 @@ SIGTERM to every worker (each drains as a single `salas serve` does) and waits f
 Connection limits: each worker counts the connections it adopted (total, per address); the
 parent bounds the connections still waiting for their first head with the same numbers.
 Linux (and other Unixes with `SCM_RIGHTS` on `SOCK_SEQPACKET`) only.
+
+The workers share rooms, presence and recovery as the nodes of a cluster do, over Redis: the
+one given with --redis, or else the parent's own (`salas.cluster.hub.LocalHub`, in memory on
+a private Unix socket), which every worker is started with as its --redis.
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ logger = logging.getLogger("salas.cluster")
 # The hidden `salas serve` option a worker is started with: "INDEX:FD" (FD: its end of the
 # socket pair to the parent).
 WORKER_FLAG = "--cluster-worker"
+# The option that gives the workers the parent's local hub (after the user's own options:
+# the last one counts).
+HUB_FLAG = "--redis"
 # The most bytes of a first request head the parent reads (the engine's own limit on a head's
 # text is 64 KiB; the rest is room for the request line's and headers' separators).
 MAX_HEAD_BYTES = 80 * 1024
@@ -522,12 +529,55 @@ async def supervise(
     head_timeout: float = 10.0,
     max_waiting: int = 10_000,
     max_waiting_per_address: int = 1000,
+    local_hub: bool = False,
     announce: Callable[..., None] = logger.info,
 ) -> int:
     """Run the parent until SIGINT/SIGTERM: the exit code (0 once every worker has stopped;
-    1 when the address cannot be bound; a worker's own code when one cannot start).
+    1 when the address or the hub's socket cannot be made; a worker's own code when one
+    cannot start).
 
-    `announce(message, *args)` logs the listening line (with the bound port)."""
+    With `local_hub`, the parent serves a `LocalHub` for the workers (started with
+    ``--redis`` and its URL), until they have stopped. `announce(message, *args)` logs the
+    listening line (with the bound port)."""
+    hub = None
+    if local_hub:
+        from salas.cluster.hub import LocalHub, connections_for
+
+        hub = LocalHub(max_connections=connections_for(workers))
+        try:
+            argv = [*argv, HUB_FLAG, await hub.start()]
+        except OSError as exc:
+            print(f"salas: error: cannot make the workers' hub: {exc}", file=sys.stderr)
+            return 1
+    try:
+        return await _supervise(
+            argv,
+            workers,
+            host,
+            port,
+            head_timeout=head_timeout,
+            max_waiting=max_waiting,
+            max_waiting_per_address=max_waiting_per_address,
+            announce=announce,
+            shared="a local hub" if hub is not None else "Redis",
+        )
+    finally:
+        if hub is not None:
+            await hub.close()
+
+
+async def _supervise(
+    argv: Sequence[str],
+    workers: int,
+    host: str,
+    port: int,
+    *,
+    head_timeout: float,
+    max_waiting: int,
+    max_waiting_per_address: int,
+    announce: Callable[..., None],
+    shared: str,
+) -> int:
     supervisor = Supervisor(
         argv,
         workers,
@@ -555,7 +605,13 @@ async def supervise(
             return supervisor.failed or 1
         if started.done():
             shown = f"[{host}]" if ":" in host else host
-            announce("salas chat listening on http://%s:%d/ (%d workers)", shown, bound, workers)
+            announce(
+                "salas chat listening on http://%s:%d/ (%d workers sharing rooms over %s)",
+                shown,
+                bound,
+                workers,
+                shared,
+            )
             await stopped
         started.cancel()
         logger.info("stopping the workers")

@@ -19,7 +19,15 @@ const socket = io(process.argv[2], {
   timeout: 2000,
 });
 
-socket.on("connect", () => say({ type: "connect", id: socket.id, recovered: socket.recovered }));
+socket.on("connect", () =>
+  // engine: the Engine.IO session id (under `salas serve --workers`, "<worker>.<...>").
+  say({
+    type: "connect",
+    id: socket.id,
+    recovered: socket.recovered,
+    engine: socket.io.engine.id,
+  }),
+);
 socket.on("disconnect", (reason) =>
   // _lastOffset: what the client will hand back to be recovered (no public getter).
   say({ type: "disconnect", reason, offset: socket._lastOffset ?? null }),

@@ -1,0 +1,67 @@
+"""The local hub's twins of salas' Lua scripts: the hub runs no Lua.
+
+The cluster code runs two scripts in Redis: :data:`salas.cluster.offsets.SEQUENCE_SCRIPT`
+(number and publish a recovery broadcast) and :data:`salas.cluster.ordering.RELEASE_SCRIPT`
+(release a room's lock if still held). The hub knows each by its SHA1, as Redis's script
+cache does (``EVALSHA``, ``SCRIPT LOAD``, ``SCRIPT EXISTS``), and runs a Python function
+doing what the script does, command for command, through `call` (``redis.call``: a
+command's error ends the script). The hub is single-threaded, so a twin runs as a script
+does: nothing else in between. Any other script is unknown to the hub.
+
+tests/cluster/test_hub_scripts.py runs each script on a real Redis and its twin on the hub
+with the same inputs and compares what they answer and leave behind, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import TypeAlias
+
+from salas.cluster.hub_commands import CommandError, Reply
+from salas.cluster.offsets import SEQUENCE_SCRIPT
+from salas.cluster.ordering import RELEASE_SCRIPT
+
+__all__ = ["SCRIPTS", "Call", "Twin", "sha1_of"]
+
+Call: TypeAlias = Callable[..., Reply]
+"""Runs one command (its words as bytes) as ``redis.call`` does: its reply, or raises
+:class:`CommandError`."""
+
+Twin: TypeAlias = Callable[[Call, list[bytes], list[bytes]], Reply]
+"""A script's Python twin: (call, KEYS, ARGV) -> what the script returns."""
+
+
+def sha1_of(script: bytes | str) -> str:
+    """A script's SHA1 as Redis names it (40 lower-case hex digits)."""
+    text = script.encode() if isinstance(script, str) else script
+    return hashlib.sha1(text).hexdigest()
+
+
+def _sequence(call: Call, keys: list[bytes], argv: list[bytes]) -> Reply:
+    """SEQUENCE_SCRIPT: the next offset above the floor, published before the message."""
+    offset = call(b"INCR", keys[0])
+    assert isinstance(offset, int)
+    try:
+        floor = int(argv[1])  # (tonumber: the floor is always an integer here)
+    except ValueError:
+        raise CommandError("ERR the floor (ARGV[2]) is not a number") from None
+    if offset <= floor:
+        offset = floor + 1
+        call(b"SET", keys[0], b"%d" % offset)
+    call(b"PUBLISH", keys[1], b"%d %s" % (offset, argv[0]))
+    return offset
+
+
+def _release(call: Call, keys: list[bytes], argv: list[bytes]) -> Reply:
+    """RELEASE_SCRIPT: delete the lock only if it still holds the token."""
+    if call(b"GET", keys[0]) == argv[0]:
+        return call(b"DEL", keys[0])
+    return 0
+
+
+#: The twins by the SHA1 of their script's text.
+SCRIPTS: dict[str, Twin] = {
+    sha1_of(SEQUENCE_SCRIPT): _sequence,
+    sha1_of(RELEASE_SCRIPT): _release,
+}
