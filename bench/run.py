@@ -43,6 +43,7 @@ ALL_SERVERS = (
     "salas-chat-redis",
     "salas-chat-w1",
     "salas-chat-w2",
+    "salas-chat-w2-hub",
     "pysio-uvicorn",
     "pysio-aiohttp",
 )
