@@ -271,6 +271,14 @@ def _room_locks(cluster: ClusterNode) -> RoomSerializer:
     return RoomLocks(cluster)
 
 
+# Seconds a node's claim on a message's broadcast is kept. A retry of the message (same
+# client_id) comes within the client's reconnection, well inside the 2-minute recovery
+# window; a later one that another node broadcasts again is dropped by the clients (same id).
+# One key per message with a client_id, so the window bounds Redis's (or the local hub's)
+# memory: at 100 messages/s, 60,000 keys.
+CLAIM_TTL = 600
+
+
 class _ClusterClaim:
     """`BroadcastClaim` over Redis: the first node to ``SET NX`` a message's key sends it."""
 
@@ -283,7 +291,7 @@ class _ClusterClaim:
         key = self.cluster.key("sent", str(message.id))
         try:
             node = self.cluster.node_id
-            return bool(await self.cluster.redis.set(key, node, nx=True, ex=86400))
+            return bool(await self.cluster.redis.set(key, node, nx=True, ex=CLAIM_TTL))
         except Exception as exc:
             logger.warning("cluster: cannot claim message %d (%s)", message.id, exc)
             return True
