@@ -19,7 +19,7 @@ It reports, per inbound message (10 deliveries), medians of ``--runs`` runs:
 
 Variants: ``--store memory`` (no SQLite); ``--gc python`` (CPython's collector defaults
 instead of what ``salas serve`` sets, :mod:`salas.server.gc_tuning`) or ``--gc A,B,C``
-(``gc.set_threshold``).
+(``gc.set_threshold``); ``--write-interval MS`` (the engine's write pacing).
 
     .venv/bin/python -m bench.micro_chat
     .venv/bin/python -m bench.micro_chat --rate 8000 --runs 5
@@ -49,7 +49,7 @@ __all__ = ["main", "run"]
 ROOMS, ROOM_SIZE = 100, 10
 
 
-async def chat_app(db: str) -> ChatApp:
+async def chat_app(db: str, write_interval: float = 0.0) -> ChatApp:
     """The chat on `db` (a store URL) as `salas serve` makes it, with the bench's limits."""
     store = open_store(db)
     await store.open()
@@ -60,7 +60,7 @@ async def chat_app(db: str) -> ChatApp:
         ChatConfig(message_rate=0.0),
         store,
         recovery,
-        server_options={**BENCH_LIMITS, "serve_client": False},
+        server_options={**BENCH_LIMITS, "serve_client": False, "write_interval": write_interval},
         bans=bans,
     )
     await app.open()
@@ -125,9 +125,11 @@ async def measure(
     }
 
 
-async def run(db: str, runs: int, messages: int, batch: int, rate: float) -> dict[str, Any]:
+async def run(
+    db: str, runs: int, messages: int, batch: int, rate: float, write_interval: float
+) -> dict[str, Any]:
     """Open the chat and its clients, then `runs` measured runs: medians of each figure."""
-    app = await chat_app(db)
+    app = await chat_app(db, write_interval)
     try:
         clients = Clients(app.io)
         await clients.open(ROOMS * ROOM_SIZE, lambda i: f"room-{i % ROOMS}")
@@ -150,6 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--gc", default="serving", help="serving (salas serve's), python (defaults) or A,B,C"
     )
+    parser.add_argument(
+        "--write-interval", type=float, default=0.0, help="ms (salas serve --write-interval)"
+    )
     args = parser.parse_args(argv)
     if args.gc == "serving":
         tune_for_serving()
@@ -159,8 +164,12 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{Path(tmp) / 'chat.db'}" if args.store == "sqlite" else "memory://"
-        result = uvloop.run(run(db, args.runs, args.messages, args.batch, args.rate))
-    result.update(store=args.store, rate=args.rate, gc=args.gc)
+        result = uvloop.run(
+            run(db, args.runs, args.messages, args.batch, args.rate, args.write_interval / 1000)
+        )
+    result.update(
+        store=args.store, rate=args.rate, gc=args.gc, write_interval_ms=args.write_interval
+    )
     print(json.dumps(result))
 
 
