@@ -135,6 +135,27 @@ async def test_repeated_client_id_returns_the_first_message(backend: BackendUnde
     assert texts(await store.history("lobby")) == ["original", "in between"]
 
 
+async def test_one_batch_mixing_client_ids_returns_each_its_own_row(
+    backend: BackendUnderTest,
+) -> None:
+    """Appends in flight together, some with a client_id (one repeated) and some without,
+    in several rooms: each result is exactly the row history holds under its id, ids
+    increase in the order of the calls, and the repeat returns the first row."""
+    store = await backend.open()
+    calls = []
+    for i in range(60):
+        client_id = None if i % 3 else f"c{i}"
+        calls.append(store.append(f"room{i % 4}", f"m{i}", "ana", client_id=client_id))
+    calls.append(store.append("room0", "again", "ana", client_id="c0"))
+    results = await asyncio.gather(*calls)
+    first, repeat = results[:60], results[60]
+    assert [m.message for m in first] == [f"m{i}" for i in range(60)]
+    assert [m.id for m in first] == sorted({m.id for m in first})  # distinct, increasing
+    assert repeat == first[0]
+    stored = {m.id: m for room in range(4) for m in await store.history(f"room{room}")}
+    assert {m.id: m for m in first} == stored
+
+
 async def test_concurrent_appends_with_one_client_id_store_one_row(
     backend: BackendUnderTest,
 ) -> None:

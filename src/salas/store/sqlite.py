@@ -103,6 +103,11 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
             " VALUES (?,?,?,?,?,?)"
         )
         self._by_client_id = f"SELECT {COLUMNS} FROM {t} WHERE channel = ? AND client_id = ?"
+        # Skipped (rowcount 0) when the room already holds this client_id (the unique index).
+        self._insert_new = (
+            self._insert + " ON CONFLICT (channel, client_id) WHERE client_id IS NOT NULL"
+            " DO NOTHING"
+        )
         super().__init__(
             SQLiteFile(
                 path,
@@ -139,31 +144,44 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
     def _write_batch(
         self, conn: sqlite3.Connection, drafts: Sequence[Draft]
     ) -> list[StoredMessage]:
-        # In the writer thread, inside the batch's transaction.
+        # In the writer thread, inside the batch's transaction, which holds the file's write
+        # lock: nobody else inserts meanwhile, so the ids of one executemany are consecutive
+        # (AUTOINCREMENT hands out max + 1 each time) and end at last_insert_rowid().
         stored: list[StoredMessage] = []
+        plain: list[Draft] = []  # a run of drafts without client_id, inserted together
         for draft in drafts:
-            if draft.client_id is not None:
-                # Inside the transaction, so also catches a repeat earlier in this batch
-                # or committed by another process.
-                row = conn.execute(self._by_client_id, (draft.channel, draft.client_id))
-                first = row.fetchone()
-                if first is not None:
-                    stored.append(_message(first))
-                    continue
-            cursor = conn.execute(
-                self._insert,
-                (
-                    draft.channel,
-                    draft.message,
-                    draft.user,
-                    draft.ts,
-                    draft.client_id,
-                    draft.user_id,
-                ),
-            )
-            assert cursor.lastrowid is not None
-            stored.append(draft.stored(cursor.lastrowid))
+            if draft.client_id is None:
+                plain.append(draft)
+                continue
+            if plain:
+                stored += self._insert_plain(conn, plain)
+                plain = []
+            stored.append(self._insert_once(conn, draft))
+        if plain:
+            stored += self._insert_plain(conn, plain)
         return stored
+
+    def _insert_plain(self, conn: sqlite3.Connection, drafts: list[Draft]) -> list[StoredMessage]:
+        conn.executemany(
+            self._insert,
+            [(d.channel, d.message, d.user, d.ts, None, d.user_id) for d in drafts],
+        )
+        (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+        first = last - len(drafts) + 1
+        return [draft.stored(first + i) for i, draft in enumerate(drafts)]
+
+    def _insert_once(self, conn: sqlite3.Connection, draft: Draft) -> StoredMessage:
+        # One statement when the client_id is new (the common case); the row stored first
+        # when it is not — earlier in this batch, or committed by another process.
+        cursor = conn.execute(
+            self._insert_new,
+            (draft.channel, draft.message, draft.user, draft.ts, draft.client_id, draft.user_id),
+        )
+        if cursor.rowcount == 1:
+            assert cursor.lastrowid is not None
+            return draft.stored(cursor.lastrowid)
+        first = conn.execute(self._by_client_id, (draft.channel, draft.client_id)).fetchone()
+        return _message(first)
 
     def _add_missing_columns(self, conn: sqlite3.Connection) -> None:
         # In the writer thread, holding the write lock: two processes opening an old file
