@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import json
 import linecache
@@ -135,23 +136,30 @@ async def _measure(args: argparse.Namespace, port: int, serving: asyncio.Future[
     loadgen = await asyncio.to_thread(LoadGen, port, server_pid=os.getpid(), cpu=None, src_addrs=4)
     try:
         points: list[tuple[int, tracemalloc.Snapshot, int]] = []
+        counts: list[collections.Counter[str]] = []
         for target in (n, 2 * n):
             got = await asyncio.to_thread(loadgen.command, f"connect {target} 0 120", 150)
             if got.get("ready", 0) < target:
                 raise RuntimeError(f"only {got.get('ready')} of {target} clients connected")
             await asyncio.to_thread(loadgen.command, f"hold {args.settle}", args.settle + 30)
             points.append((target, _snapshot(), _rss_kib()))
+            if args.types:
+                counts.append(collections.Counter(type(o).__qualname__ for o in gc.get_objects()))
     finally:
         await asyncio.to_thread(loadgen.close)
     (_, before, rss0), (_, after, rss1) = points
     traced = sum(s.size_diff for s in after.compare_to(before, "filename")) / n
-    return {
+    result: Result = {
         "app": args.app,
         "clients": [n, 2 * n],
         "traced_bytes_per_conn": round(traced, 1),
         "rss_kib_per_conn_with_tracemalloc": round((rss1 - rss0) / n, 2),
         "sites": site_table(before, after, n, args.group, args.top),
     }
+    if counts:
+        grown = counts[1] - counts[0]
+        result["objects_per_conn"] = {k: round(v / n, 2) for k, v in grown.most_common(args.top)}
+    return result
 
 
 Result = dict[str, Any]
@@ -168,6 +176,10 @@ def _print_table(result: Result) -> None:
         print(f"{size:8.1f} B {blocks:6.2f}  {row['site']:42} {row.get('line', '')}")
         for caller in reversed(row.get("callers", ())):
             print(f"{'':18}<- {caller}")
+    if "objects_per_conn" in result:
+        print("objects the garbage collector tracks, per connection:")
+        for name, count in result["objects_per_conn"].items():
+            print(f"{count:8.2f}  {name}")
 
 
 async def _run(args: argparse.Namespace) -> Result:
@@ -201,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", choices=("line", "file", "traceback"), default="line")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for salas serve")
+    parser.add_argument("--types", action="store_true", help="also count objects by type")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("serve_args", nargs="*", help="more `salas serve` flags (after --)")
     args = parser.parse_args(argv)

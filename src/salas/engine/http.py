@@ -16,10 +16,13 @@ lazily: a state change only records a deadline, and a timer that fires early re-
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Protocol as TypingProtocol
 from typing import cast
 from urllib.parse import parse_qsl, unquote
@@ -38,6 +41,8 @@ __all__ = [
     "HttpTimeouts",
     "RequestHandler",
     "StreamHandler",
+    "header_value",
+    "parse_query",
 ]
 
 logger = logging.getLogger("salas.engine")
@@ -50,6 +55,75 @@ _MAX_HEADER_BYTES = 64 * 1024
 # shared. Bounded: names a client makes up beyond it are decoded every time.
 _HEADER_NAMES: dict[bytes, str] = {}
 _HEADER_NAMES_KEPT = 512
+# The same for the values of headers whose values repeat from one client to the next (the
+# browser, the host, the upgrade), not those unique per request (keys, cookies, tokens).
+_SHARED_VALUE_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "host",
+        "origin",
+        "pragma",
+        "sec-ch-ua",
+        "sec-ch-ua-mobile",
+        "sec-ch-ua-platform",
+        "sec-fetch-dest",
+        "sec-fetch-mode",
+        "sec-fetch-site",
+        "sec-websocket-extensions",
+        "sec-websocket-version",
+        "upgrade",
+        "user-agent",
+        "x-forwarded-proto",
+    }
+)
+_HEADER_VALUES: dict[bytes, str] = {}
+_HEADER_VALUES_KEPT = 1024
+_HEADER_VALUE_MAX = 512
+# Query strings longer than this are parsed every time rather than remembered.
+_QUERY_CACHED_MAX = 256
+# The path parameters of a request no route with parameters matched: read-only, shared.
+_NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+
+
+def header_value(name: str, value: bytes) -> str:
+    """A header's value as text (latin-1), shared with earlier requests where it repeats.
+
+    `name` is the lower-case header name. Bounded like the header names: values past the
+    table's size, or long ones, are decoded every time.
+    """
+    if name not in _SHARED_VALUE_HEADERS or len(value) > _HEADER_VALUE_MAX:
+        return value.decode("latin-1")
+    text = _HEADER_VALUES.get(value)
+    if text is None:
+        text = value.decode("latin-1")
+        if len(_HEADER_VALUES) < _HEADER_VALUES_KEPT:
+            _HEADER_VALUES[bytes(value)] = text
+    return text
+
+
+def parse_query(query_string: str) -> dict[str, str]:
+    """The query's parameters (the last of a repeated name wins; blank values kept).
+
+    Each request gets a dict of its own; the strings in it are shared with earlier requests
+    that sent the same query (every websocket client of the official library sends
+    ``EIO=4&transport=websocket``), and a session keeps its handshake's for life.
+    """
+    if not query_string:
+        return {}
+    if len(query_string) > _QUERY_CACHED_MAX:
+        return dict(parse_qsl(query_string, keep_blank_values=True))
+    return dict(_query_pairs(query_string))
+
+
+@functools.lru_cache(maxsize=256)
+def _query_pairs(query_string: str) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_qsl(query_string, keep_blank_values=True))
+
+
 # A refused connection reads (and drops) what its client sends for this long after the
 # answer, so that closing with unread data does not reset the answer away before it is read.
 _LINGER = 1.0
@@ -89,6 +163,7 @@ class HttpRequest:
 
     __slots__ = (
         "_on_abort",
+        "_raw_headers",
         "body",
         "client_address",
         "connection",
@@ -99,7 +174,6 @@ class HttpRequest:
         "path_params",
         "query",
         "query_string",
-        "raw_headers",
         "raw_path",
         "responded",
         "upgrade",
@@ -115,11 +189,13 @@ class HttpRequest:
         # before decoding them, so that "%2F" stays inside one).
         self.raw_path = ""
         # What a route's "{name}" segments matched (set by the router).
-        self.path_params: dict[str, str] = {}
+        self.path_params: Mapping[str, str] = _NO_PARAMS
         self.query_string = ""
         self.query: dict[str, str] = {}
         self.headers: dict[str, str] = {}
-        self.raw_headers: list[tuple[str, str]] = []
+        # The headers as sent, kept only once a name repeats: until then they are
+        # `headers`' items (see `raw_headers`). A session keeps its handshake request.
+        self._raw_headers: list[tuple[str, str]] | None = None
         self.body = b""
         self.upgrade = False
         self.keep_alive = True
@@ -129,6 +205,35 @@ class HttpRequest:
         # The client's address: the peer's, or the one a trusted proxy forwarded (set by the
         # server once the head is in; see salas.engine.forwarded).
         self.client_address = connection.peer_address
+
+    @property
+    def raw_headers(self) -> list[tuple[str, str]]:
+        """Every header as sent, in order, as (lower-case name, value) pairs.
+
+        Unlike `headers`, a repeated header is one pair per line. A copy: changing it
+        changes nothing.
+        """
+        raw = self._raw_headers
+        return list(self.headers.items()) if raw is None else list(raw)
+
+    def add_header(self, name: str, value: str) -> None:
+        """Record a header line of the request (called by the parser).
+
+        Args:
+            name: The header's name, lower-case.
+            value: Its value.
+        """
+        headers = self.headers
+        raw = self._raw_headers
+        if name in headers:
+            if raw is None:
+                # The first repeat: until now the lines were exactly `headers`, in order.
+                raw = self._raw_headers = list(headers.items())
+            headers[name] = f"{headers[name]}, {value}"
+        else:
+            headers[name] = value
+        if raw is not None:
+            raw.append((name, value))
 
     @property
     def remote_address(self) -> str:
@@ -261,7 +366,8 @@ class HttpConnection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
-        self.peer_address = str(peer[0]) if peer else ""
+        # Interned: one string for the many connections from one address (a proxy, a NAT).
+        self.peer_address = sys.intern(str(peer[0])) if peer else ""
         self._loop = asyncio.get_running_loop()
         self._idle_since = self._loop.time()
         if self._admission is not None:
@@ -356,10 +462,7 @@ class HttpConnection(asyncio.Protocol):
             key = name.decode("latin-1").lower()
             if len(_HEADER_NAMES) < _HEADER_NAMES_KEPT:
                 _HEADER_NAMES[bytes(name)] = key
-        text = value.decode("latin-1")
-        self._request.raw_headers.append((key, text))
-        headers = self._request.headers
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        self._request.add_header(key, header_value(key, value))
 
     def on_headers_complete(self) -> None:
         request = self._request
@@ -373,7 +476,7 @@ class HttpConnection(asyncio.Protocol):
         request.raw_path = (parsed.path or b"/").decode("latin-1")
         request.path = unquote(request.raw_path, errors="replace")
         request.query_string = (parsed.query or b"").decode("latin-1")
-        request.query = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        request.query = parse_query(request.query_string)
         request.upgrade = bool(parser.should_upgrade())
         # Read now: llhttp resets this flag once the message is complete.
         request.keep_alive = bool(parser.should_keep_alive())
