@@ -298,3 +298,25 @@ async def test_path_params_empty_and_read_only_until_a_route_sets_them() -> None
     assert dict(request.path_params) == {}
     with pytest.raises(TypeError):
         request.path_params["room"] = "x"  # type: ignore[index]
+
+
+async def test_same_target_shares_its_strings() -> None:
+    """Requests for the same short target get the same path and query strings (one each for
+    every session's handshake), methods one string each; targets are still split and
+    decoded right, long ones too."""
+    from salas.engine.http import _URL_CACHED_MAX
+
+    def target(request) -> tuple[str, str, str, str]:
+        return request.method, request.raw_path, request.path, request.query_string
+
+    head = b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: h\r\n\r\n"
+    first, second = _parse_request(head), _parse_request(head)
+    assert target(first) == ("GET", "/socket.io/", "/socket.io/", "EIO=4&transport=websocket")
+    assert all(a is b for a, b in zip(target(first), target(second), strict=True))
+    assert first.query == {"EIO": "4", "transport": "websocket"}
+    odd = _parse_request(b"PURGE /a%20b/%2F?x=%41 HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert target(odd) == ("PURGE", "/a%20b/%2F", "/a b//", "x=%41")
+    assert odd.query == {"x": "A"}
+    long_name = "n" * _URL_CACHED_MAX
+    long = _parse_request(f"GET /{long_name}?q=1 HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+    assert (long.path, long.query) == (f"/{long_name}", {"q": "1"})

@@ -22,7 +22,7 @@ class Conn:
 
     Attributes:
         socket: The server's socket.
-        budget: Its event budget; None for no limit.
+        budget: Its event budget; None for no limit, or before its first event.
         user_id: Its user: the token's ``sub``, or a guest id (``guest-`` and 12 hex).
         claims: The verified token's claims; None without token auth.
         cut_off: Set once the connection is being closed for flooding (logged once).

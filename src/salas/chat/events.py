@@ -168,20 +168,8 @@ class ChatEvents:
             user_id = saved.user_id
         else:
             user_id = guest_user_id()
-        config = self.config
-        conn = Conn(
-            socket,
-            EventBudget(
-                config.message_burst,
-                config.message_rate,
-                config.event_cutoff,
-                counts=self.budget_counts,
-            )
-            if config.message_rate
-            else None,
-            user_id,
-            claims,
-        )
+        # (Its event budget comes with its first event: see `_dispatcher`.)
+        conn = Conn(socket, None, user_id, claims)
         if self._conns.get(socket.id) is not None:  # (cannot happen: a session is taken once)
             self._on_disconnect(self._conns[socket.id], "replaced")
         self._conns[socket.id] = conn
@@ -299,6 +287,8 @@ class ChatEvents:
     def _dispatcher(self, event: str, handler: _Handler) -> Callable[..., Awaitable[Reply]]:
         """`event`'s handler for every socket: finds the socket's `Conn`, spends from its
         budget, and answers what `handler` raises."""
+        config = self.config
+        budgeted = bool(config.message_rate)
 
         async def handle(socket: Socket, *args: Any) -> Reply:
             conn = self._conns.get(socket.id)
@@ -307,6 +297,15 @@ class ChatEvents:
                 # nobody to answer, nothing to change.
                 return {"ok": False, "error": {"code": BAD_REQUEST, "message": "disconnected"}}
             budget = conn.budget
+            if budget is None and budgeted:
+                # Made by the first event rather than at connect: an idle connection keeps
+                # none, and a bucket made then would still be full now.
+                budget = conn.budget = EventBudget(
+                    config.message_burst,
+                    config.message_rate,
+                    config.event_cutoff,
+                    counts=self.budget_counts,
+                )
             if budget is not None and not budget.spend(event):
                 return await self._over_budget(conn, budget, event)
             try:

@@ -83,8 +83,15 @@ _SHARED_VALUE_HEADERS = frozenset(
 _HEADER_VALUES: dict[bytes, str] = {}
 _HEADER_VALUES_KEPT = 1024
 _HEADER_VALUE_MAX = 512
-# Query strings longer than this are parsed every time rather than remembered.
+# Request targets and query strings longer than this are parsed every time rather than
+# remembered.
 _QUERY_CACHED_MAX = 256
+_URL_CACHED_MAX = 256
+# The methods' names as sent, to one string each.
+_METHODS = {
+    name.encode(): name
+    for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE")
+}
 # The path parameters of a request no route with parameters matched: read-only, shared.
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
@@ -122,6 +129,26 @@ def parse_query(query_string: str) -> dict[str, str]:
 @functools.lru_cache(maxsize=256)
 def _query_pairs(query_string: str) -> tuple[tuple[str, str], ...]:
     return tuple(parse_qsl(query_string, keep_blank_values=True))
+
+
+def _split_target(target: str) -> tuple[str, str, str]:
+    """(raw path, percent-decoded path, query string) of a request target, the strings
+    shared with earlier requests for the same target when it is short."""
+    if len(target) > _URL_CACHED_MAX:
+        return _split_target_now(target)
+    return _split_target_cached(target)
+
+
+def _split_target_now(target: str) -> tuple[str, str, str]:
+    parsed = httptools.parse_url(target.encode("latin-1"))
+    raw_path = (parsed.path or b"/").decode("latin-1")
+    # Percent-decoded, so that static files with spaces or non-ASCII names are found;
+    # static lookups resolve the result and refuse anything outside their folder.
+    path = unquote(raw_path, errors="replace")
+    return raw_path, path, (parsed.query or b"").decode("latin-1")
+
+
+_split_target_cached = functools.lru_cache(maxsize=256)(_split_target_now)
 
 
 # A refused connection reads (and drops) what its client sends for this long after the
@@ -341,7 +368,8 @@ class HttpConnection(asyncio.Protocol):
         self._current: HttpRequest | None = None  # handled, not yet answered
         self._header_bytes = 0
         self._body_limit = DEFAULT_MAX_BODY
-        self._body_parts: list[bytes] = []
+        # The body's parts so far: made by its first part (most requests have none).
+        self._body_parts: list[bytes] | None = None
         self._body_size = 0
         self._stream: StreamHandler | None = None
         self._closing = False
@@ -442,7 +470,7 @@ class HttpConnection(asyncio.Protocol):
         else:
             self._head_since = self._idle_since
         self._header_bytes = 0
-        self._body_parts = []
+        self._body_parts = None
         self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
@@ -468,14 +496,10 @@ class HttpConnection(asyncio.Protocol):
         request = self._request
         parser = self._parser
         assert request is not None and parser is not None
-        request.method = parser.get_method().decode("ascii", "replace")
-        raw_url = request.path
-        parsed = httptools.parse_url(raw_url.encode("latin-1"))
-        # Percent-decoded, so that static files with spaces or non-ASCII names are found;
-        # static lookups resolve the result and refuse anything outside their folder.
-        request.raw_path = (parsed.path or b"/").decode("latin-1")
-        request.path = unquote(request.raw_path, errors="replace")
-        request.query_string = (parsed.query or b"").decode("latin-1")
+        method = parser.get_method()
+        request.method = _METHODS.get(method) or method.decode("ascii", "replace")
+        # (`path` holds the request target as sent until here.)
+        request.raw_path, request.path, request.query_string = _split_target(request.path)
         request.query = parse_query(request.query_string)
         request.upgrade = bool(parser.should_upgrade())
         # Read now: llhttp resets this flag once the message is complete.
@@ -494,13 +518,18 @@ class HttpConnection(asyncio.Protocol):
         self._body_size += len(body)
         if self._body_size > self._body_limit:
             raise _BodyTooLarge
-        self._body_parts.append(body)
+        parts = self._body_parts
+        if parts is None:
+            parts = self._body_parts = []
+        parts.append(body)
 
     def on_message_complete(self) -> None:
         request = self._request
         assert request is not None
-        request.body = b"".join(self._body_parts)
-        self._body_parts = []
+        parts = self._body_parts
+        if parts is not None:
+            request.body = b"".join(parts)
+            self._body_parts = None
         self._request = None
         self._in_body = False
         self._served = True
