@@ -621,9 +621,11 @@ class HttpConnection(asyncio.Protocol):
         self._waiting.clear()
         self._cancel_timer()
         # No more HTTP on this connection: the parser (and the reference cycle it makes
-        # with this object) goes now rather than when the connection ends.
+        # with this object) goes now rather than when the connection ends, and the times
+        # its timeouts were computed from (a float object each) with it.
         self._parser = None
         self._request = None
+        self._idle_since = self._head_since = self._progress = self._timer_at = 0.0
 
     # -- timeouts ---------------------------------------------------------------------
     def _deadline(self) -> float | None:
