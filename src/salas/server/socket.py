@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from salas.adapter.base import BroadcastOptions
@@ -30,10 +29,11 @@ _BINARY_EVENT = SocketPacketType.BINARY_EVENT
 _ACK = SocketPacketType.ACK
 _BINARY_ACK = SocketPacketType.BINARY_ACK
 _DISCONNECT = SocketPacketType.DISCONNECT
-# The handler table of every socket that has none of its own (`Socket.on` gives it one): an
-# application whose handlers are its namespace's (`Namespace.on_event`) keeps no table per
-# socket. Read-only, so that no socket can add to it by mistake.
-_NO_HANDLERS: Mapping[str, Handler] = MappingProxyType({})
+# The handler table of every socket that has none of its own: an application whose handlers
+# are its namespace's (`Namespace.on_event`) keeps no table per socket. Never written to:
+# `Socket._register` gives a socket a table of its own first. (A plain dict rather than a
+# read-only proxy: it is read for every event, and a proxy's `get` costs a method call.)
+_NO_HANDLERS: dict[str, Handler] = {}
 
 
 def _ack_args(result: Any) -> list[Any]:
@@ -109,7 +109,7 @@ class Socket:
         self._auth = auth
         self._issued = int(time.time() * 1000)
         self._handshake: dict[str, Any] | None = None
-        self._handlers: Mapping[str, Handler] = _NO_HANDLERS
+        self._handlers = _NO_HANDLERS
         # Shared empty tuples until a handler is added, a dict once an ack is awaited.
         self._any_handlers: Sequence[Handler] = ()
         self._any_outgoing: Sequence[Handler] = ()
@@ -204,7 +204,6 @@ class Socket:
         handlers = self._handlers
         if handlers is _NO_HANDLERS:
             handlers = self._handlers = {}
-        assert isinstance(handlers, dict)
         handlers[event] = handler
 
     def _handler(self, event: str, args: list[Any]) -> tuple[Handler | None, list[Any]]:
