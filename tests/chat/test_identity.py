@@ -75,3 +75,12 @@ def test_check_user_id() -> None:
         with pytest.raises(ChatError) as info:
             check_user_id(bad)
         assert info.value.code == "bad_request"
+
+
+def test_name_key_is_the_name_itself_when_already_folded() -> None:
+    """A name that folding does not change is its own key (one string kept, not two);
+    others fold."""
+    name = "".join(["guest-", "0a1b"])
+    assert name_key(name) is name
+    assert name_key("Ana") == "ana"
+    assert name_key("STRASSE") == name_key("straße") == "strasse"

@@ -26,6 +26,24 @@ def test_join_and_members() -> None:
     assert p.count("r") == 2
 
 
+def test_socket_in_no_room_keeps_no_room_list() -> None:
+    """A connected socket keeps a list of rooms only while it is in one (memory per idle
+    connection); leaving its last room drops it; joining and renaming still work, and an
+    unknown socket still cannot join."""
+    p = make("ana", "bob")
+    assert p._joined == {}
+    p.join("s0", "r")
+    p.join("s0", "q")
+    assert p.rooms_of("s0") == ["r", "q"]
+    p.leave("s0", "r")
+    p.leave("s0", "q")
+    assert p._joined == {} and p.rooms_of("s0") == [] and p.current("s0") is None
+    assert p.rename("s0", "ana2") == []
+    assert p.join("s0", "r") == ("ana2", True)
+    with pytest.raises(KeyError):
+        p.join("nobody", "r")
+
+
 def test_rejoin_is_not_new_and_becomes_current() -> None:
     """Joining a room one is in again is not a new join, but makes it the current room."""
     p = make("ana")

@@ -125,3 +125,18 @@ async def test_every_event_spends_from_the_budget(event: str) -> None:
         await ana.call("message", "m0")
         reply = await ana.call(event, args)
         assert reply["ok"] is False and reply["error"]["code"] == "rate_limited"
+
+
+async def test_budget_made_by_the_first_event_and_full_then() -> None:
+    """An idle connection keeps no event budget (memory per connection); its first event
+    makes one, as full as a budget made at connect would be: the burst passes, the event
+    after it is refused."""
+    config = dataclasses.replace(FAST, message_burst=3, message_rate=0.001)
+    async with running_chat(config) as chat, clients(chat.url, "ana") as (ana,):
+        (conn,) = chat.app.events._conns.values()
+        assert conn.budget is None
+        assert (await ana.call("channel_join", "r"))["ok"]
+        assert conn.budget is not None
+        assert (await ana.call("message", "m0"))["ok"] and (await ana.call("message", "m1"))["ok"]
+        reply = await ana.call("message", "m2")
+        assert reply["ok"] is False and reply["error"]["code"] == "rate_limited"

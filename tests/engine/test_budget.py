@@ -374,3 +374,17 @@ async def test_polling_over_budget_dropped_then_closed(relay, http) -> None:
     await asyncio.sleep(0.1)
     # The first batch fitted the burst (of 100, the CONNECT spent one); later ones mostly not.
     assert 60 <= len(seen) <= 60 + 10 * (loop.time() - start) + 60
+
+
+def test_new_budget_shares_the_bursts_it_was_given() -> None:
+    """Every connection's budget holds the engine's burst values themselves (no float made
+    per connection), full until the first packet; and still refills to them."""
+    clock = [0.0]
+    burst, bytes_burst = 1_000_000, 5_000_000
+    budget = InboundBudget(10.0, burst, 100.0, bytes_burst, clock=lambda: clock[0])
+    assert budget._packets is burst and budget._packets_burst is burst
+    assert budget._bytes is bytes_burst
+    assert budget.admit(3, 30)
+    clock[0] = 1e6  # long idle: full again
+    assert budget.admit(1, 1)
+    assert budget._packets == burst - 1

@@ -166,32 +166,41 @@ async def test_no_content_has_no_content_length(engine, http) -> None:
     assert "content-type" not in response.headers
 
 
+class _Sink:
+    """A transport that takes whatever is written."""
+
+    def write(self, data: bytes) -> None:
+        return None
+
+    def get_extra_info(self, name: str, default=None):
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        return None
+
+
+def _parse_request(head: bytes):
+    """The request `head` parses to, on a connection of its own."""
+    from salas.engine.http import HttpConnection
+
+    seen = []
+    connection = HttpConnection(seen.append, lambda r: 1000)
+    connection.connection_made(_Sink())
+    connection.data_received(head)
+    (request,) = seen
+    return request
+
+
 async def test_header_names_shared_and_their_cache_bounded() -> None:
     """Common header names are one string for every request; made-up names cannot grow the
     cache past its bound, and still parse."""
     from salas.engine import http as http_module
-    from salas.engine.http import HttpConnection
-
-    seen = []
-
-    class Sink:
-        def write(self, data: bytes) -> None:
-            return None
-
-        def get_extra_info(self, name: str, default=None):
-            return ("127.0.0.1", 1) if name == "peername" else default
-
-        def is_closing(self) -> bool:
-            return False
-
-        def close(self) -> None:
-            return None
 
     def parse(head: bytes) -> dict[str, str]:
-        connection = HttpConnection(lambda request: seen.append(request), lambda r: 1000)
-        connection.connection_made(Sink())
-        connection.data_received(head)
-        return seen[-1].headers
+        return _parse_request(head).headers
 
     first = parse(b"GET / HTTP/1.1\r\nHost: a\r\nX-Custom: 1\r\n\r\n")
     second = parse(b"GET / HTTP/1.1\r\nHOST: b\r\nX-Custom: 2\r\n\r\n")
@@ -204,3 +213,110 @@ async def test_header_names_shared_and_their_cache_bounded() -> None:
     headers = parse(b"GET / HTTP/1.1\r\nHost: c\r\n" + made_up + b"\r\n")
     assert len(headers) == http_module._HEADER_NAMES_KEPT + 1
     assert len(http_module._HEADER_NAMES) <= http_module._HEADER_NAMES_KEPT
+
+
+async def test_raw_headers_keep_repeated_lines_in_order() -> None:
+    """raw_headers lists every header line as sent, a repeated one once per line (headers
+    joins it); without repeats it is headers' items; it is a copy."""
+    repeated = _parse_request(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nCookie: c1\r\nCookie: c2\r\nX-B: 2\r\n"
+        b"cookie: c3\r\n\r\n"
+    )
+    assert repeated.headers == {"host": "a", "x-a": "1", "cookie": "c1, c2, c3", "x-b": "2"}
+    assert repeated.raw_headers == [
+        ("host", "a"),
+        ("x-a", "1"),
+        ("cookie", "c1"),
+        ("cookie", "c2"),
+        ("x-b", "2"),
+        ("cookie", "c3"),
+    ]
+    plain = _parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")
+    assert plain.raw_headers == [("host", "a"), ("upgrade", "websocket")]
+    plain.raw_headers.append(("x-injected", "1"))
+    assert plain.raw_headers == [("host", "a"), ("upgrade", "websocket")]
+
+
+async def test_header_values_shared_and_their_cache_bounded(monkeypatch) -> None:
+    """Values of headers that repeat across clients (user-agent, host, upgrade) are one
+    string for every request, per-request ones (the websocket key) are not; a flood of
+    made-up values cannot grow the table past its bound, and every value still parses."""
+    from salas.engine import http as http_module
+
+    monkeypatch.setattr(http_module, "_HEADER_VALUES", {})  # (the flood below fills it)
+
+    def head(agent: bytes, key: bytes = b"k") -> bytes:
+        return (
+            b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: "
+            + agent
+            + (b"\r\nSec-WebSocket-Key: " + key + b"\r\n\r\n")
+        )
+
+    first = _parse_request(head(b"Mozilla/5.0 (X11) Firefox/140.0", b"same-key"))
+    second = _parse_request(head(b"Mozilla/5.0 (X11) Firefox/140.0", b"same-key"))
+    assert first.headers == second.headers
+    assert first.headers["user-agent"] is second.headers["user-agent"]
+    assert first.headers["sec-websocket-key"] is not second.headers["sec-websocket-key"]
+    long_agent = b"A" * (http_module._HEADER_VALUE_MAX + 1)
+    assert _parse_request(head(long_agent)).headers["user-agent"] == long_agent.decode()
+    assert long_agent not in http_module._HEADER_VALUES
+    for i in range(http_module._HEADER_VALUES_KEPT + 50):
+        agent = b"bot/%d" % i
+        assert _parse_request(head(agent)).headers["user-agent"] == agent.decode()
+    assert len(http_module._HEADER_VALUES) <= http_module._HEADER_VALUES_KEPT
+    honest = _parse_request(head(b"Mozilla/5.0 (X11) Firefox/140.0"))
+    assert honest.headers["user-agent"] == "Mozilla/5.0 (X11) Firefox/140.0"
+
+
+def test_parse_query_shares_strings_not_dicts() -> None:
+    """Requests with the same query get dicts of their own (changing one changes no other)
+    holding the same strings; the last of a repeated name wins, blank values are kept;
+    long queries are parsed as well, without being remembered."""
+    from salas.engine.http import _QUERY_CACHED_MAX, _query_pairs, parse_query
+
+    first = parse_query("EIO=4&transport=websocket")
+    second = parse_query("EIO=4&transport=websocket")
+    assert first == second == {"EIO": "4", "transport": "websocket"}
+    assert first is not second
+    assert first["transport"] is second["transport"]
+    first["sid"] = "x"
+    assert parse_query("EIO=4&transport=websocket") == {"EIO": "4", "transport": "websocket"}
+    assert parse_query("a=1&b=&a=2") == {"a": "2", "b": ""}
+    assert parse_query("") == {}
+    cached = _query_pairs.cache_info().currsize
+    long_query = "pad=" + "x" * _QUERY_CACHED_MAX
+    assert parse_query(long_query) == {"pad": "x" * _QUERY_CACHED_MAX}
+    assert _query_pairs.cache_info().currsize == cached
+
+
+async def test_path_params_empty_and_read_only_until_a_route_sets_them() -> None:
+    """A request no route with parameters matched has empty path_params that no handler
+    can add to (one table shared by all such requests)."""
+    import pytest
+
+    request = _parse_request(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert dict(request.path_params) == {}
+    with pytest.raises(TypeError):
+        request.path_params["room"] = "x"  # type: ignore[index]
+
+
+async def test_same_target_shares_its_strings() -> None:
+    """Requests for the same short target get the same path and query strings (one each for
+    every session's handshake), methods one string each; targets are still split and
+    decoded right, long ones too."""
+    from salas.engine.http import _URL_CACHED_MAX
+
+    def target(request) -> tuple[str, str, str, str]:
+        return request.method, request.raw_path, request.path, request.query_string
+
+    head = b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: h\r\n\r\n"
+    first, second = _parse_request(head), _parse_request(head)
+    assert target(first) == ("GET", "/socket.io/", "/socket.io/", "EIO=4&transport=websocket")
+    assert all(a is b for a, b in zip(target(first), target(second), strict=True))
+    assert first.query == {"EIO": "4", "transport": "websocket"}
+    odd = _parse_request(b"PURGE /a%20b/%2F?x=%41 HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert target(odd) == ("PURGE", "/a%20b/%2F", "/a b//", "x=%41")
+    assert odd.query == {"x": "A"}
+    long_name = "n" * _URL_CACHED_MAX
+    long = _parse_request(f"GET /{long_name}?q=1 HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+    assert (long.path, long.query) == (f"/{long_name}", {"q": "1"})

@@ -26,6 +26,22 @@ async def test_poll_answers_queued_packets_at_once(engine) -> None:
     assert response.body == b"4a\x1e4b\x1ebAQIDBA=="
 
 
+async def test_poll_queue_made_by_first_packet_and_let_go_when_answered(engine) -> None:
+    """A polling session keeps a queue only while packets wait for a GET (memory per idle
+    connection); packets queued after an answer go out in the next one, in order."""
+    h = await engine()
+    sid, _ = await h.handshake()
+    session = h.sessions[sid]
+    assert session._queue == ()
+    session.send_message("a")
+    session.send_encoded(EncodedMessage(["4b"]))
+    assert session._queue == ["4a", "4b"]
+    assert (await h.poll(sid)).body == b"4a\x1e4b"
+    assert session._queue == ()
+    session.send_message("c")
+    assert (await h.poll(sid)).body == b"4c"
+
+
 async def test_poll_held_until_message_sent(engine) -> None:
     """A GET with nothing to send is held, then answered when a message is sent."""
     h = await engine()

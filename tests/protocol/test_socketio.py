@@ -282,6 +282,18 @@ def test_decoder_reassembles_then_resets() -> None:
     assert packet2.data == ["y", b"3"]
 
 
+def test_binary_message_without_announced_packet_is_error() -> None:
+    """An attachment nobody announced is a ProtocolError: on a new decoder, and after the
+    announced ones of a packet have all arrived."""
+    with pytest.raises(ProtocolError):
+        PacketDecoder().feed(b"stray")
+    decoder = PacketDecoder()
+    assert decoder.feed('51-["x",{"_placeholder":true,"num":0}]') is None
+    assert decoder.feed(b"a") is not None
+    with pytest.raises(ProtocolError):
+        decoder.feed(b"one too many")
+
+
 def test_decoder_same_attachment_referenced_twice() -> None:
     """Two placeholders with the same num both resolve to that attachment."""
     packet = decode_all(

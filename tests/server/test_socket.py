@@ -529,3 +529,21 @@ async def test_socket_handshake_time_is_the_connection_time(make_server, start, 
     assert handshake["time"] == time.strftime("%a, %d %b %Y %H:%M:%S GMT", issued)
     assert sockets[0].handshake is handshake  # built once
     assert handshake["headers"] is sockets[0].conn.request.headers  # not a copy
+
+
+async def test_socket_auth_is_the_connect_payload(make_server, start, client) -> None:
+    """socket.auth is what the client sent in CONNECT, read without building the handshake,
+    and the same dict as handshake["auth"]; {} (kept) when the client sent nothing."""
+    io = make_server()
+    sockets: list[Socket] = []
+    io.on("connection", sockets.append)
+    port = await start(io)
+    await client(port, auth={"token": "abc"})
+    await client(port)
+    sent, empty = sockets
+    assert sent.auth == {"token": "abc"}
+    assert sent._handshake is None  # not built by reading auth
+    assert sent.handshake["auth"] is sent.auth
+    assert empty.auth == {}
+    empty.auth["name"] = "ana"
+    assert empty.handshake["auth"] == {"name": "ana"}

@@ -13,15 +13,14 @@ moment the same token would stop being accepted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
 from salas.auth.claims import Claims
 from salas.auth.errors import AuthError
+from salas.auth.expiry import Expiries
 from salas.auth.tokens import DEFAULT_LEEWAY, TokenVerifier
 from salas.server import ConnectionRefused, Socket
 
@@ -90,13 +89,11 @@ class JwtAuth:
 
     def __init__(self, verifier: TokenVerifier) -> None:
         self.verifier = verifier
-        # The expiry timer of each socket, as the finalizer that cancels it: run when the
-        # socket is released (collected) or by `release`, whichever comes first. Socket
-        # has no disconnect hook a middleware may use, and the timer holds the socket only
-        # weakly, so a disconnected socket is collected and its timer cancelled with it.
-        self._timers: weakref.WeakKeyDictionary[Socket, weakref.finalize[Any, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # When each socket's token runs out, all on one loop timer. Socket has no
+        # disconnect hook a middleware may use, and the expiries hold sockets only weakly,
+        # so a disconnected socket is collected and its expiry goes with it (`release`
+        # cancels one at once).
+        self._expiries: Expiries[Socket] = Expiries(self._expire)
 
     def __call__(self, socket: Socket) -> None:
         """Admit ``socket`` with its claims in ``socket.data["user"]``, or refuse it.
@@ -130,32 +127,23 @@ class JwtAuth:
 
     def release(self, socket: Socket) -> None:
         """Cancel the expiry timer of ``socket``, if it has one (e.g. when it disconnects)."""
-        finalizer = self._timers.pop(socket, None)
-        if finalizer is not None:
-            finalizer()
+        self._expiries.cancel(socket)
 
     @property
     def pending(self) -> int:
         """How many sockets have an expiry timer running."""
-        return sum(1 for finalizer in self._timers.values() if finalizer.alive)
+        return len(self._expiries)
 
     def _arm(self, socket: Socket, claims: Claims) -> None:
         self.release(socket)
         if claims.exp is None:
             return  # a token without exp never expires
-        delay = claims.exp + self.verifier.leeway - time.time()
-        loop = asyncio.get_running_loop()
-        handle = loop.call_later(max(0.0, delay), self._expire, weakref.ref(socket), claims.sub)
-        self._timers[socket] = weakref.finalize(socket, handle.cancel)
+        self._expiries.set(socket, claims.exp + self.verifier.leeway - time.time())
 
-    def _expire(self, ref: weakref.ref[Socket], sub: str) -> None:
-        socket = ref()
-        if socket is None:
-            return
-        finalizer = self._timers.pop(socket, None)
-        if finalizer is not None:
-            finalizer.detach()
+    def _expire(self, socket: Socket) -> None:
         if socket.connected:
+            claims = claims_of(socket)
+            sub = claims.sub if claims is not None else None
             logger.info("token of %r expired: disconnecting socket %s", sub, socket.id)
             socket.nsp.server.tasks.spawn(socket.disconnect())
 

@@ -145,7 +145,7 @@ class ChatApp:
             cluster=cluster,
             budget_counts=self.budget_counts if self.io.metrics is not None else None,
         )
-        self.io.on("connection", self.events.on_connection)
+        self.events.install(self.io)
         if shared is not None:
             # Other nodes' sockets change the rooms list; a dead node's leave is told here.
             shared.on_changed = self.rooms_feed.poke

@@ -49,7 +49,7 @@ from salas.chat.rooms_feed import Coalescer
 from salas.chat.session_state import DATA_KEY, SavedState, load_state
 from salas.chat.typing_status import TypingTracker
 from salas.chat.validation import parse_history, parse_message, parse_nick, parse_room, parse_typing
-from salas.server import Socket
+from salas.server import Server, Socket
 from salas.store import BanStore, InvalidInputError, MessageStore, StoreError
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class ChatEvents:
         if cluster is not None:
             cluster.on_message[_EVICT] = self._on_evict_request
         self._conns: dict[str, Conn] = {}
-        self._handlers: dict[str, _Handler] = {
+        handlers: dict[str, _Handler] = {
             "channel_join": self._on_join,
             "channel_leave": self._on_leave,
             "message": self._on_message,
@@ -115,6 +115,12 @@ class ChatEvents:
             "nick": self._on_nick,
             **self.moderation.handlers,
         }
+        # One handler per event for every socket (`Namespace.on_event`), not a closure per
+        # socket and event: the chat's memory per idle connection is its `Conn`.
+        self.socket_handlers: dict[str, Callable[..., Any]] = {
+            event: self._dispatcher(event, handler) for event, handler in handlers.items()
+        }
+        self.socket_handlers["disconnect"] = self._on_socket_disconnect
 
     @property
     def nick_allowed(self) -> bool:
@@ -123,10 +129,16 @@ class ChatEvents:
         return self.auth is None or self.config.allow_nick
 
     # -- connections -----------------------------------------------------------------------
+    def install(self, io: Server) -> None:
+        """Handle `io`'s connections and their events (main namespace)."""
+        io.on("connection", self.on_connection)
+        for event, handler in self.socket_handlers.items():
+            io.on_event(event, handler)
+
     def on_connection(self, socket: Socket) -> None:
         """The server's ``connection`` handler."""
-        # Sync on purpose: the handlers below are in place (and a recovered socket is back
-        # in its rooms) before any event can arrive.
+        # Sync on purpose: the socket is in the chat's bookkeeping (and a recovered socket
+        # is back in its rooms) before any of its events can arrive.
         saved = load_state(socket.data.get(DATA_KEY)) if socket.recovered else None
         claims: Claims | None = None
         if self.auth is not None:
@@ -147,8 +159,7 @@ class ChatEvents:
         elif claims is not None:
             name = claims.name
         else:
-            auth = socket.handshake.get("auth")
-            name, error = name_from_auth(auth if isinstance(auth, dict) else {})
+            name, error = name_from_auth(socket.auth)
         if name is None:
             name = guest_name(self.presence.name_in_use)
         if claims is not None:
@@ -157,20 +168,8 @@ class ChatEvents:
             user_id = saved.user_id
         else:
             user_id = guest_user_id()
-        config = self.config
-        conn = Conn(
-            socket,
-            EventBudget(
-                config.message_burst,
-                config.message_rate,
-                config.event_cutoff,
-                counts=self.budget_counts,
-            )
-            if config.message_rate
-            else None,
-            user_id,
-            claims,
-        )
+        # (Its event budget comes with its first event: see `_dispatcher`.)
+        conn = Conn(socket, None, user_id, claims)
         if self._conns.get(socket.id) is not None:  # (cannot happen: a session is taken once)
             self._on_disconnect(self._conns[socket.id], "replaced")
         self._conns[socket.id] = conn
@@ -181,9 +180,6 @@ class ChatEvents:
         if socket.recovered:
             stale, joined = self._restore_rooms(conn, saved)
         self._save_state(conn)
-        for event, handler in self._handlers.items():
-            socket.on(event, self._wrap(conn, event, handler))
-        socket.on("disconnect", lambda reason: self._on_disconnect(conn, reason))
         self.announce.spawn(self._welcome(conn, name, error, stale, joined))
 
     def _restore_rooms(
@@ -253,11 +249,16 @@ class ChatEvents:
             for room, payload in joined:
                 await self.announce.send_presence(room, payload)
 
+    def _on_socket_disconnect(self, socket: Socket, reason: str) -> None:
+        conn = self._conns.get(socket.id)
+        if conn is not None and conn.socket is socket:
+            self._on_disconnect(conn, reason)
+
     def _on_disconnect(self, conn: Conn, reason: str) -> None:
         # Sync on purpose: the socket's state is gone before any of its queued handlers run,
         # so none of them can put it back into a room.
         sid = conn.sid
-        conn.closed.set()
+        conn.close()
         if self._conns.get(sid) is not conn:
             return
         del self._conns[sid]
@@ -283,12 +284,28 @@ class ChatEvents:
         if departures:
             self.rooms_feed.poke()
 
-    def _wrap(self, conn: Conn, event: str, handler: _Handler) -> Callable[..., Awaitable[Reply]]:
-        async def handle(*args: Any) -> Reply:
-            if self._conns.get(conn.sid) is not conn:
-                # Disconnected after this event arrived: nobody to answer, nothing to change.
+    def _dispatcher(self, event: str, handler: _Handler) -> Callable[..., Awaitable[Reply]]:
+        """`event`'s handler for every socket: finds the socket's `Conn`, spends from its
+        budget, and answers what `handler` raises."""
+        config = self.config
+        budgeted = bool(config.message_rate)
+
+        async def handle(socket: Socket, *args: Any) -> Reply:
+            conn = self._conns.get(socket.id)
+            if conn is None or conn.socket is not socket:
+                # Disconnected after this event arrived (or never taken into the chat):
+                # nobody to answer, nothing to change.
                 return {"ok": False, "error": {"code": BAD_REQUEST, "message": "disconnected"}}
             budget = conn.budget
+            if budget is None and budgeted:
+                # Made by the first event rather than at connect: an idle connection keeps
+                # none, and a bucket made then would still be full now.
+                budget = conn.budget = EventBudget(
+                    config.message_burst,
+                    config.message_rate,
+                    config.event_cutoff,
+                    counts=self.budget_counts,
+                )
             if budget is not None and not budget.spend(event):
                 return await self._over_budget(conn, budget, event)
             try:
@@ -342,8 +359,11 @@ class ChatEvents:
             # The ban check reads the store: the events after this one that depend on the
             # join wait for it (`Conn.joined`), so they still see it as sent before them.
             pending = asyncio.get_running_loop().create_future()
-            previous = conn.joining.get(room)
-            conn.joining[room] = pending
+            joining = conn.joining
+            if joining is None:
+                joining = conn.joining = {}
+            previous = joining.get(room)
+            joining[room] = pending
             try:
                 if previous is not None:
                     await asyncio.shield(previous)
@@ -354,8 +374,8 @@ class ChatEvents:
             finally:
                 if not pending.done():
                     pending.set_result(None)
-                if conn.joining.get(room) is pending:
-                    del conn.joining[room]
+                if joining.get(room) is pending:
+                    del joining[room]
         return await self._join(conn, room, None)
 
     async def _join(self, conn: Conn, room: str, pending: asyncio.Future[None] | None) -> Reply:
@@ -506,7 +526,7 @@ class ChatEvents:
         if self.messages.closing:
             # Shutting down: not stored, not answered. The connection closes first, and the
             # client sends the message again (same client_id) once reconnected.
-            await conn.closed.wait()
+            await conn.wait_closed()
             return {"ok": False, "error": {"code": UNAVAILABLE, "message": "shutting down"}}
         request = parse_message(args)
         sid = conn.sid

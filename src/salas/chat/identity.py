@@ -37,7 +37,10 @@ MAX_USER_ID = 256
 
 def name_key(name: str) -> str:
     """What two names must differ in to be told apart ("Ana" and "ana" are the same)."""
-    return name.casefold()
+    key = name.casefold()
+    # `name` itself when folding changes nothing (most names): presence keeps a key per
+    # connected socket beside its name, one string then does for both.
+    return name if key == name else key
 
 
 def display_name(name: str, taken: Collection[str]) -> str:

@@ -152,7 +152,9 @@ class LocalPresence:
         self._names: dict[str, str] = {}  # sid -> the name the socket chose
         self._users: dict[str, str] = {}  # sid -> its user id
         self._name_keys: dict[str, int] = {}  # name_key(chosen name) -> sockets using it
-        self._joined: dict[str, list[str]] = {}  # sid -> rooms, in join order
+        # sid -> rooms, in join order; made by the first join, dropped when the last room
+        # is left (most of the time, most connected sockets are in no room).
+        self._joined: dict[str, list[str]] = {}
         self._rooms: dict[str, _Room] = {}
 
     # -- connections -------------------------------------------------------------------
@@ -168,7 +170,6 @@ class LocalPresence:
             raise ValueError(f"socket {sid} is already connected")
         self._names[sid] = name
         self._users[sid] = user_id if user_id is not None else sid
-        self._joined[sid] = []
         self._count_name(name, +1)
 
     def disconnect(self, sid: str) -> list[Departure]:
@@ -224,8 +225,10 @@ class LocalPresence:
         there already (another of its sockets) shows the user's name there. `prefer`: the
         name to show if no member shows it (a recovered socket's name there before it
         dropped)."""
-        joined = self._joined[sid]
-        user_id = self._users[sid]
+        user_id = self._users[sid]  # (KeyError: not connected)
+        joined = self._joined.get(sid)
+        if joined is None:
+            joined = self._joined[sid] = []
         state = self._rooms.get(room)
         if state is not None and sid in state.sockets.get(user_id, ()):
             joined.remove(room)
@@ -261,7 +264,10 @@ class LocalPresence:
             del state.keys[name_key(shown)]
         if not state.display:
             del self._rooms[room]
-        self._joined[sid].remove(room)
+        joined = self._joined[sid]
+        joined.remove(room)
+        if not joined:
+            del self._joined[sid]
         return shown
 
     def rooms_of(self, sid: str) -> list[str]:
@@ -326,7 +332,7 @@ class LocalPresence:
         shows it; returns the rooms where the shown name changed."""
         key = name_key(new)
         user_id = self._users[sid]
-        for room in self._joined[sid]:
+        for room in self._joined.get(sid, ()):
             holder = self._rooms[room].keys.get(key)
             if holder is not None and holder != user_id:
                 raise ChatError(NAME_TAKEN, f"the name {new!r} is taken in room {room!r}")
@@ -334,7 +340,7 @@ class LocalPresence:
         self._names[sid] = new
         self._count_name(new, +1)
         renames: list[Rename] = []
-        for room in self._joined[sid]:
+        for room in self._joined.get(sid, ()):
             state = self._rooms[room]
             previous = state.display[user_id]
             if previous == new:

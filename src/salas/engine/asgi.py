@@ -28,9 +28,8 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
-from salas.engine.http import HttpRequest
+from salas.engine.http import HttpRequest, header_value, parse_query
 from salas.engine.logsafe import printable
 from salas.engine.stats import EngineStats
 from salas.engine.transport import CloseCallback, MessageCallback
@@ -123,13 +122,10 @@ def _request(scope: Scope, connection: AsgiConnection, method: str) -> HttpReque
     request.path = path
     request.raw_path = raw_path.decode("latin-1") if raw_path else path
     request.query_string = scope.get("query_string", b"").decode("latin-1")
-    request.query = dict(parse_qsl(request.query_string, keep_blank_values=True))
-    headers = request.headers
+    request.query = parse_query(request.query_string)
     for name, value in scope.get("headers", ()):
         key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        request.raw_headers.append((key, text))
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        request.add_header(key, header_value(key, value))
     return request
 
 

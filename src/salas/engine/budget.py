@@ -98,11 +98,13 @@ class InboundBudget:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._packets_rate = rate
-        self._packets_burst = float(burst)
         self._bytes_rate = bytes_rate
-        self._bytes_burst = float(bytes_burst)
-        self._packets = float(burst)
-        self._bytes = float(bytes_burst)
+        # The bursts as given (the engine passes its config's: one object for every
+        # connection), and full buckets hold them until the first packet.
+        self._packets_burst: float = burst
+        self._bytes_burst: float = bytes_burst
+        self._packets: float = burst
+        self._bytes: float = bytes_burst
         self._grace = grace
         self._clock = clock
         self._last = clock()

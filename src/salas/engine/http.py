@@ -16,10 +16,13 @@ lazily: a state change only records a deadline, and a timer that fires early re-
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Protocol as TypingProtocol
 from typing import cast
 from urllib.parse import parse_qsl, unquote
@@ -38,6 +41,8 @@ __all__ = [
     "HttpTimeouts",
     "RequestHandler",
     "StreamHandler",
+    "header_value",
+    "parse_query",
 ]
 
 logger = logging.getLogger("salas.engine")
@@ -50,6 +55,102 @@ _MAX_HEADER_BYTES = 64 * 1024
 # shared. Bounded: names a client makes up beyond it are decoded every time.
 _HEADER_NAMES: dict[bytes, str] = {}
 _HEADER_NAMES_KEPT = 512
+# The same for the values of headers whose values repeat from one client to the next (the
+# browser, the host, the upgrade), not those unique per request (keys, cookies, tokens).
+_SHARED_VALUE_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "host",
+        "origin",
+        "pragma",
+        "sec-ch-ua",
+        "sec-ch-ua-mobile",
+        "sec-ch-ua-platform",
+        "sec-fetch-dest",
+        "sec-fetch-mode",
+        "sec-fetch-site",
+        "sec-websocket-extensions",
+        "sec-websocket-version",
+        "upgrade",
+        "user-agent",
+        "x-forwarded-proto",
+    }
+)
+_HEADER_VALUES: dict[bytes, str] = {}
+_HEADER_VALUES_KEPT = 1024
+_HEADER_VALUE_MAX = 512
+# Request targets and query strings longer than this are parsed every time rather than
+# remembered.
+_QUERY_CACHED_MAX = 256
+_URL_CACHED_MAX = 256
+# The methods' names as sent, to one string each.
+_METHODS = {
+    name.encode(): name
+    for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE")
+}
+# The path parameters of a request no route with parameters matched: read-only, shared.
+_NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+
+
+def header_value(name: str, value: bytes) -> str:
+    """A header's value as text (latin-1), shared with earlier requests where it repeats.
+
+    `name` is the lower-case header name. Bounded like the header names: values past the
+    table's size, or long ones, are decoded every time.
+    """
+    if name not in _SHARED_VALUE_HEADERS or len(value) > _HEADER_VALUE_MAX:
+        return value.decode("latin-1")
+    text = _HEADER_VALUES.get(value)
+    if text is None:
+        text = value.decode("latin-1")
+        if len(_HEADER_VALUES) < _HEADER_VALUES_KEPT:
+            _HEADER_VALUES[bytes(value)] = text
+    return text
+
+
+def parse_query(query_string: str) -> dict[str, str]:
+    """The query's parameters (the last of a repeated name wins; blank values kept).
+
+    Each request gets a dict of its own; the strings in it are shared with earlier requests
+    that sent the same query (every websocket client of the official library sends
+    ``EIO=4&transport=websocket``), and a session keeps its handshake's for life.
+    """
+    if not query_string:
+        return {}
+    if len(query_string) > _QUERY_CACHED_MAX:
+        return dict(parse_qsl(query_string, keep_blank_values=True))
+    return dict(_query_pairs(query_string))
+
+
+@functools.lru_cache(maxsize=256)
+def _query_pairs(query_string: str) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_qsl(query_string, keep_blank_values=True))
+
+
+def _split_target(target: str) -> tuple[str, str, str]:
+    """(raw path, percent-decoded path, query string) of a request target, the strings
+    shared with earlier requests for the same target when it is short."""
+    if len(target) > _URL_CACHED_MAX:
+        return _split_target_now(target)
+    return _split_target_cached(target)
+
+
+def _split_target_now(target: str) -> tuple[str, str, str]:
+    parsed = httptools.parse_url(target.encode("latin-1"))
+    raw_path = (parsed.path or b"/").decode("latin-1")
+    # Percent-decoded, so that static files with spaces or non-ASCII names are found;
+    # static lookups resolve the result and refuse anything outside their folder.
+    path = unquote(raw_path, errors="replace")
+    return raw_path, path, (parsed.query or b"").decode("latin-1")
+
+
+_split_target_cached = functools.lru_cache(maxsize=256)(_split_target_now)
+
+
 # A refused connection reads (and drops) what its client sends for this long after the
 # answer, so that closing with unread data does not reset the answer away before it is read.
 _LINGER = 1.0
@@ -89,6 +190,7 @@ class HttpRequest:
 
     __slots__ = (
         "_on_abort",
+        "_raw_headers",
         "body",
         "client_address",
         "connection",
@@ -99,7 +201,6 @@ class HttpRequest:
         "path_params",
         "query",
         "query_string",
-        "raw_headers",
         "raw_path",
         "responded",
         "upgrade",
@@ -115,11 +216,13 @@ class HttpRequest:
         # before decoding them, so that "%2F" stays inside one).
         self.raw_path = ""
         # What a route's "{name}" segments matched (set by the router).
-        self.path_params: dict[str, str] = {}
+        self.path_params: Mapping[str, str] = _NO_PARAMS
         self.query_string = ""
         self.query: dict[str, str] = {}
         self.headers: dict[str, str] = {}
-        self.raw_headers: list[tuple[str, str]] = []
+        # The headers as sent, kept only once a name repeats: until then they are
+        # `headers`' items (see `raw_headers`). A session keeps its handshake request.
+        self._raw_headers: list[tuple[str, str]] | None = None
         self.body = b""
         self.upgrade = False
         self.keep_alive = True
@@ -129,6 +232,35 @@ class HttpRequest:
         # The client's address: the peer's, or the one a trusted proxy forwarded (set by the
         # server once the head is in; see salas.engine.forwarded).
         self.client_address = connection.peer_address
+
+    @property
+    def raw_headers(self) -> list[tuple[str, str]]:
+        """Every header as sent, in order, as (lower-case name, value) pairs.
+
+        Unlike `headers`, a repeated header is one pair per line. A copy: changing it
+        changes nothing.
+        """
+        raw = self._raw_headers
+        return list(self.headers.items()) if raw is None else list(raw)
+
+    def add_header(self, name: str, value: str) -> None:
+        """Record a header line of the request (called by the parser).
+
+        Args:
+            name: The header's name, lower-case.
+            value: Its value.
+        """
+        headers = self.headers
+        raw = self._raw_headers
+        if name in headers:
+            if raw is None:
+                # The first repeat: until now the lines were exactly `headers`, in order.
+                raw = self._raw_headers = list(headers.items())
+            headers[name] = f"{headers[name]}, {value}"
+        else:
+            headers[name] = value
+        if raw is not None:
+            raw.append((name, value))
 
     @property
     def remote_address(self) -> str:
@@ -236,7 +368,8 @@ class HttpConnection(asyncio.Protocol):
         self._current: HttpRequest | None = None  # handled, not yet answered
         self._header_bytes = 0
         self._body_limit = DEFAULT_MAX_BODY
-        self._body_parts: list[bytes] = []
+        # The body's parts so far: made by its first part (most requests have none).
+        self._body_parts: list[bytes] | None = None
         self._body_size = 0
         self._stream: StreamHandler | None = None
         self._closing = False
@@ -261,7 +394,8 @@ class HttpConnection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
-        self.peer_address = str(peer[0]) if peer else ""
+        # Interned: one string for the many connections from one address (a proxy, a NAT).
+        self.peer_address = sys.intern(str(peer[0])) if peer else ""
         self._loop = asyncio.get_running_loop()
         self._idle_since = self._loop.time()
         if self._admission is not None:
@@ -336,7 +470,7 @@ class HttpConnection(asyncio.Protocol):
         else:
             self._head_since = self._idle_since
         self._header_bytes = 0
-        self._body_parts = []
+        self._body_parts = None
         self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
@@ -356,24 +490,17 @@ class HttpConnection(asyncio.Protocol):
             key = name.decode("latin-1").lower()
             if len(_HEADER_NAMES) < _HEADER_NAMES_KEPT:
                 _HEADER_NAMES[bytes(name)] = key
-        text = value.decode("latin-1")
-        self._request.raw_headers.append((key, text))
-        headers = self._request.headers
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        self._request.add_header(key, header_value(key, value))
 
     def on_headers_complete(self) -> None:
         request = self._request
         parser = self._parser
         assert request is not None and parser is not None
-        request.method = parser.get_method().decode("ascii", "replace")
-        raw_url = request.path
-        parsed = httptools.parse_url(raw_url.encode("latin-1"))
-        # Percent-decoded, so that static files with spaces or non-ASCII names are found;
-        # static lookups resolve the result and refuse anything outside their folder.
-        request.raw_path = (parsed.path or b"/").decode("latin-1")
-        request.path = unquote(request.raw_path, errors="replace")
-        request.query_string = (parsed.query or b"").decode("latin-1")
-        request.query = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        method = parser.get_method()
+        request.method = _METHODS.get(method) or method.decode("ascii", "replace")
+        # (`path` holds the request target as sent until here.)
+        request.raw_path, request.path, request.query_string = _split_target(request.path)
+        request.query = parse_query(request.query_string)
         request.upgrade = bool(parser.should_upgrade())
         # Read now: llhttp resets this flag once the message is complete.
         request.keep_alive = bool(parser.should_keep_alive())
@@ -391,13 +518,18 @@ class HttpConnection(asyncio.Protocol):
         self._body_size += len(body)
         if self._body_size > self._body_limit:
             raise _BodyTooLarge
-        self._body_parts.append(body)
+        parts = self._body_parts
+        if parts is None:
+            parts = self._body_parts = []
+        parts.append(body)
 
     def on_message_complete(self) -> None:
         request = self._request
         assert request is not None
-        request.body = b"".join(self._body_parts)
-        self._body_parts = []
+        parts = self._body_parts
+        if parts is not None:
+            request.body = b"".join(parts)
+            self._body_parts = None
         self._request = None
         self._in_body = False
         self._served = True
@@ -489,9 +621,11 @@ class HttpConnection(asyncio.Protocol):
         self._waiting.clear()
         self._cancel_timer()
         # No more HTTP on this connection: the parser (and the reference cycle it makes
-        # with this object) goes now rather than when the connection ends.
+        # with this object) goes now rather than when the connection ends, and the times
+        # its timeouts were computed from (a float object each) with it.
         self._parser = None
         self._request = None
+        self._idle_since = self._head_since = self._progress = self._timer_at = 0.0
 
     # -- timeouts ---------------------------------------------------------------------
     def _deadline(self) -> float | None:

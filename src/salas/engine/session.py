@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from salas.engine.budget import InboundBudget
@@ -88,7 +88,9 @@ class EngineSession:
         self._framed = True
         self._scheduler = server.scheduler
         self._stats = server.stats
-        self._queue: list[WirePacket] = []
+        # Packets waiting for a long-polling GET: the shared empty tuple while there are
+        # none (always, on a websocket), a list made by the first one.
+        self._queue: list[WirePacket] | tuple[()] = ()
         self._queue_size = 0
         self._poll: HttpRequest | None = None
         self._posting: HttpRequest | None = None  # a POST whose body is still arriving
@@ -129,9 +131,7 @@ class EngineSession:
             else:
                 self._push_packets([packet])
         else:
-            self._queue.append(packet)
-            self._queue_size += len(packet)
-            self._poll_wanted()
+            self._enqueue((packet,))
 
     def send_message(self, text: str) -> None:
         """Queue one Engine.IO MESSAGE carrying `text`."""
@@ -206,11 +206,17 @@ class EngineSession:
         if volatile and (self._poll is None or self._queue):
             # Polling: a volatile packet is only worth sending if a GET is waiting now.
             return False
-        packets = message.packets
-        self._queue.extend(packets)
+        self._enqueue(message.packets)
+        return True
+
+    def _enqueue(self, packets: Sequence[WirePacket]) -> None:
+        """Queue packets for the next long-polling GET."""
+        queue = self._queue
+        if isinstance(queue, tuple):
+            queue = self._queue = []
+        queue.extend(packets)
         self._queue_size += sum(len(p) for p in packets)
         self._poll_wanted()
-        return True
 
     def _push_frames(self, frames: bytes) -> None:
         if not self._scheduled:
@@ -360,7 +366,7 @@ class EngineSession:
         stats.packets_sent += len(self._queue)
         body = encode_payload(self._queue).encode()
         stats.bytes_sent += len(body)
-        self._queue = []
+        self._queue = ()
         self._queue_size = 0
         request.respond(200, body, self._server.cors(request))
 
@@ -427,7 +433,7 @@ class EngineSession:
         self._release_poll()
         self.attach_websocket(ws)
         queued = self._queue
-        self._queue = []
+        self._queue = ()
         self._queue_size = 0
         for packet in queued:
             self.send(packet)
@@ -571,7 +577,7 @@ class EngineSession:
             if self._poll is not None:
                 self._release_poll()
             self._poll = None
-            self._queue = []
+            self._queue = ()
         self._server.forget(self)
         callback = self.on_close
         self.on_close = ignore_close

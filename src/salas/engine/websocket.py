@@ -116,7 +116,8 @@ class WebSocket:
         self.on_message: MessageCallback = ignore_message
         self.on_close: CloseCallback = ignore_close
         self.closed = False
-        self._fragments: list[bytes] = []
+        # The parts of a fragmented message so far; made by its first frame.
+        self._fragments: list[bytes] | None = None
         self._tail = b""
         self._fragments_opcode: Opcode | None = None
         # Where the protocol's parser stands in the frame it was last handed part of: the
@@ -179,12 +180,13 @@ class WebSocket:
                 else:
                     self._fragments_opcode = opcode
                     self._fragments = [bytes(frame.data)]
-            elif opcode is Opcode.CONT and self._fragments_opcode is not None:
+            elif opcode is Opcode.CONT and self._fragments is not None:
                 self._fragments.append(bytes(frame.data))
                 if frame.fin:
                     first = self._fragments_opcode
+                    assert first is not None
                     data_whole = b"".join(self._fragments)
-                    self._fragments = []
+                    self._fragments = None
                     self._fragments_opcode = None
                     self._deliver(first, data_whole)
             if self.closed:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -66,7 +67,7 @@ def decode_packet(wire: WirePacket) -> EnginePacket:
     return EnginePacket(packet_type, wire[1:])
 
 
-def encode_payload(packets: list[WirePacket]) -> str:
+def encode_payload(packets: Sequence[WirePacket]) -> str:
     """Join packets into one long-polling body (binary as `b` + base64)."""
     return RECORD_SEPARATOR.join(
         p if isinstance(p, str) else "b" + base64.b64encode(p).decode("ascii") for p in packets

@@ -285,7 +285,9 @@ class PacketDecoder:
     def __init__(self) -> None:
         self._pending: SocketPacket | None = None
         self._expected = 0
-        self._buffers: list[bytes] = []
+        # The attachments received so far; the shared empty tuple between binary packets
+        # (one decoder per connection, and most never see one).
+        self._buffers: list[bytes] | tuple[()] = ()
 
     def feed(self, message: str | bytes) -> SocketPacket | None:
         if isinstance(message, str):
@@ -300,15 +302,15 @@ class PacketDecoder:
             self._expected = attachments
             self._buffers = []
             return None
-        if self._pending is None:
+        buffers = self._buffers
+        if self._pending is None or not isinstance(buffers, list):
             raise ProtocolError("unexpected binary attachment")
-        self._buffers.append(message)
-        if len(self._buffers) < self._expected:
+        buffers.append(message)
+        if len(buffers) < self._expected:
             return None
         packet = self._pending
-        buffers = self._buffers
         self._pending = None
-        self._buffers = []
+        self._buffers = ()
         packet.data = _reconstruct(packet.data, buffers)
         packet.attachments = buffers
         return packet

@@ -192,7 +192,9 @@ def session_row(record: SessionRecord) -> SessionRow:
         record.pid,
         record.sid,
         record.nsp,
-        dump_rooms(record.rooms),
+        # Not `dump_rooms`: a session's rooms include its own id, never seen again, and
+        # would only push the broadcasts' rooms out of that function's cache.
+        _dumps(list(record.rooms)),
         dump_data(record.data, record.sid),
         record.base_offset,
         record.disconnected_at,

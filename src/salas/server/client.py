@@ -107,8 +107,8 @@ class Client:
             if recovery is None
             else offset_mode(auth, self.session.request.query_string)
         )
-        auth = auth if isinstance(auth, dict) else {}
-        if recovery is not None and "pid" in auth:
+        auth = auth if isinstance(auth, dict) else None  # (None: `Socket.auth` makes {})
+        if recovery is not None and auth is not None and "pid" in auth:
             self._in_background(self._recover(nsp, auth, recovery, mode))
             return
         socket = Socket(nsp, self, auth, secrets.token_urlsafe(15))

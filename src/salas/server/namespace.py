@@ -48,6 +48,7 @@ class Namespace:
             (:mod:`salas.protocol.outgoing`), indexed by mode.
         middlewares: What :meth:`use` added, in order.
         connection_handlers: What :meth:`on` added, in order.
+        event_handlers: What :meth:`on_event` added, by event.
         adapter: Its rooms, and how its broadcasts reach sockets.
         adapter_starting: While the adapter of a namespace made after ``Server.start``
             starts, that task (kept when it failed); None otherwise.
@@ -62,6 +63,7 @@ class Namespace:
         self.offset_modes = [0] * OFFSET_MODES
         self.middlewares: list[Middleware] = []
         self.connection_handlers: list[Handler] = []
+        self.event_handlers: dict[str, Handler] = {}
         self.adapter: Adapter = adapter_factory(self)
         # Set by the server while the adapter of a namespace made after `Server.start` is
         # starting, and kept if that start failed.
@@ -90,6 +92,45 @@ class Namespace:
 
         def register(fn: Handler) -> Handler:
             self.connection_handlers.append(fn)
+            return fn
+
+        return register
+
+    def on_event(self, event: str, handler: Handler | None = None) -> Any:
+        """Register the handler of a client event for every socket of this namespace.
+
+        ``handler(socket, *args)`` gets the socket the event came from, then the event's
+        arguments; otherwise it is as a handler of :meth:`Socket.on
+        <salas.server.socket.Socket.on>` (sync or async, its return value is the ack, one
+        per event: registering another replaces it). ``disconnecting`` and ``disconnect``
+        handlers get ``(socket, reason)``. A socket's own handler of the same event
+        (``socket.on``) takes its place for that socket.
+
+        One handler for all sockets, where ``socket.on`` in a connection handler makes one
+        closure per socket and event: a server holding many connections keeps less memory
+        per connection.
+
+        Args:
+            event: The event name; not ``"connection"`` or ``"connect"`` (see :meth:`on`).
+            handler: The handler; omitted when used as a decorator.
+
+        Returns:
+            ``handler``, or a decorator when it is omitted.
+
+        Raises:
+            TypeError: ``event`` is not a string.
+            ValueError: ``event`` is ``"connection"`` or ``"connect"``.
+        """
+        if not isinstance(event, str):
+            raise TypeError(f"event name must be a string, not {type(event).__name__}")
+        if event in ("connection", "connect"):
+            raise ValueError(f"{event!r} is the namespace's own event: register it with on()")
+        if handler is not None:
+            self.event_handlers[event] = handler
+            return handler
+
+        def register(fn: Handler) -> Handler:
+            self.event_handlers[event] = fn
             return fn
 
         return register

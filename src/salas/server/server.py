@@ -343,6 +343,26 @@ class Server:
         """
         return self.sockets.on(event, handler)
 
+    def on_event(self, event: str, handler: Handler | None = None) -> Any:
+        """Register a client event's handler for every socket of the main namespace.
+
+        ``@io.on_event("message")`` / ``handler(socket, *args)``; as
+        :meth:`Namespace.on_event`.
+
+        Args:
+            event: The event name; not ``"connection"`` or ``"connect"``.
+            handler: ``handler(socket, *args)``, sync or async; omitted when used as a
+                decorator.
+
+        Returns:
+            ``handler``, or a decorator when it is omitted.
+
+        Raises:
+            TypeError: ``event`` is not a string.
+            ValueError: ``event`` is ``"connection"`` or ``"connect"``.
+        """
+        return self.sockets.on_event(event, handler)
+
     def use(self, middleware: Middleware) -> Middleware:
         """Add a middleware to the main namespace: ``@io.use``; as :meth:`Namespace.use`.
 

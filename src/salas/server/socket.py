@@ -29,6 +29,11 @@ _BINARY_EVENT = SocketPacketType.BINARY_EVENT
 _ACK = SocketPacketType.ACK
 _BINARY_ACK = SocketPacketType.BINARY_ACK
 _DISCONNECT = SocketPacketType.DISCONNECT
+# The handler table of every socket that has none of its own: an application whose handlers
+# are its namespace's (`Namespace.on_event`) keeps no table per socket. Never written to:
+# `Socket._register` gives a socket a table of its own first. (A plain dict rather than a
+# read-only proxy: it is read for every event, and a proxy's `get` costs a method call.)
+_NO_HANDLERS: dict[str, Handler] = {}
 
 
 def _ack_args(result: Any) -> list[Any]:
@@ -79,7 +84,9 @@ class Socket:
             ``secure`` and ``xdomain``.
     """
 
-    def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any], sid: str) -> None:
+    def __init__(
+        self, nsp: Namespace, client: Client, auth: dict[str, Any] | None, sid: str
+    ) -> None:
         self.nsp = nsp
         self.client = client
         # An attribute, not a property: the adapter reads it for every recipient of every
@@ -96,12 +103,13 @@ class Socket:
         # Which offset argument its events carry (salas.protocol.outgoing.OFFSETS_*),
         # chosen at connect time by salas.recovery.policy.offset_mode.
         self.offsets = OFFSETS_NONE
-        # The handshake dict is built on first use (see `handshake`): many applications
-        # never read it, and a server holds one socket per connected client.
+        # The handshake dict is built on first use (see `handshake`), the auth dict of a
+        # client that sent none too (`auth`): many applications never read them, and a
+        # server holds one socket per connected client.
         self._auth = auth
         self._issued = int(time.time() * 1000)
         self._handshake: dict[str, Any] | None = None
-        self._handlers: dict[str, Handler] = {}
+        self._handlers = _NO_HANDLERS
         # Shared empty tuples until a handler is added, a dict once an ack is awaited.
         self._any_handlers: Sequence[Handler] = ()
         self._any_outgoing: Sequence[Handler] = ()
@@ -121,7 +129,7 @@ class Socket:
             request = self.session.request
             issued = self._issued
             handshake = self._handshake = {
-                "auth": self._auth,
+                "auth": self.auth,
                 "headers": request.headers,
                 "query": request.query,
                 "address": request.client_address,
@@ -136,6 +144,18 @@ class Socket:
     @handshake.setter
     def handshake(self, value: dict[str, Any]) -> None:
         self._handshake = value
+
+    @property
+    def auth(self) -> dict[str, Any]:
+        """What the client sent in its CONNECT packet (``{}`` if nothing, or not an object).
+
+        The same dict as ``handshake["auth"]``; reading it here does not build the rest of
+        the handshake.
+        """
+        auth = self._auth
+        if auth is None:
+            auth = self._auth = {}
+        return auth
 
     @property
     def conn(self) -> EngineSession:
@@ -158,7 +178,9 @@ class Socket:
         handler per event: registering another replaces it. The handler, sync or async,
         gets the event's arguments; when the client asked for an acknowledgement, what it
         returns is sent back (a tuple as several arguments, None as none). The
-        ``disconnecting`` and ``disconnect`` events get the reason, a string.
+        ``disconnecting`` and ``disconnect`` events get the reason, a string. For this
+        socket it takes the place of its namespace's handler of the same event
+        (:meth:`Namespace.on_event <salas.server.namespace.Namespace.on_event>`).
 
         Args:
             event: The event name.
@@ -169,14 +191,31 @@ class Socket:
             the function it decorates.
         """
         if handler is not None:
-            self._handlers[event] = handler
+            self._register(event, handler)
             return handler
 
         def register(fn: Handler) -> Handler:
-            self._handlers[event] = fn
+            self._register(event, fn)
             return fn
 
         return register
+
+    def _register(self, event: str, handler: Handler) -> None:
+        handlers = self._handlers
+        if handlers is _NO_HANDLERS:
+            handlers = self._handlers = {}
+        handlers[event] = handler
+
+    def _handler(self, event: str, args: list[Any]) -> tuple[Handler | None, list[Any]]:
+        """The handler of `event` for this socket and the arguments to call it with: its
+        own (`on`) with `args`, else its namespace's with the socket before them."""
+        handler = self._handlers.get(event)
+        if handler is not None:
+            return handler, args
+        handler = self.nsp.event_handlers.get(event)
+        if handler is not None:
+            return handler, [self, *args]
+        return None, args
 
     def on_any(self, handler: Handler) -> Handler:
         """Call ``handler(event, *args)`` for every event from the client.
@@ -394,9 +433,13 @@ class Socket:
         where = f"socket {self.id}, event {event!r}"
         for any_handler in self._any_handlers:
             call_handler(self.nsp.server.tasks, any_handler, [event, *args], where)
+        # (`_handler`, inlined: this runs for every event)
         handler = self._handlers.get(event)
         if handler is None:
-            return
+            handler = self.nsp.event_handlers.get(event)
+            if handler is None:
+                return
+            args = [self, *args]
         ack_id = packet.id
         on_result: Callable[[Any], None] | None = None
         if ack_id is not None:
@@ -430,9 +473,9 @@ class Socket:
         if not self.connected:
             return
         where = f"socket {self.id}, disconnect"
-        disconnecting = self._handlers.get("disconnecting")
+        disconnecting, args = self._handler("disconnecting", [reason])
         if disconnecting is not None:
-            call_handler(self.nsp.server.tasks, disconnecting, [reason], where)
+            call_handler(self.nsp.server.tasks, disconnecting, args, where)
         recovery = self.nsp.server.recovery
         if recovery is not None and self.pid is not None:
             recovery.on_disconnect(
@@ -453,9 +496,9 @@ class Socket:
                 if not future.done():
                     future.set_exception(Disconnected(f"socket {self.id} disconnected: {reason}"))
             acks.clear()
-        handler = self._handlers.get("disconnect")
+        handler, args = self._handler("disconnect", [reason])
         if handler is not None:
-            call_handler(self.nsp.server.tasks, handler, [reason], where)
+            call_handler(self.nsp.server.tasks, handler, args, where)
         observers = self.nsp.server.observers
         if observers:
             observers.socket_disconnected(self, reason)
