@@ -254,7 +254,7 @@ TARGETS: dict[str, Target] = {
             "salas-chat-w2-hub",
             "salas chat, --workers 2 over the local hub (no Redis), unpinned",
             "chat",
-            lambda port, env: _chat_argv(port, env) + ["--workers", "2"],
+            lambda port, env: [*_chat_argv(port, env), "--workers", "2"],
             _chat_versions,
             env=_CHAT_ENV,
             pinned=False,
