@@ -138,10 +138,20 @@ def _blast_versions() -> dict[str, str]:
     return {"gcc": _cmd_version(["gcc", "-dumpfullversion"])}
 
 
+CHAT_DB = ROOT / "bench/results/tmp/chat.db"
+
+
 def _chat_argv(port: int, env: dict[str, str]) -> list[str]:
     salas = shutil.which("salas", path=str(Path(PYTHON).parent)) or "salas"
-    db = env.get("SALAS_BENCH_DB") or f"sqlite:///{ROOT / 'bench/results/tmp/chat.db'}"
+    db = env.get("SALAS_BENCH_DB") or f"sqlite:///{CHAT_DB}"
     return [salas, "serve", "--port", str(port), "--db", db]
+
+
+def fresh_chat_db() -> None:
+    """Remove the chat targets' SQLite file (and its WAL): every start measures an empty
+    database, not whatever earlier runs left (a file of hundreds of MB after a few sweeps)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{CHAT_DB}{suffix}").unlink(missing_ok=True)
 
 
 # -- scaling: one process with and without Redis, `--workers 1` against `--workers 2` --
@@ -399,6 +409,8 @@ def start(
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("NODE_ENV", "production")
     argv = target.argv(port, env)
+    if target.kind == "chat" and "SALAS_BENCH_DB" not in env:
+        fresh_chat_db()
     exe = argv[0]
     if not (Path(exe).exists() or shutil.which(exe)):
         raise Unavailable(f"{exe} not found")
