@@ -713,7 +713,9 @@ async def serve(settings: ServeSettings) -> int:
         print(f"salas: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     url = store_url(settings.db)
-    store = open_store(url)
+    # A node of a cluster appends a room's messages one at a time, holding the room's lock
+    # (salas.cluster.ordering): no batch can form, so pacing commits would only delay each.
+    store = open_store(url, commit_interval=0.0 if settings.redis is not None else None)
     try:
         await store.open()
     except StoreError as exc:

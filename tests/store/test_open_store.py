@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from salas.db.batching import DEFAULT_COMMIT_INTERVAL
 from salas.store import (
     MemoryBanStore,
     MemoryStore,
@@ -187,3 +188,15 @@ def test_open_ban_store_follows_the_message_store_url() -> None:
     assert pg_bans.dsn == "postgresql://ana@db/chat?sslmode=disable"
     with pytest.raises(StoreError, match="unknown store URL scheme"):
         open_ban_store("mysql://root@localhost/chat")
+
+
+def test_commit_interval_reaches_the_sql_stores(tmp_path: Path) -> None:
+    """open_store's commit_interval sets the group commit's pacing of SQLite and PostgreSQL
+    stores (the default otherwise); memory has none to set."""
+    paced = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    unpaced = open_store(f"sqlite:///{tmp_path / 'b.db'}", commit_interval=0.0)
+    pg = open_store("postgresql://u@127.0.0.1/test", commit_interval=0.0)
+    assert paced.commit_interval == DEFAULT_COMMIT_INTERVAL > 0
+    assert unpaced.commit_interval == 0.0
+    assert pg.commit_interval == 0.0
+    assert not hasattr(open_store("memory://", commit_interval=0.0), "commit_interval")

@@ -74,12 +74,14 @@ SUPPORTED_URLS = (
 )
 
 
-def open_store(url: str) -> MessageStore:
+def open_store(url: str, *, commit_interval: float | None = None) -> MessageStore:
     """The message store for a URL, not yet opened (``await store.open()``).
 
     Args:
         url: ``memory://``, a SQLite URL or bare file path, or a PostgreSQL URL (see the
             module's docstring for each one's options).
+        commit_interval: For SQLite and PostgreSQL, the group commit's pacing in seconds
+            (None: the default, 0.003; see :class:`SQLiteStore`). Ignored by memory.
 
     Returns:
         A :class:`MemoryStore`, :class:`SQLiteStore` or :class:`PostgresStore`.
@@ -91,9 +93,10 @@ def open_store(url: str) -> MessageStore:
     backend, url = backend_of(url, SUPPORTED_URLS)
     if backend == "memory":
         return MemoryStore(url)
+    options = {} if commit_interval is None else {"commit_interval": commit_interval}
     if backend == "sqlite":
-        return SQLiteStore.from_url(url)
-    return PostgresStore.from_url(url)
+        return SQLiteStore.from_url(url, **options)
+    return PostgresStore.from_url(url, **options)
 
 
 def open_ban_store(url: str) -> BanStore:

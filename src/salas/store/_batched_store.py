@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
-from salas.db.batching import CommitObserver, GroupCommitter
+from salas.db.batching import DEFAULT_COMMIT_INTERVAL, CommitObserver, GroupCommitter
 from salas.db.common import Connections, now_ms
 from salas.db.errors import StoreError, not_open
 
@@ -120,14 +120,27 @@ class BatchedMessageStore(ABC, Generic[DbT]):
     backend: ClassVar[str]
     url: str
 
-    def __init__(self, db: DbT, queries: HistoryQueries, *, max_batch: int) -> None:
+    def __init__(
+        self,
+        db: DbT,
+        queries: HistoryQueries,
+        *,
+        max_batch: int,
+        commit_interval: float = DEFAULT_COMMIT_INTERVAL,
+    ) -> None:
         self._db = db
         self._queries = queries
         self._max_batch = max_batch
+        self._commit_interval = commit_interval
         self._committer: GroupCommitter[Draft, StoredMessage] | None = None
         self._commit_observer: CommitObserver | None = None
 
     # -- measures of group commit ------------------------------------------------------
+
+    @property
+    def commit_interval(self) -> float:
+        """Seconds between the starts of two transactions while messages keep coming."""
+        return self._commit_interval
 
     @property
     def batches_committed(self) -> int:
@@ -159,7 +172,12 @@ class BatchedMessageStore(ABC, Generic[DbT]):
         if self._committer is not None:
             return
         await self._db.open()
-        self._committer = GroupCommitter(self._commit, max_batch=self._max_batch, name=self.backend)
+        self._committer = GroupCommitter(
+            self._commit,
+            max_batch=self._max_batch,
+            name=self.backend,
+            interval=self._commit_interval,
+        )
         self._committer.observer = self._commit_observer
         self._committer.start()
 

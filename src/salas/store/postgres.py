@@ -38,7 +38,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.db.batching import DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_BATCH
 from salas.db.errors import StoreError
 from salas.db.postgres import (
     PostgresPool,
@@ -85,6 +85,10 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
         table: The table's name (default ``"messages"``).
         url: The URL it came from, for reports; default ``dsn``.
         max_batch: The most messages written in one transaction (default 4096).
+        commit_interval: Seconds between the starts of two transactions while messages
+            keep coming (default 0.003; see :mod:`salas.db.batching`, "Pacing"). 0 for a
+            caller that appends one message at a time and waits for each (the chat of a
+            cluster holds a room's lock across the append): pacing would only delay it.
         min_pool: Connections the pool keeps open (default 1).
         max_pool: Connections the pool opens at most (default 10).
         connect_timeout: Seconds to wait for a connection, and for ``health``'s probe
@@ -113,6 +117,7 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
         table: str = "messages",
         url: str | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
+        commit_interval: float = DEFAULT_COMMIT_INTERVAL,
         min_pool: int = 1,
         max_pool: int = 10,
         connect_timeout: float = 5.0,
@@ -153,7 +158,9 @@ class PostgresStore(BatchedMessageStore[PostgresPool]):
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
         )
-        super().__init__(pool, HistoryQueries.on(t, param), max_batch=max_batch)
+        super().__init__(
+            pool, HistoryQueries.on(t, param), max_batch=max_batch, commit_interval=commit_interval
+        )
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:

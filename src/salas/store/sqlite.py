@@ -36,7 +36,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.db.batching import DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_BATCH
 from salas.db.errors import StoreError
 from salas.db.sqlite import SQLiteFile, param, sqlite_location
 from salas.db.urls import split_sqlite_url
@@ -70,6 +70,10 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
         table: The messages table's name (default ``"messages"``).
         url: The URL it came from, for reports; default ``sqlite:///<path>``.
         max_batch: The most messages written in one transaction (default 4096).
+        commit_interval: Seconds between the starts of two transactions while messages
+            keep coming (default 0.003; see :mod:`salas.db.batching`, "Pacing"). 0 for a
+            caller that appends one message at a time and waits for each (the chat of a
+            cluster holds a room's lock across the append): pacing would only delay it.
 
     Attributes:
         backend: ``"sqlite"``.
@@ -91,6 +95,7 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
         table: str = "messages",
         url: str | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
+        commit_interval: float = DEFAULT_COMMIT_INTERVAL,
     ) -> None:
         self.path, self.table, self.url = sqlite_location(path, table, url)
         t = f'"{table}"'
@@ -119,6 +124,7 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
             ),
             HistoryQueries.on(t, param),
             max_batch=max_batch,
+            commit_interval=commit_interval,
         )
 
     @classmethod
