@@ -1,0 +1,117 @@
+"""RoomLocks (salas.cluster.ordering) on the local hub: one node at a time per room, the
+lock handed from one local post to the next, released when nobody waits."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from salas.cluster.hub import LocalHub
+from salas.cluster.node import ClusterNode
+from salas.cluster.ordering import RoomLocks
+
+
+async def _node(hub: LocalHub) -> ClusterNode:
+    node = ClusterNode(hub.url, "salas-test-order")
+    await node.start()
+    return node
+
+
+class CountingLocks(RoomLocks):
+    """RoomLocks counting its Redis acquisitions and releases."""
+
+    acquired = 0
+    released = 0
+
+    async def _acquire(self, key: str, token: str) -> None:
+        await super()._acquire(key, token)
+        self.acquired += 1
+
+    async def _release(self, key: str, token: str) -> None:
+        await super()._release(key, token)
+        self.released += 1
+
+
+async def test_two_nodes_never_hold_a_room_at_once(hub: LocalHub) -> None:
+    """Posts of two nodes in one room run one at a time (their holding spans never overlap),
+    and every post runs."""
+    a, b = await _node(hub), await _node(hub)
+    try:
+        locks = [RoomLocks(a), RoomLocks(b)]
+        inside: list[str] = []
+        overlaps = 0
+        done: list[str] = []
+
+        async def post(i: int) -> None:
+            nonlocal overlaps
+            async with locks[i % 2].hold("lobby"):
+                if inside:
+                    overlaps += 1
+                inside.append(f"p{i}")
+                await asyncio.sleep(0.002)
+                inside.remove(f"p{i}")
+                done.append(f"p{i}")
+
+        await asyncio.gather(*(post(i) for i in range(40)))
+        assert overlaps == 0
+        assert sorted(done) == sorted(f"p{i}" for i in range(40))
+        assert not await a.redis.exists(a.key("lock", "lobby"))  # released at the end
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_queued_local_posts_share_one_acquisition(hub: LocalHub) -> None:
+    """Posts queued on one node for a room hand the Redis lock on: one acquisition and one
+    release for the lot; a post arriving after the room went quiet acquires again."""
+    node = await _node(hub)
+    try:
+        locks = CountingLocks(node)
+
+        async def post() -> None:
+            async with locks.hold("lobby"):
+                await asyncio.sleep(0.001)
+
+        await asyncio.gather(*(post() for _ in range(10)))
+        assert (locks.acquired, locks.released) == (1, 1)
+        await post()
+        assert (locks.acquired, locks.released) == (2, 2)
+        assert locks._local == {}  # nothing kept for rooms out of use
+    finally:
+        await node.close()
+
+
+async def test_a_long_run_of_posts_lets_other_nodes_in(hub: LocalHub) -> None:
+    """A node with posts queued for longer than the handoff releases the room and queues
+    again, so another node's post gets its turn before the run ends."""
+    a, b = await _node(hub), await _node(hub)
+    try:
+        busy = RoomLocks(a, handoff=0.05)
+        other = RoomLocks(b)
+        order: list[str] = []
+
+        async def busy_post(i: int) -> None:
+            async with busy.hold("lobby"):
+                order.append(f"a{i}")
+                await asyncio.sleep(0.01)
+
+        async def other_post() -> None:
+            await asyncio.sleep(0.02)
+            async with other.hold("lobby"):
+                order.append("b")
+
+        await asyncio.gather(*(busy_post(i) for i in range(30)), other_post())
+        assert "b" in order
+        assert order.index("b") < len(order) - 1  # not only after all 30 of a
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_the_handoff_must_be_shorter_than_the_lease() -> None:
+    """A handoff at or past the lease could let the lock expire while handed on."""
+    node = ClusterNode("redis://127.0.0.1:1/0", f"x{secrets.token_hex(2)}")
+    with pytest.raises(ValueError):
+        RoomLocks(node, lease=1.0, handoff=1.0)
