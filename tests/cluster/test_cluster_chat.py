@@ -22,6 +22,7 @@ from salas.cluster.node import DEFAULT_HEARTBEAT, DEFAULT_TTL
 from tests.chat.chat_support import SECRET, ChatClient, token
 from tests.support.node import run_node
 from tests.support.processes import SalasServe, salas_serve
+from tests.support.services import delete_redis_keys
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -97,13 +98,7 @@ async def start_cluster(
 
     yield start
     await asyncio.gather(*(node.astop() for node in started), return_exceptions=True)
-    client = aioredis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_redis_keys(redis_url, prefix)
 
 
 async def _joined(url: str, name: str, room: str, **auth: Any) -> ChatClient:

@@ -17,6 +17,7 @@ from salas.cluster.hub import LocalHub
 from salas.cluster.hub_scripts import SCRIPTS, sha1_of
 from salas.cluster.offsets import SEQUENCE_SCRIPT
 from salas.cluster.ordering import RELEASE_SCRIPT
+from tests.support.services import delete_redis_keys
 
 # One step: (script, keys, args), keys named without the test's prefix.
 Step = tuple[str, list[str], list[Any]]
@@ -94,13 +95,7 @@ async def sides(redis_url: str, hub: LocalHub) -> AsyncIterator[Callable[..., Aw
         return None
 
     yield compare
-    redis = aioredis.from_url(redis_url)
-    try:
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
+    await delete_redis_keys(redis_url, prefix)
     for side in made:
         await side.close()
 

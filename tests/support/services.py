@@ -114,3 +114,16 @@ def probe_redis() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+async def delete_redis_keys(url: str, prefix: str) -> None:
+    """Delete every key under `prefix` on the Redis at `url` (a test's leftovers)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
