@@ -9,6 +9,8 @@ import asyncio
 import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -52,6 +54,24 @@ def test_parse_workers_takes_counts_and_auto() -> None:
     for raw in ("0", "-1", "two", "", "1.5", "5000"):
         with pytest.raises(ValueError):
             parse_workers(raw)
+
+
+def test_a_worker_that_cannot_start_stops_the_parent_cleanly(tmp_path: Path) -> None:
+    """Workers that cannot open the store: the parent exits 1 with the store's error, and
+    nothing is logged as an unretrieved exception."""
+    missing = tmp_path / "no such dir" / "chat.db"
+    argv = [sys.executable, "-m", "salas", "serve", "--workers", "2", "--port", "0"]
+    done = subprocess.run(
+        [*argv, "--db", f"sqlite:///{missing}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert "cannot open the store" in done.stderr
+    assert "exited with 1 while starting" in done.stderr
+    assert "never retrieved" not in done.stderr
 
 
 # -- a live cluster -------------------------------------------------------------------------------

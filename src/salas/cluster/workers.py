@@ -279,8 +279,10 @@ class Supervisor:
         await asyncio.wait(
             [ready, failing], timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
         )
-        ready.cancel()
-        failing.cancel()
+        for waiting in (ready, failing):
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting  # retrieved: nothing logged as "never retrieved"
         if self.failed is None and not all(w.ready.is_set() for w in self.workers):
             logger.error("the workers did not start within %.0f s", START_TIMEOUT)
             self.failed = 1
