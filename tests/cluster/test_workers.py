@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -491,3 +492,56 @@ async def test_sigterm_while_a_worker_restarts_still_exits_0(hub_cluster: SalasS
     await asyncio.sleep(0.2)
     assert await hub_cluster.astop() == 0
     assert not any(_alive(pid) for pid in workers.values())
+
+
+_ORPHAN = """
+import asyncio, signal, socket, sys
+from salas.cluster import workers
+
+workers.ORPHAN_GRACE = 0.5
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a shutdown that never ends
+
+
+class Engine:
+    sid_prefix = ""
+    misrouted = None
+
+
+async def main():
+    link = workers.WorkerLink(Engine(), 0, 2, int(sys.argv[1]))
+    link.start()
+    link.close()  # shutting down already (the parent's SIGTERM), and that shutdown hangs
+    print("ready", flush=True)
+    await asyncio.sleep(30)
+    print("still alive", flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_worker_whose_parent_is_gone_exits_even_if_its_shutdown_hangs() -> None:
+    """The parent's end of the pair closes while the worker is shutting down and its shutdown
+    never ends: it still exits (code 1) ORPHAN_GRACE seconds later instead of running on
+    without a parent."""
+    parent_end, worker_end = socket.socketpair()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN, str(worker_end.fileno())],
+        pass_fds=[worker_end.fileno()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker_end.close()
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        began = time.monotonic()
+        parent_end.close()
+        assert child.wait(timeout=20) == 1
+        assert time.monotonic() - began < 10
+        assert "exiting" in child.stderr.read() if child.stderr else False
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

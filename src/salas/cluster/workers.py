@@ -38,6 +38,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
@@ -111,11 +112,23 @@ def parse_workers(raw: str) -> int:
 
 
 # -- the worker's side ------------------------------------------------------------------------
+# Seconds a worker whose parent is gone has to shut down before it exits at once.
+ORPHAN_GRACE = 10.0
+
+
+def _exit_orphaned() -> None:
+    logger.error("still shutting down %.0f s after the parent went away: exiting", ORPHAN_GRACE)
+    os._exit(1)
+
+
 class WorkerLink:
     """A worker's end of the socket pair: adopts each connection the parent hands over.
 
     It tells the parent it is ready (`start`), serves what arrives, and stops the worker with
-    SIGTERM when the parent is gone (the pair reads end-of-file)."""
+    SIGTERM when the parent is gone (the pair reads end-of-file) — also while the worker is
+    already shutting down (`close`): then, nobody being left to SIGKILL it if that shutdown
+    hangs (waiting on a peer under overload, say), it exits by itself `ORPHAN_GRACE` seconds
+    later whatever happens."""
 
     def __init__(self, engine: EngineServer, index: int, workers: int, fd: int) -> None:
         self.engine = engine
@@ -124,6 +137,7 @@ class WorkerLink:
         self._channel = socket.socket(fileno=fd)
         self._channel.setblocking(False)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False  # taking no more connections
         engine.sid_prefix = sid_prefix(index)
         engine.misrouted = self.misrouted
 
@@ -135,10 +149,9 @@ class WorkerLink:
             self._channel.send(_READY)
 
     def close(self) -> None:
-        """Take no more connections (those handed over meanwhile are the parent's to close)."""
-        if self._loop is not None and self._channel.fileno() >= 0:
-            self._loop.remove_reader(self._channel.fileno())
-        self._channel.close()
+        """Take no more connections (those handed over meanwhile are closed here, and are the
+        parent's to close too); the link goes on watching for the parent's end."""
+        self._closed = True
 
     def _readable(self) -> None:
         while True:
@@ -150,15 +163,25 @@ class WorkerLink:
                 logger.error("lost the link to the parent process: %s", exc)
                 data, fds = b"", []
             if not data and not fds:
-                # The parent is gone: nothing more will come; drain and stop as on SIGTERM.
-                logger.warning("the parent process is gone: stopping")
-                self.close()
-                os.kill(os.getpid(), signal.SIGTERM)
+                self._parent_gone()
                 return
-            for extra in fds[1:]:
+            adopt = fds[:1] if not self._closed else []
+            for extra in fds[len(adopt) :]:
                 os.close(extra)  # one connection per message; more is not ours to serve
-            if fds:
-                self.engine.adopt(socket.socket(fileno=fds[0]), data)
+            if adopt:
+                self.engine.adopt(socket.socket(fileno=adopt[0]), data)
+
+    def _parent_gone(self) -> None:
+        # Nothing more will come: drain and stop as on SIGTERM, within ORPHAN_GRACE.
+        logger.warning("the parent process is gone: stopping")
+        self._closed = True
+        if self._loop is not None:
+            self._loop.remove_reader(self._channel.fileno())
+        self._channel.close()
+        deadline = threading.Timer(ORPHAN_GRACE, _exit_orphaned)
+        deadline.daemon = True
+        deadline.start()
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def misrouted(self, request: HttpRequest) -> bool:
         """A request whose sid is unknown here: answered 400 as always, and when the sid is
