@@ -74,16 +74,8 @@ class FlushScheduler:
             for target in pending:
                 target.flush()
             return
-        now = self._loop.time()
-        written_before = now - interval
-        deferred = self._deferred
-        for target in pending:
-            if target.flushed_at <= written_before:
-                target.flushed_at = now
-                target.flush()
-            else:
-                deferred.append(target)
-        if deferred and self._timer is None:
+        self._deferred += self._flush_written_before(pending, interval)
+        if self._deferred and self._timer is None:
             self._arm()
 
     def _arm(self) -> None:
@@ -94,18 +86,23 @@ class FlushScheduler:
         # Everything due within half an interval goes now: each deferred target is looked at
         # about twice, and none waits longer than its interval.
         self._timer = None
+        self._deferred = self._flush_written_before(self._deferred, self._interval / 2)
+        if self._deferred:
+            self._arm()
+
+    def _flush_written_before(self, targets: list[Flushable], ago: float) -> list[Flushable]:
+        """Flush the targets last written at least `ago` seconds ago; the others, still
+        waiting."""
         now = self._loop.time()
-        written_before = now - self._interval / 2
+        written_before = now - ago
         waiting: list[Flushable] = []
-        for target in self._deferred:
+        for target in targets:
             if target.flushed_at <= written_before:
                 target.flushed_at = now
                 target.flush()
             else:
                 waiting.append(target)
-        self._deferred = waiting
-        if waiting:
-            self._arm()
+        return waiting
 
     def close(self) -> None:
         """Write what pacing holds back now, and stop its timer (the server is closing)."""
