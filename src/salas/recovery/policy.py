@@ -46,7 +46,7 @@ import collections
 import logging
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -411,7 +411,11 @@ class Recovery:
             self._live[pid] = _Tracked(socket)
 
     def _drop(self, pid: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._drop_session(pid))
+        self._in_background(self._drop_session(pid))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a store call as a task that `close` waits for."""
+        task = asyncio.get_running_loop().create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -470,9 +474,7 @@ class Recovery:
         return self.options.skip_middlewares
 
     def _save(self, record: SessionRecord) -> None:
-        task = asyncio.get_running_loop().create_task(self._store_session(record))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._in_background(self._store_session(record))
 
     async def _store_session(self, record: SessionRecord) -> None:
         try:
