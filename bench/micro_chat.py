@@ -37,7 +37,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.micro_relay import BENCH_LIMITS, TEXT, Clients, masked_frame, settle
+from bench.micro_relay import (
+    BENCH_LIMITS,
+    TEXT,
+    Clients,
+    CollectorWatch,
+    masked_frame,
+    settle,
+)
 from salas.chat.app import ChatApp, create_app
 from salas.chat.config import ChatConfig
 from salas.recovery import open_recovery_store
@@ -86,33 +93,23 @@ async def feed(app: ChatApp, clients: Clients, messages: int, batch: int, rate: 
     await settle()
 
 
+def _commits(app: ChatApp) -> int:
+    """Transactions the message store committed (0 for memory, which has none)."""
+    return int(getattr(app.store, "batches_committed", 0))
+
+
 async def measure(
     app: ChatApp, clients: Clients, messages: int, batch: int, rate: float
 ) -> dict[str, float]:
     """One run: the figures of the module's list, per message."""
-    store: Any = app.store
-    committer = getattr(store, "_committer", None)
-    commits0 = committer.batches_committed if committer is not None else 0
+    commits0 = _commits(app)
     writes0 = clients.writes()
-    collections = [0, 0, 0]
-    gc_ns = [0]
-    started = [0]
-
-    def watch(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            started[0] = time.perf_counter_ns()
-        else:
-            collections[info["generation"]] += 1
-            gc_ns[0] += time.perf_counter_ns() - started[0]
-
-    gc.callbacks.append(watch)
     p0, t0 = time.process_time_ns(), time.thread_time_ns()
-    try:
+    with CollectorWatch() as collector:
         await feed(app, clients, messages, batch, rate)
-    finally:
-        gc.callbacks.remove(watch)
     p1, t1 = time.process_time_ns(), time.thread_time_ns()
-    commits = (committer.batches_committed if committer is not None else 0) - commits0
+    commits = _commits(app) - commits0
+    collections = collector.collections
     return {
         "process_us": (p1 - p0) / 1000 / messages,
         "loop_us": (t1 - t0) / 1000 / messages,
@@ -120,7 +117,7 @@ async def measure(
         "gc0": collections[0] * 1000 / messages,
         "gc1": collections[1] * 1000 / messages,
         "gc2": collections[2] * 1000 / messages,
-        "gc_us": gc_ns[0] / 1000 / messages,
+        "gc_us": sum(collector.ns) / 1000 / messages,
         "messages_per_commit": messages / commits if commits else 0.0,
     }
 

@@ -50,7 +50,7 @@ from salas.adapter.base import BroadcastOptions
 from salas.protocol.outgoing import EncodedMessage
 from salas.protocol.socketio import SocketPacket, SocketPacketType
 
-__all__ = ["SinkTransport", "main", "masked_frame", "run"]
+__all__ = ["CollectorWatch", "SinkTransport", "main", "masked_frame", "run"]
 
 BENCH_LIMITS: dict[str, Any] = {
     "max_connections": 0,
@@ -309,30 +309,40 @@ async def setup(scenario: str) -> tuple[Server, Clients, list[int], int]:
     return io, clients, [0], 1000
 
 
+class CollectorWatch:
+    """While entered, counts the garbage collector's runs and their time, per generation."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.ns = [0, 0, 0]
+        self._started = 0
+
+    def __enter__(self) -> CollectorWatch:
+        gc.callbacks.append(self._watch)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._watch)
+
+    def _watch(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        else:
+            self.collections[info["generation"]] += 1
+            self.ns[info["generation"]] += time.perf_counter_ns() - self._started
+
+
 async def run_only(scenario: str, mode: str, messages: int, batch: int) -> dict[str, Any]:
     """One mode, once, for a profiler to watch; also what the garbage collector did."""
     io, clients, senders, _ = await setup(scenario)
-    collections = [0, 0, 0]
-    gc_ns = [0, 0, 0]
-    started = [0]
-
-    def watch(phase: str, info: dict[str, int]) -> None:
-        generation = info["generation"]
-        if phase == "start":
-            started[0] = time.perf_counter_ns()
-        else:
-            collections[generation] += 1
-            gc_ns[generation] += time.perf_counter_ns() - started[0]
-
-    gc.callbacks.append(watch)
-    try:
+    with CollectorWatch() as collector:
         result: dict[str, Any] = await measure(
             io, clients, mode, senders, batch if scenario == "chat" else 1, messages
         )
-    finally:
-        gc.callbacks.remove(watch)
-    result["gc_collections_per_1000_messages"] = [c * 1000 / messages for c in collections]
-    result["gc_us_per_message"] = [ns / 1000 / messages for ns in gc_ns]
+    result["gc_collections_per_1000_messages"] = [
+        c * 1000 / messages for c in collector.collections
+    ]
+    result["gc_us_per_message"] = [ns / 1000 / messages for ns in collector.ns]
     result["objects_tracked"] = len(gc.get_objects())
     return result
 
