@@ -62,6 +62,11 @@ def _message(row: Row) -> StoredMessage:
     return StoredMessage(*row)
 
 
+def _row(draft: Draft) -> tuple[object, ...]:
+    """`draft`'s values in the order of the INSERT's columns."""
+    return (draft.channel, draft.message, draft.user, draft.ts, draft.client_id, draft.user_id)
+
+
 class SQLiteStore(BatchedMessageStore[SQLiteFile]):
     """A :class:`~salas.store.base.MessageStore` in one SQLite file.
 
@@ -168,10 +173,7 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
         return stored
 
     def _insert_plain(self, conn: sqlite3.Connection, drafts: list[Draft]) -> list[StoredMessage]:
-        conn.executemany(
-            self._insert,
-            [(d.channel, d.message, d.user, d.ts, None, d.user_id) for d in drafts],
-        )
+        conn.executemany(self._insert, [_row(draft) for draft in drafts])
         (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
         first = last - len(drafts) + 1
         return [draft.stored(first + i) for i, draft in enumerate(drafts)]
@@ -179,10 +181,7 @@ class SQLiteStore(BatchedMessageStore[SQLiteFile]):
     def _insert_once(self, conn: sqlite3.Connection, draft: Draft) -> StoredMessage:
         # One statement when the client_id is new (the common case); the row stored first
         # when it is not — earlier in this batch, or committed by another process.
-        cursor = conn.execute(
-            self._insert_new,
-            (draft.channel, draft.message, draft.user, draft.ts, draft.client_id, draft.user_id),
-        )
+        cursor = conn.execute(self._insert_new, _row(draft))
         if cursor.rowcount == 1:
             assert cursor.lastrowid is not None
             return draft.stored(cursor.lastrowid)
