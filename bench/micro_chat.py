@@ -19,7 +19,8 @@ It reports, per inbound message (10 deliveries), medians of ``--runs`` runs:
 
 Variants: ``--store memory`` (no SQLite); ``--gc python`` (CPython's collector defaults
 instead of what ``salas serve`` sets, :mod:`salas.server.gc_tuning`) or ``--gc A,B,C``
-(``gc.set_threshold``); ``--write-interval MS`` (the engine's write pacing).
+(``gc.set_threshold``); ``--write-interval MS`` (the engine's write pacing); ``--redis URL``
+(the chat as one node of a cluster over that Redis, as ``salas serve --redis`` runs it).
 
     .venv/bin/python -m bench.micro_chat
     .venv/bin/python -m bench.micro_chat --rate 8000 --runs 5
@@ -31,6 +32,7 @@ import argparse
 import asyncio
 import gc
 import json
+import secrets
 import statistics
 import tempfile
 import time
@@ -56,9 +58,17 @@ __all__ = ["main", "run"]
 ROOMS, ROOM_SIZE = 100, 10
 
 
-async def chat_app(db: str, write_interval: float = 0.0) -> ChatApp:
-    """The chat on `db` (a store URL) as `salas serve` makes it, with the bench's limits."""
-    store = open_store(db)
+async def chat_app(db: str, write_interval: float = 0.0, redis: str | None = None) -> ChatApp:
+    """The chat on `db` (a store URL) as `salas serve` makes it, with the bench's limits;
+    with `redis`, as one node of a cluster over that Redis (`salas serve --redis`), under a
+    prefix of its own."""
+    cluster = None
+    if redis is not None:
+        from salas.cluster.node import ClusterNode
+
+        cluster = ClusterNode(redis, f"salas-micro:{secrets.token_hex(4)}")
+    # A cluster node commits without pacing, as `salas serve --redis` opens its store.
+    store = open_store(db, commit_interval=0.0 if cluster is not None else None)
     await store.open()
     bans = open_ban_store(db)
     await bans.open()
@@ -69,6 +79,7 @@ async def chat_app(db: str, write_interval: float = 0.0) -> ChatApp:
         recovery,
         server_options={**BENCH_LIMITS, "serve_client": False, "write_interval": write_interval},
         bans=bans,
+        cluster=cluster,
     )
     await app.open()
     return app
@@ -123,10 +134,16 @@ async def measure(
 
 
 async def run(
-    db: str, runs: int, messages: int, batch: int, rate: float, write_interval: float
+    db: str,
+    runs: int,
+    messages: int,
+    batch: int,
+    rate: float,
+    write_interval: float,
+    redis: str | None = None,
 ) -> dict[str, Any]:
     """Open the chat and its clients, then `runs` measured runs: medians of each figure."""
-    app = await chat_app(db, write_interval)
+    app = await chat_app(db, write_interval, redis)
     try:
         clients = Clients(app.io)
         await clients.open(ROOMS * ROOM_SIZE, lambda i: f"room-{i % ROOMS}")
@@ -152,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--write-interval", type=float, default=0.0, help="ms (salas serve --write-interval)"
     )
+    parser.add_argument("--redis", help="run the chat as a cluster node over this Redis URL")
     args = parser.parse_args(argv)
     if args.gc == "serving":
         tune_for_serving()
@@ -162,10 +180,22 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{Path(tmp) / 'chat.db'}" if args.store == "sqlite" else "memory://"
         result = uvloop.run(
-            run(db, args.runs, args.messages, args.batch, args.rate, args.write_interval / 1000)
+            run(
+                db,
+                args.runs,
+                args.messages,
+                args.batch,
+                args.rate,
+                args.write_interval / 1000,
+                args.redis,
+            )
         )
     result.update(
-        store=args.store, rate=args.rate, gc=args.gc, write_interval_ms=args.write_interval
+        store=args.store,
+        rate=args.rate,
+        gc=args.gc,
+        write_interval_ms=args.write_interval,
+        redis=args.redis is not None,
     )
     print(json.dumps(result))
 

@@ -15,6 +15,7 @@ import websockets
 
 from salas import Server
 from salas.adapter import RemoteSocket, redis_adapter
+from salas.adapter.redis import POOL_SIZE, connect
 from salas.server.socket import Socket
 from tests.support.services import REDIS_URL
 
@@ -165,6 +166,32 @@ async def test_namespace_made_after_start_is_shared_then_closed(pair: Any, prefi
         assert await redis.pubsub_numsub(channel) == [(channel.encode(), 0)]
     finally:
         await redis.aclose()
+
+
+async def test_a_burst_of_broadcasts_waits_for_pooled_connections(pair: Any) -> None:
+    """More broadcasts at once than the pool has connections (a burst of joins or posts):
+    each waits for a connection, none fails, every one arrives."""
+    a, b, sockets = pair
+    member = await Raw.connect(b)
+    await socket_of(sockets, member.sid).join("room")
+    count = 3 * POOL_SIZE
+    await asyncio.gather(*(a.to("room").emit("n", i) for i in range(count)))
+    got = sorted([json.loads(str(await member.recv())[2:])[1] for _ in range(count)])
+    assert got == list(range(count))
+
+
+async def test_a_client_keeps_at_most_its_pool(redis_url: str) -> None:
+    """`connect`: commands beyond POOL_SIZE at once wait; the connections stay bounded."""
+    client = connect(redis_url)
+    key = "salas-test-pool:" + secrets.token_hex(4)
+    try:
+        results = await asyncio.gather(*(client.incr(key) for _ in range(4 * POOL_SIZE)))
+        assert sorted(results) == list(range(1, 4 * POOL_SIZE + 1))
+        names = [c for c in await client.client_list() if c.get("cmd") in ("incr", "client|list")]
+        assert 0 < len(names) <= POOL_SIZE
+    finally:
+        await client.delete(key)
+        await client.aclose()
 
 
 def test_without_redis_py_the_adapter_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

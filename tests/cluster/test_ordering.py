@@ -115,3 +115,44 @@ def test_the_handoff_must_be_shorter_than_the_lease() -> None:
     node = ClusterNode("redis://127.0.0.1:1/0", f"x{secrets.token_hex(2)}")
     with pytest.raises(ValueError):
         RoomLocks(node, lease=1.0, handoff=1.0)
+
+
+async def test_a_lock_handed_to_a_cancelled_post_is_released(hub: LocalHub) -> None:
+    """The post holding a room hands the Redis lock to the one waiting behind it; that one
+    is cancelled before it runs: the lock is released at once, not left to its lease, and
+    another node gets the room without waiting for it."""
+    a, b = await _node(hub), await _node(hub)
+    try:
+        here, there = RoomLocks(a), RoomLocks(b)
+        first_in = asyncio.Event()
+        leave = asyncio.Event()
+
+        waiting: list[asyncio.Task[None]] = []
+
+        async def first() -> None:
+            async with here.hold("lobby"):
+                first_in.set()
+                await leave.wait()
+            waiting[0].cancel()  # handed on, and cancelled before it runs
+
+        async def second() -> None:
+            async with here.hold("lobby"):
+                raise AssertionError("cancelled before it ran")
+
+        holder = asyncio.create_task(first())
+        await first_in.wait()
+        waiting.append(asyncio.create_task(second()))
+        await asyncio.sleep(0.01)  # queued behind the holder
+        leave.set()
+        await holder
+        with pytest.raises(asyncio.CancelledError):
+            await waiting[0]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        async with there.hold("lobby"):
+            took = loop.time() - began
+        assert took < 1.0  # not the 10 s lease
+        assert not await a.redis.exists(a.key("lock", "lobby"))
+    finally:
+        await a.close()
+        await b.close()

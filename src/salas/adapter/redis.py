@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import secrets
 from collections.abc import Iterable
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from salas._extras import extra_needed
+from salas._tasks import report_stuck, stop_tasks
 from salas.adapter.base import (
     AdapterFactory,
     BroadcastOptions,
@@ -47,7 +47,7 @@ from salas.protocol.outgoing import EncodedMessage
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-__all__ = ["RedisAdapter", "load_redis", "redis_adapter", "retrying"]
+__all__ = ["POOL_SIZE", "RedisAdapter", "connect", "load_redis", "redis_adapter", "retrying"]
 
 logger = logging.getLogger("salas.adapter")
 
@@ -109,6 +109,30 @@ def retrying() -> dict[str, Any]:
     }
 
 
+# Connections one client keeps to Redis at most, and how long a command waits for one of
+# them to be free (seconds). redis-py runs one command per connection at a time; its default
+# pool fails a command at once when 100 are busy — a burst of joins or posts in many rooms
+# would fail — where this one makes it wait its turn. The local hub allows for two such
+# clients per worker (salas.cluster.hub.connections_for).
+POOL_SIZE = 64
+POOL_WAIT = 5.0
+
+
+def connect(url: str, **options: Any) -> aioredis.Redis:
+    """A redis-py client of `url` whose commands wait for a free connection of a bounded pool
+    (`POOL_SIZE`, `POOL_WAIT`) and retry on a dead one (`retrying`); `options` go to the pool.
+
+    Raises:
+        ImportError: redis-py is not installed; the message names the ``redis`` extra.
+    """
+    driver = load_redis()
+    pool = driver.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT, **retrying(), **options
+    )
+    client: aioredis.Redis = driver.Redis.from_pool(pool)
+    return client
+
+
 class RedisAdapter(MemoryAdapter):
     """The adapter of one namespace shared by every process on one Redis, over pub/sub.
 
@@ -132,7 +156,7 @@ class RedisAdapter(MemoryAdapter):
     """
 
     def __init__(self, nsp: MemberRegistry, url: str, prefix: str = "salas") -> None:
-        self._driver = load_redis()
+        load_redis()  # without the extra, say so now rather than at start
         super().__init__(nsp)
         self.uid = secrets.token_hex(8)
         self._url = url
@@ -154,7 +178,7 @@ class RedisAdapter(MemoryAdapter):
             redis.exceptions.RedisError: Redis cannot be reached (redis-py's errors, e.g.
                 ``ConnectionError``).
         """
-        self._redis = self._driver.from_url(self._url, **retrying())
+        self._redis = connect(self._url)
         self._sequence = self._redis.register_script(SEQUENCE_SCRIPT)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._channel, self._request_channel, self._response_channel)
@@ -163,9 +187,7 @@ class RedisAdapter(MemoryAdapter):
     async def close(self) -> None:
         """Stop reading, unsubscribe and disconnect from Redis (idempotent)."""
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            report_stuck(await stop_tasks([self._reader]), "closing the Redis adapter")
             self._reader = None
         if self._pubsub is not None:
             await self._pubsub.aclose()

@@ -39,6 +39,7 @@ from typing import cast
 
 import hiredis
 
+from salas.adapter.redis import POOL_SIZE
 from salas.cluster.hub_commands import (
     COMMANDS,
     OK,
@@ -97,9 +98,10 @@ def connections_for(workers: int) -> int:
     """The hub's connection limit for `workers` workers.
 
     redis-py opens one more pooled connection whenever a command starts while the others
-    are busy (a worker holding many rooms at once), and keeps them: each worker gets room
-    for many, the total stays bounded."""
-    return 64 + 256 * workers
+    are busy (a worker holding many rooms at once), and keeps them, up to its pool's size
+    (`salas.adapter.redis.POOL_SIZE`): each worker gets room for four full pools (its
+    cluster node's and its namespaces' adapters'), the total stays bounded."""
+    return 64 + 4 * POOL_SIZE * workers
 
 
 class _Several(list[Reply]):

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from salas.adapter.redis import load_redis, retrying
+from salas._tasks import report_stuck, stop_tasks
+from salas.adapter.redis import connect, load_redis
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -107,7 +108,7 @@ class ClusterNode:
     ) -> None:
         if not 0 < heartbeat < ttl:
             raise ValueError("the heartbeat must be positive and shorter than the ttl")
-        self._driver = load_redis()
+        load_redis()  # without the extra, say so now rather than at start
         self.url = url
         self.prefix = prefix
         self.heartbeat = heartbeat
@@ -147,9 +148,7 @@ class ClusterNode:
         Raises:
             redis.exceptions.RedisError: Redis cannot be reached now.
         """
-        self._redis = self._driver.from_url(
-            self.url, socket_connect_timeout=self.ttl, socket_timeout=self.ttl, **retrying()
-        )
+        self._redis = connect(self.url, socket_connect_timeout=self.ttl, socket_timeout=self.ttl)
         await self._beat()
         subscribed = asyncio.get_running_loop().create_future()
         loop = asyncio.get_running_loop()
@@ -163,11 +162,7 @@ class ClusterNode:
     async def close(self) -> None:
         """Stop, leave the cluster (its heartbeat key deleted) and disconnect (idempotent)."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        report_stuck(await stop_tasks(tasks), "closing the cluster node")
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._flush(), self.ttl)

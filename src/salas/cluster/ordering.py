@@ -14,10 +14,11 @@ next of them instead of releasing and taking it again: under load a room's posts
 one node cost no Redis round trip for the lock but the first and the last. It lets go after
 `handoff` seconds of holding in a row all the same, so the other nodes get their turn.
 
-The Redis lock expires after `lease` seconds, so a node that dies holding it blocks the
-room for that long at most; a store write slower than the lease could let a next node in
-early (logged). Without Redis, a post cannot hold its room and fails ``unavailable``; the
-client sends it again.
+A lock handed on to a post that is cancelled before it runs is released all the same (by a
+task of its own). The Redis lock expires after `lease` seconds, so a node that dies holding
+it blocks the room for that long at most; a store write slower than the lease could let a
+next node in early (logged). Without Redis, a post cannot hold its room and fails
+``unavailable``; the client sends it again.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class RoomLocks:
         self.lease = lease
         self.handoff = handoff
         self._local: dict[str, _Room] = {}  # rooms in use here
+        self._releasing: set[asyncio.Task[None]] = set()  # releases nobody awaits
 
     @contextlib.asynccontextmanager
     async def hold(self, room: str) -> AsyncIterator[None]:
@@ -106,9 +108,17 @@ class RoomLocks:
         finally:
             state.users -= 1
             if state.users == 0:
-                if state.token is not None:  # (cancelled while releasing) it expires
+                if state.token is not None:
+                    # Handed on to a post that was then cancelled before it ran (or this
+                    # one cancelled while releasing): release it from a task of its own.
+                    self._release_later(key, state.token)
                     state.token = None
                 del self._local[room]  # (rooms come and go: keep only those in use)
+
+    def _release_later(self, key: str, token: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._release(key, token))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def _let_go(self, key: str, state: _Room) -> None:
         token, state.token = state.token, None

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
+from salas._tasks import report_stuck, stop_tasks
+
 __all__ = ["TaskRegistry"]
 
 logger = logging.getLogger("salas.server")
@@ -69,16 +71,11 @@ class TaskRegistry:
             if remaining <= 0:
                 break
             await asyncio.wait(pending, timeout=remaining)
+        # Cancelled (again, if one swallows it) for a second, with those their cleanup starts.
         grace_end = loop.time() + _CANCEL_GRACE
-        while pending := self._pending():
-            remaining = grace_end - loop.time()
-            if remaining <= 0:
-                names = ", ".join(sorted(task.get_name() for task in pending))
-                logger.warning("%d tasks ignored cancellation at shutdown: %s", len(pending), names)
-                return
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=remaining)
+        while (pending := self._pending()) and loop.time() < grace_end:
+            await stop_tasks(pending, grace_end - loop.time())
+        report_stuck(pending, "at shutdown")
 
     def _pending(self) -> set[asyncio.Task[Any]]:
         current = asyncio.current_task()
