@@ -41,6 +41,7 @@ from salas.adapter.base import (
     RemoteSocket,
 )
 from salas.adapter.memory import MemoryAdapter
+from salas.adapter.redis_pipe import CommandPipe, PipeScript
 from salas.cluster.offsets import SEQUENCE_SCRIPT, parse_sequenced, stamp_packets
 from salas.protocol.outgoing import EncodedMessage
 
@@ -165,7 +166,10 @@ class RedisAdapter(MemoryAdapter):
         self._response_channel = f"{prefix}-response#{nsp.name}#{self.uid}#"
         # The namespace's recovery offsets, shared by every process (salas.cluster.offsets).
         self._counter_key = f"{prefix}-offset#{nsp.name}#"
-        self._sequence: Any = None
+        self._sequence: PipeScript | None = None
+        # The commands of every broadcast go through the pipe (one connection, pipelined);
+        # the client (a pool) does the rest.
+        self._pipe: CommandPipe | None = None
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -179,7 +183,8 @@ class RedisAdapter(MemoryAdapter):
                 ``ConnectionError``).
         """
         self._redis = connect(self._url)
-        self._sequence = self._redis.register_script(SEQUENCE_SCRIPT)
+        self._pipe = CommandPipe(self._url)
+        self._sequence = self._pipe.script(SEQUENCE_SCRIPT)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._channel, self._request_channel, self._response_channel)
         self._reader = asyncio.get_running_loop().create_task(self._read_forever())
@@ -192,6 +197,9 @@ class RedisAdapter(MemoryAdapter):
         if self._pubsub is not None:
             await self._pubsub.aclose()
             self._pubsub = None
+        if self._pipe is not None:
+            await self._pipe.close()
+            self._pipe = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -279,9 +287,9 @@ class RedisAdapter(MemoryAdapter):
             self.deliver(message, opts)
 
     async def _publish(self, channel: str, payload: dict[str, Any]) -> None:
-        if self._redis is None:
+        if self._pipe is None:
             raise RuntimeError("the Redis adapter is not started (Server.start runs its init)")
-        await self._redis.publish(channel, orjson.dumps(payload))
+        await self._pipe.execute("PUBLISH", channel, orjson.dumps(payload))
 
     # -- operations on every process's sockets ----------------------------------------------
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Member | RemoteSocket]:

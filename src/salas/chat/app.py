@@ -291,14 +291,14 @@ class _ClusterClaim:
         key = self.cluster.key("sent", str(message.id))
         try:
             node = self.cluster.node_id
-            return bool(await self.cluster.redis.set(key, node, nx=True, ex=CLAIM_TTL))
+            return bool(await self.cluster.pipe.execute("SET", key, node, "NX", "EX", CLAIM_TTL))
         except Exception as exc:
             logger.warning("cluster: cannot claim message %d (%s)", message.id, exc)
             return True
 
     async def release(self, message: StoredMessage) -> None:
         """The broadcast failed: let a retry take it."""
-        await self.cluster.redis.delete(self.cluster.key("sent", str(message.id)))
+        await self.cluster.pipe.execute("DEL", self.cluster.key("sent", str(message.id)))
 
 
 def create_app(

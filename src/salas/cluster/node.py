@@ -34,6 +34,7 @@ import orjson
 
 from salas._tasks import report_stuck, stop_tasks
 from salas.adapter.redis import connect, load_redis
+from salas.adapter.redis_pipe import CommandPipe
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -119,6 +120,8 @@ class ClusterNode:
         self.on_dead: Callable[[str], Awaitable[None]] | None = None
         self.on_reconnect: Callable[[], Awaitable[None]] | None = None
         self._redis: aioredis.Redis | None = None
+        #: The hot path's commands (room locks, claims): one connection, pipelined.
+        self.pipe = CommandPipe(url, timeout=ttl)
         self._queue: asyncio.Queue[Write] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._up = False
@@ -170,6 +173,7 @@ class ClusterNode:
                 await self._redis.delete(self.key("alive", self.node_id))
             await self._redis.aclose()
             self._redis = None
+        await self.pipe.close()
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, kind: str, message: dict[str, Any]) -> None:

@@ -79,6 +79,7 @@ class RoomLocks:
         self.handoff = handoff
         self._local: dict[str, _Room] = {}  # rooms in use here
         self._releasing: set[asyncio.Task[None]] = set()  # releases nobody awaits
+        self._release_script = node.pipe.script(RELEASE_SCRIPT)
 
     @contextlib.asynccontextmanager
     async def hold(self, room: str) -> AsyncIterator[None]:
@@ -131,7 +132,9 @@ class RoomLocks:
         pause = 0.001
         while True:
             try:
-                taken = await self.node.redis.set(key, token, nx=True, px=int(self.lease * 1000))
+                taken = await self.node.pipe.execute(
+                    "SET", key, token, "NX", "PX", int(self.lease * 1000)
+                )
             except Exception as exc:
                 logger.warning("cluster: cannot hold a room in Redis (%s)", exc)
                 raise ChatError(UNAVAILABLE, "the chat cannot reach Redis; try again") from exc
@@ -144,7 +147,7 @@ class RoomLocks:
 
     async def _release(self, key: str, token: str) -> None:
         try:
-            released = await self.node.redis.eval(RELEASE_SCRIPT, 1, key, token)
+            released = await self._release_script(keys=[key], args=[token])
         except Exception as exc:  # it expires by itself
             logger.warning("cluster: cannot release a room in Redis (%s)", exc)
             return
