@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import socket
 import stat
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from salas.cluster.hub import LocalHub
+from salas.cluster.hub import LocalHub, remove_stale_directories
 from salas.cluster.hub_scripts import sha1_of
 from salas.cluster.node import ClusterNode
 from salas.cluster.offsets import SEQUENCE_SCRIPT
@@ -553,3 +557,56 @@ async def test_a_client_that_does_not_read_its_replies_is_not_read_from(
         assert await raw.line() == b"+PONG\r\n"
     finally:
         raw.close()
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path (a Unix socket's path is limited to about 100 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="sh", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_a_killed_parents_directory_is_removed_at_the_next_start(short_dir: Path) -> None:
+    """SIGKILL runs no cleanup: the hub's directory and socket stay. The next hub started
+    removes such leftovers (their socket refuses connections), and leaves a live hub's
+    directory and one without its socket yet (a hub starting now) alone."""
+    stale = short_dir / "salas-hub-stale"
+    stale.mkdir(mode=0o700)
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(stale / "hub.sock"))  # bound, never listening, then closed: refused
+    dead.close()
+    starting = short_dir / "salas-hub-starting"
+    starting.mkdir(mode=0o700)
+    live = short_dir / "salas-hub-live"
+    live.mkdir(mode=0o700)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(live / "hub.sock"))
+    listener.listen(1)
+    other = short_dir / "not-a-hub"
+    other.mkdir()
+    try:
+        assert remove_stale_directories(str(short_dir)) == 1
+        assert not stale.exists()
+        assert starting.exists() and live.exists() and other.exists()
+    finally:
+        listener.close()
+
+
+async def test_start_sweeps_leftovers_of_the_temporary_directory(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(short_dir))
+    stale = short_dir / "salas-hub-stale"
+    stale.mkdir(mode=0o700)
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(stale / "hub.sock"))
+    dead.close()
+    hub = LocalHub()
+    await hub.start()
+    try:
+        assert not stale.exists()
+        assert hub.path.startswith(str(short_dir))
+    finally:
+        await hub.close()
+    assert list(short_dir.iterdir()) == []

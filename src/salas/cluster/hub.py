@@ -60,6 +60,7 @@ __all__ = [
     "LocalHub",
     "connections_for",
     "encode",
+    "remove_stale_directories",
 ]
 
 logger = logging.getLogger("salas.cluster")
@@ -79,6 +80,8 @@ _SWEEP_LIMIT = 10_000
 # Channels one connection may subscribe to (a worker uses a few per namespace).
 _MAX_CHANNELS = 10_000
 _SOCKET_NAME = "hub.sock"
+# The hub's private directory is made in the temporary directory with this prefix.
+_DIRECTORY_PREFIX = "salas-hub-"
 # Replies to pipelined requests are written together, in parts of at most this many pieces
 # or about this many bytes (the transport then says whether the client keeps up).
 _FLUSH_PARTS = 512
@@ -92,6 +95,39 @@ _SUBSCRIBED_MODE = frozenset((b"SUBSCRIBE", b"UNSUBSCRIBE", b"PING", b"QUIT", b"
 # Commands that act on the connection itself: never queued in a transaction.
 _NOT_QUEUED = frozenset((b"MULTI", b"EXEC", b"DISCARD", b"QUIT"))
 _NO_SUBSCRIBE_IN_MULTI = frozenset((b"SUBSCRIBE", b"UNSUBSCRIBE"))
+
+
+def remove_stale_directories(parent: str | None = None) -> int:
+    """Remove the hub directories a killed parent left (SIGKILL runs no cleanup): those of
+    this user in `parent` (the temporary directory by default) whose socket refuses a
+    connection — no hub listens there any more. A directory without its socket may be a hub
+    starting now: it is left. Returns how many were removed."""
+    parent = parent if parent is not None else tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(_DIRECTORY_PREFIX)]
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        directory = os.path.join(parent, name)
+        path = os.path.join(directory, _SOCKET_NAME)
+        try:
+            if os.lstat(directory).st_uid != os.getuid() or not os.path.exists(path):
+                continue
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+                continue  # a live hub
+            except ConnectionRefusedError:
+                pass
+            finally:
+                probe.close()
+            os.unlink(path)
+            os.rmdir(directory)
+            removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def connections_for(workers: int) -> int:
@@ -337,7 +373,8 @@ class LocalHub:
         Raises:
             OSError: The directory or the socket cannot be made (nothing is left behind).
         """
-        self._directory = tempfile.mkdtemp(prefix="salas-hub-")  # mode 0700
+        remove_stale_directories()
+        self._directory = tempfile.mkdtemp(prefix=_DIRECTORY_PREFIX)  # mode 0700
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(self.path)
