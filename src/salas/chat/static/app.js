@@ -1126,6 +1126,10 @@
     messages.forEach((m) => messageKey(m) !== null && view.ids.add(messageKey(m)));
     if (messages.length) view.oldestId = messages[0].id;
     log.scrollTop = log.scrollHeight - fromBottom;
+    // Where the reader is now (the scroll events of our own scrolling are not trusted to
+    // say it): reading back, new lines no longer pull the log to its end nor drop what was
+    // just loaded.
+    view.atEnd = isNearEnd(view);
     if (messages.length < HISTORY_PAGE) {
       view.older.hidden = true;
       view.older.dataset.done = "1";
@@ -1145,6 +1149,8 @@
     view.scrollPending = true;
     requestAnimationFrame(() => {
       view.scrollPending = false;
+      // The reader went back meanwhile ("Load earlier messages"): leave the log as it is.
+      if (!view.atEnd) return;
       trimLog(view);
       const log = view.log.parentElement;
       log.scrollTop = log.scrollHeight;
