@@ -113,7 +113,7 @@ def retrying() -> dict[str, Any]:
 # Connections one client keeps to Redis at most, and how long a command waits for one of
 # them to be free (seconds). redis-py runs one command per connection at a time; its default
 # pool fails a command at once when 100 are busy — a burst of joins or posts in many rooms
-# would fail — where this one makes it wait its turn. The local hub allows for two such
+# would fail — where this one makes it wait its turn. The local hub allows for four such
 # clients per worker (salas.cluster.hub.connections_for).
 POOL_SIZE = 64
 POOL_WAIT = 5.0

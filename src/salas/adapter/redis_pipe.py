@@ -25,20 +25,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
+import hashlib
 from typing import TYPE_CHECKING, Any
 
-from salas._tasks import stop_tasks
+from salas._tasks import report_stuck, stop_tasks
 
 if TYPE_CHECKING:
     from redis.asyncio.connection import AbstractConnection
 
-__all__ = ["DEFAULT_TIMEOUT", "CommandPipe", "PipeScript"]
-
-logger = logging.getLogger("salas.adapter")
+__all__ = ["DEFAULT_TIMEOUT", "CommandPipe", "PipeScript", "sha1_of"]
 
 #: Seconds a command may wait for its reply (and a connection may take to open).
 DEFAULT_TIMEOUT = 5.0
+
+
+def sha1_of(script: bytes | str) -> str:
+    """A script's SHA1 as Redis names it (40 lower-case hex digits)."""
+    text = script.encode() if isinstance(script, str) else script
+    return hashlib.sha1(text).hexdigest()
 
 
 class _Link:
@@ -138,7 +142,7 @@ class _Link:
 
     async def close(self) -> None:
         self.fail(ConnectionError("the Redis command pipe is closed"))
-        await stop_tasks(self.tasks)
+        report_stuck(await stop_tasks(self.tasks), "closing a Redis command pipe")
         with contextlib.suppress(Exception):
             await self.conn.disconnect()
 
@@ -225,11 +229,9 @@ class PipeScript:
     """A Lua script run through a `CommandPipe` by its SHA1; see `CommandPipe.script`."""
 
     def __init__(self, pipe: CommandPipe, source: str) -> None:
-        import hashlib
-
         self.pipe = pipe
         self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self.sha = sha1_of(source)
 
     async def __call__(
         self, keys: list[str], args: list[str | bytes | int | float] | None = None

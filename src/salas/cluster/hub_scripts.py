@@ -14,10 +14,10 @@ with the same inputs and compares what they answer and leave behind, so the two 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import TypeAlias
 
+from salas.adapter.redis_pipe import sha1_of
 from salas.cluster.hub_commands import CommandError, Reply
 from salas.cluster.offsets import SEQUENCE_SCRIPT
 from salas.cluster.ordering import RELEASE_SCRIPT
@@ -30,12 +30,6 @@ Call: TypeAlias = Callable[..., Reply]
 
 Twin: TypeAlias = Callable[[Call, list[bytes], list[bytes]], Reply]
 """A script's Python twin: (call, KEYS, ARGV) -> what the script returns."""
-
-
-def sha1_of(script: bytes | str) -> str:
-    """A script's SHA1 as Redis names it (40 lower-case hex digits)."""
-    text = script.encode() if isinstance(script, str) else script
-    return hashlib.sha1(text).hexdigest()
 
 
 def _sequence(call: Call, keys: list[bytes], argv: list[bytes]) -> Reply:

@@ -110,8 +110,8 @@ class RoomLocks:
             state.users -= 1
             if state.users == 0:
                 if state.token is not None:
-                    # Handed on to a post that was then cancelled before it ran (or this
-                    # one cancelled while releasing): release it from a task of its own.
+                    # Handed on to a post that was then cancelled before it ran: release
+                    # it from a task of its own (nobody here will hold it again).
                     self._release_later(key, state.token)
                     state.token = None
                 del self._local[room]  # (rooms come and go: keep only those in use)
