@@ -23,7 +23,9 @@ instead of what ``salas serve`` sets, :mod:`salas.server.gc_tuning`) or ``--gc A
 (the chat as one node of a cluster over that Redis, as ``salas serve --redis`` runs it);
 ``--nodes K`` with it: K such nodes in this one process, sharing the file, client i on node
 i % K — the CPU per message of a whole K-node cluster (Redis's own excepted) on one core,
-whose ratio to one node's says how far K workers on K cores could scale.
+whose ratio to one node's says how far K workers on K cores could scale. ``--db URL`` puts
+the store elsewhere (``postgresql://127.0.0.1:5432/test?schema=bench_micro``, as several
+machines would share it); the default is a SQLite file in a temporary folder.
 
     .venv/bin/python -m bench.micro_chat
     .venv/bin/python -m bench.micro_chat --rate 8000 --runs 5
@@ -205,6 +207,7 @@ async def run(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
+    parser.add_argument("--db", help="a store URL instead (postgresql://...?schema=...)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=8000)
     parser.add_argument("--batch", type=int, default=8, help="messages per loop iteration")
@@ -228,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{Path(tmp) / 'chat.db'}" if args.store == "sqlite" else "memory://"
+        db = args.db or db
         result = uvloop.run(
             run(
                 db,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bench.micro_chat import run
+import json
+
+import pytest
+from bench.micro_chat import main, run
 
 
 async def test_one_process_delivers_every_message_to_its_room() -> None:
@@ -22,3 +25,10 @@ async def test_several_nodes_deliver_every_message_across_the_cluster(
         db, runs=1, messages=300, batch=4, rate=3_000, write_interval=0, redis=redis_url, nodes=3
     )
     assert 0.9 <= result["writes_per_delivery"] <= 1.0
+
+
+def test_the_command_line_takes_a_store_url(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--db URL` replaces the temporary SQLite file (here the memory store)."""
+    main(["--db", "memory://", "--runs", "1", "--messages", "200", "--rate", "20000"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["process_us"] > 0 and 0.9 <= result["writes_per_delivery"] <= 1.0

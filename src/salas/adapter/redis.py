@@ -24,14 +24,13 @@ import asyncio
 import base64
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from salas._extras import extra_needed
-from salas._tasks import report_stuck, stop_tasks
 from salas.adapter.base import (
     AdapterFactory,
     BroadcastOptions,
@@ -42,6 +41,7 @@ from salas.adapter.base import (
 )
 from salas.adapter.memory import MemoryAdapter
 from salas.adapter.redis_pipe import CommandPipe, PipeScript
+from salas.adapter.redis_subscription import Subscription
 from salas.cluster.offsets import SEQUENCE_SCRIPT, parse_sequenced, stamp_packets
 from salas.protocol.outgoing import EncodedMessage
 
@@ -164,6 +164,9 @@ class RedisAdapter(MemoryAdapter):
         self._channel = f"{prefix}#{nsp.name}#"
         self._request_channel = f"{prefix}-request#{nsp.name}#"
         self._response_channel = f"{prefix}-response#{nsp.name}#{self.uid}#"
+        self._channel_bytes = self._channel.encode()
+        self._request_channel_bytes = self._request_channel.encode()
+        self._response_channel_bytes = self._response_channel.encode()
         # The namespace's recovery offsets, shared by every process (salas.cluster.offsets).
         self._counter_key = f"{prefix}-offset#{nsp.name}#"
         self._sequence: PipeScript | None = None
@@ -171,8 +174,7 @@ class RedisAdapter(MemoryAdapter):
         # the client (a pool) does the rest.
         self._pipe: CommandPipe | None = None
         self._redis: aioredis.Redis | None = None
-        self._pubsub: Any = None
-        self._reader: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
         self._waiting: dict[str, tuple[asyncio.Future[None], list[Any], int]] = {}
 
     async def init(self) -> None:
@@ -185,18 +187,19 @@ class RedisAdapter(MemoryAdapter):
         self._redis = connect(self._url)
         self._pipe = CommandPipe(self._url)
         self._sequence = self._pipe.script(SEQUENCE_SCRIPT)
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self._channel, self._request_channel, self._response_channel)
-        self._reader = asyncio.get_running_loop().create_task(self._read_forever())
+        subscription = Subscription(
+            self._url,
+            [self._channel, self._request_channel, self._response_channel],
+            self._on_item,
+        )
+        await subscription.start()
+        self._subscription = subscription
 
     async def close(self) -> None:
         """Stop reading, unsubscribe and disconnect from Redis (idempotent)."""
-        if self._reader is not None:
-            report_stuck(await stop_tasks([self._reader]), "closing the Redis adapter")
-            self._reader = None
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
-            self._pubsub = None
+        if self._subscription is not None:
+            await self._subscription.close()
+            self._subscription = None
         if self._pipe is not None:
             await self._pipe.close()
             self._pipe = None
@@ -371,51 +374,32 @@ class RedisAdapter(MemoryAdapter):
         return [item for answer in answers for item in answer]
 
     # -- from Redis -------------------------------------------------------------------------
-    async def _read_forever(self) -> None:
-        # Redis going away ends `listen` once redis-py's own retries are spent: wait and
-        # listen again (redis-py reconnects and subscribes to the channels again).
-        backoff = 0.05
-        while True:
-            assert self._pubsub is not None
-            try:
-                async for item in self._pubsub.listen():
-                    backoff = 0.05
-                    try:
-                        await self._on_item(item)
-                    except Exception:
-                        logger.exception("bad message on %s", item.get("channel"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("lost the Redis subscription (%s); reconnecting", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-
-    async def _on_item(self, item: dict[str, Any]) -> None:
-        channel = item["channel"].decode()
-        if channel == self._channel:
-            sequenced = parse_sequenced(item["data"])
+    def _on_item(self, channel: bytes, data: bytes) -> Awaitable[None] | None:
+        """One message of the namespace's channels (the subscription calls it, in order)."""
+        if channel == self._channel_bytes:
+            sequenced = parse_sequenced(data)
             if sequenced is not None:
                 self._on_sequenced(*sequenced)
-                return
-        payload = orjson.loads(item["data"])
+                return None
+        payload = orjson.loads(data)
         if payload.get("uid") == self.uid:
-            return
-        if channel == self._channel:
+            return None
+        if channel == self._channel_bytes:
             stamp = payload.get("stamp")
             message = EncodedMessage(
                 _decode_packets(payload["packets"]), stamp if isinstance(stamp, str) else None
             )
             self.deliver(message, _decode_opts(payload["opts"]))
-        elif channel == self._request_channel:
-            await self._on_request(payload)
-        elif channel == self._response_channel:
+        elif channel == self._request_channel_bytes:
+            return self._on_request(payload)
+        elif channel == self._response_channel_bytes:
             waiting = self._waiting.get(payload["id"])
             if waiting is not None:
                 done, answers, expected = waiting
                 answers.append(payload["sockets"])
                 if len(answers) >= expected and not done.done():
                     done.set_result(None)
+        return None
 
     async def _on_request(self, request: dict[str, Any]) -> None:
         opts = _decode_opts(request["opts"])

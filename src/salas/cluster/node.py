@@ -35,6 +35,7 @@ import orjson
 from salas._tasks import report_stuck, stop_tasks
 from salas.adapter.redis import connect, load_redis
 from salas.adapter.redis_pipe import CommandPipe
+from salas.adapter.redis_subscription import Subscription
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -122,6 +123,7 @@ class ClusterNode:
         self._redis: aioredis.Redis | None = None
         #: The hot path's commands (room locks, claims): one connection, pipelined.
         self.pipe = CommandPipe(url, timeout=ttl)
+        self._subscription: Subscription | None = None
         self._queue: asyncio.Queue[Write] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._up = False
@@ -153,19 +155,29 @@ class ClusterNode:
         """
         self._redis = connect(self.url, socket_connect_timeout=self.ttl, socket_timeout=self.ttl)
         await self._beat()
-        subscribed = asyncio.get_running_loop().create_future()
+        subscription = Subscription(
+            self.url,
+            [self.channel],
+            self._dispatch,
+            on_subscribed=self._subscribed,
+            timeout=self.ttl,
+            ping_interval=self.heartbeat,
+        )
+        await subscription.start()
+        self._subscription = subscription
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._read_forever(subscribed), name="salas cluster reader"),
             loop.create_task(self._write_forever(), name="salas cluster writer"),
             loop.create_task(self._beat_forever(), name="salas cluster heartbeat"),
         ]
-        await subscribed
 
     async def close(self) -> None:
         """Stop, leave the cluster (its heartbeat key deleted) and disconnect (idempotent)."""
         tasks, self._tasks = self._tasks, []
         report_stuck(await stop_tasks(tasks), "closing the cluster node")
+        if self._subscription is not None:
+            await self._subscription.close()
+            self._subscription = None
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._flush(), self.ttl)
@@ -217,37 +229,14 @@ class ClusterNode:
                     backoff = min(backoff * 2, _BACKOFF_MAX)
 
     # -- receiving -------------------------------------------------------------------------
-    async def _read_forever(self, subscribed: asyncio.Future[None]) -> None:
-        backoff = 0.05
-        while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                if self.on_reconnect is not None:
-                    await self.on_reconnect()
-                if not subscribed.done():
-                    subscribed.set_result(None)
-                backoff = 0.05
-                while True:
-                    item = await pubsub.get_message(timeout=self.heartbeat)
-                    if item is not None:
-                        self._dispatch(item)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not subscribed.done():
-                    subscribed.set_exception(exc)
-                    return
-                logger.warning("cluster: lost the Redis subscription (%s); reconnecting", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    async def _subscribed(self) -> None:
+        # (Re)subscribed: what was sent meanwhile was missed; the presence reloads.
+        if self.on_reconnect is not None:
+            await self.on_reconnect()
 
-    def _dispatch(self, item: dict[str, Any]) -> None:
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
         try:
-            message = orjson.loads(item["data"])
+            message = orjson.loads(data)
             node = message.get("node")
             if node == self.node_id or not isinstance(node, str):
                 return
