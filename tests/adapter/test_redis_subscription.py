@@ -313,3 +313,41 @@ async def test_an_error_reply_to_subscribe_fails_start() -> None:
         with pytest.raises(ConnectionError, match="NOPERM"):
             await sub.start()
         await sub.close()
+
+
+async def test_messages_that_come_with_the_confirmations_are_handed_on_after_them() -> None:
+    """A message of the first channel between its confirmation and the second's, and one
+    behind the last confirmation in the same read (Redis does both under load): each is
+    handed on, in order, after on_subscribed — none is taken for a failed subscription."""
+
+    class Eager(FakeRedis):
+        async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            self.writers.append(writer)
+            while data := await reader.read(65536):
+                if b"SUBSCRIBE" in data:
+                    writer.write(
+                        b"*3\r\n$9\r\nsubscribe\r\n$2\r\nc1\r\n:1\r\n"
+                        b"*3\r\n$7\r\nmessage\r\n$2\r\nc1\r\n$5\r\nfirst\r\n"
+                        b"*3\r\n$9\r\nsubscribe\r\n$2\r\nc2\r\n:2\r\n"
+                        b"*3\r\n$7\r\nmessage\r\n$2\r\nc2\r\n$6\r\nsecond\r\n"
+                    )
+                else:
+                    writer.write(b"+OK\r\n" * data.count(b"*"))
+                await writer.drain()
+
+    log: list[Any] = []
+
+    async def on_subscribed() -> None:
+        log.append("subscribed")
+
+    async with Eager(lambda writer: None) as url:
+        sub = Subscription(
+            url, ["c1", "c2"], lambda c, m: log.append((c, m)), on_subscribed=on_subscribed
+        )
+        await sub.start()
+        try:
+            await _until(lambda: len(log) == 3)
+            assert log == ["subscribed", (b"c1", b"first"), (b"c2", b"second")]
+        finally:
+            await sub.close()

@@ -317,8 +317,8 @@ async def test_salas_scripts_run_by_text_and_by_sha(hub: LocalHub, client: aiore
     assert await sequence(keys=["counter", "nsp"], args=[b"again", 10]) == 11
     assert await _messages(sub, 2) == [b"1 hello", b"11 again"]
     await client.set("lock", "token")
-    assert await client.eval(RELEASE_SCRIPT, 1, "lock", "other") == 0
-    assert await client.eval(RELEASE_SCRIPT, 1, "lock", "token") == 1
+    assert await client.eval(RELEASE_SCRIPT, 2, "lock", "waiting", "other", "free:", "r") == 0
+    assert await client.eval(RELEASE_SCRIPT, 2, "lock", "waiting", "token", "free:", "r") == 1
     assert await client.get("lock") is None
     assert await client.script_load(RELEASE_SCRIPT) == sha1_of(RELEASE_SCRIPT)
     assert await client.script_exists(sha1_of(SEQUENCE_SCRIPT), "0" * 40) == [True, False]

@@ -185,6 +185,22 @@ def test_sets(keys: Keyspace) -> None:
     assert run(keys, "SMEMBERS", "none") == [] and run(keys, "SREM", "none", "a") == 0
 
 
+def test_pexpire_sets_a_deadline_on_a_key_that_exists(keys: Keyspace, clock: Clock) -> None:
+    """PEXPIRE: 0 for a missing key; 1 and a deadline for a set, which goes at it; a
+    deadline not in the future deletes at once; a count that is not a number is refused."""
+    assert run(keys, "PEXPIRE", "none", 100) == 0
+    run(keys, "SADD", "s", "a")
+    assert run(keys, "PEXPIRE", "s", 100) == 1
+    clock.now += 0.099
+    assert run(keys, "SMEMBERS", "s") == [b"a"]
+    clock.now += 0.001
+    assert run(keys, "SMEMBERS", "s") == [] and len(keys) == 0
+    run(keys, "SET", "k", "v")
+    assert run(keys, "PEXPIRE", "k", 0) == 1
+    assert run(keys, "GET", "k") is None
+    assert "not an integer" in error(run(keys, "PEXPIRE", "k", "soon"))
+
+
 def test_exists_counts_each_key_named(keys: Keyspace) -> None:
     """EXISTS counts a key as often as it is named, as Redis does."""
     run(keys, "SET", "a", "1")

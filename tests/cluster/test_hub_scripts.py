@@ -16,10 +16,15 @@ from redis.exceptions import ResponseError
 from salas.cluster.hub import LocalHub
 from salas.cluster.hub_scripts import SCRIPTS, sha1_of
 from salas.cluster.offsets import SEQUENCE_SCRIPT
-from salas.cluster.ordering import RELEASE_SCRIPT
+from salas.cluster.ordering import ACQUIRE_SCRIPT, RELEASE_SCRIPT
 from tests.support.services import delete_redis_keys
 
-# One step: (script, keys, args), keys named without the test's prefix.
+
+class Prefixed(str):
+    """A script argument that names a channel or key: the side's prefix is put before it."""
+
+
+# One step: (script, keys, args), keys (and Prefixed args) named without the test's prefix.
 Step = tuple[str, list[str], list[Any]]
 
 
@@ -40,7 +45,10 @@ class Side:
         for script, keys, args in steps:
             try:
                 answer: Any = await self.client.eval(
-                    script, len(keys), *(self.key(k) for k in keys), *args
+                    script,
+                    len(keys),
+                    *(self.key(k) for k in keys),
+                    *(self.key(a) if isinstance(a, Prefixed) else a for a in args),
                 )
             except ResponseError:
                 answer = "error"  # (the two word their errors differently)
@@ -61,13 +69,17 @@ class Side:
         return got[:-1]
 
     async def state(self, names: list[str]) -> dict[str, Any]:
-        """Each key's value: a string, a hash, or None."""
+        """Each key's value: a string, a hash, a set, or None."""
         found: dict[str, Any] = {}
         for name in names:
+            key = self.key(name)
             try:
-                found[name] = await self.client.get(self.key(name))
-            except ResponseError:  # WRONGTYPE: the hashes
-                found[name] = await self.client.hgetall(self.key(name))
+                found[name] = await self.client.get(key)
+            except ResponseError:  # WRONGTYPE: a hash or a set
+                try:
+                    found[name] = await self.client.hgetall(key)
+                except ResponseError:
+                    found[name] = await self.client.smembers(key)
         return found
 
     async def close(self) -> None:
@@ -101,8 +113,12 @@ async def sides(redis_url: str, hub: LocalHub) -> AsyncIterator[Callable[..., Aw
 
 
 def test_every_twin_is_of_a_script_salas_runs() -> None:
-    """The hub knows exactly salas' two scripts, by the SHA1 redis-py computes for them."""
-    assert set(SCRIPTS) == {sha1_of(SEQUENCE_SCRIPT), sha1_of(RELEASE_SCRIPT)}
+    """The hub knows exactly salas' three scripts, by the SHA1 redis-py computes for them."""
+    assert set(SCRIPTS) == {
+        sha1_of(SEQUENCE_SCRIPT),
+        sha1_of(ACQUIRE_SCRIPT),
+        sha1_of(RELEASE_SCRIPT),
+    }
 
 
 async def test_the_sequence_twin_answers_and_publishes_as_the_script(sides: Any) -> None:
@@ -127,19 +143,41 @@ async def test_the_sequence_twin_on_a_counter_that_is_not_a_number(sides: Any) -
     await sides(steps, ["text", "hash"], setup)
 
 
-async def test_the_release_twin_deletes_only_its_own_lock(sides: Any) -> None:
-    """No lock: 0; another holder's: 0 and kept; its own: 1 and gone; released twice: 0;
-    a key of another type: an error on both."""
+async def test_the_acquire_twin_takes_a_free_lock_or_lists_the_waiter(sides: Any) -> None:
+    """A free lock: 1 and taken with the token; held: 0 and the node in the waiters' set
+    (twice: once); a lock key of another type: an error on both."""
+    lease = 10_000
     steps: list[Step] = [
-        (RELEASE_SCRIPT, ["none"], [b"t1"]),
-        (RELEASE_SCRIPT, ["theirs"], [b"t1"]),
-        (RELEASE_SCRIPT, ["mine"], [b"t1"]),
-        (RELEASE_SCRIPT, ["mine"], [b"t1"]),
-        (RELEASE_SCRIPT, ["hash"], [b"t1"]),
+        (ACQUIRE_SCRIPT, ["lock", "waiting"], [b"t1", lease, b"node-a"]),
+        (ACQUIRE_SCRIPT, ["lock", "waiting"], [b"t2", lease, b"node-b"]),
+        (ACQUIRE_SCRIPT, ["lock", "waiting"], [b"t3", lease, b"node-c"]),
+        (ACQUIRE_SCRIPT, ["lock", "waiting"], [b"t4", lease, b"node-b"]),
+        (ACQUIRE_SCRIPT, ["hash", "hash-waiting"], [b"t5", lease, b"node-a"]),
+    ]
+    setup = (("HSET", ["hash"], ["f", "v"]),)
+    await sides(steps, ["lock", "waiting", "hash", "hash-waiting"], setup)
+
+
+async def test_the_release_twin_deletes_only_its_own_lock(sides: Any) -> None:
+    """No lock: 0; another holder's: 0 and kept, its waiters untold; its own: 1, gone, and
+    its waiter told the room on its channel, the waiters' set gone; released twice: 0; a
+    key of another type: an error on both."""
+    words = [Prefixed("chan"), b"the room"]  # the waiter "nel" listens on "channel"
+    steps: list[Step] = [
+        (RELEASE_SCRIPT, ["none", "none-waiting"], [b"t1", *words]),
+        (RELEASE_SCRIPT, ["theirs", "theirs-waiting"], [b"t1", *words]),
+        (RELEASE_SCRIPT, ["mine", "mine-waiting"], [b"t1", *words]),
+        (RELEASE_SCRIPT, ["mine", "mine-waiting"], [b"t1", *words]),
+        (RELEASE_SCRIPT, ["alone", "alone-waiting"], [b"t1", *words]),
+        (RELEASE_SCRIPT, ["hash", "hash-waiting"], [b"t1", *words]),
     ]
     setup = (
         ("SET", ["theirs"], ["t2"]),
+        ("SADD", ["theirs-waiting"], ["nel"]),
         ("SET", ["mine"], ["t1"]),
+        ("SADD", ["mine-waiting"], ["nel"]),
+        ("SET", ["alone"], ["t1"]),
         ("HSET", ["hash"], ["f", "v"]),
     )
-    await sides(steps, ["theirs", "mine", "hash", "none"], setup)
+    keys = ["theirs", "theirs-waiting", "mine", "mine-waiting", "alone", "hash", "none"]
+    await sides(steps, keys, setup)

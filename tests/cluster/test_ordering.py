@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 
 import pytest
 
+from salas.cluster import ordering
 from salas.cluster.hub import LocalHub
 from salas.cluster.node import ClusterNode
 from salas.cluster.ordering import RoomLocks
@@ -156,3 +158,90 @@ async def test_a_lock_handed_to_a_cancelled_post_is_released(hub: LocalHub) -> N
     finally:
         await a.close()
         await b.close()
+
+
+async def _hold_then_measure_the_wait(here: RoomLocks, there: RoomLocks, hold: float) -> float:
+    """`here` holds the lobby for `hold` seconds while `there` asks for it: how long after
+    the release `there` got it."""
+    inside = asyncio.Event()
+    released_at = 0.0
+    loop = asyncio.get_running_loop()
+
+    async def holder() -> None:
+        nonlocal released_at
+        async with here.hold("lobby"):
+            inside.set()
+            await asyncio.sleep(hold)
+        released_at = loop.time()
+
+    task = asyncio.create_task(holder())
+    await inside.wait()
+    async with there.hold("lobby"):
+        got_at = loop.time()
+    await task
+    return got_at - released_at
+
+
+async def test_a_waiting_node_is_told_when_the_room_is_free(
+    hub: LocalHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that finds the room held is listed as waiting, and the release tells it: it
+    gets the room at once, long before its next attempt would have come (the polling pause
+    made 5 s here), and the waiters' list is gone after."""
+    monkeypatch.setattr(ordering, "_POLL_MIN", 5.0)
+    monkeypatch.setattr(ordering, "_POLL_MAX", 5.0)
+    a, b = await _node(hub), await _node(hub)
+    try:
+        waited = await _hold_then_measure_the_wait(RoomLocks(a), RoomLocks(b), hold=0.1)
+        assert waited < 0.5
+        assert not await a.redis.exists(a.key("lock", "lobby") + ":waiting")
+        assert not await a.redis.exists(a.key("lock", "lobby"))
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_waiter_that_misses_the_word_still_gets_the_room(
+    hub: LocalHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Word of the release lost (here: never handed on): the waiter tries again after its
+    pause, and gets the room then."""
+    monkeypatch.setattr(ordering, "_POLL_MAX", 0.05)
+    a, b = await _node(hub), await _node(hub)
+    try:
+        here, there = RoomLocks(a), RoomLocks(b)
+        b.on_room_free = None
+        waited = await _hold_then_measure_the_wait(here, there, hold=0.2)
+        assert waited < 1.0
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_word_of_a_room_reaches_only_the_nodes_waiting_for_it(hub: LocalHub) -> None:
+    """Uncontended posts publish nothing to anyone; a contended one tells the waiting node
+    only, once."""
+    a, b, c = await _node(hub), await _node(hub), await _node(hub)
+    heard: dict[str, list[str]] = {"a": [], "b": [], "c": []}
+    try:
+        locks = {"a": RoomLocks(a), "b": RoomLocks(b), "c": RoomLocks(c)}
+        for name, node in (("a", a), ("b", b), ("c", c)):
+            told = node.on_room_free
+            assert told is not None
+
+            def hear(room: str, name: str = name, told: Callable[[str], None] = told) -> None:
+                heard[name].append(room)
+                told(room)
+
+            node.on_room_free = hear
+        for _ in range(3):
+            async with locks["a"].hold("lobby"):
+                pass
+        await asyncio.sleep(0.05)
+        assert heard == {"a": [], "b": [], "c": []}
+        await _hold_then_measure_the_wait(locks["a"], locks["b"], hold=0.05)
+        await asyncio.sleep(0.05)
+        assert heard == {"a": [], "b": ["lobby"], "c": []}
+    finally:
+        for node in (a, b, c):
+            await node.close()

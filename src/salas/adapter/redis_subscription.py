@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import hiredis
 
@@ -123,9 +123,9 @@ class Subscription:
         """
         if self._task is not None:
             raise RuntimeError("the subscription is already started")
-        conn, reader, stream = await self._subscribe()
+        connection = await self._subscribe()
         self._task = asyncio.get_running_loop().create_task(
-            self._read_forever(conn, reader, stream), name="salas redis subscription"
+            self._read_forever(connection), name="salas redis subscription"
         )
 
     async def close(self) -> None:
@@ -137,7 +137,7 @@ class Subscription:
         await self._pool.disconnect()
 
     # -- connecting ------------------------------------------------------------------------
-    async def _subscribe(self) -> tuple[AbstractConnection, hiredis.Reader, asyncio.StreamReader]:
+    async def _subscribe(self) -> _Connection:
         """A new connection subscribed to every channel, `on_subscribed` run."""
         conn = self._pool.make_connection()
         self._conn = conn
@@ -148,6 +148,10 @@ class Subscription:
             await conn.send_packed_command(
                 conn.pack_command("SUBSCRIBE", *self.channels), check_health=False
             )
+            # Messages of a channel whose subscription is confirmed can come before the
+            # other confirmations, or behind the last in the same read: kept for after
+            # `on_subscribed`, in order.
+            early: list[Any] = []
             pending = set(self.channels)
             async with asyncio.timeout(self.timeout):
                 while pending:
@@ -155,14 +159,16 @@ class Subscription:
                         kind = _kind_of(reply)
                         if kind == b"subscribe":
                             pending.discard(reply[1])
-                        else:  # nothing is published to us before the confirmations
+                        elif kind == b"message":
+                            early.append(reply)
+                        else:
                             raise SubscriptionLost(f"Redis answered SUBSCRIBE with {reply!r:.200}")
             if self.on_subscribed is not None:
                 await self.on_subscribed()
         except BaseException:
             await self._drop()
             raise
-        return conn, reader, stream
+        return _Connection(conn, reader, stream, early)
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -189,13 +195,11 @@ class Subscription:
             if replies:
                 return replies
 
-    async def _read_forever(
-        self, conn: AbstractConnection, reader: hiredis.Reader, stream: asyncio.StreamReader
-    ) -> None:
+    async def _read_forever(self, connection: _Connection) -> None:
         backoff = _BACKOFF_MIN
         while True:
             try:
-                await self._read_until_lost(conn, reader, stream)
+                await self._read_until_lost(connection)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -205,7 +209,7 @@ class Subscription:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
                 try:
-                    conn, reader, stream = await self._subscribe()
+                    connection = await self._subscribe()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -214,30 +218,43 @@ class Subscription:
                 backoff = _BACKOFF_MIN
                 break
 
-    async def _read_until_lost(
-        self, conn: AbstractConnection, reader: hiredis.Reader, stream: asyncio.StreamReader
-    ) -> None:
-        watch = _Liveness(self, conn, stream)
+    async def _read_until_lost(self, connection: _Connection) -> None:
+        await self._hand_on(connection.early)
+        watch = _Liveness(self, connection.conn, connection.stream)
         try:
             while True:
                 try:
-                    replies = await self._replies(reader, stream)
+                    replies = await self._replies(connection.reader, connection.stream)
                 except SubscriptionLost:
                     if watch.lost is not None:  # (the watch ended the stream)
                         raise watch.lost from None
                     raise
                 watch.heard()
-                for reply in replies:
-                    if _kind_of(reply) != b"message":
-                        continue  # a PING's answer, an (un)subscribe confirmation
-                    try:
-                        done = self.on_message(reply[1], reply[2])
-                        if done is not None:
-                            await done
-                    except Exception:
-                        logger.exception("bad message on %s", reply[1][:200])
+                await self._hand_on(replies)
         finally:
             watch.stop()
+
+    async def _hand_on(self, replies: list[Any]) -> None:
+        """Each message among `replies` to the handler, in order."""
+        for reply in replies:
+            if _kind_of(reply) != b"message":
+                continue  # a PING's answer, an (un)subscribe confirmation
+            try:
+                done = self.on_message(reply[1], reply[2])
+                if done is not None:
+                    await done
+            except Exception:
+                logger.exception("bad message on %s", reply[1][:200])
+
+
+class _Connection(NamedTuple):
+    """A subscribed connection: redis-py's, its reply parser, its byte stream, and the
+    messages that came with the confirmations."""
+
+    conn: AbstractConnection
+    reader: hiredis.Reader
+    stream: asyncio.StreamReader
+    early: list[Any]
 
 
 def _kind_of(reply: Any) -> bytes | None:

@@ -7,9 +7,9 @@ costs what it removes), so keys set to expire do not hold memory.
 
 :data:`COMMANDS` are the data commands the cluster code sends (through redis-py), with Redis's
 replies and errors, on RESP2: ``SET`` (``NX``/``XX``/``GET``/``EX``/``PX``), ``GET``,
-``DEL``, ``EXISTS``, ``INCR``, ``HSET``, ``HDEL``, ``HKEYS``, ``HGETALL``, ``SADD``,
-``SREM``, ``SMEMBERS``. The hub adds its connection, pub/sub, transaction and script
-commands.
+``DEL``, ``EXISTS``, ``PEXPIRE`` (no options), ``INCR``, ``HSET``, ``HDEL``, ``HKEYS``,
+``HGETALL``, ``SADD``, ``SREM``, ``SMEMBERS``. The hub adds its connection, pub/sub,
+transaction and script commands.
 """
 
 from __future__ import annotations
@@ -201,6 +201,20 @@ def _del(keys: Keyspace, args: list[bytes]) -> Reply:
     return sum(keys.remove(key) for key in args[1:])
 
 
+def _pexpire(keys: Keyspace, args: list[bytes]) -> Reply:
+    """PEXPIRE key milliseconds (no options): 1 if the key exists (deleted at once for a
+    deadline not in the future), 0 if not."""
+    milliseconds = parse_integer(args[2])
+    value = keys.get(args[1])
+    if value is None:
+        return 0
+    if milliseconds <= 0:
+        keys.remove(args[1])
+    else:
+        keys.put(args[1], value, milliseconds / 1000)
+    return 1
+
+
 def _exists(keys: Keyspace, args: list[bytes]) -> Reply:
     return sum(keys.get(key) is not None for key in args[1:])
 
@@ -301,6 +315,7 @@ COMMANDS: dict[bytes, Command] = {
     b"SET": Command(_set, -3),
     b"DEL": Command(_del, -2),
     b"EXISTS": Command(_exists, -2),
+    b"PEXPIRE": Command(_pexpire, 3),
     b"INCR": Command(_incr, 2),
     b"HSET": Command(_hset, -4),
     b"HDEL": Command(_hdel, -3),

@@ -1,12 +1,14 @@
 """The local hub's twins of salas' Lua scripts: the hub runs no Lua.
 
-The cluster code runs two scripts in Redis: :data:`salas.cluster.offsets.SEQUENCE_SCRIPT`
-(number and publish a recovery broadcast) and :data:`salas.cluster.ordering.RELEASE_SCRIPT`
-(release a room's lock if still held). The hub knows each by its SHA1, as Redis's script
-cache does (``EVALSHA``, ``SCRIPT LOAD``, ``SCRIPT EXISTS``), and runs a Python function
-doing what the script does, command for command, through `call` (``redis.call``: a
-command's error ends the script). The hub is single-threaded, so a twin runs as a script
-does: nothing else in between. Any other script is unknown to the hub.
+The cluster code runs three scripts in Redis: :data:`salas.cluster.offsets.SEQUENCE_SCRIPT`
+(number and publish a recovery broadcast), :data:`salas.cluster.ordering.ACQUIRE_SCRIPT`
+(take a room's lock, or wait in its list of waiters) and
+:data:`salas.cluster.ordering.RELEASE_SCRIPT` (release it if still held, and tell its
+waiters). The hub knows each by its SHA1, as Redis's script cache does (``EVALSHA``,
+``SCRIPT LOAD``, ``SCRIPT EXISTS``), and runs a Python function doing what the script does,
+command for command, through `call` (``redis.call``: a command's error ends the script).
+The hub is single-threaded, so a twin runs as a script does: nothing else in between. Any
+other script is unknown to the hub.
 
 tests/cluster/test_hub_scripts.py runs each script on a real Redis and its twin on the hub
 with the same inputs and compares what they answer and leave behind, so the two cannot drift.
@@ -20,7 +22,7 @@ from typing import TypeAlias
 from salas.adapter.redis_pipe import sha1_of
 from salas.cluster.hub_commands import CommandError, Reply
 from salas.cluster.offsets import SEQUENCE_SCRIPT
-from salas.cluster.ordering import RELEASE_SCRIPT
+from salas.cluster.ordering import ACQUIRE_SCRIPT, RELEASE_SCRIPT
 
 __all__ = ["SCRIPTS", "Call", "Twin", "sha1_of"]
 
@@ -47,15 +49,34 @@ def _sequence(call: Call, keys: list[bytes], argv: list[bytes]) -> Reply:
     return offset
 
 
-def _release(call: Call, keys: list[bytes], argv: list[bytes]) -> Reply:
-    """RELEASE_SCRIPT: delete the lock only if it still holds the token."""
-    if call(b"GET", keys[0]) == argv[0]:
-        return call(b"DEL", keys[0])
+def _acquire(call: Call, keys: list[bytes], argv: list[bytes]) -> Reply:
+    """ACQUIRE_SCRIPT: take the lock, or add this node to its waiters for a lease."""
+    if call(b"SET", keys[0], argv[0], b"NX", b"PX", argv[1]) is not None:
+        return 1
+    call(b"SADD", keys[1], argv[2])
+    call(b"PEXPIRE", keys[1], argv[1])
     return 0
+
+
+def _release(call: Call, keys: list[bytes], argv: list[bytes]) -> Reply:
+    """RELEASE_SCRIPT: delete the lock only if it still holds the token, then tell each
+    waiting node the room's name on its channel."""
+    if call(b"GET", keys[0]) != argv[0]:
+        return 0
+    call(b"DEL", keys[0])
+    waiting = call(b"SMEMBERS", keys[1])
+    assert isinstance(waiting, list)
+    if waiting:
+        call(b"DEL", keys[1])
+        for node in waiting:
+            assert isinstance(node, bytes)
+            call(b"PUBLISH", argv[1] + node, argv[2])
+    return 1
 
 
 #: The twins by the SHA1 of their script's text.
 SCRIPTS: dict[str, Twin] = {
     sha1_of(SEQUENCE_SCRIPT): _sequence,
+    sha1_of(ACQUIRE_SCRIPT): _acquire,
     sha1_of(RELEASE_SCRIPT): _release,
 }

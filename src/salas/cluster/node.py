@@ -4,7 +4,8 @@ A :class:`ClusterNode` has a random id, proves it is alive with a heartbeat key 
 (``<prefix>:alive:<node>``, refreshed every ``heartbeat`` seconds, gone ``ttl`` seconds after
 the process stops refreshing it — Centrifugo's model), lists itself in ``<prefix>:nodes``,
 and carries the chat's cluster messages (presence records, evictions) on one pub/sub
-channel, ``<prefix>:cluster``. What it sends is queued and written in order by one task, so
+channel, ``<prefix>:cluster``; a second channel, its own, brings word that a room it waits
+for is free (salas.cluster.ordering). What it sends is queued and written in order by one task, so
 the other nodes read one node's messages in the order it sent them; a message that updates
 shared state goes in one MULTI with the state it announces (what a node reads from Redis
 is never older than the messages it has yet to receive).
@@ -98,6 +99,8 @@ class ClusterNode:
         on_message: Handlers of the cluster messages by their ``kind``.
         on_dead: Called with a dead node's id by the node that claimed its cleanup.
         on_reconnect: Awaited after Redis came back (and once at start, after subscribing).
+        on_room_free: Called with a room's name when the node that released it says so on
+            this node's own channel (``<prefix>:free:<node>``; salas.cluster.ordering).
     """
 
     def __init__(
@@ -117,9 +120,13 @@ class ClusterNode:
         self.ttl = ttl
         self.node_id = secrets.token_hex(6)
         self.channel = f"{prefix}:cluster"
+        # Where the node that releases a room this node waits for says so (ordering).
+        self.free_channel = self.key("free", self.node_id)
+        self._channel_bytes = self.channel.encode()
         self.on_message: dict[str, Handler] = {}
         self.on_dead: Callable[[str], Awaitable[None]] | None = None
         self.on_reconnect: Callable[[], Awaitable[None]] | None = None
+        self.on_room_free: Callable[[str], None] | None = None
         self._redis: aioredis.Redis | None = None
         #: The hot path's commands (room locks, claims): one connection, pipelined.
         self.pipe = CommandPipe(url, timeout=ttl)
@@ -157,7 +164,7 @@ class ClusterNode:
         await self._beat()
         subscription = Subscription(
             self.url,
-            [self.channel],
+            [self.channel, self.free_channel],
             self._dispatch,
             on_subscribed=self._subscribed,
             timeout=self.ttl,
@@ -235,6 +242,10 @@ class ClusterNode:
             await self.on_reconnect()
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
+        if channel != self._channel_bytes:  # (the free channel: a room's name)
+            if self.on_room_free is not None:
+                self.on_room_free(data.decode(errors="replace"))
+            return
         try:
             message = orjson.loads(data)
             node = message.get("node")

@@ -14,6 +14,15 @@ next of them instead of releasing and taking it again: under load a room's posts
 one node cost no Redis round trip for the lock but the first and the last. It lets go after
 `handoff` seconds of holding in a row all the same, so the other nodes get their turn.
 
+A node that finds a room held waits for word that it is free rather than polling Redis:
+the script that failed to take the lock (:data:`ACQUIRE_SCRIPT`) lists the node among the
+room's waiters (``<prefix>:lock:<room>:waiting``, a set), and the script that releases it
+(:data:`RELEASE_SCRIPT`) publishes the room's name to each waiting node's channel
+(``<prefix>:free:<node>``) — only to nodes that wait, and only when some do. The waiter
+tries again as soon as the word comes, and in any case after a pause that grows to
+`_POLL_MAX` (a word lost while a subscription reconnects, a holder that died and whose
+lease ran out).
+
 A lock handed on to a post that is cancelled before it runs is released all the same (by a
 task of its own). The Redis lock expires after `lease` seconds, so a node that dies holding
 it blocks the room for that long at most; a store write slower than the lease could let a
@@ -32,7 +41,7 @@ from collections.abc import AsyncIterator
 from salas.chat.errors import UNAVAILABLE, ChatError
 from salas.cluster.node import ClusterNode
 
-__all__ = ["DEFAULT_HANDOFF", "DEFAULT_LEASE", "RELEASE_SCRIPT", "RoomLocks"]
+__all__ = ["ACQUIRE_SCRIPT", "DEFAULT_HANDOFF", "DEFAULT_LEASE", "RELEASE_SCRIPT", "RoomLocks"]
 
 logger = logging.getLogger("salas.cluster")
 
@@ -41,15 +50,36 @@ DEFAULT_LEASE = 10.0
 # Seconds a node may keep a room in a row, handing the lock from one of its posts to the
 # next, before it releases it and queues for it again (well under the lease).
 DEFAULT_HANDOFF = 0.5
-# A post waits at most this long for its room, polling at most this far apart.
+# A post waits at most this long for its room; between attempts it waits for word that the
+# room is free, or this long at most (the first pause is _POLL_MIN, doubling).
 _WAIT = 10.0
-_POLL_MAX = 0.02
-# After a handoff run, a node leaves the room free this long (longer than a poll) first.
-_YIELD = 2 * _POLL_MAX
-#: KEYS: the lock. ARGV: the holder's token. Deletes the lock only if it is still the holder's.
-RELEASE_SCRIPT = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+_POLL_MIN = 0.005
+_POLL_MAX = 0.1
+# After a handoff run, a node leaves the room free this long first, so that a node waiting
+# for it (woken by the release) takes it before this node's next post does.
+_YIELD = 0.02
+#: KEYS: the lock, its waiters. ARGV: the token, the lease (ms), this node's id. Takes the lock
+#: (1), or lists the node among the waiters, for as long as a lease (0).
+ACQUIRE_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 0
+"""
+#: KEYS: the lock, its waiters. ARGV: the holder's token, the channel prefix of the nodes'
+#: words, the room. Deletes the lock only if it is still the holder's (1, else 0), and then
+#: tells each waiting node, on its channel (the prefix and its id), the room's name.
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+local waiting = redis.call('SMEMBERS', KEYS[2])
+if #waiting > 0 then
+  redis.call('DEL', KEYS[2])
+  for _, node in ipairs(waiting) do
+    redis.call('PUBLISH', ARGV[2] .. node, ARGV[3])
+  end
+end
+return 1
 """
 
 
@@ -79,7 +109,12 @@ class RoomLocks:
         self.handoff = handoff
         self._local: dict[str, _Room] = {}  # rooms in use here
         self._releasing: set[asyncio.Task[None]] = set()  # releases nobody awaits
+        self._acquire_script = node.pipe.script(ACQUIRE_SCRIPT)
         self._release_script = node.pipe.script(RELEASE_SCRIPT)
+        # The room each waiting post of this node waits for word of (one per room: the
+        # local lock lets one post at a time try for it).
+        self._freed: dict[str, asyncio.Future[None]] = {}
+        node.on_room_free = self._on_room_free
 
     @contextlib.asynccontextmanager
     async def hold(self, room: str) -> AsyncIterator[None]:
@@ -88,66 +123,84 @@ class RoomLocks:
         if state is None:
             state = self._local[room] = _Room()
         state.users += 1
-        key = self.node.key("lock", room)
         loop = asyncio.get_running_loop()
         try:
             async with state.lock:
                 if state.token is not None and loop.time() - state.held_since > self.handoff:
                     # Held long enough: the others' turn. Released for longer than their
                     # polling pause, so that a node waiting for the room sees it free.
-                    await self._let_go(key, state)
+                    await self._let_go(room, state)
                     await asyncio.sleep(_YIELD)
                 if state.token is None:
                     token = secrets.token_hex(8)
-                    await self._acquire(key, token)
+                    await self._acquire(room, token)
                     state.token, state.held_since = token, loop.time()
                 try:
                     yield
                 finally:
                     if state.users == 1:  # nobody here waits for the room: release it
-                        await self._let_go(key, state)
+                        await self._let_go(room, state)
         finally:
             state.users -= 1
             if state.users == 0:
                 if state.token is not None:
                     # Handed on to a post that was then cancelled before it ran: release
                     # it from a task of its own (nobody here will hold it again).
-                    self._release_later(key, state.token)
+                    self._release_later(room, state.token)
                     state.token = None
                 del self._local[room]  # (rooms come and go: keep only those in use)
 
-    def _release_later(self, key: str, token: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._release(key, token))
+    def _release_later(self, room: str, token: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._release(room, token))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
-    async def _let_go(self, key: str, state: _Room) -> None:
+    async def _let_go(self, room: str, state: _Room) -> None:
         token, state.token = state.token, None
         if token is not None:
-            await self._release(key, token)
+            await self._release(room, token)
 
-    async def _acquire(self, key: str, token: str) -> None:
+    def _keys(self, room: str) -> list[str]:
+        lock = self.node.key("lock", room)
+        return [lock, lock + ":waiting"]
+
+    def _on_room_free(self, room: str) -> None:
+        """Word from the node that released `room`: the post waiting for it tries again."""
+        freed = self._freed.pop(room, None)
+        if freed is not None and not freed.done():
+            freed.set_result(None)
+
+    async def _acquire(self, room: str, token: str) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _WAIT
-        pause = 0.001
+        pause = _POLL_MIN
+        args: list[str | bytes | int | float] = [token, int(self.lease * 1000), self.node.node_id]
         while True:
+            # Listening before asking: the word may come before the script's answer.
+            freed: asyncio.Future[None] = loop.create_future()
+            self._freed[room] = freed
             try:
-                taken = await self.node.pipe.execute(
-                    "SET", key, token, "NX", "PX", int(self.lease * 1000)
-                )
-            except Exception as exc:
-                logger.warning("cluster: cannot hold a room in Redis (%s)", exc)
-                raise ChatError(UNAVAILABLE, "the chat cannot reach Redis; try again") from exc
-            if taken:
-                return
-            if loop.time() > deadline:
-                raise ChatError(UNAVAILABLE, "the room is busy; try again")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _POLL_MAX)
+                try:
+                    taken = await self._acquire_script(keys=self._keys(room), args=args)
+                except Exception as exc:
+                    logger.warning("cluster: cannot hold a room in Redis (%s)", exc)
+                    raise ChatError(UNAVAILABLE, "the chat cannot reach Redis; try again") from exc
+                if taken:
+                    return
+                if loop.time() > deadline:
+                    raise ChatError(UNAVAILABLE, "the room is busy; try again")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(freed, pause)
+                pause = min(pause * 2, _POLL_MAX)
+            finally:
+                if self._freed.get(room) is freed:
+                    del self._freed[room]
 
-    async def _release(self, key: str, token: str) -> None:
+    async def _release(self, room: str, token: str) -> None:
         try:
-            released = await self._release_script(keys=[key], args=[token])
+            released = await self._release_script(
+                keys=self._keys(room), args=[token, self.node.key("free", ""), room]
+            )
         except Exception as exc:  # it expires by itself
             logger.warning("cluster: cannot release a room in Redis (%s)", exc)
             return
