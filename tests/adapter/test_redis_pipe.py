@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from salas.adapter.redis_pipe import CommandPipe
+from tests.support.services import kill_redis_clients_named
 
 
 @pytest.fixture
@@ -106,16 +106,7 @@ async def test_a_connection_killed_fails_what_waits_and_the_next_command_reconne
     await pipe.execute("CLIENT", "SETNAME", name)
     waiting = asyncio.create_task(pipe.execute("BLPOP", _key(), 0))
     await asyncio.sleep(0.05)
-    admin = aioredis.from_url(redis_url)
-    try:
-        killed = 0
-        for client in await admin.client_list():
-            if client.get("name") == name:
-                await admin.execute_command("CLIENT", "KILL", "ID", client["id"])
-                killed += 1
-        assert killed == 1
-    finally:
-        await admin.aclose()
+    assert await kill_redis_clients_named(redis_url, name) == 1
     with pytest.raises((RedisConnectionError, ConnectionError)):
         await asyncio.wait_for(waiting, 2)
     assert await pipe.execute("ECHO", "back") == b"back"

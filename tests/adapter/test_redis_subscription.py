@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from salas.adapter.redis_subscription import Subscription
+from tests.support.services import kill_redis_clients_named
 
 Received = list[tuple[bytes, bytes]]
 
@@ -150,12 +151,7 @@ async def test_a_killed_connection_is_subscribed_again(
         assert subscribed == 1
         await redis.publish(channel, "before")
         await _until(lambda: received == [b"before"])
-        killed = 0
-        for client in await redis.client_list():
-            if client.get("name") == name:
-                await redis.execute_command("CLIENT", "KILL", "ID", client["id"])
-                killed += 1
-        assert killed == 1
+        assert await kill_redis_clients_named(redis_url, name) == 1
         await _until(lambda: subscribed == 2)
         assert await redis.publish(channel, "after") == 1
         await _until(lambda: received == [b"before", b"after"])

@@ -127,3 +127,19 @@ async def delete_redis_keys(url: str, prefix: str) -> None:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+async def kill_redis_clients_named(url: str, name: str) -> int:
+    """CLIENT KILL every connection named `name` on the Redis at `url`; how many there were."""
+    import redis.asyncio as aioredis
+
+    admin = aioredis.from_url(url)
+    try:
+        killed = 0
+        for client in await admin.client_list():
+            if client.get("name") == name:
+                await admin.execute_command("CLIENT", "KILL", "ID", client["id"])
+                killed += 1
+        return killed
+    finally:
+        await admin.aclose()
