@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import pytest
+
+from salas.db.errors import StoreError
+from salas.db.sqlite import SQLiteFile
 
 OPENER = """
 import asyncio, sys, time
@@ -46,3 +54,89 @@ def test_processes_opening_one_new_file_at_once_all_succeed(tmp_path: Path) -> N
             outputs.append((proc.returncode, out.decode(errors="replace")))
         failed = [out for code, out in outputs if code != 0]
         assert not failed, failed[0]
+
+
+# -- writers taking turns ---------------------------------------------------------------------
+SCHEMA = "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT);"
+
+
+async def _opened(path: Path) -> SQLiteFile:
+    file = SQLiteFile(str(path), SCHEMA, name="test", threads="test")
+    await file.open()
+    return file
+
+
+async def test_a_writer_gets_its_turn_as_soon_as_the_writer_before_it_is_done(
+    tmp_path: Path,
+) -> None:
+    """Two writers of one file (two stores, or two worker processes): the second's
+    transaction starts within a few ms of the first's commit, never overlapping it. SQLite's
+    busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms... between attempts: asking 10 ms into a
+    48 ms transaction, its attempts fall 33 and 53 ms later, so it started about 15 ms
+    late (best of three, for a loaded machine)."""
+    path = tmp_path / "chat.db"
+    first, second = await _opened(path), await _opened(path)
+    spans: list[tuple[float, float]] = []
+
+    def slow(conn: sqlite3.Connection) -> None:
+        began = time.monotonic()
+        conn.execute("INSERT INTO t (v) VALUES ('slow')")
+        time.sleep(0.048)
+        spans.append((began, time.monotonic()))
+
+    def quick(conn: sqlite3.Connection) -> float:
+        conn.execute("INSERT INTO t (v) VALUES ('quick')")
+        return time.monotonic()
+
+    lateness = []
+    try:
+        for _ in range(3):
+            slow_write = asyncio.create_task(first.write(slow))
+            await asyncio.sleep(0.01)  # the slow transaction has begun
+            wrote_at = await second.write(quick)
+            await slow_write
+            _, ended = spans[-1]
+            assert wrote_at > ended  # (not inside the other's transaction)
+            lateness.append(wrote_at - ended)
+        assert min(lateness) < 0.008, lateness
+        count = await second.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone())
+        assert count == (6,)
+        assert (tmp_path / "chat.db-writers").exists()  # the turns' lock file, beside it
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_another_program_writing_the_file_still_meets_sqlites_lock(
+    tmp_path: Path,
+) -> None:
+    """A connection that is not salas' (the sqlite3 shell, a script) takes no turn: salas'
+    writer waits for SQLite's own lock behind it, then writes."""
+    path = tmp_path / "chat.db"
+    file = await _opened(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO t (v) VALUES ('other')")
+        threading.Timer(0.2, other.execute, args=("COMMIT",)).start()
+        began = time.monotonic()
+        await file.write(lambda c: c.execute("INSERT INTO t (v) VALUES ('salas')"))
+        assert time.monotonic() - began >= 0.15
+        rows = await file.read(lambda c: c.execute("SELECT v FROM t ORDER BY id").fetchall())
+        assert rows == [("other",), ("salas",)]
+    finally:
+        other.close()
+        await file.close()
+
+
+async def test_a_database_whose_folder_cannot_take_the_lock_file_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The lock file cannot be made (here: a folder of that name is in the way): opening
+    fails with a StoreError that names the database, as for any file SQLite cannot open."""
+    path = tmp_path / "chat.db"
+    (tmp_path / "chat.db-writers").mkdir()
+    file = SQLiteFile(str(path), SCHEMA, name="test", threads="test")
+    with pytest.raises(StoreError, match=r"chat\.db"):
+        await file.open()
+    assert not file.is_open
