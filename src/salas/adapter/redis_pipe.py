@@ -4,10 +4,10 @@ redis-py's client gives each command a pooled connection of its own and waits fo
 alone: about 60 µs of CPU per command under load on the bench machine, 120 µs one at a
 time. A cluster node's hot path — a room's lock, a broadcast's offset and publish, a
 message's claim — runs several commands per chat message. On one shared connection, the
-commands issued while the connection's writer waits go out in one write and their replies
-come back in order, read by one task: about 10 to 15 µs per command under load
-(``bench/micro_chat.py --redis``). redis-py still connects (the URL, AUTH, SELECT, TLS),
-packs and parses (hiredis); this module only queues.
+commands issued in one turn of the event loop go out in one write and their replies come
+back in order, read by one task. redis-py only connects (the URL, AUTH, SELECT, TLS);
+hiredis packs the commands and splits the replies (redis-py's own packing, pure Python, was
+the largest part of what was left: `bench/micro_chat.py --redis`).
 
 Failures: when the connection breaks (Redis restarted, the socket closed), every command
 waiting for a reply on it fails with redis-py's ``ConnectionError``, and the next command
@@ -15,7 +15,8 @@ connects again. A reply that takes longer than `timeout` fails its command with
 ``TimeoutError``, and every command behind it too: replies come in order, so the
 connection is dropped. A command is never sent twice: one whose connection broke may or
 may not have run, as with any Redis client. Error replies (``-ERR ...``) fail their own
-command with redis-py's ``ResponseError`` and nothing else.
+command with redis-py's ``ResponseError`` (``NoScriptError`` for ``NOSCRIPT``) and nothing
+else.
 
 redis-py is the ``redis`` extra, imported when a pipe is made.
 """
@@ -28,15 +29,41 @@ import contextlib
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+import hiredis
+
 from salas._tasks import report_stuck, stop_tasks
 
 if TYPE_CHECKING:
     from redis.asyncio.connection import AbstractConnection
 
-__all__ = ["DEFAULT_TIMEOUT", "CommandPipe", "PipeScript", "sha1_of"]
+__all__ = ["DEFAULT_TIMEOUT", "CommandPipe", "PipeScript", "connection_streams", "sha1_of"]
 
 #: Seconds a command may wait for its reply (and a connection may take to open).
 DEFAULT_TIMEOUT = 5.0
+# Bytes asked of the stream per read: the replies to a burst come in one read.
+_READ_SIZE = 256 * 1024
+
+
+def connection_streams(
+    conn: AbstractConnection,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The byte streams of a connected redis-py connection (to read and write RESP on it
+    directly, past redis-py's per-command machinery)."""
+    # redis-py (>= 4.2) keeps them in `_reader` and `_writer`; nothing public exposes them.
+    reader, writer = getattr(conn, "_reader", None), getattr(conn, "_writer", None)
+    if not isinstance(reader, asyncio.StreamReader) or not isinstance(writer, asyncio.StreamWriter):
+        raise RuntimeError("this redis-py version does not expose its connection's streams")
+    return reader, writer
+
+
+def _error_of(reply: hiredis.ReplyError) -> Exception:
+    """redis-py's exception for an error reply (``-NOSCRIPT ...``, ``-ERR ...``)."""
+    from redis.exceptions import NoScriptError, ResponseError
+
+    message = str(reply)
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    return ResponseError(message)
 
 
 def sha1_of(script: bytes | str) -> str:
@@ -47,68 +74,76 @@ def sha1_of(script: bytes | str) -> str:
 
 class _Link:
     """One connection of a pipe: what is to be written, what waits for a reply (in order),
-    the task writing and the task reading."""
+    and the task reading the replies."""
 
     def __init__(self, conn: AbstractConnection, timeout: float) -> None:
         self.conn = conn
         self.timeout = timeout
         self.broken: BaseException | None = None
+        self._stream, self._writer = connection_streams(conn)
         self._out: list[bytes] = []
         # (the command's future, the loop time its reply is due by), in the order sent
         self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
-        self._ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self._flush_due = False
         self._watchdog: asyncio.TimerHandle | None = None
         self.tasks = [
-            self._loop.create_task(self._write_forever(), name="salas redis pipe writer"),
             self._loop.create_task(self._read_forever(), name="salas redis pipe reader"),
         ]
 
-    def send(self, packed: list[bytes]) -> asyncio.Future[Any]:
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
         """Queue a packed command; its reply's future."""
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._out.extend(packed)
+        self._out.append(packed)
         self._waiting.append((future, self._loop.time() + self.timeout))
-        self._ready.set()
+        if not self._flush_due:
+            # Everything queued in this turn of the loop goes out in one write.
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
         if self._watchdog is None:
             self._watchdog = self._loop.call_later(self.timeout, self._check_due)
         return future
 
-    async def _write_forever(self) -> None:
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self.broken is not None:
+            return
+        out, self._out = self._out, []
         try:
-            while True:
-                await self._ready.wait()
-                self._ready.clear()
-                # Everything queued meanwhile goes out in this one write.
-                out, self._out = self._out, []
-                await self.conn.send_packed_command(out, check_health=False)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
+            # (the transport buffers what the socket does not take now; a connection too
+            # slow to take it shows as overdue replies, which the watchdog fails)
+            self._writer.writelines(out)
+        except Exception as exc:
             self.fail(exc)
 
     async def _read_forever(self) -> None:
-        from redis.exceptions import ResponseError
-
+        reader = hiredis.Reader()
         try:
             while True:
-                try:
-                    reply: Any = await self.conn.read_response()
-                except ResponseError as exc:  # an error reply: that command's alone
-                    reply = exc
-                if not self._waiting:
-                    raise ConnectionError("Redis sent a reply to no command")
-                future, _ = self._waiting.popleft()
-                if future.done():  # (its caller was cancelled)
-                    continue
-                if isinstance(reply, ResponseError):
-                    future.set_exception(reply)
-                else:
-                    future.set_result(reply)
+                data = await self._stream.read(_READ_SIZE)
+                if not data:
+                    raise ConnectionError("Redis closed the connection")
+                reader.feed(data)
+                reply = reader.gets()
+                while reply is not False:
+                    self._resolve(reply)
+                    reply = reader.gets()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             self.fail(exc)
+
+    def _resolve(self, reply: Any) -> None:
+        """The next command's reply (an error reply fails that command alone)."""
+        if not self._waiting:
+            raise ConnectionError("Redis sent a reply to no command")
+        future, _ = self._waiting.popleft()
+        if future.done():  # (its caller was cancelled)
+            return
+        if isinstance(reply, hiredis.ReplyError):
+            future.set_exception(_error_of(reply))
+        else:
+            future.set_result(reply)
 
     def _check_due(self) -> None:
         self._watchdog = None
@@ -187,7 +222,8 @@ class CommandPipe:
         link = self._link
         if link is None or link.broken is not None:
             link = await self._connect()
-        return await link.send(link.conn.pack_command(*args))
+        # (hiredis' stub types the tuple as of one item)
+        return await link.send(hiredis.pack_command(args))  # type: ignore[arg-type]
 
     async def _connect(self) -> _Link:
         from redis.exceptions import ConnectionError as RedisConnectionError

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import hiredis
 
 from salas._tasks import report_stuck, stop_tasks
+from salas.adapter.redis_pipe import connection_streams
 
 if TYPE_CHECKING:
     from redis.asyncio.connection import AbstractConnection
@@ -54,15 +55,6 @@ _BACKOFF_MAX = 2.0
 
 class SubscriptionLost(ConnectionError):
     """The subscription's connection is done for (closed, silent, or not speaking RESP)."""
-
-
-def _stream_of(conn: AbstractConnection) -> asyncio.StreamReader:
-    """The byte stream of a connected redis-py connection."""
-    # redis-py (>= 4.2) keeps it in `_reader`; nothing public exposes it.
-    stream = getattr(conn, "_reader", None)
-    if not isinstance(stream, asyncio.StreamReader):
-        raise RuntimeError("this redis-py version does not expose its connection's stream")
-    return stream
 
 
 class Subscription:
@@ -143,7 +135,7 @@ class Subscription:
         self._conn = conn
         try:
             await asyncio.wait_for(conn.connect(), self.timeout)
-            stream = _stream_of(conn)
+            stream, _ = connection_streams(conn)
             reader = hiredis.Reader()
             await conn.send_packed_command(
                 conn.pack_command("SUBSCRIBE", *self.channels), check_health=False

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-import secrets
 from collections.abc import AsyncIterator
 
 from salas.chat.errors import UNAVAILABLE, ChatError
@@ -114,6 +114,9 @@ class RoomLocks:
         # The room each waiting post of this node waits for word of (one per room: the
         # local lock lets one post at a time try for it).
         self._freed: dict[str, asyncio.Future[None]] = {}
+        # A lock's token: this node's id (random, per process) and a count, unique without
+        # asking the system for random bytes per message.
+        self._tokens = itertools.count(1)
         node.on_room_free = self._on_room_free
 
     @contextlib.asynccontextmanager
@@ -132,7 +135,7 @@ class RoomLocks:
                     await self._let_go(room, state)
                     await asyncio.sleep(_YIELD)
                 if state.token is None:
-                    token = secrets.token_hex(8)
+                    token = f"{self.node.node_id}:{next(self._tokens)}"
                     await self._acquire(room, token)
                     state.token, state.held_since = token, loop.time()
                 try:
