@@ -10,10 +10,10 @@ hiredis packs the commands and splits the replies (redis-py's own packing, pure 
 the largest part of what was left: `bench/micro_chat.py --redis`).
 
 Failures: when the connection breaks (Redis restarted, the socket closed), every command
-waiting for a reply on it fails with redis-py's ``ConnectionError``, and the next command
-connects again. A reply that takes longer than `timeout` fails its command with
-``TimeoutError``, and every command behind it too: replies come in order, so the
-connection is dropped. A command is never sent twice: one whose connection broke may or
+waiting for a reply on it fails with redis-py's ``ConnectionError`` (bytes that are not RESP
+too), and the next command connects again. A reply that takes longer than `timeout` fails
+its command with ``TimeoutError``, and every command behind it too: replies come in order,
+so the connection is dropped. A command is never sent twice: one whose connection broke may or
 may not have run, as with any Redis client. Error replies (``-ERR ...``) fail their own
 command with redis-py's ``ResponseError`` (``NoScriptError`` for ``NOSCRIPT``) and nothing
 else.
@@ -117,17 +117,22 @@ class _Link:
             self.fail(exc)
 
     async def _read_forever(self) -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
         reader = hiredis.Reader()
         try:
             while True:
                 data = await self._stream.read(_READ_SIZE)
                 if not data:
-                    raise ConnectionError("Redis closed the connection")
-                reader.feed(data)
-                reply = reader.gets()
-                while reply is not False:
-                    self._resolve(reply)
+                    raise RedisConnectionError("Redis closed the connection")
+                try:
+                    reader.feed(data)
                     reply = reader.gets()
+                    while reply is not False:
+                        self._resolve(reply)
+                        reply = reader.gets()
+                except hiredis.ProtocolError as exc:
+                    raise RedisConnectionError(f"Redis sent what is not RESP ({exc})") from exc
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -136,7 +141,9 @@ class _Link:
     def _resolve(self, reply: Any) -> None:
         """The next command's reply (an error reply fails that command alone)."""
         if not self._waiting:
-            raise ConnectionError("Redis sent a reply to no command")
+            from redis.exceptions import ConnectionError as RedisConnectionError
+
+            raise RedisConnectionError("Redis sent a reply to no command")
         future, _ = self._waiting.popleft()
         if future.done():  # (its caller was cancelled)
             return
