@@ -130,8 +130,8 @@ class RoomLocks:
         try:
             async with state.lock:
                 if state.token is not None and loop.time() - state.held_since > self.handoff:
-                    # Held long enough: the others' turn. Released for longer than their
-                    # polling pause, so that a node waiting for the room sees it free.
+                    # Held long enough: the others' turn. A node waiting for the room is
+                    # told by the release and takes it while this one pauses.
                     await self._let_go(room, state)
                     await asyncio.sleep(_YIELD)
                 if state.token is None:
