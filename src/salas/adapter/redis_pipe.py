@@ -27,6 +27,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import hiredis
@@ -36,11 +37,19 @@ from salas._tasks import report_stuck, stop_tasks
 if TYPE_CHECKING:
     from redis.asyncio.connection import AbstractConnection
 
-__all__ = ["DEFAULT_TIMEOUT", "CommandPipe", "PipeScript", "connection_streams", "sha1_of"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "CommandPipe",
+    "PipeScript",
+    "connection_streams",
+    "read_replies",
+    "sha1_of",
+]
 
 #: Seconds a command may wait for its reply (and a connection may take to open).
 DEFAULT_TIMEOUT = 5.0
-# Bytes asked of the stream per read: the replies to a burst come in one read.
+# Bytes asked of the stream per read: the replies to a burst (or the messages of a
+# subscription) come in one read.
 _READ_SIZE = 256 * 1024
 
 
@@ -54,6 +63,32 @@ def connection_streams(
     if not isinstance(reader, asyncio.StreamReader) or not isinstance(writer, asyncio.StreamWriter):
         raise RuntimeError("this redis-py version does not expose its connection's streams")
     return reader, writer
+
+
+async def read_replies(
+    reader: hiredis.Reader, stream: asyncio.StreamReader, lost: Callable[[str], Exception]
+) -> list[Any]:
+    """The replies completed by the next read(s) of `stream` (at least one), split by
+    `reader`, in order; error replies come as ``hiredis.ReplyError`` values.
+
+    Raises:
+        Exception: ``lost(why)`` when Redis closed the connection or sent what is not RESP.
+    """
+    while True:
+        data = await stream.read(_READ_SIZE)
+        if not data:
+            raise lost("Redis closed the connection")
+        replies = []
+        try:
+            reader.feed(data)
+            reply = reader.gets()
+            while reply is not False:
+                replies.append(reply)
+                reply = reader.gets()
+        except hiredis.ProtocolError as exc:
+            raise lost(f"Redis sent what is not RESP ({exc})") from exc
+        if replies:
+            return replies
 
 
 def _error_of(reply: hiredis.ReplyError) -> Exception:
@@ -122,17 +157,8 @@ class _Link:
         reader = hiredis.Reader()
         try:
             while True:
-                data = await self._stream.read(_READ_SIZE)
-                if not data:
-                    raise RedisConnectionError("Redis closed the connection")
-                try:
-                    reader.feed(data)
-                    reply = reader.gets()
-                    while reply is not False:
-                        self._resolve(reply)
-                        reply = reader.gets()
-                except hiredis.ProtocolError as exc:
-                    raise RedisConnectionError(f"Redis sent what is not RESP ({exc})") from exc
+                for reply in await read_replies(reader, self._stream, RedisConnectionError):
+                    self._resolve(reply)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:

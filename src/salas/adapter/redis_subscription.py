@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import hiredis
 
 from salas._tasks import report_stuck, stop_tasks
-from salas.adapter.redis_pipe import connection_streams
+from salas.adapter.redis_pipe import connection_streams, read_replies
 
 if TYPE_CHECKING:
     from redis.asyncio.connection import AbstractConnection
@@ -46,8 +46,6 @@ MessageHandler = Callable[[bytes, bytes], Awaitable[None] | None]
 """Called with (channel, message) for each message, in the order Redis sent them; when it
 returns an awaitable, the next message waits for it."""
 
-# Bytes asked of the stream per read: a burst of messages comes in one read.
-_READ_SIZE = 256 * 1024
 # The pause between attempts to reconnect starts here and doubles up to _BACKOFF_MAX (s).
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 2.0
@@ -147,7 +145,7 @@ class Subscription:
             pending = set(self.channels)
             async with asyncio.timeout(self.timeout):
                 while pending:
-                    for reply in await self._replies(reader, stream):
+                    for reply in await read_replies(reader, stream, SubscriptionLost):
                         kind = _kind_of(reply)
                         if kind == b"subscribe":
                             pending.discard(reply[1])
@@ -169,24 +167,6 @@ class Subscription:
                 await conn.disconnect()
 
     # -- reading ---------------------------------------------------------------------------
-    async def _replies(self, reader: hiredis.Reader, stream: asyncio.StreamReader) -> list[Any]:
-        """The replies of the next read (at least one)."""
-        while True:
-            data = await stream.read(_READ_SIZE)
-            if not data:
-                raise SubscriptionLost("Redis closed the connection")
-            try:
-                reader.feed(data)
-                replies = []
-                reply = reader.gets()
-                while reply is not False:
-                    replies.append(reply)
-                    reply = reader.gets()
-            except hiredis.ProtocolError as exc:
-                raise SubscriptionLost(f"Redis sent what is not RESP ({exc})") from exc
-            if replies:
-                return replies
-
     async def _read_forever(self, connection: _Connection) -> None:
         backoff = _BACKOFF_MIN
         while True:
@@ -216,7 +196,9 @@ class Subscription:
         try:
             while True:
                 try:
-                    replies = await self._replies(connection.reader, connection.stream)
+                    replies = await read_replies(
+                        connection.reader, connection.stream, SubscriptionLost
+                    )
                 except SubscriptionLost:
                     if watch.lost is not None:  # (the watch ended the stream)
                         raise watch.lost from None
