@@ -120,8 +120,10 @@ class ClusterNode:
         self.ttl = ttl
         self.node_id = secrets.token_hex(6)
         self.channel = f"{prefix}:cluster"
-        # Where the node that releases a room this node waits for says so (ordering).
-        self.free_channel = self.key("free", self.node_id)
+        # Where the node that releases a room a node waits for says so (ordering): this
+        # prefix and the waiting node's id.
+        self.free_channel_prefix = self.key("free", "")
+        self.free_channel = self.free_channel_prefix + self.node_id
         self._channel_bytes = self.channel.encode()
         self.on_message: dict[str, Handler] = {}
         self.on_dead: Callable[[str], Awaitable[None]] | None = None

@@ -202,7 +202,7 @@ class RoomLocks:
     async def _release(self, room: str, token: str) -> None:
         try:
             released = await self._release_script(
-                keys=self._keys(room), args=[token, self.node.key("free", ""), room]
+                keys=self._keys(room), args=[token, self.node.free_channel_prefix, room]
             )
         except Exception as exc:  # it expires by itself
             logger.warning("cluster: cannot release a room in Redis (%s)", exc)
