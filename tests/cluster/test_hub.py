@@ -22,8 +22,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from salas.cluster.hub import LocalHub, remove_stale_directories
 from salas.cluster.hub_scripts import sha1_of
 from salas.cluster.node import ClusterNode
-from salas.cluster.offsets import SEQUENCE_SCRIPT
-from salas.cluster.ordering import RELEASE_SCRIPT
+from salas.cluster.scripts import RELEASE_SCRIPT, SEQUENCE_SCRIPT
 
 StartHub = Callable[..., Awaitable[LocalHub]]
 WAIT = 5.0  # seconds any awaited outcome gets

@@ -15,8 +15,12 @@ from redis.exceptions import ResponseError
 
 from salas.cluster.hub import LocalHub
 from salas.cluster.hub_scripts import SCRIPTS, sha1_of
-from salas.cluster.offsets import SEQUENCE_SCRIPT
-from salas.cluster.ordering import ACQUIRE_SCRIPT, RELEASE_SCRIPT
+from salas.cluster.scripts import (
+    ACQUIRE_SCRIPT,
+    RELEASE_SCRIPT,
+    SEQUENCE_AND_RELEASE_SCRIPT,
+    SEQUENCE_SCRIPT,
+)
 from tests.support.services import delete_redis_keys
 
 
@@ -113,11 +117,12 @@ async def sides(redis_url: str, hub: LocalHub) -> AsyncIterator[Callable[..., Aw
 
 
 def test_every_twin_is_of_a_script_salas_runs() -> None:
-    """The hub knows exactly salas' three scripts, by the SHA1 redis-py computes for them."""
+    """The hub knows exactly salas' four scripts, by the SHA1 redis-py computes for them."""
     assert set(SCRIPTS) == {
         sha1_of(SEQUENCE_SCRIPT),
         sha1_of(ACQUIRE_SCRIPT),
         sha1_of(RELEASE_SCRIPT),
+        sha1_of(SEQUENCE_AND_RELEASE_SCRIPT),
     }
 
 
@@ -180,4 +185,33 @@ async def test_the_release_twin_deletes_only_its_own_lock(sides: Any) -> None:
         ("HSET", ["hash"], ["f", "v"]),
     )
     keys = ["theirs", "theirs-waiting", "mine", "mine-waiting", "alone", "hash", "none"]
+    await sides(steps, keys, setup)
+
+
+async def test_the_sequence_and_release_twin_publishes_then_releases(sides: Any) -> None:
+    """The message published with its offset in every case; then its own lock: released,
+    its waiter told ({offset, 1}); another holder's or none: kept ({offset, 0}); a lock key
+    of another type: an error on both, after the publish (which stays, on both)."""
+    words = [Prefixed("chan"), b"the room"]  # the waiter "nel" listens on "channel"
+    sequence = ["counter", "channel"]
+
+    def step(lock: str, floor: int, n: int) -> Step:
+        keys = [*sequence, lock, f"{lock}-waiting"]
+        return (SEQUENCE_AND_RELEASE_SCRIPT, keys, [f"m{n}".encode(), floor, b"t1", *words])
+
+    steps: list[Step] = [
+        step("mine", 0, 1),
+        step("mine", 0, 2),  # released already: 0
+        step("theirs", 5, 3),  # a floor above the count
+        step("none", 0, 4),
+        step("hash", 0, 5),
+    ]
+    setup = (
+        ("SET", ["theirs"], ["t2"]),
+        ("SADD", ["theirs-waiting"], ["nel"]),
+        ("SET", ["mine"], ["t1"]),
+        ("SADD", ["mine-waiting"], ["nel"]),
+        ("HSET", ["hash"], ["f", "v"]),
+    )
+    keys = ["counter", "mine", "mine-waiting", "theirs", "theirs-waiting", "hash", "none"]
     await sides(steps, keys, setup)

@@ -16,7 +16,8 @@ import websockets
 
 from salas import Server
 from salas.adapter import redis_adapter
-from salas.cluster.offsets import SEQUENCE_SCRIPT, parse_sequenced, stamp_packets
+from salas.cluster.offsets import parse_sequenced, stamp_packets
+from salas.cluster.scripts import SEQUENCE_SCRIPT
 from salas.protocol.outgoing import EncodedMessage
 from salas.recovery import RecoveryOptions, open_recovery_store
 from salas.server.broadcast import event_packet

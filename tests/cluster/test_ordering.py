@@ -31,8 +31,8 @@ class CountingLocks(RoomLocks):
         await super()._acquire(key, token)
         self.acquired += 1
 
-    async def _release(self, key: str, token: str) -> None:
-        await super()._release(key, token)
+    async def _release(self, key: str, token: str, warn: bool = True) -> None:
+        await super()._release(key, token, warn)
         self.released += 1
 
 

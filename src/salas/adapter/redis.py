@@ -42,7 +42,9 @@ from salas.adapter.base import (
 from salas.adapter.memory import MemoryAdapter
 from salas.adapter.redis_pipe import CommandPipe, PipeScript
 from salas.adapter.redis_subscription import Subscription
-from salas.cluster.offsets import SEQUENCE_SCRIPT, parse_sequenced, stamp_packets
+from salas.cluster import turns
+from salas.cluster.offsets import parse_sequenced, stamp_packets
+from salas.cluster.scripts import SEQUENCE_AND_RELEASE_SCRIPT, SEQUENCE_SCRIPT
 from salas.protocol.outgoing import EncodedMessage
 
 if TYPE_CHECKING:
@@ -170,6 +172,7 @@ class RedisAdapter(MemoryAdapter):
         # The namespace's recovery offsets, shared by every process (salas.cluster.offsets).
         self._counter_key = f"{prefix}-offset#{nsp.name}#"
         self._sequence: PipeScript | None = None
+        self._sequence_and_release: PipeScript | None = None
         # The commands of every broadcast go through the pipe (one connection, pipelined);
         # the client (a pool) does the rest.
         self._pipe: CommandPipe | None = None
@@ -187,6 +190,7 @@ class RedisAdapter(MemoryAdapter):
         self._redis = connect(self._url)
         self._pipe = CommandPipe(self._url)
         self._sequence = self._pipe.script(SEQUENCE_SCRIPT)
+        self._sequence_and_release = self._pipe.script(SEQUENCE_AND_RELEASE_SCRIPT)
         subscription = Subscription(
             self._url,
             [self._channel, self._request_channel, self._response_channel],
@@ -255,6 +259,8 @@ class RedisAdapter(MemoryAdapter):
         channel, so every socket gets the namespace's broadcasts in offset order. Returns
         once it is published; local sockets get it a Redis round trip later. With
         ``opts.local`` only this process delivers it (the others still count its offset).
+        When the calling task offers the end of its turn at a room
+        (:mod:`salas.cluster.turns`), the same script ends it after the publish.
 
         Raises:
             RuntimeError: :meth:`init` has not run, or recovery is off.
@@ -262,7 +268,7 @@ class RedisAdapter(MemoryAdapter):
                 message without an offset (it is not logged), the others nothing.
         """
         log = self.offset_log
-        if self._sequence is None or log is None:
+        if self._sequence is None or self._sequence_and_release is None or log is None:
             raise RuntimeError("the Redis adapter is not started, or recovery is off")
         body = orjson.dumps(
             {
@@ -271,8 +277,16 @@ class RedisAdapter(MemoryAdapter):
                 "packets": _encode_packets(message.packets),
             }
         )
+        keys = [self._counter_key, self._channel]
+        turn = turns.take()
         try:
-            await self._sequence(keys=[self._counter_key, self._channel], args=[body, log.head])
+            if turn is None:
+                await self._sequence(keys=keys, args=[body, log.head])
+            else:
+                _, released = await self._sequence_and_release(
+                    keys=keys + turn.keys, args=[body, log.head, *turn.args]
+                )
+                turn.released = released == 1
         except Exception:
             self.deliver(message, opts)
             raise

@@ -1,14 +1,13 @@
 """The local hub's twins of salas' Lua scripts: the hub runs no Lua.
 
-The cluster code runs three scripts in Redis: :data:`salas.cluster.offsets.SEQUENCE_SCRIPT`
-(number and publish a recovery broadcast), :data:`salas.cluster.ordering.ACQUIRE_SCRIPT`
-(take a room's lock, or wait in its list of waiters) and
-:data:`salas.cluster.ordering.RELEASE_SCRIPT` (release it if still held, and tell its
-waiters). The hub knows each by its SHA1, as Redis's script cache does (``EVALSHA``,
-``SCRIPT LOAD``, ``SCRIPT EXISTS``), and runs a Python function doing what the script does,
-command for command, through `call` (``redis.call``: a command's error ends the script).
-The hub is single-threaded, so a twin runs as a script does: nothing else in between. Any
-other script is unknown to the hub.
+The cluster code runs four scripts in Redis (:mod:`salas.cluster.scripts`): SEQUENCE_SCRIPT
+(number and publish a recovery broadcast), ACQUIRE_SCRIPT (take a room's lock, or wait in
+its list of waiters), RELEASE_SCRIPT (release it if still held, and tell its waiters) and
+SEQUENCE_AND_RELEASE_SCRIPT (the first, then the last). The hub knows each by its SHA1, as
+Redis's script cache does (``EVALSHA``, ``SCRIPT LOAD``, ``SCRIPT EXISTS``), and runs a
+Python function doing what the script does, command for command, through `call`
+(``redis.call``: a command's error ends the script). The hub is single-threaded, so a twin
+runs as a script does: nothing else in between. Any other script is unknown to the hub.
 
 tests/cluster/test_hub_scripts.py runs each script on a real Redis and its twin on the hub
 with the same inputs and compares what they answer and leave behind, so the two cannot drift.
@@ -21,8 +20,12 @@ from typing import TypeAlias
 
 from salas.adapter.redis_pipe import sha1_of
 from salas.cluster.hub_commands import CommandError, Reply
-from salas.cluster.offsets import SEQUENCE_SCRIPT
-from salas.cluster.ordering import ACQUIRE_SCRIPT, RELEASE_SCRIPT
+from salas.cluster.scripts import (
+    ACQUIRE_SCRIPT,
+    RELEASE_SCRIPT,
+    SEQUENCE_AND_RELEASE_SCRIPT,
+    SEQUENCE_SCRIPT,
+)
 
 __all__ = ["SCRIPTS", "Call", "Twin", "sha1_of"]
 
@@ -74,9 +77,16 @@ def _release(call: Call, keys: list[bytes], argv: list[bytes]) -> Reply:
     return 1
 
 
+def _sequence_and_release(call: Call, keys: list[bytes], argv: list[bytes]) -> Reply:
+    """SEQUENCE_AND_RELEASE_SCRIPT: the sequence's publish, then the release; both answers."""
+    offset = _sequence(call, keys[:2], argv[:2])
+    return [offset, _release(call, keys[2:4], argv[2:5])]
+
+
 #: The twins by the SHA1 of their script's text.
 SCRIPTS: dict[str, Twin] = {
     sha1_of(SEQUENCE_SCRIPT): _sequence,
     sha1_of(ACQUIRE_SCRIPT): _acquire,
     sha1_of(RELEASE_SCRIPT): _release,
+    sha1_of(SEQUENCE_AND_RELEASE_SCRIPT): _sequence_and_release,
 }

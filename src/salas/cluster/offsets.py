@@ -6,15 +6,15 @@ increasing offset order, whichever process it is connected to. A counter per pro
 cannot promise it (two processes count independently), nor can a shared counter read
 before publishing (two processes may publish in the other order than they counted).
 
-So the counter and the publication are one step: :data:`SEQUENCE_SCRIPT` runs in Redis,
-which runs a script atomically, increments the namespace's counter and publishes the
-broadcast with that offset on the namespace's channel. Redis hands a channel's messages to
-every subscriber in the order they were published, so every process — the one that made the
-broadcast included, which waits for its own message rather than delivering it at once —
-sees the namespace's broadcasts in offset order, and offsets are consecutive. One Redis
-round trip per broadcast, none per recipient; the packet is encoded once, without its
-offset, and each process appends the offset to the text it received
-(:func:`stamp_packets`), without decoding it.
+So the counter and the publication are one step:
+:data:`~salas.cluster.scripts.SEQUENCE_SCRIPT` runs in Redis, which runs a script
+atomically, increments the namespace's counter and publishes the broadcast with that offset
+on the namespace's channel. Redis hands a channel's messages to every subscriber in the
+order they were published, so every process — the one that made the broadcast included,
+which waits for its own message rather than delivering it at once — sees the namespace's
+broadcasts in offset order, and offsets are consecutive. One Redis round trip per broadcast,
+none per recipient; the packet is encoded once, without its offset, and each process appends
+the offset to the text it received (:func:`stamp_packets`), without decoding it.
 
 The script never hands out an offset at or below ``floor``, the highest one the calling
 process has seen: a Redis that restarted empty does not send offsets back to values
@@ -25,26 +25,13 @@ from __future__ import annotations
 
 from salas.protocol.engineio import WirePacket
 
-__all__ = ["SEQUENCE_SCRIPT", "parse_sequenced", "stamp_packets"]
-
-#: KEYS: the counter, the channel. ARGV: the message, the floor. Publishes
-#: ``b"<offset> <message>"`` and returns the offset.
-SEQUENCE_SCRIPT = """
-local offset = redis.call('INCR', KEYS[1])
-local floor = tonumber(ARGV[2])
-if offset <= floor then
-  offset = floor + 1
-  redis.call('SET', KEYS[1], offset)
-end
-redis.call('PUBLISH', KEYS[2], offset .. ' ' .. ARGV[1])
-return offset
-"""
+__all__ = ["parse_sequenced", "stamp_packets"]
 
 _MAX_DIGITS = 19  # what fits in a signed 64-bit integer, as the log stores offsets
 
 
 def parse_sequenced(data: bytes) -> tuple[str, bytes] | None:
-    """``(offset, message)`` of what :data:`SEQUENCE_SCRIPT` published, None for anything else.
+    """``(offset, message)`` of what a sequence script published, None for anything else.
 
     Args:
         data: A message read from the namespace's channel.

@@ -12,16 +12,18 @@ node in id order.
 A node with more posts queued for a room when one is done hands the Redis lock on to the
 next of them instead of releasing and taking it again: under load a room's posts through
 one node cost no Redis round trip for the lock but the first and the last. It lets go after
-`handoff` seconds of holding in a row all the same, so the other nodes get their turn.
+`handoff` seconds of holding in a row all the same, so the other nodes get their turn. And
+the last post's publish usually releases the lock itself, in the same script
+(:mod:`salas.cluster.turns`): a message in a quiet room costs two commands, not three.
 
-A node that finds a room held waits for word that it is free rather than polling Redis:
-the script that failed to take the lock (:data:`ACQUIRE_SCRIPT`) lists the node among the
-room's waiters (``<prefix>:lock:<room>:waiting``, a set), and the script that releases it
-(:data:`RELEASE_SCRIPT`) publishes the room's name to each waiting node's channel
-(``<prefix>:free:<node>``) — only to nodes that wait, and only when some do. The waiter
-tries again as soon as the word comes, and in any case after a pause that grows to
-`_POLL_MAX` (a word lost while a subscription reconnects, a holder that died and whose
-lease ran out).
+A node that finds a room held waits for word that it is free rather than polling Redis: the
+script that failed to take the lock (:data:`~salas.cluster.scripts.ACQUIRE_SCRIPT`) lists
+the node among the room's waiters (``<prefix>:lock:<room>:waiting``, a set), and the script
+that releases it (:data:`~salas.cluster.scripts.RELEASE_SCRIPT`) publishes the room's name
+to each waiting node's channel (``<prefix>:free:<node>``) — only to nodes that wait, and
+only when some do. The waiter tries again as soon as the word comes, and in any case after a
+pause that grows to `_POLL_MAX` (a word lost while a subscription reconnects, a holder that
+died and whose lease ran out).
 
 A lock handed on to a post that is cancelled before it runs is released all the same (by a
 task of its own). The Redis lock expires after `lease` seconds, so a node that dies holding
@@ -40,8 +42,10 @@ from collections.abc import AsyncIterator
 
 from salas.chat.errors import UNAVAILABLE, ChatError
 from salas.cluster.node import ClusterNode
+from salas.cluster.scripts import ACQUIRE_SCRIPT, RELEASE_SCRIPT
+from salas.cluster.turns import TurnEnd, offering
 
-__all__ = ["ACQUIRE_SCRIPT", "DEFAULT_HANDOFF", "DEFAULT_LEASE", "RELEASE_SCRIPT", "RoomLocks"]
+__all__ = ["DEFAULT_HANDOFF", "DEFAULT_LEASE", "RoomLocks"]
 
 logger = logging.getLogger("salas.cluster")
 
@@ -58,29 +62,6 @@ _POLL_MAX = 0.1
 # After a handoff run, a node leaves the room free this long first, so that a node waiting
 # for it (woken by the release) takes it before this node's next post does.
 _YIELD = 0.02
-#: KEYS: the lock, its waiters. ARGV: the token, the lease (ms), this node's id. Takes the lock
-#: (1), or lists the node among the waiters, for as long as a lease (0).
-ACQUIRE_SCRIPT = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return 0
-"""
-#: KEYS: the lock, its waiters. ARGV: the holder's token, the channel prefix of the nodes'
-#: words, the room. Deletes the lock only if it is still the holder's (1, else 0), and then
-#: tells each waiting node, on its channel (the prefix and its id), the room's name.
-RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-local waiting = redis.call('SMEMBERS', KEYS[2])
-if #waiting > 0 then
-  redis.call('DEL', KEYS[2])
-  for _, node in ipairs(waiting) do
-    redis.call('PUBLISH', ARGV[2] .. node, ARGV[3])
-  end
-end
-return 1
-"""
 
 
 class _Room:
@@ -138,11 +119,19 @@ class RoomLocks:
                     token = f"{self.node.node_id}:{next(self._tokens)}"
                     await self._acquire(room, token)
                     state.token, state.held_since = token, loop.time()
+                turn = self._turn_end(room, state)
                 try:
-                    yield
+                    with offering(turn):
+                        yield
                 finally:
-                    if state.users == 1:  # nobody here waits for the room: release it
-                        await self._let_go(room, state)
+                    if turn.released is not None:  # the publish ended the turn
+                        state.token = None
+                        if not turn.released:
+                            _expired_while_held(self.lease)
+                    elif state.users == 1:  # nobody here waits for the room: release it
+                        # (Quietly if a publish took the turn's end and its answer was lost:
+                        # the lock is likely released already.)
+                        await self._let_go(room, state, warn=not turn.taken)
         finally:
             state.users -= 1
             if state.users == 0:
@@ -153,15 +142,30 @@ class RoomLocks:
                     state.token = None
                 del self._local[room]  # (rooms come and go: keep only those in use)
 
+    def _turn_end(self, room: str, state: _Room) -> TurnEnd:
+        """The end of this turn at `room`, for the post's publish to take if it is still the
+        last post here for the room by then."""
+        assert state.token is not None
+        lock, waiters = self._keys(room)
+        return TurnEnd(
+            lock,
+            waiters,
+            state.token,
+            self.node.free_channel_prefix,
+            room,
+            asyncio.current_task(),
+            lambda: state.users == 1,
+        )
+
     def _release_later(self, room: str, token: str) -> None:
         task = asyncio.get_running_loop().create_task(self._release(room, token))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
-    async def _let_go(self, room: str, state: _Room) -> None:
+    async def _let_go(self, room: str, state: _Room, warn: bool = True) -> None:
         token, state.token = state.token, None
         if token is not None:
-            await self._release(room, token)
+            await self._release(room, token, warn)
 
     def _keys(self, room: str) -> list[str]:
         lock = self.node.key("lock", room)
@@ -199,7 +203,7 @@ class RoomLocks:
                 if self._freed.get(room) is freed:
                     del self._freed[room]
 
-    async def _release(self, room: str, token: str) -> None:
+    async def _release(self, room: str, token: str, warn: bool = True) -> None:
         try:
             released = await self._release_script(
                 keys=self._keys(room), args=[token, self.node.free_channel_prefix, room]
@@ -207,7 +211,9 @@ class RoomLocks:
         except Exception as exc:  # it expires by itself
             logger.warning("cluster: cannot release a room in Redis (%s)", exc)
             return
-        if not released:
-            logger.warning(
-                "cluster: a room's lock expired while held (a write slower than %ss)", self.lease
-            )
+        if not released and warn:
+            _expired_while_held(self.lease)
+
+
+def _expired_while_held(lease: float) -> None:
+    logger.warning("cluster: a room's lock expired while held (a write slower than %ss)", lease)
