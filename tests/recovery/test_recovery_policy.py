@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -646,3 +648,60 @@ async def test_tagged_socket_direct_emits_end_with_empty_offset() -> None:
         await trailing.ws.close()
     finally:
         await io.shutdown()
+
+
+# -- a run killed before its log was written -----------------------------------------------
+
+_KILLED_RUN = """
+import asyncio, os, signal, sys
+from salas.adapter import BroadcastOptions
+from salas.protocol import SocketPacket, SocketPacketType
+from salas.recovery import Recovery, RecoveryOptions, open_recovery_store
+
+async def main():
+    recovery = Recovery(RecoveryOptions(store=open_recovery_store(sys.argv[1])))
+    await recovery.start()
+    def said(text):
+        packet = SocketPacket(SocketPacketType.EVENT, "/", ["said", text])
+        return int(recovery.on_broadcast("/", packet, BroadcastOptions()).stamp)
+    logged = [said(f"m{i}") for i in range(3)]
+    await recovery.store.flush()
+    # Numbered and sent, queued for the log writer, which never gets to run: killed.
+    unlogged = [said(f"late{i}") for i in range(2)]
+    print(max(logged), max(unlogged), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_run_after_a_kill_numbers_above_what_the_killed_run_handed_out(
+    tmp_path: Any,
+) -> None:
+    """A run killed (SIGKILL) after numbering broadcasts its log writer had not yet written:
+    the next run on the same file numbers its broadcasts above all of them, so a client that
+    holds the offset of one of those broadcasts is replayed what comes after it, and no
+    offset means two broadcasts."""
+    from salas.recovery import open_recovery_store
+
+    url = f"sqlite://{tmp_path / 'recovery.db'}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _KILLED_RUN, url, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == -signal.SIGKILL
+    last_logged, last_handed_out = map(int, out.split())
+    assert last_handed_out > last_logged
+
+    store = open_recovery_store(url)
+    recovery = Recovery(RecoveryOptions(store=store))
+    await recovery.start()
+    try:
+        assert await store.last_offset() == last_logged  # the late ones are lost
+        packet = SocketPacket(SocketPacketType.EVENT, "/", ["said", "after the restart"])
+        offset = int(recovery.on_broadcast("/", packet, BroadcastOptions()).stamp)
+        assert offset > last_handed_out
+        replayed = await store.packets_after("/", last_handed_out, 10)
+        assert [p.offset for p in replayed] == [offset]
+    finally:
+        await recovery.close()

@@ -68,6 +68,7 @@ __all__ = [
     "OFFSET_MODE_NAMES",
     "RECENT",
     "RECOVERABLE_REASONS",
+    "RESTART_GAP",
     "WRITE_THROUGH_INTERVAL",
     "LiveSocket",
     "Recovery",
@@ -89,6 +90,12 @@ MAX_REPLAY = 10_000
 RECENT = 10_000
 #: Seconds between two write-throughs of the live sessions whose rooms changed.
 WRITE_THROUGH_INTERVAL = 1.0
+#: How far above the last offset in a durable log a run numbers its first broadcast. A run
+#: killed (SIGKILL, power cut) may have numbered and sent broadcasts its log writer had not
+#: yet written — at most its queue's bound, 100,000, and a batch — and clients hold those
+#: offsets: numbering them again would make a recovering client skip the new broadcasts as
+#: seen. Offsets are 64-bit: a million per start is nothing.
+RESTART_GAP = 1_000_000
 _OFFSET = re.compile(r"\d{1,19}")
 #: What a client may put under ``"offsets"`` in its CONNECT auth, and the mode each means.
 OFFSET_MODE_NAMES = {
@@ -236,6 +243,7 @@ class Recovery:
         self.options = options
         self.store = options.store
         self._next_offset = 1
+        self._first_own_offset = 1  # the least offset this run numbers itself
         self._pending: set[asyncio.Task[None]] = set()
         self._pruner: asyncio.Task[None] | None = None
         self._watches: set[_Watch] = set()
@@ -252,11 +260,16 @@ class Recovery:
     async def start(self) -> None:
         """Open the store, continue the offsets after the last one it logged, start pruning.
 
+        With a durable store, the broadcasts this run numbers itself start
+        :data:`RESTART_GAP` above that offset.
+
         Raises:
             StoreError: The store cannot be opened or read.
         """
         await self.store.open()
-        self._next_offset = await self.store.last_offset() + 1
+        last = await self.store.last_offset()
+        self._next_offset = last + 1
+        self._first_own_offset = last + 1 + (RESTART_GAP if self._shared else 0)
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
         if self._shared:
             self._writer = asyncio.get_running_loop().create_task(self._write_through_forever())
@@ -302,7 +315,9 @@ class Recovery:
         if opts.volatile:
             return EncodedMessage.of_broadcast(packet, "")
         offset = self._next_offset
-        self._next_offset += 1
+        if offset < self._first_own_offset:
+            offset = self._first_own_offset
+        self._next_offset = offset + 1
         stamp = str(offset)
         packet.data.append(stamp)
         message = EncodedMessage.of_broadcast(packet, stamp)
