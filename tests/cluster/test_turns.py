@@ -24,7 +24,7 @@ from salas.recovery import RecoveryOptions, open_recovery_store
 
 def _turn(last: Callable[[], bool] = lambda: True) -> turns.TurnEnd:
     return turns.TurnEnd(
-        "lock", "lock:waiting", "token", "free:", "room", asyncio.current_task(), last
+        ["lock", "lock:waiting"], ["token", "free:", "room"], asyncio.current_task(), last
     )
 
 

@@ -146,13 +146,9 @@ class RoomLocks:
         """The end of this turn at `room`, for the post's publish to take if it is still the
         last post here for the room by then."""
         assert state.token is not None
-        lock, waiters = self._keys(room)
         return TurnEnd(
-            lock,
-            waiters,
-            state.token,
-            self.node.free_channel_prefix,
-            room,
+            self._keys(room),
+            self._release_args(room, state.token),
             asyncio.current_task(),
             lambda: state.users == 1,
         )
@@ -166,6 +162,10 @@ class RoomLocks:
         token, state.token = state.token, None
         if token is not None:
             await self._release(room, token, warn)
+
+    def _release_args(self, room: str, token: str) -> list[str | bytes | int | float]:
+        """RELEASE_SCRIPT's arguments (the combined script's last three too)."""
+        return [token, self.node.free_channel_prefix, room]
 
     def _keys(self, room: str) -> list[str]:
         lock = self.node.key("lock", room)
@@ -206,7 +206,7 @@ class RoomLocks:
     async def _release(self, room: str, token: str, warn: bool = True) -> None:
         try:
             released = await self._release_script(
-                keys=self._keys(room), args=[token, self.node.free_channel_prefix, room]
+                keys=self._keys(room), args=self._release_args(room, token)
             )
         except Exception as exc:  # it expires by itself
             logger.warning("cluster: cannot release a room in Redis (%s)", exc)

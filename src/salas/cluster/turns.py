@@ -33,11 +33,10 @@ class TurnEnd:
     may end it when.
 
     Attributes:
-        lock: The room's lock key.
-        waiters: The key of the room's waiting nodes.
-        token: The holder's token.
-        channel_prefix: The prefix of each node's channel for word that a room is free.
-        room: The room's name (the word).
+        keys: The release's keys, in the order the release scripts take them (the room's
+            lock, its waiting nodes).
+        args: The release's arguments, in that order (the holder's token, the prefix of
+            the nodes' channels for word that a room is free, the room's name).
         task: The task holding the room: the only one that may take the offer.
         last: Whether the post holding the room is, now, the last one of this node for it.
         taken: Whether a publish took the offer.
@@ -45,25 +44,12 @@ class TurnEnd:
             holder's: its lease ran out); None while not answered.
     """
 
-    lock: str
-    waiters: str
-    token: str
-    channel_prefix: str
-    room: str
+    keys: list[str]
+    args: list[str | bytes | int | float]
     task: asyncio.Task[Any] | None
     last: Callable[[], bool]
     taken: bool = False
     released: bool | None = None
-
-    @property
-    def keys(self) -> list[str]:
-        """The lock's keys, in the order the release scripts take them."""
-        return [self.lock, self.waiters]
-
-    @property
-    def args(self) -> list[str | bytes | int | float]:
-        """The release's arguments, in the order the release scripts take them."""
-        return [self.token, self.channel_prefix, self.room]
 
 
 _OFFERED: ContextVar[TurnEnd | None] = ContextVar("salas_turn_end", default=None)

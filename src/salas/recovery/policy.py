@@ -260,8 +260,8 @@ class Recovery:
     async def start(self) -> None:
         """Open the store, continue the offsets after the last one it logged, start pruning.
 
-        With a durable store, the broadcasts this run numbers itself start
-        :data:`RESTART_GAP` above that offset.
+        With a store that outlives the process (``shared``: a database), the broadcasts
+        this run numbers itself start :data:`RESTART_GAP` above that offset.
 
         Raises:
             StoreError: The store cannot be opened or read.
