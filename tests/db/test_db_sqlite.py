@@ -66,23 +66,50 @@ async def _opened(path: Path) -> SQLiteFile:
     return file
 
 
+# Another process's salas writer of the same file (a worker of `salas serve --workers`):
+# on each line read, one 48 ms transaction; prints when it began and ended.
+SLOW_WRITER = """
+import asyncio, sys, time
+from salas.db.sqlite import SQLiteFile
+
+def slow(conn):
+    began = time.monotonic()
+    conn.execute("INSERT INTO t (v) VALUES ('slow')")
+    time.sleep(0.048)
+    return began, time.monotonic()
+
+async def main():
+    file = SQLiteFile(sys.argv[1], sys.argv[2], name="other", threads="other")
+    await file.open()
+    print("ready", flush=True)
+    loop = asyncio.get_running_loop()
+    while (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+        began, ended = await file.write(slow)
+        print(began, ended, flush=True)
+    await file.close()
+
+asyncio.run(main())
+"""
+
+
 async def test_a_writer_gets_its_turn_as_soon_as_the_writer_before_it_is_done(
     tmp_path: Path,
 ) -> None:
-    """Two writers of one file (two stores, or two worker processes): the second's
-    transaction starts within a few ms of the first's commit, never overlapping it. SQLite's
-    busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms... between attempts: asking 10 ms into a
-    48 ms transaction, its attempts fall 33 and 53 ms later, so it started about 15 ms
-    late (best of three, for a loaded machine)."""
+    """Two processes writing one file (the workers of `salas serve --workers`): the
+    second's transaction starts within a few ms of the first's commit, never overlapping
+    it. SQLite's busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms... between attempts: asking
+    10 ms into a 48 ms transaction, its attempts fall 33 and 53 ms later, so it started
+    about 15 ms late (best of three, for a loaded machine)."""
     path = tmp_path / "chat.db"
-    first, second = await _opened(path), await _opened(path)
-    spans: list[tuple[float, float]] = []
-
-    def slow(conn: sqlite3.Connection) -> None:
-        began = time.monotonic()
-        conn.execute("INSERT INTO t (v) VALUES ('slow')")
-        time.sleep(0.048)
-        spans.append((began, time.monotonic()))
+    mine = await _opened(path)
+    other = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, str(path), SCHEMA],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert other.stdin is not None and other.stdout is not None
+    loop = asyncio.get_running_loop()
 
     def quick(conn: sqlite3.Connection) -> float:
         conn.execute("INSERT INTO t (v) VALUES ('quick')")
@@ -90,21 +117,30 @@ async def test_a_writer_gets_its_turn_as_soon_as_the_writer_before_it_is_done(
 
     lateness = []
     try:
+        assert (await loop.run_in_executor(None, other.stdout.readline)).strip() == "ready"
         for _ in range(3):
-            slow_write = asyncio.create_task(first.write(slow))
-            await asyncio.sleep(0.01)  # the slow transaction has begun
-            wrote_at = await second.write(quick)
-            await slow_write
-            _, ended = spans[-1]
+            other.stdin.write("write\n")
+            other.stdin.flush()
+            await asyncio.sleep(0.01 + 0.048 / 2)  # its transaction has begun
+            wrote_at = await mine.write(quick)
+            line = await loop.run_in_executor(None, other.stdout.readline)
+            began, ended = (float(part) for part in line.split())
+            assert ended - began >= 0.048
             assert wrote_at > ended  # (not inside the other's transaction)
             lateness.append(wrote_at - ended)
         assert min(lateness) < 0.008, lateness
-        count = await second.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone())
+        count = await mine.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone())
         assert count == (6,)
         assert (tmp_path / "chat.db-writers").exists()  # the turns' lock file, beside it
     finally:
-        await first.close()
-        await second.close()
+        other.stdin.close()
+        try:
+            other.wait(timeout=30)
+        finally:
+            if other.poll() is None:
+                other.kill()
+                other.wait()
+        await mine.close()
 
 
 async def test_another_program_writing_the_file_still_meets_sqlites_lock(

@@ -4,7 +4,9 @@
 - :mod:`salas.db.common` — checks and values every backend agrees on;
 - :mod:`salas.db.urls` — which backend a store URL names, and its options;
 - :mod:`salas.db.batching` — group commit and the batch-writer task;
-- :mod:`salas.db.sqlite` — a SQLite file with a writer and a reader thread;
+- :mod:`salas.db.sqlite` — a store's SQLite file: its reader thread and the file's writer;
+- :mod:`salas.db.sqlite_writer` — the one writer of a SQLite file in a process, whose
+  transactions hold what the file's stores ask for at about the same time;
 - :mod:`salas.db.postgres` — an asyncpg pool (asyncpg is imported only when one is made:
   the ``postgres`` extra).
 """

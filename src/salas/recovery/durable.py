@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
-from salas.db.batching import DEFAULT_MAX_BATCH, BatchWriter, GroupCommitter
+from salas.db.batching import (
+    DEFAULT_COMMIT_INTERVAL,
+    DEFAULT_MAX_BATCH,
+    BatchWriter,
+    GroupCommitter,
+)
 from salas.db.common import INT64_MAX, Connections
 from salas.db.errors import StoreError, not_open
 
@@ -65,8 +70,9 @@ class LogWriter(BatchWriter[RowT]):
         name: str,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_pending: int = 100_000,
+        interval: float = DEFAULT_COMMIT_INTERVAL,
     ) -> None:
-        super().__init__(name=name, role="log-writer")
+        super().__init__(name=name, role="log-writer", interval=interval)
         self._write = write
         self._max_batch = max_batch
         self._max_pending = max_pending
@@ -257,6 +263,9 @@ class DurableRecoveryStore(ABC, Generic[DbT]):
 
     backend: ClassVar[str]
     shared: ClassVar[bool] = True
+    #: Seconds between the starts of two log batches while packets keep coming (the
+    #: LogWriter's pacing); 0 where the database's own writer paces them.
+    log_interval: ClassVar[float] = DEFAULT_COMMIT_INTERVAL
     url: str
 
     def __init__(self, db: DbT, *, max_batch: int) -> None:
@@ -290,7 +299,12 @@ class DurableRecoveryStore(ABC, Generic[DbT]):
             return
         await self._db.open()
         name = f"{self.backend} recovery"
-        self._log = LogWriter(self._write_log, name=f"{name} log", max_batch=self._max_batch)
+        self._log = LogWriter(
+            self._write_log,
+            name=f"{name} log",
+            max_batch=self._max_batch,
+            interval=self.log_interval,
+        )
         self._log.start()
         self._sessions = GroupCommitter(
             self._commit_sessions, max_batch=self._max_batch, name=f"{name} sessions"

@@ -9,9 +9,11 @@ JSON, the Engine.IO packets as one BLOB, ms timestamp; indexed by namespace and 
 Writes: ``append`` only queues; one writer task writes what is queued in one transaction
 (:class:`~salas.recovery.durable.LogWriter`). Session saves and takes go through group commit
 (:mod:`salas.db.batching`), in the order they were asked, so a server shutting down with
-thousands of sockets saves them in a few transactions. All writes run in one thread with
-its own connection (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``: the message store's
-connection to the same file waits its turn), reads in another.
+thousands of sockets saves them in a few transactions. All writes go through the file's
+one writer in this process, shared with the message store (WAL, ``synchronous=FULL``,
+``BEGIN IMMEDIATE``; :mod:`salas.db.sqlite_writer`): the log's rows join the file's next
+transaction — under load, the next batch of messages — or take one of their own at most
+:data:`LOG_ROWS_WITHIN` after they were handed over. Reads run in a thread of their own.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from salas.db.batching import DEFAULT_MAX_BATCH
+from salas.db.batching import DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_BATCH
 from salas.db.sqlite import SQLiteFile, param, sqlite_location
 from salas.db.urls import split_sqlite_url
 
@@ -34,7 +36,11 @@ from .durable import (
 )
 from .types import LoggedPacket, LogRow, SessionRow
 
-__all__ = ["SQLiteRecoveryStore"]
+__all__ = ["LOG_ROWS_WITHIN", "SQLiteRecoveryStore"]
+
+#: Seconds within which logged packets are written: with the file's next transaction, or
+#: in one of their own at the latest this long after they were handed to the writer.
+LOG_ROWS_WITHIN = DEFAULT_COMMIT_INTERVAL
 
 
 class SQLiteRecoveryStore(DurableRecoveryStore[SQLiteFile]):
@@ -60,6 +66,8 @@ class SQLiteRecoveryStore(DurableRecoveryStore[SQLiteFile]):
     """
 
     backend = "sqlite"
+    # The file's writer paces the log (LOG_ROWS_WITHIN): its writer task need not too.
+    log_interval = 0.0
 
     def __init__(
         self,
@@ -100,10 +108,15 @@ class SQLiteRecoveryStore(DurableRecoveryStore[SQLiteFile]):
 
     # -- the database's side -------------------------------------------------------------
     #
-    # Every write is one transaction in the writer thread, its statements one per row.
+    # Every write runs in the file's writer thread, inside a transaction it may share with
+    # the file's other stores; its statements one per row.
 
     async def _write_log(self, rows: list[LogRow]) -> None:
-        await self._db.write(lambda conn: conn.executemany(self._insert_log, rows))
+        # Nobody waits for the log: its rows join the file's next transaction (the next
+        # batch of messages, under load) rather than start one of their own.
+        await self._db.write(
+            lambda conn: conn.executemany(self._insert_log, rows), within=LOG_ROWS_WITHIN
+        )
 
     async def _commit_sessions(self, ops: Sequence[SessionOp]) -> list[SessionRow | None]:
         return await self._db.write(lambda conn: self._apply_sessions(conn, ops))

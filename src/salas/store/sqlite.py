@@ -8,7 +8,8 @@ Durability and speed: the database runs in WAL mode with ``synchronous=FULL``, s
 message whose ``append`` returned survives a crash or power loss. What makes that cheap
 is group commit (:mod:`salas.db.batching`): one transaction, one WAL sync per batch.
 
-Threads (:class:`~salas.db.sqlite.SQLiteFile`): a writer thread writes each
+Threads (:class:`~salas.db.sqlite.SQLiteFile`): the file's writer thread, which the
+recovery log and bans of the same file share (:mod:`salas.db.sqlite_writer`), writes each
 batch in one hop and one ``BEGIN IMMEDIATE`` transaction, so several processes may share one
 file: ids (``AUTOINCREMENT``, never reused) stay strictly increasing in commit order, and
 the ``(channel, client_id)`` check runs inside the writing transaction. A reader thread
